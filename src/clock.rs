@@ -1,0 +1,37 @@
+//! Wall-clock time, swappable in tests.
+//!
+//! Credential validity is decided on the wall clock, never on a monotonic one: on Linux the
+//! monotonic clock stops while a laptop sleeps, so a cache that trusted it would serve credentials
+//! that expired during the night. Tests follow tokio's paused clock instead, so hours of refresh
+//! behaviour run in milliseconds.
+
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// `None`: the system clock. `Some`: a fixed start that advances with tokio's (pausable) time.
+    anchor: Option<(DateTime<Utc>, tokio::time::Instant)>,
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Clock { anchor: None }
+    }
+
+    /// A clock that starts at `start` and advances only as tokio's time does (tests pause it).
+    pub fn following_tokio(start: DateTime<Utc>) -> Self {
+        Clock {
+            anchor: Some((start, tokio::time::Instant::now())),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        match self.anchor {
+            None => Utc::now(),
+            Some((start, at)) => {
+                let elapsed = tokio::time::Instant::now() - at;
+                start + chrono::Duration::from_std(elapsed).expect("test clock overflow")
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Start-up and shutdown of the serving daemon: load and check everything that can be wrong
+//! before opening the port, obtain the default role's credentials, then serve until a signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::access_log::{AccessLog, AccessLogError};
+use crate::cli::ServeArgs;
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError, expand_tilde};
+use crate::guard::Guard;
+use crate::registry::Registry;
+use crate::server::{self, AppState};
+use crate::sts::Sts;
+use crate::tokens::{KeyError, Tokens};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    TokenKey(#[from] KeyError),
+    #[error(transparent)]
+    AccessLog(#[from] AccessLogError),
+    #[error("cannot listen on {addr}: {why}")]
+    Bind { addr: SocketAddr, why: String },
+    #[error("serving failed: {0}")]
+    Serve(#[from] std::io::Error),
+    #[error(
+        "no state directory: set XDG_STATE_HOME or HOME, or pass --state-dir (it holds the \
+         IMDSv2 token key)"
+    )]
+    NoStateDir,
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
+    let config = Config::load(&expand_tilde(&args.config))?;
+    let state_dir = match args.state_dir.clone() {
+        Some(dir) => dir,
+        None => default_state_dir().ok_or(DaemonError::NoStateDir)?,
+    };
+    let tokens = Arc::new(Tokens::load_or_create(&state_dir)?);
+    let log = args.log.as_deref().map(AccessLog::open).transpose()?;
+    let addr = SocketAddr::new(args.addr, args.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| DaemonError::Bind {
+            addr,
+            why: explain_bind_error(&e, addr),
+        })?;
+    let bound = listener.local_addr()?;
+
+    let clock = Clock::system();
+    let sts = Arc::new(Sts::new(&config.base_credentials).await);
+    let registry = Arc::new(Registry::new(&config, sts, clock));
+    registry.prefetch_active().await;
+
+    let state = Arc::new(AppState {
+        registry: registry.clone(),
+        tokens,
+        clock,
+        imdsv2_required: args.imdsv2_required,
+    });
+    let app = server::app(state, Arc::new(Guard::new(bound, args.allow_remote)), log);
+    let roles: Vec<String> = registry.aliases().map(|a| a.to_string()).collect();
+    tracing::info!(
+        config = %config.path.display(),
+        roles = %roles.join(","),
+        active = %registry.active().map(|a| a.role().alias.to_string()).unwrap_or_else(|| "none".into()),
+        "fintors {} listening on http://{bound}",
+        env!("CARGO_PKG_VERSION"),
+    );
+    server::serve(listener, app, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `$XDG_STATE_HOME/fintors`, else `~/.local/state/fintors`.
+pub fn default_state_dir() -> Option<PathBuf> {
+    match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => Some(PathBuf::from(dir).join("fintors")),
+        None => std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .map(|home| PathBuf::from(home).join(".local/state/fintors")),
+    }
+}
+
+fn explain_bind_error(e: &std::io::Error, addr: SocketAddr) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrNotAvailable => format!(
+            "{} is not assigned to this machine. Add it with \
+             `sudo ip addr add {}/32 dev lo` (macOS: `sudo ifconfig lo0 alias {}`), or run with \
+             --addr 127.0.0.1 and point clients at it with \
+             AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:{}",
+            addr.ip(),
+            addr.ip(),
+            addr.ip(),
+            addr.port()
+        ),
+        ErrorKind::AddrInUse => format!(
+            "the port is already in use; is fintors already running? \
+             (try `curl http://{addr}/roles`) Otherwise pick another --port"
+        ),
+        ErrorKind::PermissionDenied => format!(
+            "permission denied; ports below 1024 need root. Use --port {} (the default) instead",
+            crate::cli::DEFAULT_PORT
+        ),
+        _ => e.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}

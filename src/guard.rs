@@ -1,0 +1,194 @@
+//! Who may talk to fintors: the checks that keep credentials out of other hosts' and web pages'
+//! reach, applied to every route before anything else runs.
+//!
+//! Two independent checks. The peer must be this machine (loopback, or the bound link-local
+//! address when fintors listens on 169.254.169.254 itself) unless `--allow-remote` is given: a
+//! neighbour on the LAN must not read credentials. And the `Host` header must name the metadata
+//! service: a DNS-rebinding web page reaches the daemon under its own host name, so refusing
+//! unknown names is what stops a browser from reading credentials as same-origin.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// The addresses real clients use for IMDS; a browser sends these as `Host` only for a page whose
+/// origin is the metadata service itself, so they are always safe to accept.
+const METADATA_HOSTS: [&str; 4] = [
+    "169.254.169.254",
+    "169.254.169.254:80",
+    "[fd00:ec2::254]",
+    "[fd00:ec2::254]:80",
+];
+
+#[derive(Debug)]
+pub struct Guard {
+    allowed_hosts: Vec<String>,
+    bound: SocketAddr,
+    allow_remote: bool,
+}
+
+impl Guard {
+    pub fn new(bound: SocketAddr, allow_remote: bool) -> Self {
+        let port = bound.port();
+        let ip = match bound.ip() {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        let mut allowed_hosts: Vec<String> = METADATA_HOSTS.iter().map(|h| h.to_string()).collect();
+        allowed_hosts.extend([
+            ip.clone(),
+            format!("{ip}:{port}"),
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ]);
+        if port == 80 {
+            allowed_hosts.extend(["localhost".into(), "127.0.0.1".into(), "[::1]".into()]);
+        }
+        Guard {
+            allowed_hosts,
+            bound,
+            allow_remote,
+        }
+    }
+
+    pub fn host_allowed(&self, host: &str) -> bool {
+        if self
+            .allowed_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host))
+        {
+            return true;
+        }
+        // Listening on every address: any IP literal with our port is fine, because a rebinding
+        // attack always arrives under a DNS name.
+        self.bound.ip().is_unspecified() && is_ip_literal_with_port(host, self.bound.port())
+    }
+
+    pub fn peer_allowed(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.allow_remote || peer.is_loopback() || peer == self.bound.ip().to_canonical()
+    }
+}
+
+fn is_ip_literal_with_port(host: &str, port: u16) -> bool {
+    match host.parse::<SocketAddr>() {
+        Ok(sa) => sa.port() == port,
+        Err(_) => false,
+    }
+}
+
+/// Middleware: 403 for a peer or `Host` that fails the checks above.
+pub async fn check(
+    State(guard): State<Arc<Guard>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !guard.peer_allowed(peer.ip()) {
+        tracing::warn!(%peer, "refused a request from another host (use --allow-remote to permit)");
+        return forbidden("requests from other hosts are refused");
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    match host {
+        Some(h) if guard.host_allowed(h) => next.run(request).await,
+        other => {
+            tracing::warn!(
+                %peer,
+                host = other.unwrap_or("<none>"),
+                "refused a request for an unknown Host (DNS rebinding?)"
+            );
+            forbidden("the Host header does not name this metadata service")
+        }
+    }
+}
+
+fn forbidden(why: &'static str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "text/plain")],
+        format!("403 - Forbidden: {why}"),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard(addr: &str, allow_remote: bool) -> Guard {
+        Guard::new(addr.parse().unwrap(), allow_remote)
+    }
+
+    #[test]
+    fn bound_address_is_allowed_with_or_without_port() {
+        let g = guard("127.0.0.1:16925", false);
+        for h in [
+            "127.0.0.1",
+            "127.0.0.1:16925",
+            "localhost:16925",
+            "LOCALHOST:16925",
+            "[::1]:16925",
+        ] {
+            assert!(g.host_allowed(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn metadata_address_is_always_allowed() {
+        let g = guard("127.0.0.1:16925", false);
+        assert!(g.host_allowed("169.254.169.254"));
+        assert!(g.host_allowed("169.254.169.254:80"));
+        assert!(g.host_allowed("[fd00:ec2::254]"));
+    }
+
+    #[test]
+    fn rebinding_names_and_other_ports_are_refused() {
+        let g = guard("127.0.0.1:16925", false);
+        for h in [
+            "evil.example",
+            "evil.example:16925",
+            "localhost",
+            "localhost:80",
+            "127.0.0.1:8080",
+            "",
+            "169.254.169.254.nip.io",
+        ] {
+            assert!(!g.host_allowed(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn port_80_allows_bare_localhost() {
+        let g = guard("127.0.0.1:80", false);
+        assert!(g.host_allowed("localhost"));
+    }
+
+    #[test]
+    fn unspecified_bind_accepts_ip_literals_only() {
+        let g = guard("0.0.0.0:16925", true);
+        assert!(g.host_allowed("10.1.2.3:16925"));
+        assert!(!g.host_allowed("10.1.2.3:9999"));
+        assert!(!g.host_allowed("evil.example:16925"));
+    }
+
+    #[test]
+    fn only_loopback_and_the_bound_address_are_local_peers() {
+        let g = guard("169.254.169.254:80", false);
+        assert!(g.peer_allowed("127.0.0.1".parse().unwrap()));
+        assert!(g.peer_allowed("127.8.9.10".parse().unwrap()));
+        assert!(g.peer_allowed("::1".parse().unwrap()));
+        assert!(g.peer_allowed("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(g.peer_allowed("169.254.169.254".parse().unwrap()));
+        assert!(!g.peer_allowed("192.168.1.20".parse().unwrap()));
+        assert!(!g.peer_allowed("169.254.1.1".parse().unwrap()));
+        assert!(guard("127.0.0.1:1", true).peer_allowed("192.168.1.20".parse().unwrap()));
+    }
+}

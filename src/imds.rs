@@ -1,0 +1,193 @@
+//! The EC2 Instance Metadata Service routes under `/latest/`, as real clients expect them.
+//!
+//! Session handling follows EC2: `PUT /latest/api/token` hands out IMDSv2 tokens; a request that
+//! carries one must carry a valid one (401 otherwise) and is told the token's remaining lifetime;
+//! a request without one is served as IMDSv1 unless `--imdsv2-required`. Every response is
+//! `text/plain` with `Server: EC2ws`, whatever its status, because that is what the SDKs were
+//! written against.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, put};
+
+use crate::cache::Attempt;
+use crate::document;
+use crate::server::AppState;
+use crate::tokens::{MAX_TTL, MIN_TTL};
+
+pub const TOKEN_PATH: &str = "/latest/api/token";
+pub const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-aws-ec2-metadata-token");
+pub const TTL_HEADER: HeaderName = HeaderName::from_static("x-aws-ec2-metadata-token-ttl-seconds");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            TOKEN_PATH,
+            put(issue_token)
+                .options(token_options)
+                .fallback(token_wrong_method),
+        )
+        .route_service_pair(
+            "/latest/meta-data/iam/security-credentials",
+            get(active_role),
+        )
+        .route(
+            "/latest/meta-data/iam/security-credentials/{alias}",
+            get(role_credentials),
+        )
+        .route_service_pair(
+            "/latest/meta-data/iam/security-credentials-extended",
+            get(active_role),
+        )
+        .route(
+            "/latest/meta-data/iam/security-credentials-extended/{alias}",
+            get(role_credentials_extended),
+        )
+        .route_service_pair("/latest/meta-data/iam/info", get(iam_info))
+}
+
+/// Clients ask for directories with and without the trailing slash; both must answer alike.
+trait RouteBoth {
+    fn route_service_pair(self, path: &str, handler: MethodRouter<Arc<AppState>>) -> Self;
+}
+
+impl RouteBoth for Router<Arc<AppState>> {
+    fn route_service_pair(self, path: &str, handler: MethodRouter<Arc<AppState>>) -> Self {
+        self.route(path, handler.clone())
+            .route(&format!("{path}/"), handler)
+    }
+}
+
+/// A `text/plain` response, as every IMDS answer is.
+pub fn text(status: StatusCode, body: impl Into<Body>) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain")], body.into()).into_response()
+}
+
+pub fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "404 - Not Found")
+}
+
+/// Middleware for everything under `/latest/` except the token route: validates the session
+/// token if there is one, demands one under `--imdsv2-required`, and reports the remaining TTL.
+pub async fn session(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if !path.starts_with("/latest/") || path == TOKEN_PATH {
+        return next.run(request).await;
+    }
+    let remaining = match request.headers().get(TOKEN_HEADER) {
+        Some(token) => {
+            let now = state.clock.now().timestamp();
+            match token
+                .to_str()
+                .map_err(|_| crate::tokens::TokenError::Malformed)
+                .and_then(|t| state.tokens.verify(t, now))
+            {
+                Ok(remaining) => Some(remaining),
+                Err(why) => {
+                    tracing::debug!("refused IMDS session token: {why}");
+                    return text(StatusCode::UNAUTHORIZED, "");
+                }
+            }
+        }
+        None if state.imdsv2_required => return text(StatusCode::UNAUTHORIZED, ""),
+        None => None,
+    };
+    let mut response = next.run(request).await;
+    if let Some(remaining) = remaining {
+        response
+            .headers_mut()
+            .insert(TTL_HEADER, HeaderValue::from(remaining));
+    }
+    response
+}
+
+async fn issue_token(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    // Real IMDS refuses tokens to anything that came through a proxy: a token obtained by a
+    // proxied request could be replayed from elsewhere.
+    if headers.contains_key(X_FORWARDED_FOR) {
+        return text(StatusCode::FORBIDDEN, "");
+    }
+    let ttl = headers
+        .get(TTL_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|ttl| (MIN_TTL..=MAX_TTL).contains(ttl));
+    let Some(ttl) = ttl else {
+        return text(StatusCode::BAD_REQUEST, "");
+    };
+    let token = state.tokens.issue(ttl, state.clock.now().timestamp());
+    let mut response = text(StatusCode::OK, token);
+    response
+        .headers_mut()
+        .insert(TTL_HEADER, HeaderValue::from(ttl));
+    response
+}
+
+async fn token_options() -> Response {
+    let mut response = text(StatusCode::OK, "");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("OPTIONS, PUT"));
+    response
+}
+
+async fn token_wrong_method() -> Response {
+    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("OPTIONS, PUT"));
+    response
+}
+
+/// The instance profile's role name: the active alias (no trailing newline, as EC2).
+async fn active_role(State(state): State<Arc<AppState>>) -> Response {
+    match state.registry.active() {
+        Some(active) => text(StatusCode::OK, active.role().alias.to_string()),
+        None => not_found(),
+    }
+}
+
+async fn role_credentials(state: State<Arc<AppState>>, alias: Path<String>) -> Response {
+    credentials(state, alias, false).await
+}
+
+async fn role_credentials_extended(state: State<Arc<AppState>>, alias: Path<String>) -> Response {
+    credentials(state, alias, true).await
+}
+
+async fn credentials(
+    State(state): State<Arc<AppState>>,
+    Path(alias): Path<String>,
+    extended: bool,
+) -> Response {
+    let Some(cache) = state.registry.role(&alias) else {
+        return not_found();
+    };
+    match cache.get(Attempt::RespectBackoff).await {
+        Ok(issued) if extended => text(StatusCode::OK, issued.extended_document.clone()),
+        Ok(issued) => text(StatusCode::OK, issued.document.clone()),
+        // EC2 reports a role it cannot assume as a 200 document with the error's code.
+        Err(failure) => text(StatusCode::OK, failure.document.clone()),
+    }
+}
+
+async fn iam_info(State(state): State<Arc<AppState>>) -> Response {
+    let Some(active) = state.registry.active() else {
+        return not_found();
+    };
+    let last_updated = active
+        .cached()
+        .map(|c| c.fetched_at)
+        .unwrap_or_else(|| state.clock.now());
+    text(
+        StatusCode::OK,
+        document::iam_info(&active.role().arn, last_updated),
+    )
+}

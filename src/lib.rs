@@ -1,0 +1,19 @@
+//! fintors: a local EC2 instance metadata service that serves STS AssumeRole credentials for the
+//! role you choose. The binary is a thin shell over [`daemon::run`]; the modules are public so the
+//! integration tests and benchmarks can drive the same code.
+
+pub mod access_log;
+pub mod cache;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod credentials;
+pub mod daemon;
+pub mod document;
+pub mod guard;
+pub mod imds;
+pub mod registry;
+pub mod roles_api;
+pub mod server;
+pub mod sts;
+pub mod tokens;

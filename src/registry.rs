@@ -1,0 +1,110 @@
+//! The configured roles, their credential caches, and which one is active.
+//!
+//! The active role is what IMDS presents as the instance profile's role. Switching is a two-step
+//! affair on purpose: the new role's credentials are obtained first and only then does it become
+//! active, so a role that cannot be assumed never replaces a working one and the next SDK call
+//! after a successful switch is answered from the cache.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use crate::cache::{Attempt, Failure, Issued, RoleCache};
+use crate::clock::Clock;
+use crate::config::{Alias, Config};
+use crate::sts::RoleAssumer;
+
+pub struct Registry {
+    roles: BTreeMap<Alias, Arc<RoleCache>>,
+    active: RwLock<Option<Arc<RoleCache>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    #[error("unknown role: {0}")]
+    UnknownRole(String),
+    #[error("cannot assume role {alias}: {}", .failure.error)]
+    Sts { alias: Alias, failure: Arc<Failure> },
+}
+
+impl Registry {
+    /// One cache per configured role; the default role, if any, starts active.
+    pub fn new(config: &Config, assumer: Arc<dyn RoleAssumer>, clock: Clock) -> Self {
+        let roles: BTreeMap<Alias, Arc<RoleCache>> = config
+            .roles
+            .iter()
+            .map(|(alias, role)| {
+                (
+                    alias.clone(),
+                    RoleCache::new(role.clone(), assumer.clone(), clock),
+                )
+            })
+            .collect();
+        let active = config.default_role.as_ref().map(|a| roles[a].clone());
+        Registry {
+            roles,
+            active: RwLock::new(active),
+        }
+    }
+
+    /// Aliases in sorted order.
+    pub fn aliases(&self) -> impl Iterator<Item = &Alias> {
+        self.roles.keys()
+    }
+
+    /// The cache for `alias`; looked up by string because that is what arrives in a URL.
+    pub fn role(&self, alias: &str) -> Option<&Arc<RoleCache>> {
+        // Aliases are few; a BTreeMap keyed by Alias can't be searched by &str without Borrow,
+        // which Alias deliberately lacks so that an unchecked string never passes for one.
+        self.roles
+            .iter()
+            .find(|(a, _)| a.as_str() == alias)
+            .map(|(_, c)| c)
+    }
+
+    pub fn active(&self) -> Option<Arc<RoleCache>> {
+        self.active.read().expect("poisoned").clone()
+    }
+
+    /// Obtains the active role's credentials at start-up, so the first request is answered from
+    /// the cache. A failure is logged, not fatal: STS may be unreachable for a while (offline
+    /// laptop) and the daemon must still come up and recover by itself.
+    pub async fn prefetch_active(&self) {
+        if let Some(active) = self.active() {
+            active.set_pinned(true);
+            if let Err(f) = active.get(Attempt::Now).await {
+                tracing::error!(
+                    role = %active.role().alias,
+                    code = %f.error.code,
+                    "could not assume the default role at start-up: {}; will keep trying",
+                    f.error.message
+                );
+            }
+        }
+    }
+
+    /// Makes `alias` the active role once its credentials are in hand.
+    pub async fn switch(&self, alias: &str) -> Result<Arc<Issued>, SwitchError> {
+        let cache = self
+            .role(alias)
+            .ok_or_else(|| SwitchError::UnknownRole(alias.to_owned()))?
+            .clone();
+        let issued = cache
+            .get(Attempt::Now)
+            .await
+            .map_err(|failure| SwitchError::Sts {
+                alias: cache.role().alias.clone(),
+                failure,
+            })?;
+        cache.set_pinned(true);
+        let previous = self
+            .active
+            .write()
+            .expect("poisoned")
+            .replace(cache.clone());
+        if let Some(previous) = previous.filter(|p| !Arc::ptr_eq(p, &cache)) {
+            previous.set_pinned(false);
+        }
+        tracing::info!(role = %cache.role().alias, "active role is now {}", cache.role().arn);
+        Ok(issued)
+    }
+}

@@ -1,0 +1,216 @@
+//! Talking to STS: the one place fintors spends its base credentials.
+//!
+//! [`RoleAssumer`] is the seam between the credential cache and STS: the daemon uses [`Sts`], built
+//! on aws-sdk-sts with the user's base credentials, and tests plug in doubles that count calls,
+//! stall or fail on cue. Whatever goes wrong comes back as an [`StsError`] with an STS-style code,
+//! because that code is what IMDS clients get to see in the error document.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_config::meta::credentials::CredentialsProviderChain;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_sdk_sts::config::Region;
+use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::config::{BaseCredentials, Role};
+use crate::credentials::{Credentials, Secret};
+
+/// Used when neither the environment nor the profile names a region, as the AWS CLI did for STS.
+pub const FALLBACK_REGION: &str = "us-east-1";
+
+/// How long one AssumeRole may take, retries included, before fintors gives up on it for now.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// An STS failure, in the terms an IMDS client expects: a code and a message, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct StsError {
+    pub code: String,
+    pub message: String,
+}
+
+impl StsError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        StsError {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type AssumeFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Credentials, StsError>> + Send + 'a>>;
+
+/// Obtains temporary credentials for a role.
+pub trait RoleAssumer: Send + Sync + 'static {
+    fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a>;
+}
+
+/// The real thing: STS `AssumeRole` through aws-sdk-sts.
+pub struct Sts {
+    base: SdkConfig,
+    /// One client per region actually used; a role's `region` overrides the default.
+    clients: Mutex<HashMap<Option<String>, aws_sdk_sts::Client>>,
+}
+
+impl Sts {
+    /// Loads the base credentials' provider and the standard region and endpoint settings
+    /// (`AWS_REGION`, `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`, the profile's), never IMDS.
+    pub async fn new(base: &BaseCredentials) -> Self {
+        let (provider, region_chain) = match base {
+            BaseCredentials::DefaultChain => (
+                SharedCredentialsProvider::new(
+                    CredentialsProviderChain::first_try(
+                        "Environment",
+                        aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+                    )
+                    .or_else(
+                        "Profile",
+                        aws_config::profile::ProfileFileCredentialsProvider::builder().build(),
+                    )
+                    .or_else(
+                        "WebIdentityToken",
+                        aws_config::web_identity_token::WebIdentityTokenCredentialsProvider::builder()
+                            .build(),
+                    ),
+                ),
+                RegionProviderChain::first_try(
+                    aws_config::environment::EnvironmentVariableRegionProvider::new(),
+                )
+                .or_else(aws_config::profile::ProfileFileRegionProvider::new()),
+            ),
+            BaseCredentials::Profile { file, profile } => {
+                // The named credentials file plus the standard config file, so a profile can use
+                // role_arn/source_profile, SSO or credential_process defined in ~/.aws/config.
+                let files = EnvConfigFiles::builder()
+                    .include_default_config_file(true)
+                    .with_file(EnvConfigFileKind::Credentials, file)
+                    .build();
+                (
+                    SharedCredentialsProvider::new(
+                        aws_config::profile::ProfileFileCredentialsProvider::builder()
+                            .profile_files(files.clone())
+                            .profile_name(profile)
+                            .build(),
+                    ),
+                    RegionProviderChain::first_try(
+                        aws_config::environment::EnvironmentVariableRegionProvider::new(),
+                    )
+                    .or_else(
+                        aws_config::profile::ProfileFileRegionProvider::builder()
+                            .profile_files(files)
+                            .profile_name(profile)
+                            .build(),
+                    ),
+                )
+            }
+        };
+        let region_chain = region_chain.or_else(Region::new(FALLBACK_REGION));
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .credentials_provider(provider)
+            .region(region_chain)
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(OPERATION_TIMEOUT)
+                    .build(),
+            )
+            .load()
+            .await;
+        Sts {
+            base,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, region: Option<&str>) -> aws_sdk_sts::Client {
+        let mut clients = self.clients.lock().expect("sts client map poisoned");
+        clients
+            .entry(region.map(str::to_owned))
+            .or_insert_with(|| {
+                let mut config = aws_sdk_sts::config::Builder::from(&self.base);
+                if let Some(r) = region {
+                    config = config.region(Region::new(r.to_owned()));
+                }
+                aws_sdk_sts::Client::from_conf(config.build())
+            })
+            .clone()
+    }
+}
+
+impl RoleAssumer for Sts {
+    fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a> {
+        Box::pin(async move {
+            let client = self.client(role.region.as_ref().map(|r| r.as_str()));
+            let output = client
+                .assume_role()
+                .role_arn(role.arn.as_str())
+                .role_session_name(role.session_name.as_str())
+                .duration_seconds(role.duration_seconds as i32)
+                .set_external_id(role.external_id.as_ref().map(|e| e.as_str().to_owned()))
+                .send()
+                .await
+                .map_err(classify)?;
+            let c = output.credentials().ok_or_else(|| {
+                StsError::new(
+                    "MalformedResponse",
+                    "STS answered AssumeRole without credentials",
+                )
+            })?;
+            let expiration = chrono::DateTime::from_timestamp(
+                c.expiration().secs(),
+                c.expiration().subsec_nanos(),
+            )
+            .ok_or_else(|| {
+                StsError::new("MalformedResponse", "STS returned an impossible expiration")
+            })?;
+            Ok(Credentials {
+                access_key_id: c.access_key_id().to_owned(),
+                secret_access_key: Secret::new(c.secret_access_key()),
+                session_token: Secret::new(c.session_token()),
+                expiration,
+            })
+        })
+    }
+}
+
+/// Maps an SDK error to an STS-style code; service errors keep STS's own code and message.
+fn classify<E, R>(err: SdkError<E, R>) -> StsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let detail = DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            StsError::new(
+                e.code().unwrap_or("Unknown"),
+                e.message().map(str::to_owned).unwrap_or(detail),
+            )
+        }
+        SdkError::TimeoutError(_) => StsError::new(
+            "StsTimeout",
+            format!("STS did not answer in time: {detail}"),
+        ),
+        SdkError::ResponseError(_) => StsError::new(
+            "MalformedResponse",
+            format!("STS sent a response fintors could not read: {detail}"),
+        ),
+        _ if detail.contains("credentials") || detail.contains("identity") => StsError::new(
+            "NoBaseCredentials",
+            format!(
+                "fintors could not load its base credentials: {detail}. \
+                 Check the \"credentials\" section of the config file (file and profile) \
+                 or the AWS_* environment variables"
+            ),
+        ),
+        _ => StsError::new("StsUnreachable", format!("cannot reach STS: {detail}")),
+    }
+}

@@ -1,0 +1,250 @@
+//! IMDSv2 session tokens: stateless, unforgeable, and still valid after a restart.
+//!
+//! A token is its own expiry time plus an HMAC-SHA256 of it under a 256-bit key, so verifying one
+//! needs no table and a flood of `PUT /latest/api/token` costs no memory. The key lives in a 0600
+//! file in the state directory, because the Rust SDK caches its token for up to six hours and does
+//! not fetch a new one after a 401: a daemon restart must not invalidate tokens already handed out.
+
+use std::fmt;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+/// The TTL range EC2 accepts for a token, in seconds.
+pub const MIN_TTL: u32 = 1;
+pub const MAX_TTL: u32 = 21_600;
+
+const KEY_FILE: &str = "imds-token.key";
+const KEY_LEN: usize = 32;
+/// Separates this MAC's purpose from any other use of the key.
+const DOMAIN: &[u8] = b"fintors imds token v1\0";
+const EXPIRY_LEN: usize = 8;
+const MAC_LEN: usize = 32;
+
+pub struct Tokens {
+    key: [u8; KEY_LEN],
+}
+
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tokens { key: <redacted> }")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot create state directory {path}: {source} (choose another with --state-dir)")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read or create the token key {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the token key {path} is damaged (expected {KEY_LEN} bytes, found {found}); \
+         delete it and restart (IMDSv2 tokens issued before become invalid)"
+    )]
+    Damaged { path: PathBuf, found: usize },
+}
+
+/// Why a token was refused: every case is a 401 to the client, the reason is for the debug log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("token signature does not match")]
+    BadSignature,
+    #[error("token expired")]
+    Expired,
+}
+
+impl Tokens {
+    pub fn from_key(key: [u8; KEY_LEN]) -> Self {
+        Tokens { key }
+    }
+
+    /// Loads the key from `state_dir`, creating the directory (0700) and the key (0600) on first
+    /// use.
+    pub fn load_or_create(state_dir: &Path) -> Result<Self, KeyError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(|source| KeyError::StateDir {
+                path: state_dir.to_owned(),
+                source,
+            })?;
+        let path = state_dir.join(KEY_FILE);
+        let io = |source| KeyError::Io {
+            path: path.clone(),
+            source,
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let key: [u8; KEY_LEN] =
+                    bytes.as_slice().try_into().map_err(|_| KeyError::Damaged {
+                        path: path.clone(),
+                        found: bytes.len(),
+                    })?;
+                // A key others can read lets them mint tokens: tighten it if someone loosened it.
+                let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        "{} was readable by others; setting it to 0600",
+                        path.display()
+                    );
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(io)?;
+                }
+                Ok(Tokens { key })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; KEY_LEN];
+                getrandom::fill(&mut key).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(io)?;
+                file.write_all(&key)
+                    .and_then(|()| file.sync_all())
+                    .map_err(io)?;
+                Ok(Tokens { key })
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    fn mac(&self, expiry: &[u8; EXPIRY_LEN]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
+        mac.update(DOMAIN);
+        mac.update(expiry);
+        mac
+    }
+
+    /// A token valid for `ttl` seconds from `now` (Unix seconds).
+    pub fn issue(&self, ttl: u32, now: i64) -> String {
+        let expiry = (now + i64::from(ttl)).to_be_bytes();
+        let mut raw = [0u8; EXPIRY_LEN + MAC_LEN];
+        raw[..EXPIRY_LEN].copy_from_slice(&expiry);
+        raw[EXPIRY_LEN..].copy_from_slice(&self.mac(&expiry).finalize().into_bytes());
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Checks a token and returns its remaining lifetime in seconds.
+    pub fn verify(&self, token: &str, now: i64) -> Result<u32, TokenError> {
+        let mut raw = [0u8; EXPIRY_LEN + MAC_LEN];
+        match URL_SAFE_NO_PAD.decode_slice(token.as_bytes(), &mut raw) {
+            Ok(n) if n == raw.len() => {}
+            _ => return Err(TokenError::Malformed),
+        }
+        let expiry: [u8; EXPIRY_LEN] = raw[..EXPIRY_LEN].try_into().expect("fixed size");
+        // Constant-time comparison: timing must not reveal how much of a forged MAC was right.
+        self.mac(&expiry)
+            .verify_slice(&raw[EXPIRY_LEN..])
+            .map_err(|_| TokenError::BadSignature)?;
+        let remaining = i64::from_be_bytes(expiry) - now;
+        if remaining <= 0 {
+            return Err(TokenError::Expired);
+        }
+        Ok(remaining.min(i64::from(MAX_TTL)) as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Tokens {
+        Tokens::from_key([7; KEY_LEN])
+    }
+
+    #[test]
+    fn issued_token_verifies_with_its_remaining_lifetime() {
+        let t = tokens().issue(21_600, 1_000);
+        assert_eq!(tokens().verify(&t, 1_000), Ok(21_600));
+        assert_eq!(tokens().verify(&t, 22_599), Ok(1));
+    }
+
+    #[test]
+    fn expired_token_is_refused() {
+        let t = tokens().issue(60, 1_000);
+        assert_eq!(tokens().verify(&t, 1_060), Err(TokenError::Expired));
+        assert_eq!(tokens().verify(&t, 5_000), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn token_from_another_key_is_refused() {
+        let t = Tokens::from_key([8; KEY_LEN]).issue(60, 1_000);
+        assert_eq!(tokens().verify(&t, 1_000), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn tampered_expiry_is_refused() {
+        let t = tokens().issue(60, 1_000);
+        let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
+        raw[7] ^= 0x40; // push the expiry out
+        let forged = URL_SAFE_NO_PAD.encode(raw);
+        assert_eq!(
+            tokens().verify(&forged, 1_000),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn truncated_or_garbage_tokens_are_malformed() {
+        let t = tokens().issue(60, 1_000);
+        for bad in [
+            &t[..t.len() - 1],
+            "",
+            "not a token",
+            &format!("{t}A"),
+            "AAAA",
+        ] {
+            assert_eq!(
+                tokens().verify(bad, 1_000),
+                Err(TokenError::Malformed),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_persists_across_restarts_with_private_permissions() {
+        let dir = std::env::temp_dir().join(format!("fintors-tokens-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = dir.join("state");
+        let first = Tokens::load_or_create(&state).unwrap();
+        let token = first.issue(600, 1_000);
+        let second = Tokens::load_or_create(&state).unwrap();
+        assert_eq!(second.verify(&token, 1_000), Ok(600));
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&state.join(KEY_FILE)), 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn damaged_key_file_is_reported_with_the_fix() {
+        let dir = std::env::temp_dir().join(format!("fintors-badkey-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(KEY_FILE), b"short").unwrap();
+        let e = Tokens::load_or_create(&dir).unwrap_err().to_string();
+        assert!(e.contains("is damaged") && e.contains("delete it"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        assert!(!format!("{:?}", tokens()).contains('7'));
+    }
+}
