@@ -54,6 +54,9 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         })?;
     let bound = listener.local_addr()?;
 
+    // Installed before the port reports ready, so a SIGTERM right after start-up is graceful.
+    let shutdown = shutdown_signal()?;
+
     let clock = Clock::system();
     let sts = Arc::new(Sts::new(&config.base_credentials).await);
     let registry = Arc::new(Registry::new(&config, sts, clock));
@@ -74,7 +77,7 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         "fintors {} listening on http://{bound}",
         env!("CARGO_PKG_VERSION"),
     );
-    server::serve(listener, app, shutdown_signal()).await?;
+    server::serve(listener, app, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -114,11 +117,15 @@ fn explain_bind_error(e: &std::io::Error, addr: SocketAddr) -> String {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on the first SIGINT or SIGTERM; the handlers are registered when this is called.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+    })
 }

@@ -1,0 +1,40 @@
+# fintors — common tasks. `make demo` to try it, `make test` to check it.
+VENV    ?= .venv
+PYTHON  ?= python3
+CARGO   ?= cargo
+PREFIX  ?= $(HOME)/.cargo
+
+.PHONY: all build test lint install demo venv clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+# The Python venv with the STS emulator and the real AWS clients the tests drive.
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+# Every test process runs with AWS_EC2_METADATA_DISABLED=true: nothing may ask a real IMDS.
+test: venv
+	AWS_EC2_METADATA_DISABLED=true FINTORS_VENV=$(abspath $(VENV)) $(CARGO) test --all-targets
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+install:
+	$(CARGO) install --locked --path . --root $(PREFIX)
+
+# Starts the STS emulator and fintors on 127.0.0.1 with examples/fintorc.json; Ctrl-C stops both.
+demo: venv
+	$(CARGO) build --release
+	VENV=$(abspath $(VENV)) bash examples/demo.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)

@@ -1,0 +1,279 @@
+//! The IMDS contract as real EC2 keeps it, checked on the wire.
+
+use crate::require_venv;
+use crate::support::{Daemon, FakeSts, TWO_ROLES, http};
+
+const CREDS_PATH: &str = "/latest/meta-data/iam/security-credentials/";
+const TTL: &str = "X-aws-ec2-metadata-token-ttl-seconds";
+const TOKEN: &str = "X-aws-ec2-metadata-token";
+
+fn put_token(d: &Daemon, headers: &[(&str, &str)]) -> crate::support::Reply {
+    http(d.addr, "PUT", "/latest/api/token", headers, "")
+}
+
+#[test]
+fn token_put_returns_token_with_granted_ttl_header() {
+    require_venv!();
+    let d = Daemon::start();
+    let r = put_token(&d, &[(TTL, "21600")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header(TTL), Some("21600"));
+    assert_eq!(r.header("Server"), Some("EC2ws"));
+    assert_eq!(r.header("Content-Type"), Some("text/plain"));
+    assert!(
+        !r.body.is_empty() && !r.body.ends_with('\n'),
+        "{:?}",
+        r.body
+    );
+}
+
+#[test]
+fn token_put_with_missing_or_bad_ttl_is_400() {
+    require_venv!();
+    let d = Daemon::start();
+    assert_eq!(put_token(&d, &[]).status, 400);
+    for ttl in ["0", "-1", "21601", "abc", "1.5", ""] {
+        assert_eq!(put_token(&d, &[(TTL, ttl)]).status, 400, "ttl {ttl:?}");
+    }
+    assert_eq!(put_token(&d, &[(TTL, "1")]).status, 200);
+}
+
+#[test]
+fn proxied_token_request_is_403() {
+    require_venv!();
+    let d = Daemon::start();
+    let r = put_token(&d, &[(TTL, "60"), ("X-Forwarded-For", "10.0.0.1")]);
+    assert_eq!(r.status, 403);
+}
+
+#[test]
+fn get_on_token_path_is_405_with_allow() {
+    require_venv!();
+    let d = Daemon::start();
+    let r = d.get("/latest/api/token");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("Allow"), Some("OPTIONS, PUT"));
+    assert_eq!(r.header("Server"), Some("EC2ws"));
+}
+
+#[test]
+fn valid_token_is_answered_with_remaining_ttl() {
+    require_venv!();
+    let d = Daemon::start();
+    let r = put_token(&d, &[(TTL, "300")]);
+    let r = http(d.addr, "GET", CREDS_PATH, &[(TOKEN, &r.body)], "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, "example");
+    let remaining: u32 = r.header(TTL).unwrap().parse().unwrap();
+    assert!((295..=300).contains(&remaining), "{remaining}");
+}
+
+#[test]
+fn invalid_or_forged_token_is_401() {
+    require_venv!();
+    let d = Daemon::start();
+    let good = d.token();
+    let mut forged = good.clone().into_bytes();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    for token in ["garbage", &good[..good.len() - 1], &forged] {
+        let r = http(d.addr, "GET", CREDS_PATH, &[(TOKEN, token)], "");
+        assert_eq!(r.status, 401, "token {token:?}");
+        assert_eq!(r.header("Server"), Some("EC2ws"));
+    }
+}
+
+#[test]
+fn imdsv1_is_served_unless_v2_is_required() {
+    require_venv!();
+    let d = Daemon::start();
+    assert_eq!(d.get(CREDS_PATH).status, 200);
+
+    let strict = Daemon::builder(TWO_ROLES).arg("--imdsv2-required").start();
+    assert_eq!(strict.get(CREDS_PATH).status, 401);
+    assert_eq!(
+        strict
+            .get("/latest/meta-data/iam/security-credentials/example")
+            .status,
+        401
+    );
+    let token = strict.token();
+    let r = http(strict.addr, "GET", CREDS_PATH, &[(TOKEN, &token)], "");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn listing_works_with_and_without_trailing_slash() {
+    require_venv!();
+    let d = Daemon::start();
+    for path in [
+        "/latest/meta-data/iam/security-credentials",
+        "/latest/meta-data/iam/security-credentials/",
+        "/latest/meta-data/iam/security-credentials-extended",
+        "/latest/meta-data/iam/security-credentials-extended/",
+    ] {
+        let r = d.get(path);
+        assert_eq!((r.status, r.body.as_str()), (200, "example"), "{path}");
+        assert_eq!(r.header("Content-Type"), Some("text/plain"));
+    }
+}
+
+#[test]
+fn credential_document_has_ec2_layout_and_fields() {
+    require_venv!();
+    let d = Daemon::start();
+    let r = d.get("/latest/meta-data/iam/security-credentials/example");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("text/plain"));
+    assert_eq!(r.header("Server"), Some("EC2ws"));
+    let lines: Vec<&str> = r.body.lines().collect();
+    let keys: Vec<&str> = lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| {
+            l.trim_start()
+                .split(" : ")
+                .next()
+                .unwrap()
+                .trim_matches('"')
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "Code",
+            "LastUpdated",
+            "Type",
+            "AccessKeyId",
+            "SecretAccessKey",
+            "Token",
+            "Expiration"
+        ]
+    );
+    assert!(
+        lines[1].starts_with("  \"Code\" : \"Success\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.starts_with("{\n") && r.body.ends_with("\n}"),
+        "{:?}",
+        r.body
+    );
+    let doc = r.json();
+    assert_eq!(doc["Type"], "AWS-HMAC");
+    assert!(doc["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+    for field in ["LastUpdated", "Expiration"] {
+        let t = doc[field].as_str().unwrap();
+        chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%SZ")
+            .unwrap_or_else(|e| panic!("{field} {t:?}: {e}"));
+    }
+}
+
+#[test]
+fn extended_document_adds_account_id() {
+    require_venv!();
+    let d = Daemon::start();
+    let plain = d
+        .get("/latest/meta-data/iam/security-credentials/example")
+        .json();
+    let ext = d
+        .get("/latest/meta-data/iam/security-credentials-extended/example")
+        .json();
+    assert_eq!(ext["AccountId"], "123456789012");
+    assert_eq!(
+        ext["AccessKeyId"], plain["AccessKeyId"],
+        "one cached credential"
+    );
+}
+
+#[test]
+fn any_configured_alias_is_served_and_unknown_is_404() {
+    require_venv!();
+    let d = Daemon::start();
+    let r = d.get("/latest/meta-data/iam/security-credentials/example2");
+    assert_eq!(r.json()["Code"], "Success");
+    let r = d.get("/latest/meta-data/iam/security-credentials/nope");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("Content-Type"), Some("text/plain"));
+}
+
+#[test]
+fn iam_info_describes_the_active_instance_profile() {
+    require_venv!();
+    let d = Daemon::start();
+    let info = d.get("/latest/meta-data/iam/info").json();
+    assert_eq!(info["Code"], "Success");
+    assert_eq!(
+        info["InstanceProfileArn"],
+        "arn:aws:iam::123456789012:instance-profile/example"
+    );
+    assert!(
+        info["InstanceProfileId"]
+            .as_str()
+            .unwrap()
+            .starts_with("AIPA")
+    );
+}
+
+#[test]
+fn no_active_role_means_404_for_listing_and_info() {
+    require_venv!();
+    let d = Daemon::builder(
+        r#"{"credentials": {"file": "CREDS", "profile": "identity"},
+        "roles": {"example": "arn:aws:iam::123456789012:role/example"}}"#,
+    )
+    .start();
+    assert_eq!(d.get(CREDS_PATH).status, 404);
+    assert_eq!(d.get("/latest/meta-data/iam/info").status, 404);
+    assert_eq!(
+        d.get("/roles?status=active").json()["roles"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn unknown_paths_are_404() {
+    require_venv!();
+    let d = Daemon::start();
+    for path in [
+        "/",
+        "/latest/meta-data/nothing-here",
+        "/latest/user-data",
+        "/favicon.ico",
+    ] {
+        let r = d.get(path);
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.header("Server"), Some("EC2ws"));
+    }
+}
+
+#[test]
+fn sts_refusal_is_served_as_ec2_error_document() {
+    let sts = FakeSts::access_denied();
+    let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
+    let r = d.get("/latest/meta-data/iam/security-credentials/example");
+    assert_eq!(r.status, 200, "EC2 reports role errors in a 200 document");
+    let doc = r.json();
+    assert_eq!(doc["Code"], "AccessDenied");
+    assert!(doc["Message"].as_str().unwrap().contains("not authorized"));
+    assert!(doc.get("AccessKeyId").is_none());
+    assert!(r.body.contains("\"Code\" : \"AccessDenied\""), "{}", r.body);
+}
+
+#[test]
+fn failing_sts_is_not_hammered_by_polling_clients() {
+    let sts = FakeSts::access_denied();
+    let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
+    let before = sts.request_count();
+    for _ in 0..20 {
+        let r = d.get("/latest/meta-data/iam/security-credentials/example");
+        assert_eq!(r.json()["Code"], "AccessDenied");
+    }
+    // Backoff: polls within the retry window reuse the failure instead of calling STS again.
+    assert!(
+        sts.request_count() - before <= 2,
+        "{} STS calls",
+        sts.request_count() - before
+    );
+}

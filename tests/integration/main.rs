@@ -1,0 +1,10 @@
+//! End-to-end tests: the real fintors binary, a real STS emulator, real AWS clients.
+//! One test binary (not one per file) so the AWS SDK is linked once.
+
+mod support;
+
+mod guard;
+mod imds;
+mod real_clients;
+mod roles_api;
+mod startup;

@@ -1,0 +1,155 @@
+//! Start-up, shutdown and what the daemon leaves on disk and in its logs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use crate::require_venv;
+use crate::support::{BASE_SECRET_KEY, Daemon, FakeSts, TWO_ROLES, http};
+
+fn failed_start(config: &str) -> String {
+    let sts = FakeSts::access_denied();
+    let output = Daemon::builder(config)
+        .sts(&sts.url)
+        .command()
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn config_syntax_error_names_file_line_and_column() {
+    let err =
+        failed_start("{\n  \"roles\": {\n    \"a\": \"arn:aws:iam::123456789012:role/a\",\n  }\n}");
+    assert!(err.contains("fintorc.json:4:3:"), "{err}");
+}
+
+#[test]
+fn invalid_role_names_alias_and_field() {
+    let err = failed_start(r#"{"roles": {"ops": "arn:aws:iam::123:role/ops"}}"#);
+    assert!(err.contains("role \"ops\", field \"arn\""), "{err}");
+}
+
+#[test]
+fn missing_config_shows_an_example() {
+    let sts = FakeSts::access_denied();
+    let output = Daemon::builder(TWO_ROLES)
+        .sts(&sts.url)
+        .config_path("/nonexistent/fintorc")
+        .command()
+        .output()
+        .unwrap();
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(err.contains("/nonexistent/fintorc does not exist"), "{err}");
+    assert!(err.contains("\"default_role\""), "{err}");
+}
+
+#[test]
+fn port_in_use_is_explained() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let sts = FakeSts::access_denied();
+    let output = Daemon::builder(TWO_ROLES)
+        .sts(&sts.url)
+        .port(port)
+        .command()
+        .output()
+        .unwrap();
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(err.contains("already in use"), "{err}");
+}
+
+#[test]
+fn daemon_starts_even_when_sts_refuses_the_default_role() {
+    let sts = FakeSts::access_denied();
+    let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
+    assert!(d.stderr().contains("AccessDenied"), "{}", d.stderr());
+    assert_eq!(d.get("/roles").status, 200);
+}
+
+#[test]
+fn default_role_is_fetched_before_the_port_reports_ready() {
+    require_venv!();
+    let d = Daemon::start();
+    let log = d.stderr();
+    let assumed = log
+        .find("assumed role")
+        .unwrap_or_else(|| panic!("no AssumeRole logged:\n{log}"));
+    let ready = log.find("listening on").unwrap();
+    assert!(assumed < ready, "{log}");
+}
+
+#[test]
+fn tokens_survive_a_restart() {
+    require_venv!();
+    let d = Daemon::start();
+    let token = d.token();
+    let state = d.stop();
+    let d = Daemon::builder(TWO_ROLES).dir(state).start();
+    let r = http(
+        d.addr,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/",
+        &[("X-aws-ec2-metadata-token", &token)],
+        "",
+    );
+    assert_eq!(r.status, 200, "token from before the restart was refused");
+    assert!(r.header("X-aws-ec2-metadata-token-ttl-seconds").is_some());
+}
+
+#[test]
+fn sigterm_stops_the_daemon_cleanly() {
+    require_venv!();
+    let d = Daemon::start();
+    let status = d.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn access_log_is_private_and_holds_no_secrets() {
+    require_venv!();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let d = Daemon::builder(TWO_ROLES)
+        .arg("--log")
+        .arg(log.to_str().unwrap())
+        .arg("-vv")
+        .start();
+    let token = d.token();
+    let creds = http(
+        d.addr,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/example",
+        &[
+            ("X-aws-ec2-metadata-token", &token),
+            ("User-Agent", "test-agent"),
+        ],
+        "",
+    )
+    .json();
+    assert_eq!(d.switch("example2").status, 200);
+    let stderr = d.stderr();
+    drop(d);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("\"GET /latest/meta-data/iam/security-credentials/example HTTP/1.1\" 200"),
+        "{text}"
+    );
+    assert!(text.contains("test-agent"), "{text}");
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    for secret in [
+        creds["SecretAccessKey"].as_str().unwrap(),
+        creds["Token"].as_str().unwrap(),
+        &token,
+        BASE_SECRET_KEY,
+    ] {
+        assert!(!text.contains(secret), "secret in access log");
+        assert!(!stderr.contains(secret), "secret in stderr at -vv");
+    }
+}

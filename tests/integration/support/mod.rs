@@ -1,0 +1,515 @@
+//! What the end-to-end tests stand on: a real STS emulator (moto's server), the real fintors
+//! binary started as a user would start it, a raw HTTP client that sends exactly the bytes a test
+//! asks for, a scriptable fake STS for failures moto cannot produce, and the Python venv with
+//! botocore and the AWS CLI.
+//!
+//! Everything binds to 127.0.0.1. Every child process gets `AWS_EC2_METADATA_DISABLED=true`
+//! unless it is pointed at a fintors on loopback, so nothing ever reaches 169.254.169.254.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const BASE_ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+pub const BASE_SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+/// Two roles in finto's format; `CREDS` is replaced by the test's base credentials file.
+pub const TWO_ROLES: &str = r#"{
+  "credentials": { "file": "CREDS", "profile": "identity" },
+  "roles": {
+    "example": "arn:aws:iam::123456789012:role/example",
+    "example2": { "arn": "arn:aws:iam::123456789012:role/path/example2", "session_name": "me" }
+  },
+  "default_role": "example"
+}"#;
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The Python venv with moto, boto3 and the AWS CLI (`make venv`), or `None` outside CI when it
+/// is missing. Under `CI=true` a missing venv fails the test: CI must never skip the real clients.
+pub fn venv() -> Option<PathBuf> {
+    let dir = std::env::var_os("FINTORS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    if dir.join("bin/moto_server").exists() {
+        return Some(dir);
+    }
+    let why = format!(
+        "no Python venv with moto at {} (run `make venv`)",
+        dir.display()
+    );
+    if in_ci() {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
+/// Skips the calling test (returns) when the venv is not there, outside CI.
+#[macro_export]
+macro_rules! require_venv {
+    () => {
+        match $crate::support::venv() {
+            Some(v) => v,
+            None => return,
+        }
+    };
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The moto STS emulator shared by all tests of this binary, started on first use.
+pub fn moto() -> String {
+    static MOTO: OnceLock<String> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let venv = venv().expect("moto requires the venv");
+        let port = free_port();
+        let (tx, rx) = mpsc::channel();
+        // The emulator must die with the test process. PR_SET_PDEATHSIG fires when the *thread*
+        // that spawned the child exits, so spawn it from a thread that lives as long as it does.
+        std::thread::spawn(move || {
+            let mut command = Command::new(venv.join("bin/moto_server"));
+            command
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            die_with_parent(&mut command);
+            let mut child = command.spawn().expect("starting moto_server");
+            tx.send(()).unwrap();
+            let _ = child.wait();
+        });
+        rx.recv().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        assert!(
+            wait_for_port(addr, Duration::from_secs(60)),
+            "moto_server did not start on {addr}"
+        );
+        format!("http://{addr}")
+    })
+    .clone()
+}
+
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only the child.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+/// A running fintors, killed when dropped.
+pub struct Daemon {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    stderr: Arc<Mutex<String>>,
+}
+
+pub struct DaemonBuilder {
+    config: String,
+    config_path: Option<String>,
+    port: u16,
+    args: Vec<String>,
+    sts: Option<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub fn builder(config: &str) -> DaemonBuilder {
+        DaemonBuilder {
+            config: config.to_owned(),
+            config_path: None,
+            port: 0,
+            args: Vec::new(),
+            sts: None,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The daemon with [`TWO_ROLES`], talking to moto.
+    pub fn start() -> Daemon {
+        Daemon::builder(TWO_ROLES).start()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Everything the daemon wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        http(self.addr, "GET", path, &[], "")
+    }
+
+    pub fn token(&self) -> String {
+        let r = http(
+            self.addr,
+            "PUT",
+            "/latest/api/token",
+            &[("X-aws-ec2-metadata-token-ttl-seconds", "21600")],
+            "",
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body
+    }
+
+    pub fn switch(&self, alias: &str) -> Reply {
+        http(
+            self.addr,
+            "PUT",
+            "/roles",
+            &[("Content-Type", "application/json")],
+            &format!(r#"{{"alias":"{alias}"}}"#),
+        )
+    }
+
+    /// Kills the daemon and hands back its directory (config, state), e.g. to restart on it.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
+    /// Stops the daemon with SIGTERM and returns its exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl DaemonBuilder {
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Read the configuration from `path` instead of the builder's own file.
+    pub fn config_path(mut self, path: &str) -> Self {
+        self.config_path = Some(path.to_owned());
+        self
+    }
+
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Talk to this STS endpoint instead of moto.
+    pub fn sts(mut self, endpoint: impl Into<String>) -> Self {
+        self.sts = Some(endpoint.into());
+        self
+    }
+
+    /// Use an existing directory (e.g. to restart on the same state).
+    pub fn dir(mut self, dir: tempfile::TempDir) -> Self {
+        self.dir = dir;
+        self
+    }
+
+    /// The command line the builder would run, to test start-up failures.
+    pub fn command(&self) -> Command {
+        let dir = self.dir.path();
+        let creds = dir.join("creds");
+        std::fs::write(
+            &creds,
+            format!(
+                "[identity]\naws_access_key_id = {BASE_ACCESS_KEY}\n\
+                 aws_secret_access_key = {BASE_SECRET_KEY}\n"
+            ),
+        )
+        .unwrap();
+        let config = dir.join("fintorc.json");
+        std::fs::write(
+            &config,
+            self.config.replace("CREDS", creds.to_str().unwrap()),
+        )
+        .unwrap();
+        let sts = self.sts.clone().unwrap_or_else(moto);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fintors"));
+        command
+            .args([
+                "--addr",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--config",
+            ])
+            .arg(self.config_path.clone().map_or(config, PathBuf::from))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(&self.args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", dir.join("no-such-config"))
+            .env("AWS_ENDPOINT_URL_STS", sts)
+            .env("AWS_REGION", "us-east-1");
+        command
+    }
+
+    pub fn start(self) -> Daemon {
+        let mut command = self.command();
+        command.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("starting fintors");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let stderr = stderr.clone();
+            let pipe = child.stderr.take().unwrap();
+            // Keep draining stderr for the daemon's whole life, or it blocks on a full pipe.
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    {
+                        let mut all = stderr.lock().unwrap();
+                        all.push_str(&line);
+                        all.push('\n');
+                    }
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap().to_owned();
+                        let _ = tx.send(addr);
+                    }
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr.parse().unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("fintors did not start; stderr:\n{}", stderr.lock().unwrap());
+            }
+        };
+        Daemon {
+            child,
+            addr,
+            dir: self.dir,
+            stderr,
+        }
+    }
+}
+
+/// An HTTP response, as read off the wire.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
+    }
+}
+
+/// Sends one request with `Host: 127.0.0.1:<port>` (unless `headers` has a Host) and
+/// `Connection: close`, and reads the whole response.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        raw.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "PUT" || method == "POST" {
+        raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    raw.push_str("Connection: close\r\n\r\n");
+    raw.push_str(body);
+    raw_request(addr, raw.as_bytes())
+}
+
+/// Sends `raw` bytes as they are and parses the response.
+pub fn raw_request(addr: SocketAddr, raw: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream.write_all(raw).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    parse_response(&response)
+}
+
+fn parse_response(bytes: &[u8]) -> Reply {
+    let text = String::from_utf8_lossy(bytes);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// A fake STS endpoint that answers every request with one canned HTTP response, for failures
+/// the emulator cannot produce (AccessDenied, throttling, garbage). Counts the requests.
+pub struct FakeSts {
+    pub url: String,
+    pub requests: Arc<Mutex<u32>>,
+}
+
+impl FakeSts {
+    pub fn answering(status: u16, body: &'static str) -> FakeSts {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(0));
+        let count = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                *count.lock().unwrap() += 1;
+                read_http_request(&mut stream);
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        FakeSts { url, requests }
+    }
+
+    /// STS's own AccessDenied answer.
+    pub fn access_denied() -> FakeSts {
+        FakeSts::answering(
+            403,
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>\
+             <Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/me \
+             is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::123456789012:role/example\
+             </Message></Error><RequestId>1</RequestId></ErrorResponse>",
+        )
+    }
+
+    pub fn request_count(&self) -> u32 {
+        *self.requests.lock().unwrap()
+    }
+}
+
+fn read_http_request(stream: &mut TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(stream);
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+}
+
+/// Runs a program from the venv (or any program) pointed at `daemon` as its only credential
+/// source, with the STS endpoint at moto, and returns trimmed stdout; panics with stderr on
+/// failure.
+pub fn run_client(daemon: &Daemon, program: &Path, args: &[&str]) -> String {
+    let home = daemon.dir.path().join("client-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let output = Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", daemon.url())
+        .env("AWS_ENDPOINT_URL_STS", moto())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", home.join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("none"))
+        .output()
+        .expect("running the client");
+    assert!(
+        output.status.success(),
+        "{} failed: {}\n{}",
+        program.display(),
+        String::from_utf8_lossy(&output.stderr),
+        daemon.stderr()
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// The `imds_whoami` example, which `cargo test` builds beside the test binaries.
+pub fn rust_whoami() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let debug_dir = exe.parent().unwrap().parent().unwrap();
+    let path = debug_dir.join("examples/imds_whoami");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test` (which builds examples)",
+        path.display()
+    );
+    path
+}
