@@ -21,7 +21,7 @@ $(VENV)/.installed: tests/requirements.txt
 
 # Every test process runs with AWS_EC2_METADATA_DISABLED=true: nothing may ask a real IMDS.
 test: venv
-	AWS_EC2_METADATA_DISABLED=true FINTORS_VENV=$(abspath $(VENV)) $(CARGO) test --all-targets
+	AWS_EC2_METADATA_DISABLED=true FINTORS_VENV=$(abspath $(VENV)) $(CARGO) test
 
 lint:
 	$(CARGO) fmt --all -- --check

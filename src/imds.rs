@@ -131,15 +131,15 @@ async fn issue_token(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
 }
 
 async fn token_options() -> Response {
-    let mut response = text(StatusCode::OK, "");
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("OPTIONS, PUT"));
-    response
+    token_allow(StatusCode::OK)
 }
 
 async fn token_wrong_method() -> Response {
-    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "");
+    token_allow(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+fn token_allow(status: StatusCode) -> Response {
+    let mut response = text(status, "");
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("OPTIONS, PUT"));

@@ -508,7 +508,7 @@ pub fn rust_whoami() -> PathBuf {
     let path = debug_dir.join("examples/imds_whoami");
     assert!(
         path.exists(),
-        "{} is missing: run the tests with `cargo test` (which builds examples)",
+        "{} is missing: run the tests with plain `cargo test` (it builds examples as programs; --all-targets does not)",
         path.display()
     );
     path
