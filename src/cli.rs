@@ -1,13 +1,14 @@
-//! The command line. Serving is the default action (`fintors` alone, or `fintors serve`), which
-//! leaves room for client subcommands beside it.
+//! The command line. Serving is the default action (`fintors` alone, or `fintors serve`); the
+//! other subcommands are clients of a running daemon, or set up the machine around it.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-pub const DEFAULT_ADDR: &str = "169.254.169.254";
+pub const DEFAULT_ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 169, 254));
 pub const DEFAULT_PORT: u16 = 16925;
+pub const DEFAULT_CONFIG: &str = "~/.fintorc";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,10 +18,10 @@ pub const DEFAULT_PORT: u16 = 16925;
     long_about = "fintors makes this workstation look like an EC2 instance with an instance \
 profile. It assumes IAM roles with STS from your own base credentials, caches and refreshes the \
 temporary credentials, and serves them on the instance metadata (IMDS) paths, so the AWS CLI and \
-every SDK pick them up with no configuration. Switch the active role with \
-`curl -XPUT -H 'Content-Type: application/json' -d '{\"alias\":\"NAME\"}' http://ADDR:PORT/roles`.",
-    after_help = "Point clients at it with AWS_EC2_METADATA_SERVICE_ENDPOINT=http://ADDR:PORT, or \
-give this machine the 169.254.169.254 address (see the README).",
+every SDK pick them up with no configuration.\n\nRun the daemon with `fintors` (or `fintors \
+serve`); switch roles with `fintors use ROLE`.",
+    after_help = "Point clients at the daemon with AWS_EC2_METADATA_SERVICE_ENDPOINT=http://ADDR:PORT, \
+or give this machine the 169.254.169.254 address with `sudo fintors network up`.",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
@@ -34,26 +35,111 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon (what `fintors` does with no command)
     Serve(ServeArgs),
+    /// List the configured roles, the active one marked, with their cached credentials' lifetime
+    Roles {
+        /// Print JSON (the daemon's status report) instead of a table
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Switch the active role
+    Use {
+        /// Role alias, as listed by `fintors roles`
+        alias: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print the active role's alias (empty if none), e.g. for a shell prompt
+    Current {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print credentials for a role (default: the active one)
+    Creds {
+        /// Role alias [default: the active role]
+        alias: Option<String>,
+        /// env: `export` lines for eval; json: the IMDS document; credential-process: for
+        /// `credential_process` in ~/.aws/config
+        #[arg(long, value_enum, default_value_t = CredsFormat::Env)]
+        format: CredsFormat,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Is the daemon up, where, which role is active, cache state and last STS errors
+    Status {
+        /// Print the daemon's status report as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print a shell completion script (bash, zsh, fish, ...)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Make clients find fintors at http://169.254.169.254/ (needs root)
+    Network(NetworkArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CredsFormat {
+    Env,
+    Json,
+    CredentialProcess,
+}
+
+/// How a client subcommand finds the daemon.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The daemon's URL [default: from the config's addr/port, else http://169.254.169.254:16925]
+    #[arg(long, env = "FINTORS_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Configuration file, read for its addr/port
+    #[arg(long, env = "FINTORS_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]
+    pub config: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkArgs {
+    #[arg(value_enum)]
+    pub action: NetworkAction,
+    /// Print the commands instead of running them
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The port fintors listens on, which port 80 is redirected to [default: the config's port,
+    /// else 16925]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Configuration file, read for its port
+    #[arg(long, env = "FINTORS_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]
+    pub config: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetworkAction {
+    /// Add the metadata address to lo and redirect port 80 to fintors
+    Up,
+    /// Remove exactly what `up` added
+    Down,
+    /// Show which parts are in place
+    Status,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on: the metadata address (needs it assigned to an interface, e.g. lo)
-    /// or a loopback address
-    #[arg(long, default_value = DEFAULT_ADDR, value_name = "IP")]
-    pub addr: IpAddr,
+    /// Address to listen on: the metadata address (assigned to lo by `fintors network up`) or a
+    /// loopback address [default: the config's addr, else 169.254.169.254]
+    #[arg(long, value_name = "IP")]
+    pub addr: Option<IpAddr>,
 
-    /// Port to listen on (0 picks a free one and logs it)
-    #[arg(long, default_value_t = DEFAULT_PORT)]
-    pub port: u16,
+    /// Port to listen on; 0 picks a free one and logs it [default: the config's port, else 16925]
+    #[arg(long)]
+    pub port: Option<u16>,
 
     /// Configuration file (finto's JSON format)
-    #[arg(
-        long,
-        env = "FINTORS_CONFIG",
-        default_value = "~/.fintorc",
-        value_name = "FILE"
-    )]
+    #[arg(long, env = "FINTORS_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]
     pub config: String,
 
     /// Append an HTTP access log to FILE (created with mode 0600)
@@ -79,11 +165,40 @@ pub struct ServeArgs {
 }
 
 impl Cli {
-    /// The serve arguments, whichever way they were given.
-    pub fn serve_args(self) -> ServeArgs {
-        match self.command {
-            Some(Command::Serve(args)) => args,
-            None => self.serve,
-        }
+    /// The command to run; no command means serving with the top-level options.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_command_means_serve_with_top_level_flags() {
+        let cli = Cli::try_parse_from(["fintors", "--port", "1234"]).unwrap();
+        let Command::Serve(args) = cli.into_command() else {
+            panic!("expected serve")
+        };
+        assert_eq!(args.port, Some(1234));
+    }
+
+    #[test]
+    fn creds_format_names_match_the_docs() {
+        let cli =
+            Cli::try_parse_from(["fintors", "creds", "dev", "--format", "credential-process"])
+                .unwrap();
+        let Command::Creds { alias, format, .. } = cli.into_command() else {
+            panic!("expected creds")
+        };
+        assert_eq!(alias.as_deref(), Some("dev"));
+        assert_eq!(format, CredsFormat::CredentialProcess);
     }
 }

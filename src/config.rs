@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -38,6 +39,10 @@ pub struct Config {
     pub base_credentials: BaseCredentials,
     pub roles: BTreeMap<Alias, Role>,
     pub default_role: Option<Alias>,
+    /// Where the daemon listens, unless the command line says otherwise; the client subcommands
+    /// use it to find the daemon.
+    pub addr: Option<IpAddr>,
+    pub port: Option<u16>,
 }
 
 /// Where fintors's own (long-lived) credentials come from: the ones it calls AssumeRole with.
@@ -372,6 +377,8 @@ struct RawConfig {
     #[serde(default)]
     roles: Option<DistinctMap<RawRole>>,
     default_role: Option<String>,
+    addr: Option<IpAddr>,
+    port: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -524,6 +531,8 @@ impl RawConfig {
             base_credentials,
             roles,
             default_role,
+            addr: self.addr,
+            port: self.port,
         })
     }
 }
@@ -782,6 +791,19 @@ mod tests {
     fn external_id_debug_is_redacted() {
         let id = ExternalId::parse("super-secret-id").unwrap();
         assert!(!format!("{id:?}").contains("super-secret-id"));
+    }
+
+    #[test]
+    fn listen_address_may_be_configured() {
+        let c = parse(
+            r#"{"roles": {"a": "arn:aws:iam::123456789012:role/a"}, "addr": "127.0.0.1", "port": 8080}"#,
+        )
+        .unwrap();
+        assert_eq!(c.addr, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(c.port, Some(8080));
+        let e =
+            error(r#"{"roles": {"a": "arn:aws:iam::123456789012:role/a"}, "addr": "localhost"}"#);
+        assert!(e.contains("invalid IP address"), "{e}");
     }
 
     #[test]

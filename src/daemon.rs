@@ -8,7 +8,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::access_log::{AccessLog, AccessLogError};
-use crate::cli::ServeArgs;
+use crate::activation::{self, ActivationError};
+use crate::cli::{DEFAULT_ADDR, DEFAULT_PORT, ServeArgs};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, expand_tilde};
 use crate::guard::Guard;
@@ -25,6 +26,8 @@ pub enum DaemonError {
     TokenKey(#[from] KeyError),
     #[error(transparent)]
     AccessLog(#[from] AccessLogError),
+    #[error(transparent)]
+    Activation(#[from] ActivationError),
     #[error("cannot listen on {addr}: {why}")]
     Bind { addr: SocketAddr, why: String },
     #[error("serving failed: {0}")]
@@ -45,13 +48,24 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
     };
     let tokens = Arc::new(Tokens::load_or_create(&state_dir)?);
     let log = args.log.as_deref().map(AccessLog::open).transpose()?;
-    let addr = SocketAddr::new(args.addr, args.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| DaemonError::Bind {
-            addr,
-            why: explain_bind_error(&e, addr),
-        })?;
+    let listener = match activation::inherited_listener()? {
+        Some(socket) => {
+            tracing::info!("serving on the socket passed by systemd");
+            TcpListener::from_std(socket)?
+        }
+        None => {
+            let addr = SocketAddr::new(
+                args.addr.or(config.addr).unwrap_or(DEFAULT_ADDR),
+                args.port.or(config.port).unwrap_or(DEFAULT_PORT),
+            );
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| DaemonError::Bind {
+                    addr,
+                    why: explain_bind_error(&e, addr),
+                })?
+        }
+    };
     let bound = listener.local_addr()?;
 
     // Installed before the port reports ready, so a SIGTERM right after start-up is graceful.
@@ -111,7 +125,7 @@ fn explain_bind_error(e: &std::io::Error, addr: SocketAddr) -> String {
         ),
         ErrorKind::PermissionDenied => format!(
             "permission denied; ports below 1024 need root. Use --port {} (the default) instead",
-            crate::cli::DEFAULT_PORT
+            DEFAULT_PORT
         ),
         _ => e.to_string(),
     }

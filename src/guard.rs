@@ -24,6 +24,12 @@ const METADATA_HOSTS: [&str; 4] = [
     "[fd00:ec2::254]:80",
 ];
 
+/// Source addresses of local clients once `fintors network up` has put the metadata address on lo.
+const METADATA_PEERS: [IpAddr; 2] = [
+    IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 169, 254)),
+    IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+];
+
 #[derive(Debug)]
 pub struct Guard {
     allowed_hosts: Vec<String>,
@@ -71,7 +77,13 @@ impl Guard {
 
     pub fn peer_allowed(&self, peer: IpAddr) -> bool {
         let peer = peer.to_canonical();
-        self.allow_remote || peer.is_loopback() || peer == self.bound.ip().to_canonical()
+        self.allow_remote
+            || peer.is_loopback()
+            || peer == self.bound.ip().to_canonical()
+            // With the address on lo and port 80 redirected to a loopback listener, local
+            // clients arrive from 169.254.169.254 itself. A remote host could only forge that
+            // source blindly: the answer goes to the local address, never back to it.
+            || METADATA_PEERS.contains(&peer)
     }
 }
 
@@ -181,6 +193,11 @@ mod tests {
 
     #[test]
     fn only_loopback_and_the_bound_address_are_local_peers() {
+        let g = guard("127.0.0.1:16925", false);
+        assert!(
+            g.peer_allowed("169.254.169.254".parse().unwrap()),
+            "redirected local client"
+        );
         let g = guard("169.254.169.254:80", false);
         assert!(g.peer_allowed("127.0.0.1".parse().unwrap()));
         assert!(g.peer_allowed("127.8.9.10".parse().unwrap()));

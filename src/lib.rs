@@ -3,17 +3,22 @@
 //! integration tests and benchmarks can drive the same code.
 
 pub mod access_log;
+pub mod activation;
 pub mod cache;
 pub mod cli;
+pub mod client;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod daemon;
 pub mod document;
 pub mod guard;
 pub mod imds;
+pub mod network;
 pub mod registry;
 pub mod roles_api;
 pub mod server;
+pub mod status;
 pub mod sts;
 pub mod tokens;

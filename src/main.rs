@@ -1,18 +1,41 @@
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
-use fintors::cli::Cli;
+use fintors::cli::{Cli, Command};
+use fintors::commands;
 
-fn main() -> std::process::ExitCode {
-    let args = Cli::parse().serve_args();
+fn main() -> ExitCode {
+    match Cli::parse().into_command() {
+        Command::Serve(args) => serve(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "fintors",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Network(args) => match fintors::network::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fintors: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        client => run_client(client),
+    }
+}
+
+fn serve(args: fintors::cli::ServeArgs) -> ExitCode {
     init_logging(args.verbose);
     // fintors must never fetch its own base credentials (or region) from an instance metadata
     // service: that would be itself, or a real IMDS it should not talk to.
     // SAFETY: no other thread exists yet; the runtime is started below.
     unsafe { std::env::set_var("AWS_EC2_METADATA_DISABLED", "true") };
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -21,10 +44,47 @@ fn main() -> std::process::ExitCode {
         .block_on(fintors::daemon::run(args))
         .map_err(anyhow::Error::from)
     {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fintors: error: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_client(command: Command) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime");
+    let result = runtime.block_on(async {
+        match &command {
+            Command::Roles { json, client } => commands::roles(client, *json).await,
+            Command::Use { alias, client } => commands::use_role(client, alias).await,
+            Command::Current { client } => commands::current(client).await,
+            Command::Creds {
+                alias,
+                format,
+                client,
+            } => commands::creds(client, alias.as_deref(), *format).await,
+            Command::Status { json, client } => commands::status(client, *json).await,
+            Command::Serve(_) | Command::Completions { .. } | Command::Network(_) => {
+                unreachable!("handled in main")
+            }
+        }
+    });
+    match result {
+        Ok(output) => {
+            let _ = std::io::stdout().write_all(output.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // "fintors is not running at ..." names the program already.
+            match e.exit_code() {
+                2 => eprintln!("{e}"),
+                _ => eprintln!("fintors: {e}"),
+            }
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::guard::{self, Guard};
 use crate::imds;
 use crate::registry::Registry;
 use crate::roles_api;
+use crate::status;
 use crate::tokens::Tokens;
 
 /// What the request handlers share.
@@ -31,6 +32,7 @@ pub struct AppState {
 pub fn app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessLog>>) -> Router {
     let router = imds::router()
         .merge(roles_api::router())
+        .merge(status::router())
         .fallback(|| async { imds::not_found() })
         .layer(middleware::from_fn_with_state(state.clone(), imds::session))
         .layer(middleware::from_fn(server_header))

@@ -3,8 +3,11 @@
 
 mod support;
 
+mod client_commands;
 mod guard;
 mod imds;
+mod network;
 mod real_clients;
 mod roles_api;
+mod shell_helpers;
 mod startup;

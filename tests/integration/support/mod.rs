@@ -29,7 +29,7 @@ pub const TWO_ROLES: &str = r#"{
   "default_role": "example"
 }"#;
 
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
@@ -115,6 +115,21 @@ pub fn moto() -> String {
     .clone()
 }
 
+fn pass_as_fd3(command: &mut Command, socket: &std::sync::Arc<TcpListener>) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = socket.as_raw_fd();
+    // SAFETY: dup2 is async-signal-safe; the duplicate loses CLOEXEC, so it survives exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(fd, 3) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe and touches only the child.
@@ -123,6 +138,16 @@ fn die_with_parent(command: &mut Command) {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             Ok(())
         });
+    }
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves nothing behind.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -135,6 +160,8 @@ pub struct Daemon {
 }
 
 pub struct DaemonBuilder {
+    netns: Option<String>,
+    socket: Option<std::sync::Arc<TcpListener>>,
     config: String,
     config_path: Option<String>,
     port: u16,
@@ -146,6 +173,8 @@ pub struct DaemonBuilder {
 impl Daemon {
     pub fn builder(config: &str) -> DaemonBuilder {
         DaemonBuilder {
+            netns: None,
+            socket: None,
             config: config.to_owned(),
             config_path: None,
             port: 0,
@@ -222,6 +251,18 @@ impl DaemonBuilder {
         self
     }
 
+    /// Run the daemon inside network namespace `ns` (`ip netns exec`).
+    pub fn netns(mut self, ns: &str) -> Self {
+        self.netns = Some(ns.to_owned());
+        self
+    }
+
+    /// Hand the daemon this listening socket the way systemd socket activation does.
+    pub fn socket(mut self, listener: TcpListener) -> Self {
+        self.socket = Some(std::sync::Arc::new(listener));
+        self
+    }
+
     /// Read the configuration from `path` instead of the builder's own file.
     pub fn config_path(mut self, path: &str) -> Self {
         self.config_path = Some(path.to_owned());
@@ -264,7 +305,27 @@ impl DaemonBuilder {
         )
         .unwrap();
         let sts = self.sts.clone().unwrap_or_else(moto);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fintors"));
+        let fintors = env!("CARGO_BIN_EXE_fintors");
+        let mut command = match (&self.netns, &self.socket) {
+            (Some(ns), _) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, fintors]);
+                c
+            }
+            (None, Some(socket)) => {
+                // The sd_listen_fds protocol: the socket as fd 3, LISTEN_PID naming the daemon
+                // itself, which only the exec'ing shell can know.
+                let mut c = Command::new("sh");
+                c.args([
+                    "-c",
+                    r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#,
+                    fintors,
+                ]);
+                pass_as_fd3(&mut c, socket);
+                c
+            }
+            (None, None) => Command::new(fintors),
+        };
         command
             .args([
                 "--addr",
@@ -499,6 +560,33 @@ pub fn run_client(daemon: &Daemon, program: &Path, args: &[&str]) -> String {
         daemon.stderr()
     );
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// Runs `fintors ARGS` as a client of `daemon` (via FINTORS_ENDPOINT) and returns its output.
+pub fn fintors_cli(daemon: &Daemon, args: &[&str]) -> std::process::Output {
+    fintors_cli_at(&daemon.url(), args)
+}
+
+/// Runs `fintors ARGS` against the daemon at `endpoint` (which must be on loopback).
+pub fn fintors_cli_at(endpoint: &str, args: &[&str]) -> std::process::Output {
+    assert!(
+        endpoint.starts_with("http://127."),
+        "tests talk to loopback only"
+    );
+    Command::new(env!("CARGO_BIN_EXE_fintors"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("FINTORS_ENDPOINT", endpoint)
+        .output()
+        .expect("running fintors")
+}
+
+/// Where the repository's files are (shell helpers, examples).
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
 /// The `imds_whoami` example, which `cargo test` builds beside the test binaries.

@@ -1,0 +1,104 @@
+# fintors helpers for bash. Source from ~/.bashrc:   source /path/to/fintors/shell/fintors.bash
+#
+#   fintors_roles            list the roles, the active one marked with *
+#   fintors_use ROLE         switch the active role (TAB completes role names)
+#   fintors_current          print the active role
+#   fintors_prompt           prompt segment: "(role) " or nothing; e.g. PS1='$(fintors_prompt)'$PS1
+#
+# They need only curl. The daemon is found at $FINTORS_ENDPOINT, else http://169.254.169.254:16925.
+# Exit status: 0 done, 1 the daemon refused (message on stderr), 2 the daemon is not running.
+
+_fintors_endpoint() {
+    printf '%s' "${FINTORS_ENDPOINT:-http://169.254.169.254:16925}"
+}
+
+# _fintors_request METHOD PATH [JSON]: sets _fintors_status and _fintors_body; returns 2 when the
+# daemon cannot be reached.
+_fintors_request() {
+    local endpoint out
+    endpoint=$(_fintors_endpoint)
+    if [ -n "${3-}" ]; then
+        out=$(curl -sS --max-time "${_FINTORS_TIMEOUT:-30}" -X "$1" -H 'Content-Type: application/json' \
+            --data-binary "$3" -w '\n%{http_code}' "$endpoint$2" 2>/dev/null)
+    else
+        out=$(curl -sS --max-time "${_FINTORS_TIMEOUT:-30}" -X "$1" -w '\n%{http_code}' "$endpoint$2" 2>/dev/null)
+    fi || {
+        echo "fintors is not running at $endpoint: start it with \`fintors serve\` (or set FINTORS_ENDPOINT)" >&2
+        return 2
+    }
+    _fintors_status=${out##*$'\n'}
+    _fintors_body=${out%$'\n'*}
+}
+
+# Prints the strings of the JSON array in a {"roles":[...]} body, one a line. Role names cannot
+# contain quotes or backslashes, so splitting on "," between quotes is exact.
+_fintors_list() {
+    local inner=${1#*[}
+    inner=${inner%]*}
+    [ -n "$inner" ] || return 0
+    inner=${inner#\"}
+    inner=${inner%\"}
+    printf '%s\n' "${inner//\",\"/$'\n'}"
+}
+
+# The "error" of a {"error":"..."} body.
+_fintors_error() {
+    local e=${1#*\"error\":\"}
+    printf '%s\n' "${e%\"\}}"
+}
+
+fintors_roles() {
+    _fintors_request GET /roles || return
+    [ "$_fintors_status" = 200 ] || { _fintors_error "$_fintors_body" >&2; return 1; }
+    local roles active role
+    roles=$(_fintors_list "$_fintors_body")
+    _fintors_request GET '/roles?status=active' || return
+    active=$(_fintors_list "$_fintors_body")
+    while IFS= read -r role; do
+        [ -n "$role" ] || continue
+        if [ "$role" = "$active" ]; then printf '* %s\n' "$role"; else printf '  %s\n' "$role"; fi
+    done <<<"$roles"
+}
+
+fintors_use() {
+    if [ $# -ne 1 ]; then
+        echo "usage: fintors_use ROLE" >&2
+        return 1
+    fi
+    local alias=${1//\\/\\\\}
+    alias=${alias//\"/\\\"}
+    _fintors_request PUT /roles "{\"alias\":\"$alias\"}" || return
+    if [ "$_fintors_status" = 200 ]; then
+        printf 'active role: %s\n' "$1"
+    else
+        printf 'fintors: %s\n' "$(_fintors_error "$_fintors_body")" >&2
+        return 1
+    fi
+}
+
+fintors_current() {
+    _fintors_request GET '/roles?status=active' || return
+    [ "$_fintors_status" = 200 ] || { _fintors_error "$_fintors_body" >&2; return 1; }
+    _fintors_list "$_fintors_body"
+}
+
+fintors_prompt() {
+    local role
+    role=$(_FINTORS_TIMEOUT=0.3 fintors_current 2>/dev/null) || return 0
+    [ -n "$role" ] && printf '(%s) ' "$role"
+    return 0
+}
+
+_fintors_complete_roles() {
+    local roles
+    _fintors_request GET /roles 2>/dev/null || return 0
+    roles=$(_fintors_list "$_fintors_body")
+    local IFS=$'\n'
+    COMPREPLY=($(compgen -W "$roles" -- "${COMP_WORDS[COMP_CWORD]}"))
+}
+
+_fintors_complete_use() {
+    [ "$COMP_CWORD" -eq 1 ] && _fintors_complete_roles
+}
+
+complete -F _fintors_complete_use fintors_use

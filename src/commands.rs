@@ -1,0 +1,322 @@
+//! The client subcommands (`roles`, `use`, `current`, `creds`, `status`): each asks the daemon
+//! over HTTP and turns the answer into what a person or a script wants to read. They return their
+//! output instead of printing it, so tests can check it and `main` decides where it goes.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use hyper::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::cli::{ClientArgs, CredsFormat};
+use crate::client::{ClientError, Endpoint};
+use crate::status::{self, Report};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CommandError {
+    /// 2 when the daemon is not there at all, 1 when it said no.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Client(ClientError::NotRunning { .. }) => 2,
+            _ => 1,
+        }
+    }
+}
+
+type Output = Result<String, CommandError>;
+
+/// The `{"error": "..."}` body of a refused role API request, or the raw body.
+fn error_text(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct ApiError {
+        error: String,
+    }
+    serde_json::from_slice::<ApiError>(body)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).trim().to_owned())
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(
+    endpoint: &Endpoint,
+    body: &[u8],
+) -> Result<T, CommandError> {
+    serde_json::from_slice(body).map_err(|e| {
+        CommandError::Failed(format!(
+            "unexpected answer from {endpoint} ({e}); is that really fintors?"
+        ))
+    })
+}
+
+async fn get_ok(endpoint: &Endpoint, path: &str) -> Result<bytes::Bytes, CommandError> {
+    let (status, body) = endpoint.request(Method::GET, path, None).await?;
+    if status != StatusCode::OK {
+        return Err(CommandError::Failed(format!(
+            "{endpoint}{path}: {status}: {}",
+            error_text(&body)
+        )));
+    }
+    Ok(body)
+}
+
+async fn report(endpoint: &Endpoint) -> Result<Report, CommandError> {
+    let body = get_ok(endpoint, status::PATH).await?;
+    parse(endpoint, &body)
+}
+
+async fn active_alias(endpoint: &Endpoint) -> Result<Option<String>, CommandError> {
+    #[derive(Deserialize)]
+    struct Roles {
+        roles: Vec<String>,
+    }
+    let body = get_ok(endpoint, "/roles?status=active").await?;
+    Ok(parse::<Roles>(endpoint, &body)?.roles.into_iter().next())
+}
+
+/// `fintors roles`
+pub async fn roles(args: &ClientArgs, as_json: bool) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    let report = report(&endpoint).await?;
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&report).expect("serializes") + "\n");
+    }
+    let now = Utc::now();
+    let width = report
+        .roles
+        .iter()
+        .map(|r| r.alias.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let mut out = format!("  {:width$}  {:10}  ARN\n", "ROLE", "EXPIRES IN");
+    for role in &report.roles {
+        let expires = role
+            .credentials
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |c| human(c.expiration - now));
+        out.push_str(&format!(
+            "{} {:width$}  {:10}  {}\n",
+            if role.active { '*' } else { ' ' },
+            role.alias,
+            expires,
+            role.arn
+        ));
+    }
+    Ok(out)
+}
+
+/// `fintors use ALIAS`
+pub async fn use_role(args: &ClientArgs, alias: &str) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    let body = json!({ "alias": alias }).to_string();
+    let (status, reply) = endpoint.request(Method::PUT, "/roles", Some(body)).await?;
+    match status {
+        StatusCode::OK => Ok(format!("active role: {alias}\n")),
+        StatusCode::NOT_FOUND => {
+            let known = report(&endpoint)
+                .await
+                .map(|r| {
+                    r.roles
+                        .into_iter()
+                        .map(|r| r.alias)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            Err(CommandError::Failed(format!(
+                "unknown role: {alias} (configured: {known})"
+            )))
+        }
+        _ => Err(CommandError::Failed(error_text(&reply))),
+    }
+}
+
+/// `fintors current`
+pub async fn current(args: &ClientArgs) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    Ok(active_alias(&endpoint)
+        .await?
+        .map(|a| a + "\n")
+        .unwrap_or_default())
+}
+
+/// The credential document as IMDS serves it.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Document {
+    code: String,
+    message: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    token: Option<String>,
+    expiration: Option<String>,
+}
+
+/// `fintors creds [ALIAS] [--format ...]`
+pub async fn creds(args: &ClientArgs, alias: Option<&str>, format: CredsFormat) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    let alias = match alias {
+        Some(a) => a.to_owned(),
+        None => active_alias(&endpoint).await?.ok_or_else(|| {
+            CommandError::Failed(
+                "no role is active: name one (`fintors creds ROLE`) or switch with `fintors use ROLE`"
+                    .into(),
+            )
+        })?,
+    };
+    let path = format!("/roles/{alias}/credentials");
+    let (status, body) = endpoint.request(Method::GET, &path, None).await?;
+    if status == StatusCode::NOT_FOUND {
+        return Err(CommandError::Failed(format!("unknown role: {alias}")));
+    }
+    let doc: Document = parse(&endpoint, &body)?;
+    let (Some(key), Some(secret), Some(token), Some(expiration), true) = (
+        doc.access_key_id,
+        doc.secret_access_key,
+        doc.token,
+        doc.expiration,
+        doc.code == "Success",
+    ) else {
+        return Err(CommandError::Failed(format!(
+            "no credentials for {alias}: {}: {}",
+            doc.code,
+            doc.message.unwrap_or_default()
+        )));
+    };
+    Ok(match format {
+        CredsFormat::Env => format!(
+            "export AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\n\
+             export AWS_SESSION_TOKEN={}\nexport AWS_CREDENTIAL_EXPIRATION={}\n",
+            shell_quote(&key),
+            shell_quote(&secret),
+            shell_quote(&token),
+            shell_quote(&expiration)
+        ),
+        CredsFormat::Json => String::from_utf8_lossy(&body).into_owned() + "\n",
+        CredsFormat::CredentialProcess => {
+            json!({
+                "Version": 1,
+                "AccessKeyId": key,
+                "SecretAccessKey": secret,
+                "SessionToken": token,
+                "Expiration": expiration,
+            })
+            .to_string()
+                + "\n"
+        }
+    })
+}
+
+/// `fintors status`
+pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    let report = report(&endpoint).await?;
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&report).expect("serializes") + "\n");
+    }
+    let now = Utc::now();
+    let mut out = format!(
+        "fintors {} is running at {endpoint} ({})\nactive role: {}\n",
+        report.version,
+        if report.imdsv2_required {
+            "IMDSv2 tokens required"
+        } else {
+            "IMDSv1 and IMDSv2"
+        },
+        report.active_role.as_deref().unwrap_or("none")
+    );
+    let width = report
+        .roles
+        .iter()
+        .map(|r| r.alias.len())
+        .max()
+        .unwrap_or(0);
+    for role in &report.roles {
+        let state = match &role.credentials {
+            Some(c) => format!(
+                "credentials valid for {} (until {}), refresh {}",
+                human(c.expiration - now),
+                stamp(c.expiration),
+                if c.refresh_at <= now {
+                    "due now".to_owned()
+                } else {
+                    format!("in {}", human(c.refresh_at - now))
+                }
+            ),
+            None => "no credentials cached".to_owned(),
+        };
+        out.push_str(&format!(
+            "{} {:width$}  {state}; {} STS call{}\n",
+            if role.active { '*' } else { ' ' },
+            role.alias,
+            role.sts_calls,
+            if role.sts_calls == 1 { "" } else { "s" }
+        ));
+        if let Some(e) = &role.last_error {
+            out.push_str(&format!(
+                "  {:width$}  last STS error at {}: {}: {}\n",
+                "",
+                stamp(e.at),
+                e.code,
+                e.message
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    crate::document::timestamp(t)
+}
+
+/// A short human duration: `45s`, `59m`, `11h05m`.
+pub fn human(d: TimeDelta) -> String {
+    let secs = d.num_seconds();
+    if secs <= 0 {
+        return "expired".into();
+    }
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// Quotes `s` for POSIX shells (and fish): single quotes, with embedded ones escaped.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations_are_short() {
+        assert_eq!(human(TimeDelta::seconds(45)), "45s");
+        assert_eq!(human(TimeDelta::seconds(59 * 60 + 59)), "59m");
+        assert_eq!(human(TimeDelta::seconds(11 * 3600 + 5 * 60)), "11h05m");
+        assert_eq!(human(TimeDelta::seconds(-3)), "expired");
+    }
+
+    #[test]
+    fn shell_quoting_survives_quotes() {
+        assert_eq!(shell_quote("a/b+c="), "'a/b+c='");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn not_running_exits_2_and_refusals_exit_1() {
+        let endpoint = Endpoint::parse("http://127.0.0.1:1").unwrap();
+        assert_eq!(
+            CommandError::Client(ClientError::NotRunning { endpoint }).exit_code(),
+            2
+        );
+        assert_eq!(CommandError::Failed("no".into()).exit_code(), 1);
+    }
+}

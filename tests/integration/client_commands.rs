@@ -1,0 +1,275 @@
+//! The client subcommands against a live daemon: what they print, what they change, how they fail.
+
+use std::process::{Command, Output};
+
+use crate::require_venv;
+use crate::support::{
+    Daemon, FakeSts, TWO_ROLES, fintors_cli, fintors_cli_at, free_port, moto, run_client,
+};
+
+fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+#[test]
+fn roles_marks_the_active_role_and_shows_lifetimes() {
+    require_venv!();
+    let d = Daemon::start();
+    let out = stdout(&fintors_cli(&d, &["roles"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].contains("ROLE") && lines[0].contains("EXPIRES IN"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("* example ") && lines[1].contains("59m"),
+        "{out}"
+    );
+    assert!(lines[2].starts_with("  example2 "), "{out}");
+    assert!(
+        lines[2].contains("arn:aws:iam::123456789012:role/path/example2"),
+        "{out}"
+    );
+}
+
+#[test]
+fn roles_json_is_machine_readable() {
+    require_venv!();
+    let d = Daemon::start();
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout(&fintors_cli(&d, &["roles", "--json"]))).unwrap();
+    assert_eq!(v["active_role"], "example");
+    assert_eq!(v["roles"][0]["alias"], "example");
+    assert!(v["roles"][0]["credentials"]["expiration"].is_string());
+    assert!(v["roles"][1]["credentials"].is_null());
+}
+
+#[test]
+fn use_switches_through_the_role_api() {
+    require_venv!();
+    let d = Daemon::start();
+    assert_eq!(
+        stdout(&fintors_cli(&d, &["use", "example2"])),
+        "active role: example2\n"
+    );
+    assert_eq!(
+        d.get("/roles?status=active").body,
+        r#"{"roles":["example2"]}"#
+    );
+    assert_eq!(stdout(&fintors_cli(&d, &["current"])), "example2\n");
+}
+
+#[test]
+fn use_of_an_unknown_role_fails_and_names_the_configured_ones() {
+    require_venv!();
+    let d = Daemon::start();
+    let o = fintors_cli(&d, &["use", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "fintors: unknown role: nope (configured: example, example2)\n"
+    );
+}
+
+#[test]
+fn use_of_a_role_sts_refuses_prints_stss_error() {
+    let sts = FakeSts::access_denied();
+    let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
+    let o = fintors_cli(&d, &["use", "example2"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("AccessDenied") && err.contains("not authorized"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn daemon_not_running_is_one_line_and_exit_2() {
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    for args in [
+        &["roles"][..],
+        &["use", "x"],
+        &["current"],
+        &["creds"],
+        &["status"],
+    ] {
+        let o = fintors_cli_at(&endpoint, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert_eq!(
+            err,
+            format!(
+                "fintors is not running at {endpoint}: start it with `fintors serve` \
+                 (or point --endpoint / FINTORS_ENDPOINT at it)\n"
+            )
+        );
+    }
+}
+
+#[test]
+fn creds_env_output_works_for_a_real_client_after_eval() {
+    let venv = require_venv!();
+    let d = Daemon::start();
+    let exports = stdout(&fintors_cli(&d, &["creds", "example2", "--format", "env"]));
+    assert!(exports.contains("export AWS_SESSION_TOKEN='"), "{exports}");
+    let o = Command::new("bash")
+        .args([
+            "-c",
+            &format!("{exports}\nexec \"$0\" sts get-caller-identity --query Arn --output text"),
+        ])
+        .arg(venv.join("bin/aws"))
+        .env_clear()
+        .envs(no_imds_env(&d))
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o).trim(), EXAMPLE2_ARN);
+}
+
+const EXAMPLE2_ARN: &str = "arn:aws:sts::123456789012:assumed-role/example2/me";
+
+/// A clean environment for a client whose credentials come from anywhere but IMDS.
+fn no_imds_env(d: &Daemon) -> impl Iterator<Item = (String, std::ffi::OsString)> {
+    [
+        ("PATH", std::env::var_os("PATH").unwrap_or_default()),
+        ("HOME", d.dir.path().into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_ENDPOINT_URL_STS", moto().into()),
+        ("AWS_DEFAULT_REGION", "us-east-1".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+}
+
+#[test]
+fn creds_default_to_the_active_role_and_json_is_the_imds_document() {
+    require_venv!();
+    let d = Daemon::start();
+    let doc: serde_json::Value =
+        serde_json::from_str(&stdout(&fintors_cli(&d, &["creds", "--format", "json"]))).unwrap();
+    let imds = d
+        .get("/latest/meta-data/iam/security-credentials/example")
+        .json();
+    assert_eq!(doc, imds);
+}
+
+#[test]
+fn creds_credential_process_feeds_the_aws_cli() {
+    let venv = require_venv!();
+    let d = Daemon::start();
+    let out = stdout(&fintors_cli(
+        &d,
+        &["creds", "example2", "--format", "credential-process"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["Version"], 1);
+    assert!(v["SessionToken"].is_string() && v["Expiration"].is_string());
+
+    // A profile whose credential_process is fintors: the CLI must come out as example2.
+    let config = d.dir.path().join("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile viafintors]\ncredential_process = {} creds example2 --format credential-process --endpoint {}\n",
+            env!("CARGO_BIN_EXE_fintors"),
+            d.url()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(venv.join("bin/aws"))
+        .args([
+            "sts",
+            "get-caller-identity",
+            "--profile",
+            "viafintors",
+            "--query",
+            "Arn",
+            "--output",
+            "text",
+        ])
+        .env_clear()
+        .envs(no_imds_env(&d))
+        .env("AWS_CONFIG_FILE", &config)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o).trim(), EXAMPLE2_ARN);
+}
+
+#[test]
+fn creds_for_a_refused_role_fails_with_stss_reason() {
+    let sts = FakeSts::access_denied();
+    let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
+    let o = fintors_cli(&d, &["creds", "example"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no credentials for example: AccessDenied"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn status_shows_role_cache_and_last_sts_error() {
+    let sts = FakeSts::access_denied();
+    let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
+    let out = stdout(&fintors_cli(&d, &["status"]));
+    assert!(out.contains(&format!("is running at {}", d.url())), "{out}");
+    assert!(out.contains("active role: example\n"), "{out}");
+    assert!(out.contains("no credentials cached"), "{out}");
+    assert!(
+        out.contains("last STS error at ") && out.contains("AccessDenied"),
+        "{out}"
+    );
+}
+
+#[test]
+fn status_reports_valid_cached_credentials() {
+    require_venv!();
+    let d = Daemon::start();
+    let out = stdout(&fintors_cli(&d, &["status"]));
+    assert!(
+        out.contains("* example   credentials valid for 59m"),
+        "{out}"
+    );
+    assert!(out.contains("1 STS call"), "{out}");
+}
+
+#[test]
+fn completion_scripts_are_generated_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = fintors_cli_at("http://127.0.0.1:1", &["completions", shell]);
+        let script = stdout(&o);
+        assert!(
+            script.contains("creds") && script.contains("network"),
+            "{shell}"
+        );
+    }
+    // bash accepts its script.
+    let o = fintors_cli_at("http://127.0.0.1:1", &["completions", "bash"]);
+    let check = Command::new("bash")
+        .args(["-n", "-c", &String::from_utf8(o.stdout).unwrap()])
+        .status()
+        .unwrap();
+    assert!(check.success());
+}
+
+#[test]
+fn clients_use_the_rust_sdk_path_after_switching_via_cli() {
+    require_venv!();
+    let d = Daemon::start();
+    stdout(&fintors_cli(&d, &["use", "example2"]));
+    assert_eq!(
+        run_client(&d, &crate::support::rust_whoami(), &[]),
+        "arn:aws:sts::123456789012:assumed-role/example2/me"
+    );
+}

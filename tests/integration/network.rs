@@ -1,0 +1,282 @@
+//! `fintors network` for real, inside a network namespace this test creates (loopback only, no
+//! route out), and systemd socket activation.
+//!
+//! In the namespace an unmodified SDK, with no endpoint override and IMDS enabled, must get its
+//! credentials from http://169.254.169.254/ — which there is fintors, through the address on lo
+//! and the port-80 redirect. Nothing leaves the namespace: it has no other interface.
+
+use std::net::TcpListener;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::require_venv;
+use crate::support::{Daemon, Reaped, TWO_ROLES, http, in_ci, rust_whoami};
+
+const EXAMPLE_ARN: &str = "arn:aws:sts::123456789012:assumed-role/example/finto-example";
+const NS_STS_PORT: u16 = 45123;
+const NS_FINTORS_PORT: u16 = 16925;
+
+/// A network namespace, deleted (with everything running in it) when dropped.
+struct Netns(String);
+
+impl Netns {
+    /// `None` (test skipped) where namespaces are impossible; under CI they must work.
+    fn create() -> Option<Netns> {
+        let root = unsafe { libc::geteuid() } == 0;
+        let tools = ["ip", "iptables"]
+            .iter()
+            .all(|t| Command::new(t).arg("--version").output().is_ok());
+        if !root || !tools {
+            let why = "network namespace tests need root, iproute2 and iptables";
+            assert!(!in_ci(), "{why}");
+            eprintln!("SKIPPED: {why}");
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("fintors-test-{}-{n}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        assert!(
+            Command::new("ip")
+                .args(["netns", "add", &name])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let ns = Netns(name);
+        ns.ok(&["ip", "link", "set", "lo", "up"]);
+        Some(ns)
+    }
+
+    fn exec(&self, argv: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).args(argv);
+        c
+    }
+
+    fn ok(&self, argv: &[&str]) -> String {
+        let o = self.exec(argv).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{argv:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// The rules and addresses `network up/down` may touch.
+    fn snapshot(&self) -> String {
+        [
+            self.ok(&["iptables", "-w", "-t", "nat", "-S"]),
+            self.ok(&["iptables", "-w", "-t", "filter", "-S"]),
+            self.ok(&["ip", "-o", "addr", "show", "dev", "lo"]),
+        ]
+        .join("\n")
+    }
+
+    fn wait_for_port(&self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let probe = format!("exec 3<>/dev/tcp/127.0.0.1/{port}");
+        while Instant::now() < deadline {
+            if self
+                .exec(&["bash", "-c", &probe])
+                .output()
+                .unwrap()
+                .status
+                .success()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("nothing listening on port {port} in {}", self.0);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn fintors_network(ns: &Netns, action: &str) -> Output {
+    ns.exec(&[
+        env!("CARGO_BIN_EXE_fintors"),
+        "network",
+        action,
+        "--port",
+        &NS_FINTORS_PORT.to_string(),
+    ])
+    .env("FINTORS_CONFIG", "/nonexistent")
+    .output()
+    .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// Runs `program` in the namespace as a plain client: IMDS enabled, no endpoint override.
+fn client_in_ns(ns: &Netns, home: &std::path::Path, program: &str, args: &[&str]) -> String {
+    let o = ns
+        .exec(&["env", "-i"])
+        .arg(format!(
+            "PATH={}",
+            std::env::var("PATH").unwrap_or_default()
+        ))
+        .arg(format!("HOME={}", home.display()))
+        .arg(format!(
+            "AWS_ENDPOINT_URL_STS=http://127.0.0.1:{NS_STS_PORT}"
+        ))
+        .args(["AWS_REGION=us-east-1", "AWS_DEFAULT_REGION=us-east-1"])
+        .arg(format!("AWS_CONFIG_FILE={}/none", home.display()))
+        .arg(format!(
+            "AWS_SHARED_CREDENTIALS_FILE={}/none",
+            home.display()
+        ))
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{program}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn network_up_makes_unmodified_sdks_find_fintors_and_down_restores_everything() {
+    let venv = require_venv!();
+    let Some(ns) = Netns::create() else { return };
+    let before = ns.snapshot();
+
+    let _moto = Reaped(
+        ns.exec(&[
+            venv.join("bin/moto_server").to_str().unwrap(),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &NS_STS_PORT.to_string(),
+        ])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    ns.wait_for_port(NS_STS_PORT);
+    let daemon = Daemon::builder(TWO_ROLES)
+        .netns(&ns.0)
+        .sts(format!("http://127.0.0.1:{NS_STS_PORT}"))
+        .port(NS_FINTORS_PORT)
+        .start();
+
+    let up = text(&fintors_network(&ns, "up"));
+    assert_eq!(up.lines().count(), 3, "{up}");
+    let after_up = ns.snapshot();
+    assert_ne!(after_up, before);
+    assert_eq!(
+        text(&fintors_network(&ns, "up")),
+        "nothing to do: already in place\n"
+    );
+    assert_eq!(ns.snapshot(), after_up, "a second `up` changed something");
+    let status = text(&fintors_network(&ns, "status"));
+    assert!(
+        status.contains("on lo: present (added by fintors)"),
+        "{status}"
+    );
+
+    let home = daemon.dir.path().join("client");
+    std::fs::create_dir_all(&home).unwrap();
+    let python = venv.join("bin/python");
+    let boto = "import boto3\ns = boto3.Session()\nassert s.get_credentials().method == 'iam-role'\n\
+                print(s.client('sts').get_caller_identity()['Arn'])";
+    assert_eq!(
+        client_in_ns(&ns, &home, python.to_str().unwrap(), &["-c", boto]),
+        EXAMPLE_ARN
+    );
+    assert_eq!(
+        client_in_ns(&ns, &home, rust_whoami().to_str().unwrap(), &[]),
+        EXAMPLE_ARN
+    );
+
+    let down = text(&fintors_network(&ns, "down"));
+    assert_eq!(down.lines().count(), 3, "{down}");
+    assert_eq!(
+        ns.snapshot(),
+        before,
+        "`down` did not restore the namespace"
+    );
+    assert_eq!(
+        text(&fintors_network(&ns, "down")),
+        "nothing to do: already in place\n"
+    );
+}
+
+#[test]
+fn network_down_leaves_an_address_it_did_not_add() {
+    let Some(ns) = Netns::create() else { return };
+    ns.ok(&["ip", "addr", "add", "169.254.169.254/32", "dev", "lo"]);
+    let before = ns.snapshot();
+    text(&fintors_network(&ns, "up"));
+    text(&fintors_network(&ns, "down"));
+    assert_eq!(ns.snapshot(), before);
+}
+
+#[test]
+fn network_dry_run_prints_commands_and_changes_nothing() {
+    let Some(ns) = Netns::create() else { return };
+    let before = ns.snapshot();
+    let o = ns
+        .exec(&[
+            env!("CARGO_BIN_EXE_fintors"),
+            "network",
+            "up",
+            "--dry-run",
+            "--port",
+            "1234",
+        ])
+        .env("FINTORS_CONFIG", "/nonexistent")
+        .output()
+        .unwrap();
+    let plan = text(&o);
+    assert!(
+        plan.contains("ip addr add 169.254.169.254/32 dev lo label lo:fintors"),
+        "{plan}"
+    );
+    assert!(plan.contains("--to-destination 127.0.0.1:1234"), "{plan}");
+    assert_eq!(ns.snapshot(), before);
+}
+
+#[test]
+fn socket_activation_serves_on_the_passed_socket() {
+    require_venv!();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let d = Daemon::builder(TWO_ROLES).socket(listener).start();
+    assert_eq!(
+        d.addr, addr,
+        "the daemon must serve on the inherited socket"
+    );
+    assert!(
+        d.stderr().contains("socket passed by systemd"),
+        "{}",
+        d.stderr()
+    );
+    let r = http(
+        addr,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/",
+        &[],
+        "",
+    );
+    assert_eq!((r.status, r.body.as_str()), (200, "example"));
+}

@@ -1,0 +1,165 @@
+//! The bash and fish helpers in shell/, run by the real shells against a live daemon, with only
+//! curl (no fintors binary on PATH).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::require_venv;
+use crate::support::{Daemon, free_port, in_ci, repo_path};
+
+/// A PATH with curl and the shells but no fintors.
+fn bare_path() -> String {
+    "/usr/local/bin:/usr/bin:/bin".to_owned()
+}
+
+fn shell_available(shell: &str) -> bool {
+    let found = Command::new(shell).arg("-c").arg("true").output().is_ok();
+    if !found {
+        assert!(
+            !in_ci(),
+            "{shell} is not installed; .ci/run must install it"
+        );
+        eprintln!("SKIPPED: {shell} is not installed");
+    }
+    found
+}
+
+/// Runs `script` in `shell` after sourcing the helpers, against `endpoint`.
+fn run(shell: &str, endpoint: &str, script: &str) -> Output {
+    let helpers: PathBuf = repo_path(&format!("shell/fintors.{shell}"));
+    Command::new(shell)
+        .arg("-c")
+        .arg(format!("source {}\n{script}", helpers.display()))
+        .env_clear()
+        .env("PATH", bare_path())
+        .env("HOME", "/nonexistent")
+        .env("FINTORS_ENDPOINT", endpoint)
+        .output()
+        .unwrap()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+fn lists_roles_with_the_active_one_marked(shell: &str) {
+    require_venv!();
+    if !shell_available(shell) {
+        return;
+    }
+    let d = Daemon::start();
+    let o = run(shell, &d.url(), "fintors_roles");
+    assert_eq!(out(&o), "* example\n  example2\n", "{}", err(&o));
+}
+
+fn switches_through_the_role_api(shell: &str) {
+    require_venv!();
+    if !shell_available(shell) {
+        return;
+    }
+    let d = Daemon::start();
+    let script = if shell == "bash" {
+        "fintors_use example2 && fintors_current"
+    } else {
+        "fintors_use example2; and fintors_current"
+    };
+    let o = run(shell, &d.url(), script);
+    assert_eq!(out(&o), "active role: example2\nexample2\n", "{}", err(&o));
+    assert_eq!(
+        d.get("/roles?status=active").body,
+        r#"{"roles":["example2"]}"#
+    );
+}
+
+fn unknown_role_is_refused_with_status_1(shell: &str) {
+    require_venv!();
+    if !shell_available(shell) {
+        return;
+    }
+    let d = Daemon::start();
+    let o = run(shell, &d.url(), "fintors_use nope");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(err(&o), "fintors: unknown role: nope\n");
+    assert_eq!(
+        d.get("/roles?status=active").body,
+        r#"{"roles":["example"]}"#
+    );
+}
+
+fn prompt_shows_the_active_role(shell: &str) {
+    require_venv!();
+    if !shell_available(shell) {
+        return;
+    }
+    let d = Daemon::start();
+    assert_eq!(out(&run(shell, &d.url(), "fintors_prompt")), "(example) ");
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let o = run(shell, &down, "fintors_prompt");
+    assert_eq!(
+        (out(&o).as_str(), o.status.code()),
+        ("", Some(0)),
+        "a prompt never fails"
+    );
+}
+
+fn completes_role_aliases(shell: &str) {
+    require_venv!();
+    if !shell_available(shell) {
+        return;
+    }
+    let d = Daemon::start();
+    let script = if shell == "bash" {
+        "COMP_WORDS=(fintors_use ex); COMP_CWORD=1; _fintors_complete_use; printf '%s\\n' \"${COMPREPLY[@]}\""
+    } else {
+        "complete -C'fintors_use ex'; complete -C'fintors use example'"
+    };
+    let o = run(shell, &d.url(), script);
+    let expected = if shell == "bash" {
+        "example\nexample2\n"
+    } else {
+        "example\nexample2\nexample\nexample2\n"
+    };
+    assert_eq!(out(&o), expected, "{}", err(&o));
+}
+
+fn daemon_down_is_one_line_and_status_2(shell: &str) {
+    if !shell_available(shell) {
+        return;
+    }
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    for f in ["fintors_roles", "fintors_use example", "fintors_current"] {
+        let o = run(shell, &endpoint, f);
+        assert_eq!(o.status.code(), Some(2), "{shell} {f}");
+        assert_eq!(
+            err(&o),
+            format!(
+                "fintors is not running at {endpoint}: start it with `fintors serve` (or set FINTORS_ENDPOINT)\n"
+            ),
+            "{shell} {f}"
+        );
+    }
+}
+
+macro_rules! for_each_shell {
+    ($($name:ident),* $(,)?) => {
+        mod bash {
+            $( #[test] fn $name() { super::$name("bash") } )*
+        }
+        mod fish {
+            $( #[test] fn $name() { super::$name("fish") } )*
+        }
+    };
+}
+
+for_each_shell!(
+    lists_roles_with_the_active_one_marked,
+    switches_through_the_role_api,
+    unknown_role_is_refused_with_status_1,
+    prompt_shows_the_active_role,
+    completes_role_aliases,
+    daemon_down_is_one_line_and_status_2,
+);
