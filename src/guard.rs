@@ -7,13 +7,10 @@
 //! service: a DNS-rebinding web page reaches the daemon under its own host name, so refusing
 //! unknown names is what stops a browser from reading credentials as same-origin.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::net::{IpAddr, SocketAddr};
 
 /// The addresses real clients use for IMDS; a browser sends these as `Host` only for a page whose
 /// origin is the metadata service itself, so they are always safe to accept.
@@ -94,41 +91,46 @@ fn is_ip_literal_with_port(host: &str, port: u16) -> bool {
     }
 }
 
-/// Middleware: 403 for a peer or `Host` that fails the checks above.
-pub async fn check(
-    State(guard): State<Arc<Guard>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if !guard.peer_allowed(peer.ip()) {
-        tracing::warn!(%peer, "refused a request from another host (use --allow-remote to permit)");
-        return forbidden("requests from other hosts are refused");
-    }
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
-    match host {
-        Some(h) if guard.host_allowed(h) => next.run(request).await,
-        other => {
-            tracing::warn!(
-                %peer,
-                host = other.unwrap_or("<none>"),
-                "refused a request for an unknown Host (DNS rebinding?)"
-            );
-            forbidden("the Host header does not name this metadata service")
-        }
+/// Why the guard turned a request away; answered with a 403.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    OtherHost,
+    UnknownHostHeader,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let why = match self {
+            Refusal::OtherHost => "requests from other hosts are refused",
+            Refusal::UnknownHostHeader => "the Host header does not name this metadata service",
+        };
+        crate::imds::text(StatusCode::FORBIDDEN, format!("403 - Forbidden: {why}"))
     }
 }
 
-fn forbidden(why: &'static str) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        [(header::CONTENT_TYPE, "text/plain")],
-        format!("403 - Forbidden: {why}"),
-    )
-        .into_response()
+impl Guard {
+    /// Lets the request through, or says why not.
+    pub fn admit(&self, peer: SocketAddr, request: &Request) -> Result<(), Refusal> {
+        if !self.peer_allowed(peer.ip()) {
+            tracing::warn!(%peer, "refused a request from another host (use --allow-remote to permit)");
+            return Err(Refusal::OtherHost);
+        }
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        match host {
+            Some(h) if self.host_allowed(h) => Ok(()),
+            other => {
+                tracing::warn!(
+                    %peer,
+                    host = other.unwrap_or("<none>"),
+                    "refused a request for an unknown Host (DNS rebinding?)"
+                );
+                Err(Refusal::UnknownHostHeader)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, put};
 
@@ -65,47 +64,65 @@ impl RouteBoth for Router<Arc<AppState>> {
     }
 }
 
-/// A `text/plain` response, as every IMDS answer is.
+/// An IMDS answer: `text/plain` from `EC2ws`, as real EC2 sends (some tools check the server
+/// name to tell they are on an instance).
 pub fn text(status: StatusCode, body: impl Into<Body>) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain")], body.into()).into_response()
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain"),
+            (header::SERVER, "EC2ws"),
+        ],
+        body.into(),
+    )
+        .into_response()
 }
 
 pub fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "404 - Not Found")
 }
 
-/// Middleware for everything under `/latest/` except the token route: validates the session
-/// token if there is one, demands one under `--imdsv2-required`, and reports the remaining TTL.
-pub async fn session(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+/// A request under `/latest/` without a valid session token where one is needed: a 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        text(StatusCode::UNAUTHORIZED, "")
+    }
+}
+
+/// The IMDS session check, for everything under `/latest/` except the token route: `Ok(Some(n))`
+/// for a valid token with `n` seconds left, `Ok(None)` for an IMDSv1 request (or any other path),
+/// `Unauthorized` when the token is invalid, or missing under `--imdsv2-required`.
+pub fn session(state: &AppState, request: &Request) -> Result<Option<u32>, Unauthorized> {
     let path = request.uri().path();
     if !path.starts_with("/latest/") || path == TOKEN_PATH {
-        return next.run(request).await;
+        return Ok(None);
     }
-    let remaining = match request.headers().get(TOKEN_HEADER) {
+    match request.headers().get(TOKEN_HEADER) {
         Some(token) => {
             let now = state.clock.now().timestamp();
-            match token
+            token
                 .to_str()
                 .map_err(|_| crate::tokens::TokenError::Malformed)
                 .and_then(|t| state.tokens.verify(t, now))
-            {
-                Ok(remaining) => Some(remaining),
-                Err(why) => {
+                .map(Some)
+                .map_err(|why| {
                     tracing::debug!("refused IMDS session token: {why}");
-                    return text(StatusCode::UNAUTHORIZED, "");
-                }
-            }
+                    Unauthorized
+                })
         }
-        None if state.imdsv2_required => return text(StatusCode::UNAUTHORIZED, ""),
-        None => None,
-    };
-    let mut response = next.run(request).await;
-    if let Some(remaining) = remaining {
-        response
-            .headers_mut()
-            .insert(TTL_HEADER, HeaderValue::from(remaining));
+        None if state.imdsv2_required => Err(Unauthorized),
+        None => Ok(None),
     }
+}
+
+/// Tells an IMDSv2 client how long its token has left, as EC2 does on every answer.
+pub fn report_token_ttl(response: &mut Response, remaining: u32) {
     response
+        .headers_mut()
+        .insert(TTL_HEADER, HeaderValue::from(remaining));
 }
 
 async fn issue_token(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {

@@ -5,15 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 
 use crate::access_log::{self, AccessLog};
 use crate::clock::Clock;
-use crate::guard::{self, Guard};
+use crate::guard::Guard;
 use crate::imds;
 use crate::registry::Registry;
 use crate::roles_api;
@@ -28,15 +27,16 @@ pub struct AppState {
     pub imdsv2_required: bool,
 }
 
-/// The whole service. Layers run outermost first: access log, guard, IMDS session, then routes.
+/// The whole service: the access log (if any), then the front door, then the routes.
 pub fn app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessLog>>) -> Router {
     let router = imds::router()
         .merge(roles_api::router())
         .merge(status::router())
         .fallback(|| async { imds::not_found() })
-        .layer(middleware::from_fn_with_state(state.clone(), imds::session))
-        .layer(middleware::from_fn(server_header))
-        .layer(middleware::from_fn_with_state(guard, guard::check))
+        .layer(middleware::from_fn_with_state(
+            (guard, state.clone()),
+            front_door,
+        ))
         .with_state(state);
     match log {
         Some(log) => router.layer(middleware::from_fn_with_state(log, access_log::record)),
@@ -44,12 +44,26 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessLog>>)
     }
 }
 
-/// Real IMDS answers as `EC2ws`; some tools check it to tell they are on an instance.
-async fn server_header(request: Request, next: Next) -> Response {
+/// Every request passes here first: the guard (other hosts, foreign `Host` headers), then the
+/// IMDS session check. One middleware rather than two, because each layer costs the hot path a
+/// boxed future.
+async fn front_door(
+    State((guard, state)): State<(Arc<Guard>, Arc<AppState>)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Err(refusal) = guard.admit(peer, &request) {
+        return refusal.into_response();
+    }
+    let remaining = match imds::session(&state, &request) {
+        Ok(remaining) => remaining,
+        Err(unauthorized) => return unauthorized.into_response(),
+    };
     let mut response = next.run(request).await;
-    response
-        .headers_mut()
-        .insert(header::SERVER, HeaderValue::from_static("EC2ws"));
+    if let Some(remaining) = remaining {
+        imds::report_token_ttl(&mut response, remaining);
+    }
     response
 }
 
