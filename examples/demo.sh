@@ -33,7 +33,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-HOME=$demo_home AWS_CONFIG_FILE=$demo_home/.aws/config \
+HOME=$demo_home \
 AWS_ENDPOINT_URL_STS=http://127.0.0.1:$STS_PORT AWS_REGION=us-east-1 \
     "$FINTORS" --config examples/fintorc.json --addr 127.0.0.1 --port "$PORT" &
 pids+=($!)
@@ -48,7 +48,7 @@ fintors is serving on http://127.0.0.1:$PORT, with an STS emulator on 127.0.0.1:
 In another terminal, try:
 
   export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:$PORT
-  export AWS_ENDPOINT_URL_STS=http://127.0.0.1:$STS_PORT AWS_REGION=us-east-1
+  export AWS_ENDPOINT_URL_STS=http://127.0.0.1:$STS_PORT AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
   curl -s http://127.0.0.1:$PORT/roles
   $VENV/bin/aws sts get-caller-identity
   curl -s -XPUT -H 'Content-Type: application/json' -d '{"alias":"example2"}' http://127.0.0.1:$PORT/roles

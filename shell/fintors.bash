@@ -5,6 +5,9 @@
 #   fintors_current          print the active role
 #   fintors_prompt           prompt segment: "(role) " or nothing; e.g. PS1='$(fintors_prompt)'$PS1
 #
+# Also completes role names for `fintors use` and `fintors creds`; source this after
+# `source <(fintors completions bash)` so the rest of fintors's completion keeps working.
+#
 # They need only curl. The daemon is found at $FINTORS_ENDPOINT, else http://169.254.169.254:16925.
 # Exit status: 0 done, 1 the daemon refused (message on stderr), 2 the daemon is not running.
 
@@ -102,3 +105,15 @@ _fintors_complete_use() {
 }
 
 complete -F _fintors_complete_use fintors_use
+
+# `fintors use <TAB>` and `fintors creds <TAB>` complete role names; everything else goes to the
+# completion `fintors completions bash` installs (_fintors), when it is loaded.
+_fintors_complete_cli() {
+    if [ "$COMP_CWORD" -eq 2 ] && { [ "${COMP_WORDS[1]}" = use ] || [ "${COMP_WORDS[1]}" = creds ]; }; then
+        _fintors_complete_roles
+    elif declare -F _fintors >/dev/null; then
+        _fintors "$@"
+    fi
+}
+
+complete -F _fintors_complete_cli fintors
