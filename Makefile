@@ -4,7 +4,7 @@ PYTHON  ?= python3
 CARGO   ?= cargo
 PREFIX  ?= $(HOME)/.cargo
 
-.PHONY: all build test lint install demo venv clean
+.PHONY: all build test lint install demo venv bench clean
 
 all: build
 
@@ -34,6 +34,17 @@ install:
 demo: venv
 	$(CARGO) build --release
 	VENV=$(abspath $(VENV)) bash examples/demo.sh
+
+# Benchmarks against a bare-hyper ceiling (bench/); installs wrk and a font for the plot if
+# missing. Not part of `make test`: these machines are shared and timing assertions would flake.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BENCH_ARGS ?=
+bench:
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
+	@[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || $(SUDO) apt-get install -y -qq fonts-dejavu-core
+	$(CARGO) build --release
+	cd bench && $(CARGO) build --release
+	bench/target/release/fintors-bench run --fintors target/release/fintors --out bench/results $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,779 @@
+//! `make bench`: how close fintors comes to the physical limit of its own stack, measured side by
+//! side in one run, on loopback.
+//!
+//! `fintors-bench ceiling` is the limit: a bare hyper server answering fixed bytes (the same
+//! credential document fintors serves) with no logic at all. `fintors-bench run` starts a fake STS
+//! (in process, with a configurable delay and session lifetime), fintors and the ceiling, drives
+//! them with wrk, and writes a Markdown table and a latency plot to bench/results/. Absolute
+//! numbers on a shared machine are noise; the ratios between servers measured in the same run are
+//! the result.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncBufReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+
+const CONCURRENCIES: [u32; 4] = [1, 16, 64, 256];
+const ROLE: &str = "bench";
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("ceiling") => ceiling(&args[2..]).await,
+        Some("run") => run(&args[2..]).await,
+        _ => {
+            eprintln!(
+                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S]"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ceiling: fixed bytes, no routing, no logic.
+
+async fn ceiling(args: &[String]) {
+    let body = Bytes::from(std::fs::read(&args[0]).expect("body file"));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("listening on {}", listener.local_addr().unwrap());
+    loop {
+        let (stream, _) = listener.accept().await.unwrap();
+        let body = body.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |_req: Request<Incoming>| {
+                let body = body.clone();
+                async move {
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .header("content-type", "text/plain")
+                            .header("server", "EC2ws")
+                            .body(Full::new(body))
+                            .unwrap(),
+                    )
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A fake STS: AssumeRole with a scripted delay and session lifetime, counting calls.
+
+struct FakeSts {
+    addr: SocketAddr,
+    delay_ms: AtomicU64,
+    lifetime_s: AtomicU64,
+    calls: AtomicU64,
+    /// When the latest call arrived and was answered (since the bench started).
+    last_arrival_us: AtomicU64,
+    last_answer_us: AtomicU64,
+    epoch: Instant,
+}
+
+impl FakeSts {
+    async fn start() -> Arc<FakeSts> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sts = Arc::new(FakeSts {
+            addr: listener.local_addr().unwrap(),
+            delay_ms: AtomicU64::new(0),
+            lifetime_s: AtomicU64::new(3600),
+            calls: AtomicU64::new(0),
+            last_arrival_us: AtomicU64::new(0),
+            last_answer_us: AtomicU64::new(0),
+            epoch: Instant::now(),
+        });
+        let server = sts.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let sts = server.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let sts = sts.clone();
+                        async move { Ok::<_, Infallible>(sts.answer(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        sts
+    }
+
+    fn set(&self, delay_ms: u64, lifetime_s: u64) {
+        self.delay_ms.store(delay_ms, Ordering::SeqCst);
+        self.lifetime_s.store(lifetime_s, Ordering::SeqCst);
+    }
+
+    fn since_epoch_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        self.last_arrival_us
+            .store(self.since_epoch_us(), Ordering::SeqCst);
+        let _ = req.into_body().collect().await;
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        tokio::time::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst))).await;
+        let expiration = chrono::Utc::now()
+            + chrono::Duration::seconds(self.lifetime_s.load(Ordering::SeqCst) as i64);
+        // Real session tokens run to several hundred characters; so does this one.
+        let token = "FwoGZXIvYXdzEBYaDBENCH".repeat(20) + &format!("{n:08}");
+        let body = format!(
+            "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
+             <Credentials><AccessKeyId>ASIABENCH{n:011}</AccessKeyId>\
+             <SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYBENCH{n:08}</SecretAccessKey>\
+             <SessionToken>{token}</SessionToken><Expiration>{}</Expiration></Credentials>\
+             <AssumedRoleUser><AssumedRoleId>AROABENCH:bench</AssumedRoleId>\
+             <Arn>arn:aws:sts::123456789012:assumed-role/bench/bench</Arn></AssumedRoleUser>\
+             </AssumeRoleResult><ResponseMetadata><RequestId>{n}</RequestId></ResponseMetadata>\
+             </AssumeRoleResponse>",
+            expiration.format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        self.last_answer_us
+            .store(self.since_epoch_us(), Ordering::SeqCst);
+        Response::builder()
+            .header("content-type", "text/xml")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes under test.
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Server {
+    fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Spawns `command` and waits for its stderr/stdout line naming the address it listens on.
+async fn spawn_listening(mut command: Command, on_stderr: bool) -> Server {
+    command.kill_on_drop(true).stdin(Stdio::null());
+    if on_stderr {
+        command.stderr(Stdio::piped()).stdout(Stdio::null());
+    } else {
+        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    }
+    let mut child = command.spawn().expect("spawn");
+    let pipe: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if on_stderr {
+        Box::new(child.stderr.take().unwrap())
+    } else {
+        Box::new(child.stdout.take().unwrap())
+    };
+    let mut lines = tokio::io::BufReader::new(pipe).lines();
+    let addr = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("server exited before listening");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let addr = rest.trim_start_matches("http://");
+            break addr.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Server { child, addr }
+}
+
+struct Fintors {
+    binary: PathBuf,
+    dir: PathBuf,
+    sts: SocketAddr,
+}
+
+impl Fintors {
+    fn command(&self, port: u16) -> Command {
+        let config = self.dir.join("fintorc.json");
+        std::fs::write(
+            &config,
+            format!(r#"{{"roles": {{"{ROLE}": "arn:aws:iam::123456789012:role/{ROLE}"}}, "default_role": "{ROLE}"}}"#),
+        )
+        .unwrap();
+        let mut c = Command::new(&self.binary);
+        c.args([
+            "--addr",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(self.dir.join("state"))
+        .env_clear()
+        .env("HOME", &self.dir)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", self.dir.join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.join("none"))
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL_STS", format!("http://{}", self.sts));
+        c
+    }
+
+    async fn start(&self) -> Server {
+        spawn_listening(self.command(0), true).await
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns status and body.
+async fn http(addr: SocketAddr, raw: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    s.write_all(raw.as_bytes()).await.ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+fn get(addr: SocketAddr, path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+}
+
+async fn token(addr: SocketAddr) -> String {
+    let raw = format!(
+        "PUT /latest/api/token HTTP/1.1\r\nHost: {addr}\r\nX-aws-ec2-metadata-token-ttl-seconds: 21600\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    http(addr, &raw).await.expect("token").1
+}
+
+fn creds_path() -> String {
+    format!("/latest/meta-data/iam/security-credentials/{ROLE}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// wrk.
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Load {
+    requests: u64,
+    duration_us: u64,
+    errors: u64,
+    p50_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+    max_us: u64,
+}
+
+impl Load {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / (self.duration_us as f64 / 1e6)
+    }
+}
+
+async fn wrk(
+    url: &str,
+    connections: u32,
+    seconds: u64,
+    headers: &[&str],
+    method: Option<&str>,
+) -> Load {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("wrk/report.lua");
+    let mut c = Command::new("wrk");
+    c.args([
+        "-t1",
+        "-c",
+        &connections.to_string(),
+        "-d",
+        &format!("{seconds}s"),
+        "--timeout",
+        "10s",
+        "-s",
+    ])
+    .arg(&script);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    if let Some(m) = method {
+        c.env("WRK_METHOD", m);
+    }
+    let out = c.arg(url).output().await.expect("wrk (apt install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = text
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCH_JSON "))
+        .unwrap_or_else(|| panic!("wrk said: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let n = |k: &str| v[k].as_u64().unwrap();
+    Load {
+        requests: n("requests"),
+        duration_us: n("duration_us"),
+        errors: n("errors"),
+        p50_us: n("p50_us"),
+        p99_us: n("p99_us"),
+        p999_us: n("p999_us"),
+        max_us: n("max_us"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run.
+
+struct Row {
+    concurrency: u32,
+    ceiling: Load,
+    v2: Load,
+    v1: Load,
+}
+
+async fn run(args: &[String]) {
+    let binary = PathBuf::from(flag(args, "--fintors").expect("--fintors PATH"));
+    let seconds: u64 = flag(args, "--duration").map_or(10, |s| s.parse().unwrap());
+    let refresh_seconds: u64 = flag(args, "--refresh-duration").map_or(140, |s| s.parse().unwrap());
+    let out_dir = PathBuf::from(flag(args, "--out").unwrap_or_else(|| "bench/results".into()));
+    let work = std::env::temp_dir().join(format!("fintors-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let me = std::env::current_exe().unwrap();
+
+    let sts = FakeSts::start().await;
+    let fintors = Fintors {
+        binary: binary.clone(),
+        dir: work.clone(),
+        sts: sts.addr,
+    };
+
+    // 4. Cold start, first (nothing warm): process start -> port accepts / first credential.
+    eprintln!("cold start ...");
+    let cold = cold_start(&fintors, &sts).await;
+
+    // 1. and 2. Throughput and latency against the ceiling.
+    let daemon = fintors.start().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = daemon.rss_kib();
+    let tok = token(daemon.addr).await;
+    let (status, document) = http(daemon.addr, &get(daemon.addr, &creds_path()))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{document}");
+    let body_file = work.join("document");
+    std::fs::write(&body_file, &document).unwrap();
+    std::fs::write(work.join("token"), &tok).unwrap();
+    let mut ceiling_cmd = Command::new(&me);
+    ceiling_cmd.arg("ceiling").arg(&body_file);
+    let ceiling = spawn_listening(ceiling_cmd, false).await;
+    let mut token_ceiling_cmd = Command::new(&me);
+    token_ceiling_cmd.arg("ceiling").arg(work.join("token"));
+    let token_ceiling = spawn_listening(token_ceiling_cmd, false).await;
+
+    let token_header = format!("X-aws-ec2-metadata-token: {tok}");
+    let ttl_header = "X-aws-ec2-metadata-token-ttl-seconds: 21600";
+    let ceiling_url = format!("http://{}{}", ceiling.addr, creds_path());
+    let fintors_url = format!("http://{}{}", daemon.addr, creds_path());
+    let mut rows = Vec::new();
+    let mut served = 0;
+    for c in CONCURRENCIES {
+        eprintln!("credential GET at {c} connections ...");
+        let row = Row {
+            concurrency: c,
+            ceiling: wrk(&ceiling_url, c, seconds, &[], None).await,
+            v2: wrk(&fintors_url, c, seconds, &[&token_header], None).await,
+            v1: wrk(&fintors_url, c, seconds, &[], None).await,
+        };
+        served += row.v2.requests + row.v1.requests;
+        rows.push(row);
+    }
+    eprintln!("token PUT at 64 connections ...");
+    let token_ceiling_load = wrk(
+        &format!("http://{}/latest/api/token", token_ceiling.addr),
+        64,
+        seconds,
+        &[ttl_header],
+        Some("PUT"),
+    )
+    .await;
+    let token_load = wrk(
+        &format!("http://{}/latest/api/token", daemon.addr),
+        64,
+        seconds,
+        &[ttl_header],
+        Some("PUT"),
+    )
+    .await;
+    served += token_load.requests;
+    let loaded_rss = daemon.rss_kib();
+    drop(daemon);
+    drop(ceiling);
+    drop(token_ceiling);
+
+    // 3. Refresh under load: a slow STS; the same run with and without refreshes.
+    eprintln!("refresh under load: {refresh_seconds} s without refreshes ...");
+    let steady = refresh_run(&fintors, &sts, 3600, refresh_seconds).await;
+    eprintln!("refresh under load: {refresh_seconds} s with a refresh every ~65 s ...");
+    let refreshing = refresh_run(&fintors, &sts, 130, refresh_seconds).await;
+
+    // 5. Footprint.
+    let binary_size = std::fs::metadata(&binary).unwrap().len();
+
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let plot = out_dir.join(format!("{date}-latency.png"));
+    draw(&rows, &plot);
+    let report = markdown(
+        &date,
+        seconds,
+        &rows,
+        &token_ceiling_load,
+        &token_load,
+        &steady,
+        &refreshing,
+        &cold,
+        idle_rss,
+        loaded_rss,
+        served,
+        binary_size,
+        &plot,
+    );
+    let md = out_dir.join(format!("{date}.md"));
+    std::fs::write(&md, &report).unwrap();
+    print!("{report}");
+    eprintln!("wrote {} and {}", md.display(), plot.display());
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+struct RefreshRun {
+    load: Load,
+    sts_calls: u64,
+    expected_refreshes: u64,
+}
+
+async fn refresh_run(
+    fintors: &Fintors,
+    sts: &FakeSts,
+    lifetime_s: u64,
+    seconds: u64,
+) -> RefreshRun {
+    sts.set(800, lifetime_s);
+    let before = sts.calls.load(Ordering::SeqCst);
+    let daemon = fintors.start().await;
+    let tok = token(daemon.addr).await;
+    let url = format!("http://{}{}", daemon.addr, creds_path());
+    let load = wrk(
+        &url,
+        64,
+        seconds,
+        &[&format!("X-aws-ec2-metadata-token: {tok}")],
+        None,
+    )
+    .await;
+    let sts_calls = sts.calls.load(Ordering::SeqCst) - before;
+    // fintors refreshes when min(35 min, half the lifetime) is left.
+    let lead = (lifetime_s / 2).min(35 * 60);
+    let period = lifetime_s - lead;
+    // One AssumeRole at start-up, then one per refresh period (plus STS's 800 ms each).
+    let expected_refreshes = 1 + seconds / (period + 1);
+    drop(daemon);
+    sts.set(0, 3600);
+    RefreshRun {
+        load,
+        sts_calls,
+        expected_refreshes,
+    }
+}
+
+struct ColdStart {
+    accept_ms: f64,
+    first_credential_ms: f64,
+    sts_ms: f64,
+}
+
+/// Median over five starts.
+async fn cold_start(fintors: &Fintors, sts: &FakeSts) -> ColdStart {
+    sts.set(0, 3600);
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut command = fintors.command(port);
+        command
+            .kill_on_drop(true)
+            .stderr(Stdio::null())
+            .stdout(Stdio::null());
+        let start_us = sts.since_epoch_us();
+        let started = Instant::now();
+        let _child = command.spawn().unwrap();
+        let mut accept = None;
+        let first = loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "fintors did not start"
+            );
+            if accept.is_none() && TcpStream::connect(addr).await.is_ok() {
+                accept = Some(started.elapsed());
+            }
+            if accept.is_some()
+                && let Some((200, body)) = http(addr, &get(addr, &creds_path())).await
+                && body.contains("\"Success\"")
+            {
+                break started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        let sts_us = sts
+            .last_answer_us
+            .load(Ordering::SeqCst)
+            .saturating_sub(sts.last_arrival_us.load(Ordering::SeqCst));
+        assert!(sts.last_arrival_us.load(Ordering::SeqCst) >= start_us);
+        samples.push((accept.unwrap(), first, Duration::from_micros(sts_us)));
+    }
+    let median = |f: &dyn Fn(&(Duration, Duration, Duration)) -> Duration| {
+        let mut v: Vec<f64> = samples.iter().map(|s| f(s).as_secs_f64() * 1e3).collect();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    ColdStart {
+        accept_ms: median(&|s| s.0),
+        first_credential_ms: median(&|s| s.1),
+        sts_ms: median(&|s| s.2),
+    }
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.3}", us as f64 / 1000.0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn markdown(
+    date: &str,
+    seconds: u64,
+    rows: &[Row],
+    token_ceiling: &Load,
+    token: &Load,
+    steady: &RefreshRun,
+    refreshing: &RefreshRun,
+    cold: &ColdStart,
+    idle_rss: u64,
+    loaded_rss: u64,
+    served: u64,
+    binary_size: u64,
+    plot: &Path,
+) -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut s = format!(
+        "# fintors benchmark, {date}\n\n\
+         One run of `make bench` on {cpus} cores, loopback only; wrk with one thread, {seconds} s per \
+         cell. `ceiling` is a bare hyper server answering the same credential document with no \
+         logic; `v2` is fintors with an IMDSv2 token, `v1` without. Latencies in ms.\n\n\
+         ## Credential GET\n\n\
+         | conns | ceiling req/s | v2 req/s | v2/ceiling | v1 req/s | v1/ceiling | ceiling p50/p99/p99.9 | v2 p50/p99/p99.9 | v1 p50/p99/p99.9 | errors |\n\
+         |---:|---:|---:|---:|---:|---:|---|---|---|---:|\n"
+    );
+    for r in rows {
+        s += &format!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {} / {} / {} | {} / {} / {} | {} / {} / {} | {} |\n",
+            r.concurrency,
+            r.ceiling.rps(),
+            r.v2.rps(),
+            r.v2.rps() / r.ceiling.rps(),
+            r.v1.rps(),
+            r.v1.rps() / r.ceiling.rps(),
+            ms(r.ceiling.p50_us),
+            ms(r.ceiling.p99_us),
+            ms(r.ceiling.p999_us),
+            ms(r.v2.p50_us),
+            ms(r.v2.p99_us),
+            ms(r.v2.p999_us),
+            ms(r.v1.p50_us),
+            ms(r.v1.p99_us),
+            ms(r.v1.p999_us),
+            r.ceiling.errors + r.v2.errors + r.v1.errors,
+        );
+    }
+    s += &format!(
+        "\n## Token PUT (64 connections)\n\n\
+         | | req/s | p50 / p99 / p99.9 | errors |\n|---|---:|---|---:|\n\
+         | ceiling | {:.0} | {} / {} / {} | {} |\n| fintors | {:.0} | {} / {} / {} | {} |\n\n\
+         fintors/ceiling: **{:.2}**\n",
+        token_ceiling.rps(),
+        ms(token_ceiling.p50_us),
+        ms(token_ceiling.p99_us),
+        ms(token_ceiling.p999_us),
+        token_ceiling.errors,
+        token.rps(),
+        ms(token.p50_us),
+        ms(token.p99_us),
+        ms(token.p999_us),
+        token.errors,
+        token.rps() / token_ceiling.rps(),
+    );
+    s += &format!(
+        "\n## Refresh under load (STS takes 800 ms; 64 connections, {} s each)\n\n\
+         | session lifetime | AssumeRole calls expected | made | req/s | p99.9 | max | errors |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n\
+         | 3600 s (no refresh) | {} | {} | {:.0} | {} | {} | {} |\n\
+         | 130 s (refresh every ~65 s) | {} | {} | {:.0} | {} | {} | {} |\n\n\
+         max with refreshes / max without: **{:.2}**\n",
+        steady.load.duration_us / 1_000_000,
+        steady.expected_refreshes,
+        steady.sts_calls,
+        steady.load.rps(),
+        ms(steady.load.p999_us),
+        ms(steady.load.max_us),
+        steady.load.errors,
+        refreshing.expected_refreshes,
+        refreshing.sts_calls,
+        refreshing.load.rps(),
+        ms(refreshing.load.p999_us),
+        ms(refreshing.load.max_us),
+        refreshing.load.errors,
+        refreshing.load.max_us as f64 / steady.load.max_us.max(1) as f64,
+    );
+    s += &format!(
+        "\nExpected calls: the start-up fetch of the default role, plus one per refresh.\n\n\
+         ## Cold start (median of 5)\n\n\
+         | process start -> port accepts | -> first credential served | of which STS | fintors's own |\n|---:|---:|---:|---:|\n\
+         | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |\n\n\
+         ## Footprint\n\n\
+         | idle RSS | RSS after {} requests | stripped release binary |\n|---:|---:|---:|\n\
+         | {:.1} MiB | {:.1} MiB | {:.1} MiB |\n\n\
+         ![latency]({})\n",
+        cold.accept_ms,
+        cold.first_credential_ms,
+        cold.sts_ms,
+        cold.first_credential_ms - cold.sts_ms,
+        served,
+        idle_rss as f64 / 1024.0,
+        loaded_rss as f64 / 1024.0,
+        binary_size as f64 / 1048576.0,
+        plot.file_name().unwrap().to_string_lossy(),
+    );
+    s
+}
+
+/// p50 and p99 per concurrency, ceiling and fintors side by side (log scale).
+fn draw(rows: &[Row], path: &Path) {
+    use plotters::prelude::*;
+    let font = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"]
+        .iter()
+        .find_map(|p| std::fs::read(p).ok())
+        .expect("a TrueType font (apt install fonts-dejavu-core)");
+    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
+        .map_err(|_| ())
+        .expect("font");
+    let root = BitMapBackend::new(path, (1000, 600)).into_drawing_area();
+    root.fill(&WHITE).unwrap();
+    let max = rows
+        .iter()
+        .map(|r| r.ceiling.p99_us.max(r.v2.p99_us).max(r.v1.p99_us))
+        .max()
+        .unwrap_or(1) as f64
+        / 1000.0;
+    let min = rows
+        .iter()
+        .map(|r| r.ceiling.p50_us.min(r.v2.p50_us))
+        .min()
+        .unwrap_or(1)
+        .max(1) as f64
+        / 1000.0;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Credential GET latency: fintors vs. the bare-hyper ceiling",
+            ("sans-serif", 24),
+        )
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            0f64..(rows.len() - 1) as f64,
+            (min / 2.0..max * 2.0).log_scale(),
+        )
+        .unwrap();
+    chart
+        .configure_mesh()
+        .x_labels(rows.len())
+        .x_label_formatter(&|x| {
+            rows.get(x.round() as usize)
+                .map_or(String::new(), |r| format!("{} conns", r.concurrency))
+        })
+        .y_desc("latency (ms, log)")
+        .draw()
+        .unwrap();
+    type Pick = fn(&Row) -> u64;
+    let series: [(&str, RGBColor, Pick); 6] = [
+        ("ceiling p50", BLUE, |r| r.ceiling.p50_us),
+        ("ceiling p99", CYAN, |r| r.ceiling.p99_us),
+        ("fintors v2 p50", RED, |r| r.v2.p50_us),
+        ("fintors v2 p99", MAGENTA, |r| r.v2.p99_us),
+        ("fintors v1 p50", GREEN, |r| r.v1.p50_us),
+        ("fintors v1 p99", BLACK, |r| r.v1.p99_us),
+    ];
+    for (name, color, pick) in series {
+        chart
+            .draw_series(LineSeries::new(
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, r)| (i as f64, pick(r) as f64 / 1000.0)),
+                color.stroke_width(2),
+            ))
+            .unwrap()
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .unwrap();
+    root.present().unwrap();
+}
