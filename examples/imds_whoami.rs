@@ -6,8 +6,11 @@
 //! it use 169.254.169.254); it prints the caller's ARN, e.g.
 //! `arn:aws:sts::123456789012:assumed-role/example/finto-example`.
 //!
+//! With `--region` it prints the region it resolved instead (from the environment, the profile,
+//! or else IMDS's `placement/region`), without calling STS.
+//!
 //! ```text
-//! cargo run --example imds_whoami
+//! cargo run --example imds_whoami [-- --region]
 //! ```
 
 use aws_config::BehaviorVersion;
@@ -16,6 +19,11 @@ use aws_config::meta::region::RegionProviderChain;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().any(|a| a == "--region") {
+        let region = RegionProviderChain::default_provider().region().await;
+        println!("{}", region.map(|r| r.to_string()).unwrap_or_default());
+        return Ok(());
+    }
     let region = RegionProviderChain::default_provider().or_else("us-east-1");
     let config = aws_config::defaults(BehaviorVersion::latest())
         .credentials_provider(ImdsCredentialsProvider::builder().build())

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
+use crate::metadata::InstanceConfig;
+
 /// The shortest and longest session STS grants (seconds).
 pub const MIN_DURATION_SECONDS: u32 = 900;
 pub const MAX_DURATION_SECONDS: u32 = 43_200;
@@ -43,6 +45,9 @@ pub struct Config {
     /// use it to find the daemon.
     pub addr: Option<IpAddr>,
     pub port: Option<u16>,
+    /// What the metadata tree says about "this instance"; checked against the host at start-up
+    /// (see [`crate::metadata::Instance`]).
+    pub instance: InstanceConfig,
 }
 
 /// Where fintors's own (long-lived) credentials come from: the ones it calls AssumeRole with.
@@ -94,6 +99,12 @@ pub enum ConfigError {
         field: &'static str,
         problem: String,
     },
+    #[error("{path}: field \"instance.{field}\": {problem}")]
+    Instance {
+        path: PathBuf,
+        field: &'static str,
+        problem: String,
+    },
     #[error("{path}: field \"{field}\": {problem}")]
     Field {
         path: PathBuf,
@@ -105,7 +116,7 @@ pub enum ConfigError {
 /// Why a single value is not acceptable; the caller adds which file, role and field it was.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct Invalid(String);
+pub struct Invalid(pub String);
 
 /// A role alias: what the user types and what IMDS lists as the instance profile's role name, so it
 /// must be a legal IAM role name (1..=64 of `[\w+=,.@-]`), which also keeps it safe in URL paths.
@@ -379,6 +390,8 @@ struct RawConfig {
     default_role: Option<String>,
     addr: Option<IpAddr>,
     port: Option<u16>,
+    #[serde(default)]
+    instance: InstanceConfig,
 }
 
 #[derive(Deserialize)]
@@ -533,6 +546,7 @@ impl RawConfig {
             default_role,
             addr: self.addr,
             port: self.port,
+            instance: self.instance,
         })
     }
 }

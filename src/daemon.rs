@@ -13,6 +13,7 @@ use crate::cli::{DEFAULT_ADDR, DEFAULT_PORT, ServeArgs};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, expand_tilde};
 use crate::guard::Guard;
+use crate::metadata::{self, Instance};
 use crate::registry::Registry;
 use crate::server::{self, AppState};
 use crate::sts::Sts;
@@ -47,6 +48,21 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         None => default_state_dir().ok_or(DaemonError::NoStateDir)?,
     };
     let tokens = Arc::new(Tokens::load_or_create(&state_dir)?);
+    let default_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
+        .unwrap_or_else(|| crate::sts::FALLBACK_REGION.to_owned());
+    let instance = Instance::from_config(
+        &config.instance,
+        &metadata::host_seed(),
+        &default_region,
+        metadata::boot_time(),
+    )
+    .map_err(|(field, problem)| ConfigError::Instance {
+        path: config.path.clone(),
+        field,
+        problem: problem.0,
+    })?;
     let log = args.log.as_deref().map(AccessLog::open).transpose()?;
     let listener = match activation::inherited_listener()? {
         Some(socket) => {
@@ -78,6 +94,7 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
 
     let state = Arc::new(AppState {
         registry: registry.clone(),
+        instance,
         tokens,
         clock,
         imdsv2_required: args.imdsv2_required,

@@ -17,6 +17,7 @@ use axum::routing::{MethodRouter, get, put};
 
 use crate::cache::Attempt;
 use crate::document;
+use crate::metadata;
 use crate::server::AppState;
 use crate::tokens::{MAX_TTL, MIN_TTL};
 
@@ -50,6 +51,12 @@ pub fn router() -> Router<Arc<AppState>> {
             get(role_credentials_extended),
         )
         .route_service_pair("/latest/meta-data/iam/info", get(iam_info))
+        .route_service_pair("/latest", get(metadata::latest))
+        .route_service_pair("/latest/meta-data", get(metadata::meta_data_root))
+        .route("/latest/meta-data/{*path}", get(metadata::meta_data))
+        .route_service_pair("/latest/dynamic", get(metadata::dynamic_root))
+        .route("/latest/dynamic/{*path}", get(metadata::dynamic))
+        .route("/latest/user-data", get(metadata::user_data))
 }
 
 /// Clients ask for directories with and without the trailing slash; both must answer alike.

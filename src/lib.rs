@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod document;
 pub mod guard;
 pub mod imds;
+pub mod metadata;
 pub mod network;
 pub mod registry;
 pub mod roles_api;

@@ -14,6 +14,7 @@ use crate::access_log::{self, AccessLog};
 use crate::clock::Clock;
 use crate::guard::Guard;
 use crate::imds;
+use crate::metadata::Instance;
 use crate::registry::Registry;
 use crate::roles_api;
 use crate::status;
@@ -22,6 +23,7 @@ use crate::tokens::Tokens;
 /// What the request handlers share.
 pub struct AppState {
     pub registry: Arc<Registry>,
+    pub instance: Instance,
     pub tokens: Arc<Tokens>,
     pub clock: Clock,
     pub imdsv2_required: bool,

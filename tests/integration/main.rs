@@ -6,6 +6,7 @@ mod support;
 mod client_commands;
 mod guard;
 mod imds;
+mod metadata;
 mod network;
 mod real_clients;
 mod roles_api;

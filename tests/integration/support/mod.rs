@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 pub const BASE_ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 pub const BASE_SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
-/// Two roles in finto's format; `CREDS` is replaced by the test's base credentials file.
+/// Two roles in finto's format; `CREDS` is replaced by the test's base credentials file (and
+/// `DIR/` in any config by the daemon's directory).
 pub const TWO_ROLES: &str = r#"{
   "credentials": { "file": "CREDS", "profile": "identity" },
   "roles": {
@@ -251,6 +252,12 @@ impl DaemonBuilder {
         self
     }
 
+    /// Puts a file in the daemon's directory, which the config can name as `DIR/<name>`.
+    pub fn file(self, name: &str, contents: &str) -> Self {
+        std::fs::write(self.dir.path().join(name), contents).unwrap();
+        self
+    }
+
     /// Run the daemon inside network namespace `ns` (`ip netns exec`).
     pub fn netns(mut self, ns: &str) -> Self {
         self.netns = Some(ns.to_owned());
@@ -301,7 +308,9 @@ impl DaemonBuilder {
         let config = dir.join("fintorc.json");
         std::fs::write(
             &config,
-            self.config.replace("CREDS", creds.to_str().unwrap()),
+            self.config
+                .replace("CREDS", creds.to_str().unwrap())
+                .replace("DIR/", &format!("{}/", dir.display())),
         )
         .unwrap();
         let sts = self.sts.clone().unwrap_or_else(moto);

@@ -1,0 +1,592 @@
+//! The rest of the instance metadata tree: a plausible, self-consistent EC2 instance.
+//!
+//! Tools ask IMDS more than credentials: the AWS CLI and the SDKs look up their region, scripts
+//! read the instance id or the identity document. fintors answers with values from the config's
+//! optional `instance` section, or defaults derived from this host (stable across restarts, so a
+//! script sees the same "instance" every day). The region follows the active role's `region` when
+//! it has one, and the identity document's account is the active role's, because that is what a
+//! real instance with that instance profile would report.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use sha2::Digest;
+
+use crate::config::{Invalid, Region, RoleArn, expand_tilde};
+use crate::imds::{not_found, text};
+use crate::server::AppState;
+
+/// The `instance` section of the config, as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    pub region: Option<String>,
+    pub availability_zone: Option<String>,
+    pub instance_id: Option<String>,
+    pub instance_type: Option<String>,
+    pub ami_id: Option<String>,
+    pub hostname: Option<String>,
+    pub local_ipv4: Option<Ipv4Addr>,
+    pub mac: Option<String>,
+    pub public_ipv4: Option<Ipv4Addr>,
+    pub public_hostname: Option<String>,
+    pub security_groups: Option<Vec<String>>,
+    /// A file with an OpenSSH public key, served as `public-keys/0/openssh-key`.
+    pub ssh_public_key: Option<String>,
+    /// A file served as `/latest/user-data`.
+    pub user_data: Option<String>,
+}
+
+/// The validated instance description; values that depend on the active role are resolved per
+/// request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// Region when the active role names none.
+    pub region: Region,
+    /// The zone letter(s) after the region, e.g. "a".
+    pub zone_suffix: String,
+    pub instance_id: String,
+    pub instance_type: String,
+    pub ami_id: String,
+    pub reservation_id: String,
+    pub interface_id: String,
+    pub subnet_id: String,
+    pub vpc_id: String,
+    pub hostname: Option<String>,
+    pub local_ipv4: Ipv4Addr,
+    pub mac: String,
+    pub public_ipv4: Option<Ipv4Addr>,
+    pub public_hostname: Option<String>,
+    pub security_groups: Vec<String>,
+    pub ssh_public_key: Option<PathBuf>,
+    pub user_data: Option<PathBuf>,
+    pub pending_time: DateTime<Utc>,
+}
+
+impl Instance {
+    /// Validates `config`, filling the gaps from `seed` (stable per host) and `default_region`.
+    pub fn from_config(
+        config: &InstanceConfig,
+        seed: &[u8],
+        default_region: &str,
+        pending_time: DateTime<Utc>,
+    ) -> Result<Self, (&'static str, Invalid)> {
+        let id = |kind: &str| {
+            let digest = sha2::Sha256::new()
+                .chain_update(seed)
+                .chain_update(kind.as_bytes())
+                .finalize();
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()[..17]
+                .to_owned()
+        };
+        let region = Region::parse(config.region.as_deref().unwrap_or(default_region))
+            .map_err(|e| ("region", e))?;
+        let zone_suffix = match &config.availability_zone {
+            None => "a".to_owned(),
+            Some(az) => {
+                let suffix = az.strip_prefix(region.as_str()).unwrap_or("");
+                if suffix.len() != 1 || !suffix.bytes().all(|b| b.is_ascii_lowercase()) {
+                    return Err((
+                        "availability_zone",
+                        Invalid(format!(
+                            "{az:?} must be the region {:?} followed by one letter, e.g. \"{}a\" \
+                             (clients derive the region by dropping the last character)",
+                            region.as_str(),
+                            region.as_str()
+                        )),
+                    ));
+                }
+                suffix.to_owned()
+            }
+        };
+        let instance_id = match &config.instance_id {
+            None => format!("i-{}", id("instance")),
+            Some(i) => checked_id(i, "i-", "instance_id")?,
+        };
+        let ami_id = match &config.ami_id {
+            None => format!("ami-{}", id("ami")),
+            Some(a) => checked_id(a, "ami-", "ami_id")?,
+        };
+        let digest = sha2::Sha256::digest([seed, b"net"].concat());
+        let local_ipv4 =
+            config
+                .local_ipv4
+                .unwrap_or(Ipv4Addr::new(172, 31, digest[0] & 0x7f, digest[1].max(4)));
+        let mac = match &config.mac {
+            None => format!(
+                "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                digest[2], digest[3], digest[4], digest[5], digest[6]
+            ),
+            Some(m) => {
+                let ok = m.len() == 17
+                    && m.split(':')
+                        .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+                if !ok {
+                    return Err((
+                        "mac",
+                        Invalid(format!("{m:?} is not a MAC address like 02:ab:cd:ef:01:23")),
+                    ));
+                }
+                m.to_ascii_lowercase()
+            }
+        };
+        Ok(Instance {
+            region,
+            zone_suffix,
+            instance_id,
+            instance_type: config
+                .instance_type
+                .clone()
+                .unwrap_or_else(|| "m5.large".to_owned()),
+            ami_id,
+            reservation_id: format!("r-{}", id("reservation")),
+            interface_id: format!("eni-{}", id("eni")),
+            subnet_id: format!("subnet-{}", id("subnet")),
+            vpc_id: format!("vpc-{}", id("vpc")),
+            hostname: config.hostname.clone(),
+            local_ipv4,
+            mac,
+            public_ipv4: config.public_ipv4,
+            public_hostname: config.public_hostname.clone(),
+            security_groups: config
+                .security_groups
+                .clone()
+                .unwrap_or_else(|| vec!["default".to_owned()]),
+            ssh_public_key: config.ssh_public_key.as_deref().map(expand_tilde),
+            user_data: config.user_data.as_deref().map(expand_tilde),
+            pending_time,
+        })
+    }
+}
+
+fn checked_id(
+    value: &str,
+    prefix: &str,
+    field: &'static str,
+) -> Result<String, (&'static str, Invalid)> {
+    let hex = value.strip_prefix(prefix).unwrap_or("");
+    if (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err((
+            field,
+            Invalid(format!(
+                "{value:?} is not an id like {prefix}0123456789abcdef0"
+            )),
+        ))
+    }
+}
+
+/// What identifies this host across restarts: /etc/machine-id, else the host name.
+pub fn host_seed() -> Vec<u8> {
+    std::fs::read("/etc/machine-id")
+        .or_else(|_| std::fs::read("/var/lib/dbus/machine-id"))
+        .or_else(|_| std::fs::read("/etc/hostname"))
+        .unwrap_or_else(|_| b"fintors".to_vec())
+}
+
+/// When this host booted (for `pendingTime`), else now.
+pub fn boot_time() -> DateTime<Utc> {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        })
+        .and_then(|t| DateTime::from_timestamp(t, 0))
+        .unwrap_or_else(Utc::now)
+}
+
+/// The zone id EC2 uses for `region` + zone letter: `use1-az1` for us-east-1a.
+pub fn zone_id(region: &str, suffix: &str) -> String {
+    let parts: Vec<&str> = region.split('-').collect();
+    let mut id = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        id.push_str(match (i, *part) {
+            (0, p) => p,
+            (_, "northeast") => "ne",
+            (_, "southeast") => "se",
+            (_, "northwest") => "nw",
+            (_, "southwest") => "sw",
+            (_, "central") => "c",
+            (_, p) if p.bytes().all(|b| b.is_ascii_digit()) => p,
+            (_, p) => &p[..1],
+        });
+    }
+    let n = suffix.bytes().next().map_or(1, |b| b - b'a' + 1);
+    format!("{id}-az{n}")
+}
+
+/// One node of the tree.
+enum Node {
+    Leaf(String),
+    Dir(BTreeMap<String, Node>),
+}
+
+fn leaf(v: impl Into<String>) -> Node {
+    Node::Leaf(v.into())
+}
+
+fn dir<const N: usize>(entries: [(&str, Node); N]) -> Node {
+    Node::Dir(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
+}
+
+/// What the tree depends on beyond the instance: the active role.
+struct Context<'a> {
+    instance: &'a Instance,
+    region: &'a str,
+    account_id: &'a str,
+    partition: &'a str,
+}
+
+impl Context<'_> {
+    fn availability_zone(&self) -> String {
+        format!("{}{}", self.region, self.instance.zone_suffix)
+    }
+
+    fn local_hostname(&self) -> String {
+        self.instance.hostname.clone().unwrap_or_else(|| {
+            let ip = self.instance.local_ipv4.to_string().replace('.', "-");
+            if self.region == "us-east-1" {
+                format!("ip-{ip}.ec2.internal")
+            } else {
+                format!("ip-{ip}.{}.compute.internal", self.region)
+            }
+        })
+    }
+
+    fn domain(&self) -> &'static str {
+        if self.partition == "aws-cn" {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        }
+    }
+
+    fn meta_data(&self) -> Node {
+        let i = self.instance;
+        let local_hostname = self.local_hostname();
+        let groups = i.security_groups.join("\n");
+        let mut interface = BTreeMap::from([
+            ("device-number".into(), leaf("0")),
+            ("interface-id".into(), leaf(&i.interface_id)),
+            ("local-hostname".into(), leaf(&local_hostname)),
+            ("local-ipv4s".into(), leaf(i.local_ipv4.to_string())),
+            ("mac".into(), leaf(&i.mac)),
+            ("owner-id".into(), leaf(self.account_id)),
+            ("security-groups".into(), leaf(&groups)),
+            ("subnet-id".into(), leaf(&i.subnet_id)),
+            ("subnet-ipv4-cidr-block".into(), leaf("172.31.0.0/20")),
+            ("vpc-id".into(), leaf(&i.vpc_id)),
+            ("vpc-ipv4-cidr-block".into(), leaf("172.31.0.0/16")),
+        ]);
+        let mut root = BTreeMap::from([
+            ("ami-id".into(), leaf(&i.ami_id)),
+            ("ami-launch-index".into(), leaf("0")),
+            ("hostname".into(), leaf(&local_hostname)),
+            // The iam/ entries are served by the credential routes; listed here for discovery.
+            (
+                "iam".into(),
+                dir([("info", leaf("")), ("security-credentials", dir([]))]),
+            ),
+            ("instance-action".into(), leaf("none")),
+            ("instance-id".into(), leaf(&i.instance_id)),
+            ("instance-life-cycle".into(), leaf("on-demand")),
+            ("instance-type".into(), leaf(&i.instance_type)),
+            ("local-hostname".into(), leaf(&local_hostname)),
+            ("local-ipv4".into(), leaf(i.local_ipv4.to_string())),
+            ("mac".into(), leaf(&i.mac)),
+            (
+                "placement".into(),
+                dir([
+                    ("availability-zone", leaf(self.availability_zone())),
+                    (
+                        "availability-zone-id",
+                        leaf(zone_id(self.region, &i.zone_suffix)),
+                    ),
+                    ("region", leaf(self.region)),
+                ]),
+            ),
+            ("reservation-id".into(), leaf(&i.reservation_id)),
+            ("security-groups".into(), leaf(&groups)),
+            (
+                "services".into(),
+                dir([
+                    ("domain", leaf(self.domain())),
+                    ("partition", leaf(self.partition)),
+                ]),
+            ),
+        ]);
+        if let Some(ip) = i.public_ipv4 {
+            root.insert("public-ipv4".into(), leaf(ip.to_string()));
+            interface.insert("public-ipv4s".into(), leaf(ip.to_string()));
+        }
+        if let Some(h) = &i.public_hostname {
+            root.insert("public-hostname".into(), leaf(h));
+            interface.insert("public-hostname".into(), leaf(h));
+        }
+        if let Some(key) = i
+            .ssh_public_key
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        {
+            root.insert(
+                "public-keys".into(),
+                dir([("0", dir([("openssh-key", leaf(key.trim_end()))]))]),
+            );
+        }
+        root.insert(
+            "network".into(),
+            dir([(
+                "interfaces",
+                dir([(
+                    "macs",
+                    Node::Dir(BTreeMap::from([(i.mac.clone(), Node::Dir(interface))])),
+                )]),
+            )]),
+        );
+        Node::Dir(root)
+    }
+
+    fn identity_document(&self) -> String {
+        let i = self.instance;
+        let doc = serde_json::json!({
+            "accountId": self.account_id,
+            "architecture": match std::env::consts::ARCH { "aarch64" => "arm64", a => a },
+            "availabilityZone": self.availability_zone(),
+            "billingProducts": null,
+            "devpayProductCodes": null,
+            "imageId": i.ami_id,
+            "instanceId": i.instance_id,
+            "instanceType": i.instance_type,
+            "kernelId": null,
+            "marketplaceProductCodes": null,
+            "pendingTime": crate::document::timestamp(i.pending_time),
+            "privateIp": i.local_ipv4.to_string(),
+            "ramdiskId": null,
+            "region": self.region,
+            "version": "2017-09-30",
+        });
+        // EC2's own layout: two-space indent, " : " between key and value.
+        serde_json::to_string_pretty(&doc)
+            .expect("serializes")
+            .replace("\": ", "\" : ")
+    }
+}
+
+/// Values that follow the active role, with the instance's as fallback.
+fn with_context<T>(state: &AppState, f: impl FnOnce(&Context) -> T) -> T {
+    let instance = &state.instance;
+    let active = state.registry.active();
+    let role = active.as_ref().map(|a| a.role());
+    let first_arn: Option<&RoleArn> = state
+        .registry
+        .aliases()
+        .next()
+        .and_then(|a| state.registry.role(a.as_str()))
+        .map(|c| &c.role().arn);
+    let arn = role.map(|r| &r.arn).or(first_arn);
+    let context = Context {
+        instance,
+        region: role
+            .and_then(|r| r.region.as_ref())
+            .map_or(instance.region.as_str(), |r| r.as_str()),
+        account_id: arn.map_or("123456789012", |a| a.account_id()),
+        partition: arn.map_or("aws", |a| a.partition()),
+    };
+    f(&context)
+}
+
+fn serve(node: &Node, path: &str) -> Response {
+    let mut node = node;
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        match node {
+            Node::Dir(entries) => match entries.get(part) {
+                Some(child) => node = child,
+                None => return not_found(),
+            },
+            Node::Leaf(_) => return not_found(),
+        }
+    }
+    match node {
+        Node::Leaf(value) => text(StatusCode::OK, value.clone()),
+        Node::Dir(entries) => {
+            let listing: Vec<String> = entries
+                .iter()
+                .map(|(name, child)| match child {
+                    Node::Dir(_) => format!("{name}/"),
+                    Node::Leaf(_) => name.clone(),
+                })
+                .collect();
+            text(StatusCode::OK, listing.join("\n"))
+        }
+    }
+}
+
+/// `/latest/` (EC2 lists these without trailing slashes).
+pub async fn latest(State(state): State<Arc<AppState>>) -> Response {
+    let mut entries = vec!["dynamic", "meta-data"];
+    if state.instance.user_data.is_some() {
+        entries.push("user-data");
+    }
+    text(StatusCode::OK, entries.join("\n"))
+}
+
+pub async fn meta_data_root(State(state): State<Arc<AppState>>) -> Response {
+    with_context(&state, |c| serve(&c.meta_data(), ""))
+}
+
+pub async fn meta_data(State(state): State<Arc<AppState>>, Path(path): Path<String>) -> Response {
+    with_context(&state, |c| serve(&c.meta_data(), &path))
+}
+
+pub async fn dynamic_root() -> Response {
+    text(StatusCode::OK, "instance-identity/")
+}
+
+/// `/latest/dynamic/...`: the identity document. Its signatures (`signature`, `pkcs7`, `rsa2048`)
+/// are 404: only AWS holds the key, and a fake signature would be worse than none.
+pub async fn dynamic(State(state): State<Arc<AppState>>, Path(path): Path<String>) -> Response {
+    match path.trim_end_matches('/') {
+        "instance-identity" => text(StatusCode::OK, "document"),
+        "instance-identity/document" => {
+            with_context(&state, |c| text(StatusCode::OK, c.identity_document()))
+        }
+        _ => not_found(),
+    }
+}
+
+pub async fn user_data(State(state): State<Arc<AppState>>) -> Response {
+    match state.instance.user_data.as_ref().map(std::fs::read) {
+        Some(Ok(bytes)) => text(StatusCode::OK, bytes),
+        _ => not_found(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(config: &InstanceConfig) -> Instance {
+        Instance::from_config(
+            config,
+            b"seed",
+            "us-east-1",
+            DateTime::from_timestamp(0, 0).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_are_plausible_and_stable_per_host() {
+        let a = instance(&InstanceConfig::default());
+        let b = instance(&InstanceConfig::default());
+        assert_eq!(a, b);
+        assert!(
+            a.instance_id.starts_with("i-") && a.instance_id.len() == 19,
+            "{}",
+            a.instance_id
+        );
+        assert!(a.ami_id.starts_with("ami-") && a.ami_id.len() == 21);
+        assert!(a.mac.starts_with("02:") && a.mac.len() == 17);
+        assert_eq!(a.local_ipv4.octets()[..2], [172, 31]);
+        let other = Instance::from_config(
+            &InstanceConfig::default(),
+            b"other host",
+            "us-east-1",
+            a.pending_time,
+        )
+        .unwrap();
+        assert_ne!(a.instance_id, other.instance_id);
+    }
+
+    #[test]
+    fn availability_zone_must_be_region_plus_one_letter() {
+        let bad = InstanceConfig {
+            region: Some("eu-west-1".into()),
+            availability_zone: Some("eu-west-2a".into()),
+            ..Default::default()
+        };
+        let (field, e) = Instance::from_config(&bad, b"s", "us-east-1", Utc::now()).unwrap_err();
+        assert_eq!(field, "availability_zone");
+        assert!(e.0.contains("followed by one letter"), "{e}");
+        let good = InstanceConfig {
+            region: Some("eu-west-1".into()),
+            availability_zone: Some("eu-west-1c".into()),
+            ..Default::default()
+        };
+        assert_eq!(instance(&good).zone_suffix, "c");
+    }
+
+    #[test]
+    fn ids_and_macs_are_checked() {
+        for (config, field) in [
+            (
+                InstanceConfig {
+                    instance_id: Some("x-123".into()),
+                    ..Default::default()
+                },
+                "instance_id",
+            ),
+            (
+                InstanceConfig {
+                    ami_id: Some("ami-xyz".into()),
+                    ..Default::default()
+                },
+                "ami_id",
+            ),
+            (
+                InstanceConfig {
+                    mac: Some("02:00".into()),
+                    ..Default::default()
+                },
+                "mac",
+            ),
+        ] {
+            let (f, _) = Instance::from_config(&config, b"s", "us-east-1", Utc::now()).unwrap_err();
+            assert_eq!(f, field);
+        }
+    }
+
+    #[test]
+    fn zone_ids_follow_ec2_naming() {
+        assert_eq!(zone_id("us-east-1", "a"), "use1-az1");
+        assert_eq!(zone_id("eu-west-1", "b"), "euw1-az2");
+        assert_eq!(zone_id("ap-southeast-2", "a"), "apse2-az1");
+        assert_eq!(zone_id("ca-central-1", "a"), "cac1-az1");
+    }
+
+    #[test]
+    fn identity_document_uses_ec2_layout() {
+        let i = instance(&InstanceConfig::default());
+        let c = Context {
+            instance: &i,
+            region: "eu-west-1",
+            account_id: "210987654321",
+            partition: "aws",
+        };
+        let doc = c.identity_document();
+        assert!(doc.contains("  \"accountId\" : \"210987654321\""), "{doc}");
+        let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(v["availabilityZone"], "eu-west-1a");
+        assert_eq!(v["region"], "eu-west-1");
+        assert_eq!(v["version"], "2017-09-30");
+        assert_eq!(v["pendingTime"], "1970-01-01T00:00:00Z");
+    }
+}

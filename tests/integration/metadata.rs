@@ -1,0 +1,174 @@
+//! The rest of the metadata tree: listings, placement, the identity document, user data, and a
+//! real SDK resolving its region from fintors.
+
+use std::process::Command;
+
+use crate::require_venv;
+use crate::support::{Daemon, rust_whoami};
+
+const WITH_INSTANCE: &str = r#"{
+  "credentials": { "file": "CREDS", "profile": "identity" },
+  "roles": {
+    "example": "arn:aws:iam::123456789012:role/example",
+    "eu": { "arn": "arn:aws:iam::210987654321:role/eu", "region": "eu-west-1" }
+  },
+  "default_role": "example",
+  "instance": { "region": "us-west-2", "availability_zone": "us-west-2c", "instance_type": "t3.micro",
+                "public_ipv4": "203.0.113.7", "user_data": "DIR/user-data" }
+}"#;
+
+fn daemon() -> Daemon {
+    Daemon::builder(WITH_INSTANCE)
+        .file("user-data", "#!/bin/sh\necho hello\n")
+        .start()
+}
+
+#[test]
+fn directories_list_entries_with_subdirectories_slashed() {
+    require_venv!();
+    let d = daemon();
+    assert_eq!(d.get("/latest/").body, "dynamic\nmeta-data\nuser-data");
+    let listing = d.get("/latest/meta-data/").body;
+    for entry in [
+        "ami-id",
+        "instance-id",
+        "iam/",
+        "placement/",
+        "network/",
+        "public-ipv4",
+        "services/",
+    ] {
+        assert!(
+            listing.lines().any(|l| l == entry),
+            "{entry} missing from {listing}"
+        );
+    }
+    assert_eq!(
+        d.get("/latest/meta-data").body,
+        listing,
+        "with or without the slash"
+    );
+    assert_eq!(
+        d.get("/latest/meta-data/iam/").body,
+        "info\nsecurity-credentials/"
+    );
+}
+
+#[test]
+fn placement_follows_the_instance_then_the_active_roles_region() {
+    require_venv!();
+    let d = daemon();
+    assert_eq!(
+        d.get("/latest/meta-data/placement/region").body,
+        "us-west-2"
+    );
+    assert_eq!(
+        d.get("/latest/meta-data/placement/availability-zone").body,
+        "us-west-2c"
+    );
+    assert_eq!(
+        d.get("/latest/meta-data/placement/availability-zone-id")
+            .body,
+        "usw2-az3"
+    );
+    assert_eq!(d.switch("eu").status, 200);
+    assert_eq!(
+        d.get("/latest/meta-data/placement/region").body,
+        "eu-west-1"
+    );
+    assert_eq!(
+        d.get("/latest/meta-data/placement/availability-zone").body,
+        "eu-west-1c"
+    );
+}
+
+#[test]
+fn identity_document_is_consistent_with_the_tree() {
+    require_venv!();
+    let d = daemon();
+    assert_eq!(d.switch("eu").status, 200);
+    let doc = d.get("/latest/dynamic/instance-identity/document").json();
+    assert_eq!(
+        doc["accountId"], "210987654321",
+        "the active role's account"
+    );
+    assert_eq!(doc["region"], "eu-west-1");
+    assert_eq!(
+        doc["instanceId"],
+        d.get("/latest/meta-data/instance-id").body.as_str()
+    );
+    assert_eq!(
+        doc["imageId"],
+        d.get("/latest/meta-data/ami-id").body.as_str()
+    );
+    assert_eq!(
+        doc["privateIp"],
+        d.get("/latest/meta-data/local-ipv4").body.as_str()
+    );
+    assert_eq!(doc["instanceType"], "t3.micro");
+    let mac = d.get("/latest/meta-data/mac").body;
+    let owner = d.get(&format!(
+        "/latest/meta-data/network/interfaces/macs/{mac}/owner-id"
+    ));
+    assert_eq!(owner.body, "210987654321");
+    for unsigned in ["signature", "pkcs7", "rsa2048"] {
+        assert_eq!(
+            d.get(&format!("/latest/dynamic/instance-identity/{unsigned}"))
+                .status,
+            404
+        );
+    }
+}
+
+#[test]
+fn user_data_is_served_from_the_configured_file() {
+    require_venv!();
+    let d = daemon();
+    let r = d.get("/latest/user-data");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "#!/bin/sh\necho hello\n")
+    );
+    let plain = Daemon::start();
+    assert_eq!(plain.get("/latest/user-data").status, 404);
+    assert_eq!(plain.get("/latest/meta-data/public-ipv4").status, 404);
+}
+
+#[test]
+fn bad_instance_section_is_refused_at_start_up() {
+    let sts = crate::support::FakeSts::access_denied();
+    let config = r#"{"roles": {"a": "arn:aws:iam::123456789012:role/a"},
+                     "instance": {"region": "eu-west-1", "availability_zone": "us-east-1a"}}"#;
+    let o = Daemon::builder(config)
+        .sts(&sts.url)
+        .command()
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        err.contains("field \"instance.availability_zone\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn aws_sdk_rust_resolves_its_region_from_fintors() {
+    require_venv!();
+    let d = daemon();
+    let region = |d: &Daemon| {
+        let o = Command::new(rust_whoami())
+            .arg("--region")
+            .env_clear()
+            .env("HOME", d.dir.path())
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", d.url())
+            .env("AWS_CONFIG_FILE", d.dir.path().join("none"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    assert_eq!(region(&d), "us-west-2");
+    assert_eq!(d.switch("eu").status, 200);
+    assert_eq!(region(&d), "eu-west-1");
+}
