@@ -16,15 +16,16 @@ use crate::guard::Guard;
 use crate::metadata::{self, Instance};
 use crate::registry::Registry;
 use crate::server::{self, AppState};
+use crate::state::{StateDir, StateError};
 use crate::sts::Sts;
-use crate::tokens::{KeyError, Tokens};
+use crate::tokens::Tokens;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    TokenKey(#[from] KeyError),
+    State(#[from] StateError),
     #[error(transparent)]
     AccessLog(#[from] AccessLogError),
     #[error(transparent)]
@@ -47,6 +48,7 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         Some(dir) => dir,
         None => default_state_dir().ok_or(DaemonError::NoStateDir)?,
     };
+    let state_dir = StateDir::open(&state_dir)?;
     let tokens = Arc::new(Tokens::load_or_create(&state_dir)?);
     let default_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
         .iter()

@@ -20,6 +20,7 @@ pub mod network;
 pub mod registry;
 pub mod roles_api;
 pub mod server;
+pub mod state;
 pub mod status;
 pub mod sts;
 pub mod tokens;

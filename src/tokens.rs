@@ -6,14 +6,13 @@
 //! not fetch a new one after a 401: a daemon restart must not invalidate tokens already handed out.
 
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+
+use crate::state::{StateDir, StateError, random_bytes};
 
 /// The TTL range EC2 accepts for a token, in seconds.
 pub const MIN_TTL: u32 = 1;
@@ -36,25 +35,6 @@ impl fmt::Debug for Tokens {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("cannot create state directory {path}: {source} (choose another with --state-dir)")]
-    StateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read or create the token key {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "the token key {path} is damaged (expected {KEY_LEN} bytes, found {found}); \
-         delete it and restart (IMDSv2 tokens issued before become invalid)"
-    )]
-    Damaged { path: PathBuf, found: usize },
-}
-
 /// Why a token was refused: every case is a 401 to the client, the reason is for the debug log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -71,57 +51,12 @@ impl Tokens {
         Tokens { key }
     }
 
-    /// Loads the key from `state_dir`, creating the directory (0700) and the key (0600) on first
-    /// use.
-    pub fn load_or_create(state_dir: &Path) -> Result<Self, KeyError> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(state_dir)
-            .map_err(|source| KeyError::StateDir {
-                path: state_dir.to_owned(),
-                source,
-            })?;
-        let path = state_dir.join(KEY_FILE);
-        let io = |source| KeyError::Io {
-            path: path.clone(),
-            source,
-        };
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let key: [u8; KEY_LEN] =
-                    bytes.as_slice().try_into().map_err(|_| KeyError::Damaged {
-                        path: path.clone(),
-                        found: bytes.len(),
-                    })?;
-                // A key others can read lets them mint tokens: tighten it if someone loosened it.
-                let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode();
-                if mode & 0o077 != 0 {
-                    tracing::warn!(
-                        "{} was readable by others; setting it to 0600",
-                        path.display()
-                    );
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                        .map_err(io)?;
-                }
-                Ok(Tokens { key })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; KEY_LEN];
-                getrandom::fill(&mut key).map_err(|e| io(std::io::Error::other(e.to_string())))?;
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(io)?;
-                file.write_all(&key)
-                    .and_then(|()| file.sync_all())
-                    .map_err(io)?;
-                Ok(Tokens { key })
-            }
-            Err(e) => Err(io(e)),
-        }
+    /// Loads the key from the state directory, creating it on first use.
+    pub fn load_or_create(state: &StateDir) -> Result<Self, StateError> {
+        let key = state.secret(KEY_FILE, KEY_LEN, "IMDSv2 tokens", || random_bytes(KEY_LEN))?;
+        Ok(Tokens {
+            key: key.try_into().expect("length checked"),
+        })
     }
 
     fn mac(&self, expiry: &[u8; EXPIRY_LEN]) -> Hmac<Sha256> {
@@ -219,28 +154,12 @@ mod tests {
     }
 
     #[test]
-    fn key_persists_across_restarts_with_private_permissions() {
-        let dir = std::env::temp_dir().join(format!("fintors-tokens-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let state = dir.join("state");
-        let first = Tokens::load_or_create(&state).unwrap();
-        let token = first.issue(600, 1_000);
+    fn key_persists_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let token = Tokens::load_or_create(&state).unwrap().issue(600, 1_000);
         let second = Tokens::load_or_create(&state).unwrap();
         assert_eq!(second.verify(&token, 1_000), Ok(600));
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&state), 0o700);
-        assert_eq!(mode(&state.join(KEY_FILE)), 0o600);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn damaged_key_file_is_reported_with_the_fix() {
-        let dir = std::env::temp_dir().join(format!("fintors-badkey-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(KEY_FILE), b"short").unwrap();
-        let e = Tokens::load_or_create(&dir).unwrap_err().to_string();
-        assert!(e.contains("is damaged") && e.contains("delete it"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
