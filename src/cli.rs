@@ -74,6 +74,16 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Print `export` lines that point SDKs at the daemon: IMDS, or with --ecs the container
+    /// credentials endpoint (for tools and containers that cannot reach IMDS)
+    Env {
+        /// The container endpoint: AWS_CONTAINER_CREDENTIALS_FULL_URI and
+        /// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
+        #[arg(long)]
+        ecs: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Print a shell completion script (bash, zsh, fish, ...)
     Completions {
         #[arg(value_enum)]
@@ -141,6 +151,11 @@ pub struct ServeArgs {
     /// Configuration file (finto's JSON format)
     #[arg(long, env = "FINTORS_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]
     pub config: String,
+
+    /// Also serve container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI) on 127.0.0.1:PORT;
+    /// `fintors env --ecs` prints the variables [default: the config's ecs_port, else off]
+    #[arg(long, value_name = "PORT")]
+    pub ecs_port: Option<u16>,
 
     /// Append an HTTP access log to FILE (created with mode 0600)
     #[arg(long, value_name = "FILE")]

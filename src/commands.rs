@@ -212,6 +212,30 @@ pub async fn creds(args: &ClientArgs, alias: Option<&str>, format: CredsFormat) 
     })
 }
 
+/// `fintors env [--ecs]`
+pub async fn env(args: &ClientArgs, ecs: bool) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    let report = report(&endpoint).await?;
+    if !ecs {
+        return Ok(format!(
+            "export AWS_EC2_METADATA_SERVICE_ENDPOINT={}\n",
+            shell_quote(&endpoint.to_string())
+        ));
+    }
+    match (report.container_endpoint, report.container_token_file) {
+        (Some(url), Some(token_file)) => Ok(format!(
+            "export AWS_CONTAINER_CREDENTIALS_FULL_URI={}\n\
+             export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE={}\n",
+            shell_quote(&url),
+            shell_quote(&token_file)
+        )),
+        _ => Err(CommandError::Failed(format!(
+            "fintors at {endpoint} serves no container endpoint: start it with --ecs-port PORT \
+             (or set \"ecs_port\" in the config)"
+        ))),
+    }
+}
+
 /// `fintors status`
 pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
     let endpoint = Endpoint::discover(args)?;

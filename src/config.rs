@@ -45,6 +45,8 @@ pub struct Config {
     /// use it to find the daemon.
     pub addr: Option<IpAddr>,
     pub port: Option<u16>,
+    /// Serve the container credentials endpoint on 127.0.0.1 at this port.
+    pub ecs_port: Option<u16>,
     /// What the metadata tree says about "this instance"; checked against the host at start-up
     /// (see [`crate::metadata::Instance`]).
     pub instance: InstanceConfig,
@@ -390,6 +392,7 @@ struct RawConfig {
     default_role: Option<String>,
     addr: Option<IpAddr>,
     port: Option<u16>,
+    ecs_port: Option<u16>,
     #[serde(default)]
     instance: InstanceConfig,
 }
@@ -546,6 +549,7 @@ impl RawConfig {
             default_role,
             addr: self.addr,
             port: self.port,
+            ecs_port: self.ecs_port,
             instance: self.instance,
         })
     }

@@ -12,10 +12,11 @@ use crate::activation::{self, ActivationError};
 use crate::cli::{DEFAULT_ADDR, DEFAULT_PORT, ServeArgs};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, expand_tilde};
+use crate::container;
 use crate::guard::Guard;
 use crate::metadata::{self, Instance};
 use crate::registry::Registry;
-use crate::server::{self, AppState};
+use crate::server::{self, AppState, ContainerInfo};
 use crate::state::{StateDir, StateError};
 use crate::sts::Sts;
 use crate::tokens::Tokens;
@@ -85,6 +86,21 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         }
     };
     let bound = listener.local_addr()?;
+    let container = match args.ecs_port.or(config.ecs_port) {
+        None => None,
+        Some(port) => {
+            // Loopback only: the SDKs accept plain HTTP for the container endpoint only there.
+            let addr = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| DaemonError::Bind {
+                    addr,
+                    why: explain_bind_error(&e, addr),
+                })?;
+            let token = container::load_token(&state_dir)?;
+            Some((listener, token))
+        }
+    };
 
     // Installed before the port reports ready, so a SIGTERM right after start-up is graceful.
     let shutdown = shutdown_signal()?;
@@ -94,14 +110,26 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
     let registry = Arc::new(Registry::new(&config, sts, clock));
     registry.prefetch_active().await;
 
+    let container_info = match &container {
+        Some((listener, _)) => Some(ContainerInfo {
+            url: format!("http://{}/creds", listener.local_addr()?),
+            token_file: state_dir.file(container::TOKEN_FILE),
+        }),
+        None => None,
+    };
     let state = Arc::new(AppState {
+        container: container_info,
         registry: registry.clone(),
         instance,
         tokens,
         clock,
         imdsv2_required: args.imdsv2_required,
     });
-    let app = server::app(state, Arc::new(Guard::new(bound, args.allow_remote)), log);
+    let app = server::app(
+        state.clone(),
+        Arc::new(Guard::new(bound, args.allow_remote)),
+        log,
+    );
     let roles: Vec<String> = registry.aliases().map(|a| a.to_string()).collect();
     tracing::info!(
         config = %config.path.display(),
@@ -110,7 +138,33 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         "fintors {} listening on http://{bound}",
         env!("CARGO_PKG_VERSION"),
     );
-    server::serve(listener, app, shutdown).await?;
+    // Both listeners stop on the same signal.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(());
+    });
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+        let _ = rx.changed().await;
+    };
+    let mut servers = vec![tokio::spawn(server::serve(
+        listener,
+        app,
+        until_stopped(stopped.clone()),
+    ))];
+    if let Some((listener, token)) = container {
+        let addr = listener.local_addr()?;
+        let guard = Arc::new(Guard::new(addr, false));
+        tracing::info!("container credentials on http://{addr}/creds (`fintors env --ecs`)");
+        servers.push(tokio::spawn(server::serve(
+            listener,
+            container::app(state, guard, token),
+            until_stopped(stopped),
+        )));
+    }
+    for server in servers {
+        server.await.expect("server task panicked")?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

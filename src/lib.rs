@@ -10,6 +10,7 @@ pub mod client;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod container;
 pub mod credentials;
 pub mod daemon;
 pub mod document;

@@ -68,6 +68,7 @@ fn run_client(command: Command) -> ExitCode {
                 client,
             } => commands::creds(client, alias.as_deref(), *format).await,
             Command::Status { json, client } => commands::status(client, *json).await,
+            Command::Env { ecs, client } => commands::env(client, *ecs).await,
             Command::Serve(_) | Command::Completions { .. } | Command::Network(_) => {
                 unreachable!("handled in main")
             }

@@ -20,8 +20,15 @@ use crate::roles_api;
 use crate::status;
 use crate::tokens::Tokens;
 
+/// Where the container credentials endpoint is, for the status report.
+pub struct ContainerInfo {
+    pub url: String,
+    pub token_file: std::path::PathBuf,
+}
+
 /// What the request handlers share.
 pub struct AppState {
+    pub container: Option<ContainerInfo>,
     pub registry: Arc<Registry>,
     pub instance: Instance,
     pub tokens: Arc<Tokens>,

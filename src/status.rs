@@ -21,6 +21,9 @@ pub struct Report {
     pub version: String,
     pub active_role: Option<String>,
     pub imdsv2_required: bool,
+    /// The container credentials endpoint's URL and token file, when it is served.
+    pub container_endpoint: Option<String>,
+    pub container_token_file: Option<String>,
     pub roles: Vec<RoleReport>,
 }
 
@@ -85,6 +88,11 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         active_role: active.map(|a| a.role().alias.to_string()),
         imdsv2_required: state.imdsv2_required,
+        container_endpoint: state.container.as_ref().map(|c| c.url.clone()),
+        container_token_file: state
+            .container
+            .as_ref()
+            .map(|c| c.token_file.display().to_string()),
         roles,
     };
     (

@@ -4,6 +4,7 @@
 mod support;
 
 mod client_commands;
+mod container;
 mod guard;
 mod imds;
 mod metadata;

@@ -598,11 +598,11 @@ pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
-/// The `imds_whoami` example, which `cargo test` builds beside the test binaries.
+/// The `whoami` example, which `cargo test` builds beside the test binaries.
 pub fn rust_whoami() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let debug_dir = exe.parent().unwrap().parent().unwrap();
-    let path = debug_dir.join("examples/imds_whoami");
+    let path = debug_dir.join("examples/whoami");
     assert!(
         path.exists(),
         "{} is missing: run the tests with plain `cargo test` (it builds examples as programs; --all-targets does not)",
