@@ -157,6 +157,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PORT")]
     pub ecs_port: Option<u16>,
 
+    /// Also serve the admin API (GET /healthz, GET /status, POST /bootstrap/creds) on
+    /// 127.0.0.1:PORT; FINTORS_ADMIN_TOKEN, if set, is required as a bearer token
+    /// [default: the config's admin_port, else off]
+    #[arg(long, value_name = "PORT")]
+    pub admin_port: Option<u16>,
+
     /// Append an HTTP access log to FILE (created with mode 0600)
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,

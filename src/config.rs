@@ -47,6 +47,8 @@ pub struct Config {
     pub port: Option<u16>,
     /// Serve the container credentials endpoint on 127.0.0.1 at this port.
     pub ecs_port: Option<u16>,
+    /// Serve the admin API on 127.0.0.1 at this port.
+    pub admin_port: Option<u16>,
     /// What the metadata tree says about "this instance"; checked against the host at start-up
     /// (see [`crate::metadata::Instance`]).
     pub instance: InstanceConfig,
@@ -393,6 +395,7 @@ struct RawConfig {
     addr: Option<IpAddr>,
     port: Option<u16>,
     ecs_port: Option<u16>,
+    admin_port: Option<u16>,
     #[serde(default)]
     instance: InstanceConfig,
 }
@@ -550,6 +553,7 @@ impl RawConfig {
             addr: self.addr,
             port: self.port,
             ecs_port: self.ecs_port,
+            admin_port: self.admin_port,
             instance: self.instance,
         })
     }

@@ -16,6 +16,18 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `candidate` is this secret, compared in constant time: an early exit would tell an
+    /// attacker, through timing, how many leading bytes of a guess were right.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        expected.len() == candidate.len()
+            && expected
+                .iter()
+                .zip(candidate)
+                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                == 0
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -58,6 +70,16 @@ impl fmt::Debug for Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matches_compares_whole_values() {
+        let s = Secret::new("abc");
+        assert!(s.matches(b"abc"));
+        assert!(!s.matches(b"abd"));
+        assert!(!s.matches(b"ab"));
+        assert!(!s.matches(b"abcd"));
+        assert!(!Secret::new("").matches(b"a"));
+    }
 
     #[test]
     fn debug_never_shows_secrets() {

@@ -9,16 +9,18 @@ use tokio::net::TcpListener;
 
 use crate::access_log::{AccessLog, AccessLogError};
 use crate::activation::{self, ActivationError};
+use crate::admin;
 use crate::cli::{DEFAULT_ADDR, DEFAULT_PORT, ServeArgs};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, expand_tilde};
 use crate::container;
+use crate::credentials::Secret;
 use crate::guard::Guard;
 use crate::metadata::{self, Instance};
 use crate::registry::Registry;
 use crate::server::{self, AppState, ContainerInfo};
 use crate::state::{StateDir, StateError};
-use crate::sts::Sts;
+use crate::sts::{Bootstrap, Sts};
 use crate::tokens::Tokens;
 
 #[derive(Debug, thiserror::Error)]
@@ -102,11 +104,17 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         }
     };
 
+    let admin = match args.admin_port.or(config.admin_port) {
+        None => None,
+        Some(port) => Some(bind_loopback(port).await?),
+    };
+
     // Installed before the port reports ready, so a SIGTERM right after start-up is graceful.
     let shutdown = shutdown_signal()?;
 
     let clock = Clock::system();
-    let sts = Arc::new(Sts::new(&config.base_credentials).await);
+    let bootstrap = Arc::new(Bootstrap::default());
+    let sts = Arc::new(Sts::new(&config.base_credentials, bootstrap.clone()).await);
     let registry = Arc::new(Registry::new(&config, sts, clock));
     registry.prefetch_active().await;
 
@@ -130,15 +138,7 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         Arc::new(Guard::new(bound, args.allow_remote)),
         log,
     );
-    let roles: Vec<String> = registry.aliases().map(|a| a.to_string()).collect();
-    tracing::info!(
-        config = %config.path.display(),
-        roles = %roles.join(","),
-        active = %registry.active().map(|a| a.role().alias.to_string()).unwrap_or_else(|| "none".into()),
-        "fintors {} listening on http://{bound}",
-        env!("CARGO_PKG_VERSION"),
-    );
-    // Both listeners stop on the same signal.
+    // All listeners stop on the same signal.
     let (stop, stopped) = tokio::sync::watch::channel(());
     tokio::spawn(async move {
         shutdown.await;
@@ -158,15 +158,55 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         tracing::info!("container credentials on http://{addr}/creds (`fintors env --ecs`)");
         servers.push(tokio::spawn(server::serve(
             listener,
-            container::app(state, guard, token),
+            container::app(state.clone(), guard, token),
+            until_stopped(stopped.clone()),
+        )));
+    }
+    if let Some(listener) = admin {
+        let addr = listener.local_addr()?;
+        let token = std::env::var("FINTORS_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(Secret::new);
+        tracing::info!(
+            "admin API on http://{addr} ({})",
+            if token.is_some() {
+                "FINTORS_ADMIN_TOKEN required"
+            } else {
+                "no token"
+            }
+        );
+        servers.push(tokio::spawn(server::serve(
+            listener,
+            admin::app(state, Arc::new(Guard::new(addr, false)), bootstrap, token),
             until_stopped(stopped),
         )));
     }
+    // The ready line comes last, once every listener is serving: tests and scripts wait for it.
+    let roles: Vec<String> = registry.aliases().map(|a| a.to_string()).collect();
+    tracing::info!(
+        config = %config.path.display(),
+        roles = %roles.join(","),
+        active = %registry.active().map(|a| a.role().alias.to_string()).unwrap_or_else(|| "none".into()),
+        "fintors {} listening on http://{bound}",
+        env!("CARGO_PKG_VERSION"),
+    );
     for server in servers {
         server.await.expect("server task panicked")?;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A listener on 127.0.0.1 for the side APIs, which must never be reachable from elsewhere.
+async fn bind_loopback(port: u16) -> Result<TcpListener, DaemonError> {
+    let addr = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| DaemonError::Bind {
+            addr,
+            why: explain_bind_error(&e, addr),
+        })
 }
 
 /// `$XDG_STATE_HOME/fintors`, else `~/.local/state/fintors`.

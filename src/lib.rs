@@ -4,6 +4,7 @@
 
 pub mod access_log;
 pub mod activation;
+pub mod admin;
 pub mod cache;
 pub mod cli;
 pub mod client;
@@ -16,6 +17,7 @@ pub mod daemon;
 pub mod document;
 pub mod guard;
 pub mod imds;
+pub mod json_api;
 pub mod metadata;
 pub mod network;
 pub mod registry;

@@ -82,6 +82,21 @@ impl Registry {
         }
     }
 
+    /// After the base credentials changed: assume at once, in the background, every role that is
+    /// failing or is active without credentials, instead of waiting out their backoff.
+    pub fn retry_pending(&self) {
+        let active = self.active();
+        for cache in self.roles.values() {
+            let is_active = active.as_ref().is_some_and(|a| Arc::ptr_eq(a, cache));
+            if cache.cached().is_none() && (is_active || cache.last_failure().is_some()) {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    let _ = cache.get(Attempt::Now).await;
+                });
+            }
+        }
+    }
+
     /// Makes `alias` the active role once its credentials are in hand.
     pub async fn switch(&self, alias: &str) -> Result<Arc<Issued>, SwitchError> {
         let cache = self

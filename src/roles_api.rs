@@ -8,43 +8,23 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::cache::Attempt;
+use crate::json_api::{error, json_response, json_value, read_json_body};
 use crate::registry::SwitchError;
 use crate::server::AppState;
-
-/// A switch request is `{"alias":"..."}`; anything much larger is not one.
-pub const MAX_BODY_BYTES: usize = 4 * 1024;
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/roles", get(list).put(switch))
         .route("/roles/{alias}", get(describe))
         .route("/roles/{alias}/credentials", get(credentials))
-}
-
-fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.into(),
-    )
-        .into_response()
-}
-
-fn json_value(status: StatusCode, value: serde_json::Value) -> Response {
-    json_response(status, value.to_string())
-}
-
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    json_value(status, json!({ "error": message.to_string() }))
 }
 
 #[derive(Deserialize)]
@@ -126,41 +106,4 @@ async fn switch(State(state): State<Arc<AppState>>, request: Request) -> Respons
             }),
         ),
     }
-}
-
-/// The body of a state-changing request: JSON content type, at most [`MAX_BODY_BYTES`].
-async fn read_json_body(request: Request) -> Result<Bytes, Response> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if !media_type.eq_ignore_ascii_case("application/json") {
-        return Err(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "content type {:?} is not accepted; send Content-Type: application/json \
-                 (curl: -H 'Content-Type: application/json')",
-                content_type
-            ),
-        ));
-    }
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-        )
-    };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
-        .await
-        .map_err(|_| too_large())
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::meta::credentials::CredentialsProviderChain;
@@ -53,6 +53,59 @@ pub trait RoleAssumer: Send + Sync + 'static {
     fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a>;
 }
 
+/// Base credentials supplied at run time (`POST /bootstrap/creds` on the admin API); when set,
+/// they win over the configured source.
+#[derive(Default)]
+pub struct Bootstrap {
+    credentials: std::sync::RwLock<Option<aws_credential_types::Credentials>>,
+}
+
+impl std::fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bootstrap(<redacted>)")
+    }
+}
+
+impl Bootstrap {
+    pub fn set(&self, access_key_id: &str, secret: &Secret, session_token: Option<&Secret>) {
+        let credentials = aws_credential_types::Credentials::new(
+            access_key_id,
+            secret.expose(),
+            session_token.map(|t| t.expose().to_owned()),
+            None,
+            "fintors-bootstrap",
+        );
+        *self.credentials.write().expect("poisoned") = Some(credentials);
+    }
+
+    fn get(&self) -> Option<aws_credential_types::Credentials> {
+        self.credentials.read().expect("poisoned").clone()
+    }
+}
+
+/// The base credentials as STS calls see them: bootstrapped ones if any, else the configured
+/// source, asked afresh on every call (there is no identity cache), so a rotated credentials file
+/// is picked up at the next refresh.
+#[derive(Debug)]
+struct BaseProvider {
+    bootstrap: Arc<Bootstrap>,
+    configured: SharedCredentialsProvider,
+}
+
+impl aws_credential_types::provider::ProvideCredentials for BaseProvider {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        match self.bootstrap.get() {
+            Some(c) => aws_credential_types::provider::future::ProvideCredentials::ready(Ok(c)),
+            None => self.configured.provide_credentials(),
+        }
+    }
+}
+
 /// The real thing: STS `AssumeRole` through aws-sdk-sts.
 pub struct Sts {
     base: SdkConfig,
@@ -63,7 +116,7 @@ pub struct Sts {
 impl Sts {
     /// Loads the base credentials' provider and the standard region and endpoint settings
     /// (`AWS_REGION`, `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`, the profile's), never IMDS.
-    pub async fn new(base: &BaseCredentials) -> Self {
+    pub async fn new(base: &BaseCredentials, bootstrap: Arc<Bootstrap>) -> Self {
         let (provider, region_chain) = match base {
             BaseCredentials::DefaultChain => (
                 SharedCredentialsProvider::new(
@@ -113,8 +166,13 @@ impl Sts {
             }
         };
         let region_chain = region_chain.or_else(Region::new(FALLBACK_REGION));
+        let provider = BaseProvider {
+            bootstrap,
+            configured: provider,
+        };
         let base = aws_config::defaults(BehaviorVersion::latest())
             .credentials_provider(provider)
+            .identity_cache(aws_config::identity::IdentityCache::no_cache())
             .region(region_chain)
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()

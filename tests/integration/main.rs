@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admin;
 mod client_commands;
 mod container;
 mod guard;

@@ -161,6 +161,7 @@ pub struct Daemon {
 }
 
 pub struct DaemonBuilder {
+    envs: Vec<(String, String)>,
     netns: Option<String>,
     socket: Option<std::sync::Arc<TcpListener>>,
     config: String,
@@ -174,6 +175,7 @@ pub struct DaemonBuilder {
 impl Daemon {
     pub fn builder(config: &str) -> DaemonBuilder {
         DaemonBuilder {
+            envs: Vec::new(),
             netns: None,
             socket: None,
             config: config.to_owned(),
@@ -197,6 +199,20 @@ impl Daemon {
     /// Everything the daemon wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// The address the daemon logged after `label` ("admin API on http://...").
+    pub fn logged_addr(&self, label: &str) -> SocketAddr {
+        let log = self.stderr();
+        let rest = log
+            .split(&format!("{label} http://"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{label:?} not logged:\n{log}"));
+        rest.split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     pub fn get(&self, path: &str) -> Reply {
@@ -249,6 +265,12 @@ impl Drop for Daemon {
 impl DaemonBuilder {
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// Sets an environment variable for the daemon.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.envs.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -353,7 +375,8 @@ impl DaemonBuilder {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", dir.join("no-such-config"))
             .env("AWS_ENDPOINT_URL_STS", sts)
-            .env("AWS_REGION", "us-east-1");
+            .env("AWS_REGION", "us-east-1")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
         command
     }
 
