@@ -391,6 +391,7 @@ mod tests {
             duration_seconds,
             external_id: None,
             region: None,
+            source_profile: None,
         }
     }
 

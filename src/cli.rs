@@ -172,6 +172,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FINTORS_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Also serve every profile with a role_arn in the AWS config file as a role (like
+    /// "aws_profiles": true in the config)
+    #[arg(long)]
+    pub aws_profiles: bool,
+
     /// Refuse requests without an IMDSv2 session token, like an instance with HttpTokens=required
     #[arg(long)]
     pub imdsv2_required: bool,

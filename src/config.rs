@@ -41,6 +41,8 @@ pub struct Config {
     pub base_credentials: BaseCredentials,
     pub roles: BTreeMap<Alias, Role>,
     pub default_role: Option<Alias>,
+    /// With `aws_profiles`, the default role is checked only once the profiles are imported.
+    pending_default_role: Option<String>,
     /// Where the daemon listens, unless the command line says otherwise; the client subcommands
     /// use it to find the daemon.
     pub addr: Option<IpAddr>,
@@ -49,6 +51,8 @@ pub struct Config {
     pub ecs_port: Option<u16>,
     /// Serve the admin API on 127.0.0.1 at this port.
     pub admin_port: Option<u16>,
+    /// Also import every profile with a `role_arn` from the AWS config file as a role.
+    pub aws_profiles: bool,
     /// What the metadata tree says about "this instance"; checked against the host at start-up
     /// (see [`crate::metadata::Instance`]).
     pub instance: InstanceConfig,
@@ -75,6 +79,9 @@ pub struct Role {
     pub external_id: Option<ExternalId>,
     /// STS region for this role; `None` means the standard AWS region settings.
     pub region: Option<Region>,
+    /// For roles imported from ~/.aws/config: the profile whose credentials assume this role
+    /// (`source_profile`); `None` means fintors's base credentials.
+    pub source_profile: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -397,6 +404,8 @@ struct RawConfig {
     ecs_port: Option<u16>,
     admin_port: Option<u16>,
     #[serde(default)]
+    aws_profiles: bool,
+    #[serde(default)]
     instance: InstanceConfig,
 }
 
@@ -408,19 +417,19 @@ struct RawCredentials {
 }
 
 /// A role as written: finto's bare ARN string, or an object with options.
-enum RawRole {
+pub(crate) enum RawRole {
     Arn(String),
     Object(RawRoleObject),
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRoleObject {
-    arn: String,
-    session_name: Option<String>,
-    duration_seconds: Option<i64>,
-    external_id: Option<String>,
-    region: Option<String>,
+pub(crate) struct RawRoleObject {
+    pub(crate) arn: String,
+    pub(crate) session_name: Option<String>,
+    pub(crate) duration_seconds: Option<i64>,
+    pub(crate) external_id: Option<String>,
+    pub(crate) region: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for RawRole {
@@ -507,7 +516,8 @@ impl RawConfig {
         };
 
         let raw_roles = self.roles.map(|m| m.0).unwrap_or_default();
-        if raw_roles.is_empty() {
+        // With aws_profiles the roles may all come from ~/.aws/config; checked after the import.
+        if raw_roles.is_empty() && !self.aws_profiles {
             return Err(field_err(
                 "roles",
                 "no roles are configured; add at least one, e.g. \
@@ -526,23 +536,11 @@ impl RawConfig {
             roles.insert(role.alias.clone(), role);
         }
 
-        let default_role = match self.default_role {
-            None => None,
-            Some(d) => {
-                let known = roles.keys().find(|a| a.as_str() == d).cloned();
-                let Some(alias) = known else {
-                    let names: Vec<&str> = roles.keys().map(Alias::as_str).collect();
-                    return Err(field_err(
-                        "default_role",
-                        format!(
-                            "\"{d}\" is not one of the configured roles ({}); \
-                             fix the name or add the role",
-                            names.join(", ")
-                        ),
-                    ));
-                };
-                Some(alias)
-            }
+        // With aws_profiles the default role may be an imported one: resolved after the import.
+        let (default_role, pending_default_role) = if self.aws_profiles {
+            (None, self.default_role)
+        } else {
+            (resolve_default_role(path, &roles, self.default_role)?, None)
         };
 
         Ok(Config {
@@ -550,16 +548,63 @@ impl RawConfig {
             base_credentials,
             roles,
             default_role,
+            pending_default_role,
             addr: self.addr,
             port: self.port,
             ecs_port: self.ecs_port,
             admin_port: self.admin_port,
+            aws_profiles: self.aws_profiles,
             instance: self.instance,
         })
     }
 }
 
-fn validate_role(alias: &str, raw: RawRole) -> Result<Role, (&'static str, Invalid)> {
+fn resolve_default_role(
+    path: &Path,
+    roles: &BTreeMap<Alias, Role>,
+    name: Option<String>,
+) -> Result<Option<Alias>, ConfigError> {
+    let Some(name) = name else { return Ok(None) };
+    match roles.keys().find(|a| a.as_str() == name) {
+        Some(alias) => Ok(Some(alias.clone())),
+        None => {
+            let names: Vec<&str> = roles.keys().map(Alias::as_str).collect();
+            Err(ConfigError::Field {
+                path: path.to_owned(),
+                field: "default_role",
+                problem: format!(
+                    "\"{name}\" is not one of the configured roles ({}); fix the name or add the role",
+                    names.join(", ")
+                ),
+            })
+        }
+    }
+}
+
+impl Config {
+    /// Adds roles imported from the AWS config file (`aws_profiles`): explicit roles win on a
+    /// clash. Then the checks the import had to wait for: at least one role, a known default.
+    pub fn finish_import(&mut self, imported: Vec<Role>) -> Result<(), ConfigError> {
+        for role in imported {
+            self.roles.entry(role.alias.clone()).or_insert(role);
+        }
+        if self.roles.is_empty() {
+            return Err(ConfigError::Field {
+                path: self.path.clone(),
+                field: "roles",
+                problem: "no roles are configured and no profile in the AWS config file has a \
+                          role_arn; add a role"
+                    .into(),
+            });
+        }
+        if let Some(name) = self.pending_default_role.take() {
+            self.default_role = resolve_default_role(&self.path, &self.roles, Some(name))?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn validate_role(alias: &str, raw: RawRole) -> Result<Role, (&'static str, Invalid)> {
     let alias = Alias::parse(alias).map_err(|e| ("alias", e))?;
     let object = match raw {
         RawRole::Arn(arn) => RawRoleObject {
@@ -609,6 +654,7 @@ fn validate_role(alias: &str, raw: RawRole) -> Result<Role, (&'static str, Inval
         duration_seconds,
         external_id,
         region,
+        source_profile: None,
     })
 }
 
@@ -813,6 +859,40 @@ mod tests {
     fn external_id_debug_is_redacted() {
         let id = ExternalId::parse("super-secret-id").unwrap();
         assert!(!format!("{id:?}").contains("super-secret-id"));
+    }
+
+    #[test]
+    fn with_aws_profiles_roles_and_default_wait_for_the_import() {
+        let mut c = parse(r#"{"aws_profiles": true, "default_role": "dev"}"#).unwrap();
+        assert!(c.roles.is_empty());
+        let imported = validate_role(
+            "dev",
+            RawRole::Arn("arn:aws:iam::123456789012:role/dev".into()),
+        )
+        .unwrap();
+        c.finish_import(vec![imported]).unwrap();
+        assert_eq!(c.default_role.unwrap().as_str(), "dev");
+        let mut empty = parse(r#"{"aws_profiles": true}"#).unwrap();
+        let e = empty.finish_import(vec![]).unwrap_err().to_string();
+        assert!(
+            e.contains("no profile in the AWS config file has a role_arn"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn explicit_roles_win_over_imported_ones() {
+        let mut c = parse(
+            r#"{"aws_profiles": true, "roles": {"dev": "arn:aws:iam::123456789012:role/explicit"}}"#,
+        )
+        .unwrap();
+        let imported = validate_role(
+            "dev",
+            RawRole::Arn("arn:aws:iam::123456789012:role/imported".into()),
+        )
+        .unwrap();
+        c.finish_import(vec![imported]).unwrap();
+        assert_eq!(c.roles.values().next().unwrap().arn.role_name(), "explicit");
     }
 
     #[test]

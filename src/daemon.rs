@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use crate::access_log::{AccessLog, AccessLogError};
 use crate::activation::{self, ActivationError};
 use crate::admin;
+use crate::aws_profiles;
 use crate::cli::{DEFAULT_ADDR, DEFAULT_PORT, ServeArgs};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, expand_tilde};
@@ -29,6 +30,8 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("{0}")]
+    AwsProfiles(String),
     #[error(transparent)]
     AccessLog(#[from] AccessLogError),
     #[error(transparent)]
@@ -46,7 +49,17 @@ pub enum DaemonError {
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
-    let config = Config::load(&expand_tilde(&args.config))?;
+    let mut config = Config::load(&expand_tilde(&args.config))?;
+    if args.aws_profiles || config.aws_profiles {
+        let profiles = aws_profiles::load()
+            .await
+            .map_err(DaemonError::AwsProfiles)?;
+        let imported = aws_profiles::roles_from(&profiles);
+        for reason in &imported.skipped {
+            tracing::warn!("{reason}");
+        }
+        config.finish_import(imported.roles)?;
+    }
     let state_dir = match args.state_dir.clone() {
         Some(dir) => dir,
         None => default_state_dir().ok_or(DaemonError::NoStateDir)?,

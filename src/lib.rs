@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod activation;
 pub mod admin;
+pub mod aws_profiles;
 pub mod cache;
 pub mod cli;
 pub mod client;

@@ -106,11 +106,15 @@ impl aws_credential_types::provider::ProvideCredentials for BaseProvider {
     }
 }
 
+/// (region, source profile); `None` for the defaults.
+type ClientKey = (Option<String>, Option<String>);
+
 /// The real thing: STS `AssumeRole` through aws-sdk-sts.
 pub struct Sts {
     base: SdkConfig,
-    /// One client per region actually used; a role's `region` overrides the default.
-    clients: Mutex<HashMap<Option<String>, aws_sdk_sts::Client>>,
+    /// One client per (region, source profile) actually used: a role's `region` overrides the
+    /// default, and an imported role's `source_profile` replaces the base credentials.
+    clients: Mutex<HashMap<ClientKey, aws_sdk_sts::Client>>,
 }
 
 impl Sts {
@@ -187,14 +191,23 @@ impl Sts {
         }
     }
 
-    fn client(&self, region: Option<&str>) -> aws_sdk_sts::Client {
+    fn client(&self, role: &Role) -> aws_sdk_sts::Client {
+        let region = role.region.as_ref().map(|r| r.as_str().to_owned());
+        let source = role.source_profile.clone();
         let mut clients = self.clients.lock().expect("sts client map poisoned");
         clients
-            .entry(region.map(str::to_owned))
+            .entry((region.clone(), source.clone()))
             .or_insert_with(|| {
                 let mut config = aws_sdk_sts::config::Builder::from(&self.base);
                 if let Some(r) = region {
-                    config = config.region(Region::new(r.to_owned()));
+                    config = config.region(Region::new(r));
+                }
+                if let Some(profile) = source {
+                    config = config.credentials_provider(
+                        aws_config::profile::ProfileFileCredentialsProvider::builder()
+                            .profile_name(profile)
+                            .build(),
+                    );
                 }
                 aws_sdk_sts::Client::from_conf(config.build())
             })
@@ -205,7 +218,7 @@ impl Sts {
 impl RoleAssumer for Sts {
     fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a> {
         Box::pin(async move {
-            let client = self.client(role.region.as_ref().map(|r| r.as_str()));
+            let client = self.client(role);
             let output = client
                 .assume_role()
                 .role_arn(role.arn.as_str())

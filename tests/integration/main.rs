@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod aws_profiles;
 mod client_commands;
 mod container;
 mod guard;

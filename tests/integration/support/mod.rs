@@ -274,6 +274,11 @@ impl DaemonBuilder {
         self
     }
 
+    /// Where `name` is in the daemon's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
     /// Puts a file in the daemon's directory, which the config can name as `DIR/<name>`.
     pub fn file(self, name: &str, contents: &str) -> Self {
         std::fs::write(self.dir.path().join(name), contents).unwrap();
