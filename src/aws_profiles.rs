@@ -39,12 +39,6 @@ pub fn roles_from(profiles: &ProfileSet) -> Imported {
             continue;
         };
         let skip = |why: String| format!("AWS profile \"{name}\" skipped: {why}");
-        if profile.get("mfa_serial").is_some() {
-            imported.skipped.push(skip(
-                "it needs MFA (mfa_serial), which fintors cannot answer yet".into(),
-            ));
-            continue;
-        }
         let source_profile = match (
             profile.get("source_profile"),
             profile.get("credential_source"),
@@ -75,6 +69,7 @@ pub fn roles_from(profiles: &ProfileSet) -> Imported {
             duration_seconds,
             external_id: profile.get("external_id").map(str::to_owned),
             region: profile.get("region").map(str::to_owned),
+            mfa_serial: profile.get("mfa_serial").map(str::to_owned),
         };
         match validate_role(name, RawRole::Object(raw)) {
             Ok(mut role) => {
@@ -106,6 +101,7 @@ mod tests {
             "[default]\nregion = us-east-1\n\
              [profile dev]\nrole_arn = arn:aws:iam::111111111111:role/dev\nsource_profile = base\n\
              role_session_name = alice\nduration_seconds = 7200\nexternal_id = ext-123\nregion = eu-west-1\n\
+             mfa_serial = arn:aws:iam::111111111111:mfa/alice\n\
              [profile base]\naws_access_key_id = AKIA\n",
         )
         .await;
@@ -118,22 +114,21 @@ mod tests {
         assert_eq!(dev.external_id.as_ref().unwrap().as_str(), "ext-123");
         assert_eq!(dev.region.as_ref().unwrap().as_str(), "eu-west-1");
         assert_eq!(dev.source_profile.as_deref(), Some("base"));
+        assert_eq!(
+            dev.mfa_serial.as_ref().unwrap().as_str(),
+            "arn:aws:iam::111111111111:mfa/alice"
+        );
     }
 
     #[tokio::test]
     async fn unservable_profiles_are_skipped_with_a_reason() {
         let imported = import(
-            "[profile mfa]\nrole_arn = arn:aws:iam::111111111111:role/a\nsource_profile = b\nmfa_serial = arn:aws:iam::111111111111:mfa/me\n\
-             [profile imds]\nrole_arn = arn:aws:iam::111111111111:role/a\ncredential_source = Ec2InstanceMetadata\n\
+            "[profile imds]\nrole_arn = arn:aws:iam::111111111111:role/a\ncredential_source = Ec2InstanceMetadata\n\
              [profile bad]\nrole_arn = arn:aws:iam::111:role/a\nsource_profile = b\n",
         )
         .await;
         assert!(imported.roles.is_empty());
         let reasons = imported.skipped.join("\n");
-        assert!(
-            reasons.contains("\"mfa\" skipped: it needs MFA"),
-            "{reasons}"
-        );
         assert!(
             reasons.contains("\"imds\" skipped: credential_source = Ec2InstanceMetadata"),
             "{reasons}"

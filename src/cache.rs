@@ -392,6 +392,7 @@ mod tests {
             external_id: None,
             region: None,
             source_profile: None,
+            mfa_serial: None,
         }
     }
 

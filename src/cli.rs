@@ -74,6 +74,16 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Give the daemon an MFA code: starts the MFA session the roles that need MFA are assumed with
+    Mfa {
+        /// The 6-digit code from the device
+        code: String,
+        /// Which device, when roles use several
+        #[arg(long)]
+        serial: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Print `export` lines that point SDKs at the daemon: IMDS, or with --ecs the container
     /// credentials endpoint (for tools and containers that cannot reach IMDS)
     Env {

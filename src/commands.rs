@@ -212,6 +212,31 @@ pub async fn creds(args: &ClientArgs, alias: Option<&str>, format: CredsFormat) 
     })
 }
 
+/// `fintors mfa CODE [--serial S]`
+pub async fn mfa(args: &ClientArgs, code: &str, serial: Option<&str>) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    let mut body = json!({ "code": code });
+    if let Some(s) = serial {
+        body["serial"] = json!(s);
+    }
+    let (status, reply) = endpoint
+        .request(Method::PUT, "/mfa", Some(body.to_string()))
+        .await?;
+    if status != StatusCode::OK {
+        return Err(CommandError::Failed(error_text(&reply)));
+    }
+    #[derive(Deserialize)]
+    struct Started {
+        serial: String,
+        expires: String,
+    }
+    let started: Started = parse(&endpoint, &reply)?;
+    Ok(format!(
+        "MFA session for {} until {}\n",
+        started.serial, started.expires
+    ))
+}
+
 /// `fintors env [--ecs]`
 pub async fn env(args: &ClientArgs, ecs: bool) -> Output {
     let endpoint = Endpoint::discover(args)?;
@@ -254,6 +279,20 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
         },
         report.active_role.as_deref().unwrap_or("none")
     );
+    for device in &report.mfa {
+        match device.session_expires {
+            Some(t) => out.push_str(&format!(
+                "MFA {}: session valid for {} (until {})\n",
+                device.serial,
+                human(t - now),
+                stamp(t)
+            )),
+            None => out.push_str(&format!(
+                "MFA {}: no session; run `fintors mfa CODE`\n",
+                device.serial
+            )),
+        }
+    }
     let width = report
         .roles
         .iter()

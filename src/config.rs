@@ -39,6 +39,7 @@ pub struct Config {
     /// Where the configuration came from, for messages.
     pub path: PathBuf,
     pub base_credentials: BaseCredentials,
+    pub mfa: MfaConfig,
     pub roles: BTreeMap<Alias, Role>,
     pub default_role: Option<Alias>,
     /// With `aws_profiles`, the default role is checked only once the profiles are imported.
@@ -82,6 +83,43 @@ pub struct Role {
     /// For roles imported from ~/.aws/config: the profile whose credentials assume this role
     /// (`source_profile`); `None` means fintors's base credentials.
     pub source_profile: Option<String>,
+    /// The MFA device whose session assumes this role (the role's own, else the credentials').
+    pub mfa_serial: Option<MfaSerial>,
+}
+
+/// MFA for the base credentials: one GetSessionToken per device, reused for every role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaConfig {
+    /// Serial for roles that name none of their own.
+    pub serial: Option<MfaSerial>,
+    /// A command that prints a current code (e.g. a YubiKey OATH tool).
+    pub process: Option<String>,
+    /// GetSessionToken duration.
+    pub session_seconds: u32,
+}
+
+/// GetSessionToken's range and fintors's default (12 hours).
+pub const MFA_SESSION_SECONDS: std::ops::RangeInclusive<u32> = 900..=129_600;
+pub const DEFAULT_MFA_SESSION_SECONDS: u32 = 43_200;
+
+/// An MFA device's serial number or ARN: 9..=256 of `[\w+=/:,.@-]`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MfaSerial(String);
+
+impl MfaSerial {
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        check_charset(
+            s,
+            9,
+            256,
+            |c| is_role_name_char(c) || c == ':' || c == '/',
+            "letters, digits and + = / : , . @ _ -",
+        )?;
+        Ok(MfaSerial(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -414,6 +452,9 @@ struct RawConfig {
 struct RawCredentials {
     file: Option<String>,
     profile: Option<String>,
+    mfa_serial: Option<String>,
+    mfa_process: Option<String>,
+    mfa_session_seconds: Option<i64>,
 }
 
 /// A role as written: finto's bare ARN string, or an object with options.
@@ -430,6 +471,7 @@ pub(crate) struct RawRoleObject {
     pub(crate) duration_seconds: Option<i64>,
     pub(crate) external_id: Option<String>,
     pub(crate) region: Option<String>,
+    pub(crate) mfa_serial: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for RawRole {
@@ -491,9 +533,32 @@ impl RawConfig {
             problem,
         };
 
+        let mut mfa = MfaConfig {
+            serial: None,
+            process: None,
+            session_seconds: DEFAULT_MFA_SESSION_SECONDS,
+        };
         let base_credentials = match self.credentials {
             None => BaseCredentials::DefaultChain,
             Some(c) => {
+                mfa.serial = c
+                    .mfa_serial
+                    .as_deref()
+                    .map(MfaSerial::parse)
+                    .transpose()
+                    .map_err(|e| field_err("credentials.mfa_serial", e.0))?;
+                mfa.process = c.mfa_process.filter(|p| !p.trim().is_empty());
+                if let Some(d) = c.mfa_session_seconds {
+                    mfa.session_seconds = u32::try_from(d)
+                        .ok()
+                        .filter(|d| MFA_SESSION_SECONDS.contains(d))
+                        .ok_or_else(|| {
+                            field_err(
+                                "credentials.mfa_session_seconds",
+                                format!("{d} is outside GetSessionToken's range 900..=129600"),
+                            )
+                        })?;
+                }
                 let file = c.file.unwrap_or_else(|| "~/.aws/credentials".to_owned());
                 let profile = c.profile.unwrap_or_else(|| "default".to_owned());
                 if file.trim().is_empty() {
@@ -527,12 +592,13 @@ impl RawConfig {
         }
         let mut roles = BTreeMap::new();
         for (alias, raw) in raw_roles {
-            let role = validate_role(&alias, raw).map_err(|(field, e)| ConfigError::Role {
+            let mut role = validate_role(&alias, raw).map_err(|(field, e)| ConfigError::Role {
                 path: path.to_owned(),
                 alias: alias.clone(),
                 field,
                 problem: e.0,
             })?;
+            role.mfa_serial = role.mfa_serial.or_else(|| mfa.serial.clone());
             roles.insert(role.alias.clone(), role);
         }
 
@@ -546,6 +612,7 @@ impl RawConfig {
         Ok(Config {
             path: path.to_owned(),
             base_credentials,
+            mfa,
             roles,
             default_role,
             pending_default_role,
@@ -613,6 +680,7 @@ pub(crate) fn validate_role(alias: &str, raw: RawRole) -> Result<Role, (&'static
             duration_seconds: None,
             external_id: None,
             region: None,
+            mfa_serial: None,
         },
         RawRole::Object(o) => o,
     };
@@ -647,6 +715,12 @@ pub(crate) fn validate_role(alias: &str, raw: RawRole) -> Result<Role, (&'static
         .map(Region::parse)
         .transpose()
         .map_err(|e| ("region", e))?;
+    let mfa_serial = object
+        .mfa_serial
+        .as_deref()
+        .map(MfaSerial::parse)
+        .transpose()
+        .map_err(|e| ("mfa_serial", e))?;
     Ok(Role {
         alias,
         arn,
@@ -655,6 +729,7 @@ pub(crate) fn validate_role(alias: &str, raw: RawRole) -> Result<Role, (&'static
         external_id,
         region,
         source_profile: None,
+        mfa_serial,
     })
 }
 
@@ -893,6 +968,35 @@ mod tests {
         .unwrap();
         c.finish_import(vec![imported]).unwrap();
         assert_eq!(c.roles.values().next().unwrap().arn.role_name(), "explicit");
+    }
+
+    #[test]
+    fn mfa_serial_applies_to_roles_that_name_none() {
+        let c = parse(
+            r#"{"credentials": {"mfa_serial": "arn:aws:iam::123456789012:mfa/me", "mfa_session_seconds": 3600},
+                "roles": {"a": "arn:aws:iam::123456789012:role/a",
+                          "b": {"arn": "arn:aws:iam::123456789012:role/b", "mfa_serial": "GAHT12345678"}}}"#,
+        )
+        .unwrap();
+        let serial = |alias: &str| {
+            c.roles[&Alias::parse(alias).unwrap()]
+                .mfa_serial
+                .as_ref()
+                .unwrap()
+                .as_str()
+                .to_owned()
+        };
+        assert_eq!(serial("a"), "arn:aws:iam::123456789012:mfa/me");
+        assert_eq!(serial("b"), "GAHT12345678");
+        assert_eq!(c.mfa.session_seconds, 3600);
+        let e = error(
+            r#"{"credentials": {"mfa_serial": "short"}, "roles": {"a": "arn:aws:iam::123456789012:role/a"}}"#,
+        );
+        assert!(e.contains("credentials.mfa_serial"), "{e}");
+        let e = error(
+            r#"{"credentials": {"mfa_session_seconds": 60}, "roles": {"a": "arn:aws:iam::123456789012:role/a"}}"#,
+        );
+        assert!(e.contains("credentials.mfa_session_seconds"), "{e}");
     }
 
     #[test]

@@ -127,7 +127,15 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
 
     let clock = Clock::system();
     let bootstrap = Arc::new(Bootstrap::default());
-    let sts = Arc::new(Sts::new(&config.base_credentials, bootstrap.clone()).await);
+    let sts = Arc::new(
+        Sts::new(
+            &config.base_credentials,
+            config.mfa.clone(),
+            bootstrap.clone(),
+        )
+        .await,
+    );
+    let mfa = sts.mfa.clone();
     let registry = Arc::new(Registry::new(&config, sts, clock));
     registry.prefetch_active().await;
 
@@ -140,6 +148,7 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
     };
     let state = Arc::new(AppState {
         container: container_info,
+        mfa,
         registry: registry.clone(),
         instance,
         tokens,

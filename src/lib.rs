@@ -20,6 +20,7 @@ pub mod guard;
 pub mod imds;
 pub mod json_api;
 pub mod metadata;
+pub mod mfa;
 pub mod network;
 pub mod registry;
 pub mod roles_api;

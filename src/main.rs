@@ -69,6 +69,11 @@ fn run_client(command: Command) -> ExitCode {
             } => commands::creds(client, alias.as_deref(), *format).await,
             Command::Status { json, client } => commands::status(client, *json).await,
             Command::Env { ecs, client } => commands::env(client, *ecs).await,
+            Command::Mfa {
+                code,
+                serial,
+                client,
+            } => commands::mfa(client, code, serial.as_deref()).await,
             Command::Serve(_) | Command::Completions { .. } | Command::Network(_) => {
                 unreachable!("handled in main")
             }

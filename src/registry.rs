@@ -82,6 +82,18 @@ impl Registry {
         }
     }
 
+    /// The MFA devices the roles use, each once.
+    pub fn mfa_serials(&self) -> Vec<crate::config::MfaSerial> {
+        let mut serials: Vec<_> = self
+            .roles
+            .values()
+            .filter_map(|c| c.role().mfa_serial.clone())
+            .collect();
+        serials.sort();
+        serials.dedup();
+        serials
+    }
+
     /// After the base credentials changed: assume at once, in the background, every role that is
     /// failing or is active without credentials, instead of waiting out their backoff.
     pub fn retry_pending(&self) {

@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::guard::Guard;
 use crate::imds;
 use crate::metadata::Instance;
+use crate::mfa::{self, MfaSessions};
 use crate::registry::Registry;
 use crate::roles_api;
 use crate::status;
@@ -29,6 +30,7 @@ pub struct ContainerInfo {
 /// What the request handlers share.
 pub struct AppState {
     pub container: Option<ContainerInfo>,
+    pub mfa: Arc<MfaSessions>,
     pub registry: Arc<Registry>,
     pub instance: Instance,
     pub tokens: Arc<Tokens>,
@@ -41,6 +43,7 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessLog>>)
     let router = imds::router()
         .merge(roles_api::router())
         .merge(status::router())
+        .merge(mfa::router())
         .fallback(|| async { imds::not_found() })
         .layer(middleware::from_fn_with_state(
             (guard, state.clone()),

@@ -24,7 +24,16 @@ pub struct Report {
     /// The container credentials endpoint's URL and token file, when it is served.
     pub container_endpoint: Option<String>,
     pub container_token_file: Option<String>,
+    /// Each MFA device the roles use, and when its session expires (`None`: no session yet).
+    #[serde(default)]
+    pub mfa: Vec<MfaReport>,
     pub roles: Vec<RoleReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaReport {
+    pub serial: String,
+    pub session_expires: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +102,15 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
             .container
             .as_ref()
             .map(|c| c.token_file.display().to_string()),
+        mfa: state
+            .registry
+            .mfa_serials()
+            .into_iter()
+            .map(|serial| MfaReport {
+                session_expires: state.mfa.expiry(&serial),
+                serial: serial.as_str().to_owned(),
+            })
+            .collect(),
         roles,
     };
     (

@@ -19,8 +19,9 @@ use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_sdk_sts::config::Region;
 use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::config::{BaseCredentials, Role};
+use crate::config::{BaseCredentials, MfaConfig, Role};
 use crate::credentials::{Credentials, Secret};
+use crate::mfa::MfaSessions;
 
 /// Used when neither the environment nor the profile names a region, as the AWS CLI did for STS.
 pub const FALLBACK_REGION: &str = "us-east-1";
@@ -112,6 +113,8 @@ type ClientKey = (Option<String>, Option<String>);
 /// The real thing: STS `AssumeRole` through aws-sdk-sts.
 pub struct Sts {
     base: SdkConfig,
+    /// MFA sessions, for roles that need them.
+    pub mfa: Arc<MfaSessions>,
     /// One client per (region, source profile) actually used: a role's `region` overrides the
     /// default, and an imported role's `source_profile` replaces the base credentials.
     clients: Mutex<HashMap<ClientKey, aws_sdk_sts::Client>>,
@@ -120,7 +123,7 @@ pub struct Sts {
 impl Sts {
     /// Loads the base credentials' provider and the standard region and endpoint settings
     /// (`AWS_REGION`, `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`, the profile's), never IMDS.
-    pub async fn new(base: &BaseCredentials, bootstrap: Arc<Bootstrap>) -> Self {
+    pub async fn new(base: &BaseCredentials, mfa: MfaConfig, bootstrap: Arc<Bootstrap>) -> Self {
         let (provider, region_chain) = match base {
             BaseCredentials::DefaultChain => (
                 SharedCredentialsProvider::new(
@@ -186,6 +189,7 @@ impl Sts {
             .load()
             .await;
         Sts {
+            mfa: MfaSessions::new(mfa, aws_sdk_sts::Client::new(&base)),
             base,
             clients: Mutex::new(HashMap::new()),
         }
@@ -218,7 +222,20 @@ impl Sts {
 impl RoleAssumer for Sts {
     fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a> {
         Box::pin(async move {
-            let client = self.client(role);
+            let client = match &role.mfa_serial {
+                None => self.client(role),
+                Some(serial) => {
+                    let Some(session) = self.mfa.current(serial) else {
+                        return Err(self.mfa.required(serial));
+                    };
+                    let mut config = aws_sdk_sts::config::Builder::from(&self.base)
+                        .credentials_provider(SharedCredentialsProvider::new(session));
+                    if let Some(r) = &role.region {
+                        config = config.region(Region::new(r.as_str().to_owned()));
+                    }
+                    aws_sdk_sts::Client::from_conf(config.build())
+                }
+            };
             let output = client
                 .assume_role()
                 .role_arn(role.arn.as_str())
@@ -252,7 +269,7 @@ impl RoleAssumer for Sts {
 }
 
 /// Maps an SDK error to an STS-style code; service errors keep STS's own code and message.
-fn classify<E, R>(err: SdkError<E, R>) -> StsError
+pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> StsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,

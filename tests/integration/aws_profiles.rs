@@ -46,7 +46,10 @@ fn daemon() -> Daemon {
 fn profiles_with_role_arn_are_served_and_explicit_roles_win() {
     require_venv!();
     let d = daemon();
-    assert_eq!(d.get("/roles").json(), json!({"roles": ["dev", "example"]}));
+    assert_eq!(
+        d.get("/roles").json(),
+        json!({"roles": ["dev", "example", "needs-mfa"]})
+    );
     assert_eq!(
         d.get("/roles/dev").json(),
         json!({"arn": "arn:aws:iam::111111111111:role/dev", "session_name": "alice"})
@@ -55,12 +58,10 @@ fn profiles_with_role_arn_are_served_and_explicit_roles_win() {
         d.get("/roles/example").json()["arn"],
         "arn:aws:iam::123456789012:role/example"
     );
-    assert!(
-        d.stderr()
-            .contains("AWS profile \"needs-mfa\" skipped: it needs MFA"),
-        "{}",
-        d.stderr()
-    );
+    let mfa = d
+        .get("/latest/meta-data/iam/security-credentials/needs-mfa")
+        .json();
+    assert_eq!(mfa["Code"], "MfaRequired", "its mfa_serial is honoured");
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod container;
 mod guard;
 mod imds;
 mod metadata;
+mod mfa;
 mod network;
 mod real_clients;
 mod roles_api;

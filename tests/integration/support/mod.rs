@@ -508,24 +508,38 @@ fn parse_response(bytes: &[u8]) -> Reply {
     }
 }
 
-/// A fake STS endpoint that answers every request with one canned HTTP response, for failures
-/// the emulator cannot produce (AccessDenied, throttling, garbage). Counts the requests.
+/// One request a [`FakeSts`] received.
+#[derive(Debug, Clone)]
+pub struct StsCall {
+    /// The form body's `Action`, e.g. `AssumeRole`.
+    pub action: String,
+    /// The access key id that signed the request (from the SigV4 `Credential=`).
+    pub access_key: String,
+    pub body: String,
+}
+
+type StsHandler = dyn Fn(&StsCall) -> (u16, String) + Send + Sync;
+
+/// A fake STS endpoint for what the emulator cannot do: scripted failures (AccessDenied), and a
+/// record of who called what, in order (GetSessionToken before AssumeRole, signed by whom).
 pub struct FakeSts {
     pub url: String,
-    pub requests: Arc<Mutex<u32>>,
+    calls: Arc<Mutex<Vec<StsCall>>>,
 }
 
 impl FakeSts {
-    pub fn answering(status: u16, body: &'static str) -> FakeSts {
+    pub fn start(handler: impl Fn(&StsCall) -> (u16, String) + Send + Sync + 'static) -> FakeSts {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(0));
-        let count = requests.clone();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let record = calls.clone();
+        let handler: Arc<StsHandler> = Arc::new(handler);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
-                *count.lock().unwrap() += 1;
-                read_http_request(&mut stream);
+                let call = read_sts_call(&mut stream);
+                let (status, body) = handler(&call);
+                record.lock().unwrap().push(call);
                 let reply = format!(
                     "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
                      Connection: close\r\n\r\n{body}",
@@ -534,7 +548,11 @@ impl FakeSts {
                 let _ = stream.write_all(reply.as_bytes());
             }
         });
-        FakeSts { url, requests }
+        FakeSts { url, calls }
+    }
+
+    pub fn answering(status: u16, body: &'static str) -> FakeSts {
+        FakeSts::start(move |_| (status, body.to_owned()))
     }
 
     /// STS's own AccessDenied answer.
@@ -548,26 +566,86 @@ impl FakeSts {
         )
     }
 
+    /// Answers GetSessionToken and AssumeRole with fresh credentials whose key id says which call
+    /// made them (`ASIASESSION...`, `ASIAROLE...`).
+    pub fn issuing() -> FakeSts {
+        let n = std::sync::atomic::AtomicU32::new(0);
+        FakeSts::start(move |call| {
+            let n = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let expiration =
+                (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ");
+            let (kind, result) = match call.action.as_str() {
+                "GetSessionToken" => ("SESSION", "GetSessionToken"),
+                "AssumeRole" => ("ROLE", "AssumeRole"),
+                other => {
+                    return (
+                        400,
+                        format!(
+                            "<ErrorResponse><Error><Code>InvalidAction</Code><Message>{other}</Message></Error></ErrorResponse>"
+                        ),
+                    );
+                }
+            };
+            let user = if kind == "ROLE" {
+                "<AssumedRoleUser><AssumedRoleId>AROA:x</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/r/x</Arn></AssumedRoleUser>"
+            } else {
+                ""
+            };
+            (
+                200,
+                format!(
+                    "<{result}Response xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><{result}Result>\
+                     <Credentials><AccessKeyId>ASIA{kind}{n:08}</AccessKeyId>\
+                     <SecretAccessKey>secret{kind}{n:08}</SecretAccessKey><SessionToken>token{kind}{n:08}</SessionToken>\
+                     <Expiration>{expiration}</Expiration></Credentials>{user}</{result}Result>\
+                     <ResponseMetadata><RequestId>{n}</RequestId></ResponseMetadata></{result}Response>"
+                ),
+            )
+        })
+    }
+
+    pub fn calls(&self) -> Vec<StsCall> {
+        self.calls.lock().unwrap().clone()
+    }
+
     pub fn request_count(&self) -> u32 {
-        *self.requests.lock().unwrap()
+        self.calls.lock().unwrap().len() as u32
     }
 }
 
-fn read_http_request(stream: &mut TcpStream) {
+fn read_sts_call(stream: &mut TcpStream) -> StsCall {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut reader = BufReader::new(stream);
     let mut length = 0usize;
+    let mut access_key = String::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
             break;
         }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
             length = v.trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with("authorization:") {
+            if let Some(rest) = line.split("Credential=").nth(1) {
+                access_key = rest.split('/').next().unwrap_or("").to_owned();
+            }
         }
     }
     let mut body = vec![0; length];
     let _ = reader.read_exact(&mut body);
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let action = body
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .unwrap_or("")
+        .to_owned();
+    StsCall {
+        action,
+        access_key,
+        body,
+    }
 }
 
 /// Runs a program from the venv (or any program) pointed at `daemon` as its only credential
