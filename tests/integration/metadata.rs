@@ -14,12 +14,14 @@ const WITH_INSTANCE: &str = r#"{
   },
   "default_role": "example",
   "instance": { "region": "us-west-2", "availability_zone": "us-west-2c", "instance_type": "t3.micro",
-                "public_ipv4": "203.0.113.7", "user_data": "DIR/user-data" }
+                "public_ipv4": "203.0.113.7", "user_data": "DIR/user-data",
+                "ssh_public_key": "DIR/id.pub" }
 }"#;
 
 fn daemon() -> Daemon {
     Daemon::builder(WITH_INSTANCE)
         .file("user-data", "#!/bin/sh\necho hello\n")
+        .file("id.pub", "ssh-ed25519 AAAAC3Nza me@laptop\n")
         .start()
 }
 
@@ -132,6 +134,21 @@ fn user_data_is_served_from_the_configured_file() {
     let plain = Daemon::start();
     assert_eq!(plain.get("/latest/user-data").status, 404);
     assert_eq!(plain.get("/latest/meta-data/public-ipv4").status, 404);
+}
+
+#[test]
+fn public_key_is_served_from_the_configured_file() {
+    require_venv!();
+    let d = daemon();
+    assert_eq!(d.get("/latest/meta-data/public-keys/").body, "0/");
+    assert_eq!(
+        d.get("/latest/meta-data/public-keys/0/openssh-key").body,
+        "ssh-ed25519 AAAAC3Nza me@laptop"
+    );
+    assert_eq!(
+        Daemon::start().get("/latest/meta-data/public-keys/").status,
+        404
+    );
 }
 
 #[test]
