@@ -74,6 +74,12 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Re-read the configuration file (like SIGHUP): roles added or removed, the active role and
+    /// cached credentials kept; an invalid file is rejected and the running configuration kept
+    Reload {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Give the daemon an MFA code: starts the MFA session the roles that need MFA are assumed with
     Mfa {
         /// The 6-digit code from the device

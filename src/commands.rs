@@ -212,6 +212,40 @@ pub async fn creds(args: &ClientArgs, alias: Option<&str>, format: CredsFormat) 
     })
 }
 
+/// `fintors reload`
+pub async fn reload(args: &ClientArgs) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    let (status, reply) = endpoint
+        .request(Method::POST, crate::reload::PATH, Some("{}".into()))
+        .await?;
+    if status != StatusCode::OK {
+        return Err(CommandError::Failed(error_text(&reply)));
+    }
+    let r: crate::reload::ReloadReport = parse(&endpoint, &reply)?;
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    let mut out = format!(
+        "reloaded {}: added {}; removed {}; changed {}; active role: {}\n",
+        r.config,
+        list(&r.added),
+        list(&r.removed),
+        list(&r.changed),
+        r.active_role.as_deref().unwrap_or("none")
+    );
+    if !r.need_restart.is_empty() {
+        out.push_str(&format!(
+            "restart fintors to apply: {}\n",
+            r.need_restart.join(", ")
+        ));
+    }
+    Ok(out)
+}
+
 /// `fintors mfa CODE [--serial S]`
 pub async fn mfa(args: &ClientArgs, code: &str, serial: Option<&str>) -> Output {
     let endpoint = Endpoint::discover(args)?;

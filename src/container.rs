@@ -110,7 +110,7 @@ async fn role_credentials(
     Path(alias): Path<String>,
 ) -> Response {
     match endpoint.state.registry.role(&alias) {
-        Some(cache) => serve(cache).await,
+        Some(cache) => serve(&cache).await,
         None => json_response(
             StatusCode::NOT_FOUND,
             "NoSuchRole",

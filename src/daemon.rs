@@ -10,15 +10,15 @@ use tokio::net::TcpListener;
 use crate::access_log::{AccessLog, AccessLogError};
 use crate::activation::{self, ActivationError};
 use crate::admin;
-use crate::aws_profiles;
 use crate::cli::{DEFAULT_ADDR, DEFAULT_PORT, ServeArgs};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, expand_tilde};
+use crate::config::ConfigError;
 use crate::container;
 use crate::credentials::Secret;
 use crate::guard::Guard;
 use crate::metadata::{self, Instance};
 use crate::registry::Registry;
+use crate::reload::{self, Reloader};
 use crate::server::{self, AppState, ContainerInfo};
 use crate::state::{StateDir, StateError};
 use crate::sts::{Bootstrap, Sts};
@@ -26,12 +26,12 @@ use crate::tokens::Tokens;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error("{0}")]
+    Config(String),
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Instance(#[from] ConfigError),
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("{0}")]
-    AwsProfiles(String),
     #[error(transparent)]
     AccessLog(#[from] AccessLogError),
     #[error(transparent)]
@@ -49,17 +49,9 @@ pub enum DaemonError {
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
-    let mut config = Config::load(&expand_tilde(&args.config))?;
-    if args.aws_profiles || config.aws_profiles {
-        let profiles = aws_profiles::load()
-            .await
-            .map_err(DaemonError::AwsProfiles)?;
-        let imported = aws_profiles::roles_from(&profiles);
-        for reason in &imported.skipped {
-            tracing::warn!("{reason}");
-        }
-        config.finish_import(imported.roles)?;
-    }
+    let config = reload::load(&args.config, args.aws_profiles)
+        .await
+        .map_err(DaemonError::Config)?;
     let state_dir = match args.state_dir.clone() {
         Some(dir) => dir,
         None => default_state_dir().ok_or(DaemonError::NoStateDir)?,
@@ -146,7 +138,15 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         }),
         None => None,
     };
+    let reloader = Reloader::new(
+        args.config.clone(),
+        args.aws_profiles,
+        config.clone(),
+        registry.clone(),
+    );
+    reloader.on_sighup()?;
     let state = Arc::new(AppState {
+        reloader,
         container: container_info,
         mfa,
         registry: registry.clone(),
@@ -205,7 +205,7 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         )));
     }
     // The ready line comes last, once every listener is serving: tests and scripts wait for it.
-    let roles: Vec<String> = registry.aliases().map(|a| a.to_string()).collect();
+    let roles: Vec<String> = registry.aliases().iter().map(|a| a.to_string()).collect();
     tracing::info!(
         config = %config.path.display(),
         roles = %roles.join(","),

@@ -23,6 +23,7 @@ pub mod metadata;
 pub mod mfa;
 pub mod network;
 pub mod registry;
+pub mod reload;
 pub mod roles_api;
 pub mod server;
 pub mod state;

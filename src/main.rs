@@ -69,6 +69,7 @@ fn run_client(command: Command) -> ExitCode {
             } => commands::creds(client, alias.as_deref(), *format).await,
             Command::Status { json, client } => commands::status(client, *json).await,
             Command::Env { ecs, client } => commands::env(client, *ecs).await,
+            Command::Reload { client } => commands::reload(client).await,
             Command::Mfa {
                 code,
                 serial,

@@ -395,12 +395,9 @@ fn with_context<T>(state: &AppState, f: impl FnOnce(&Context) -> T) -> T {
     let instance = &state.instance;
     let active = state.registry.active();
     let role = active.as_ref().map(|a| a.role());
-    let first_arn: Option<&RoleArn> = state
-        .registry
-        .aliases()
-        .next()
-        .and_then(|a| state.registry.role(a.as_str()))
-        .map(|c| &c.role().arn);
+    // With no active role, the account is the first role's: still this user's account.
+    let first = state.registry.caches().into_iter().next();
+    let first_arn: Option<&RoleArn> = first.as_ref().map(|c| &c.role().arn);
     let arn = role.map(|r| &r.arn).or(first_arn);
     let context = Context {
         instance,

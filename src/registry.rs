@@ -14,8 +14,20 @@ use crate::config::{Alias, Config};
 use crate::sts::RoleAssumer;
 
 pub struct Registry {
-    roles: BTreeMap<Alias, Arc<RoleCache>>,
+    /// Replaced whole on reload, so a request sees the old set or the new one, never a mix.
+    roles: RwLock<Arc<BTreeMap<Alias, Arc<RoleCache>>>>,
     active: RwLock<Option<Arc<RoleCache>>>,
+    assumer: Arc<dyn RoleAssumer>,
+    clock: Clock,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    pub active: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,24 +53,82 @@ impl Registry {
             .collect();
         let active = config.default_role.as_ref().map(|a| roles[a].clone());
         Registry {
-            roles,
+            roles: RwLock::new(Arc::new(roles)),
             active: RwLock::new(active),
+            assumer,
+            clock,
         }
     }
 
+    fn snapshot(&self) -> Arc<BTreeMap<Alias, Arc<RoleCache>>> {
+        self.roles.read().expect("poisoned").clone()
+    }
+
     /// Aliases in sorted order.
-    pub fn aliases(&self) -> impl Iterator<Item = &Alias> {
-        self.roles.keys()
+    pub fn aliases(&self) -> Vec<Alias> {
+        self.snapshot().keys().cloned().collect()
+    }
+
+    /// Every role's cache, in alias order.
+    pub fn caches(&self) -> Vec<Arc<RoleCache>> {
+        self.snapshot().values().cloned().collect()
     }
 
     /// The cache for `alias`; looked up by string because that is what arrives in a URL.
-    pub fn role(&self, alias: &str) -> Option<&Arc<RoleCache>> {
+    pub fn role(&self, alias: &str) -> Option<Arc<RoleCache>> {
         // Aliases are few; a BTreeMap keyed by Alias can't be searched by &str without Borrow,
         // which Alias deliberately lacks so that an unchecked string never passes for one.
         self.roles
+            .read()
+            .expect("poisoned")
             .iter()
             .find(|(a, _)| a.as_str() == alias)
-            .map(|(_, c)| c)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// Replaces the roles with `config`'s, atomically: unchanged roles keep their cache (no new
+    /// AssumeRole), changed and new ones start empty, removed ones stop refreshing. The active
+    /// role stays active if it still exists (with its new definition if it changed), else the
+    /// new default role, if any, becomes active.
+    pub fn reload(&self, config: &Config) -> Reloaded {
+        let old = self.snapshot();
+        let mut summary = Reloaded::default();
+        let mut roles = BTreeMap::new();
+        for (alias, role) in &config.roles {
+            let cache = match old.get(alias) {
+                Some(cache) if cache.role() == role => cache.clone(),
+                Some(_) => {
+                    summary.changed.push(alias.to_string());
+                    RoleCache::new(role.clone(), self.assumer.clone(), self.clock)
+                }
+                None => {
+                    summary.added.push(alias.to_string());
+                    RoleCache::new(role.clone(), self.assumer.clone(), self.clock)
+                }
+            };
+            roles.insert(alias.clone(), cache);
+        }
+        for (alias, cache) in old.iter() {
+            if !roles.get(alias).is_some_and(|c| Arc::ptr_eq(c, cache)) {
+                cache.set_pinned(false);
+                if !roles.contains_key(alias) {
+                    summary.removed.push(alias.to_string());
+                }
+            }
+        }
+        let mut active = self.active.write().expect("poisoned");
+        let kept = active
+            .as_ref()
+            .and_then(|a| roles.get(&a.role().alias))
+            .or_else(|| config.default_role.as_ref().and_then(|d| roles.get(d)))
+            .cloned();
+        if let Some(new_active) = &kept {
+            new_active.set_pinned(true);
+        }
+        summary.active = kept.as_ref().map(|a| a.role().alias.to_string());
+        *active = kept;
+        *self.roles.write().expect("poisoned") = Arc::new(roles);
+        summary
     }
 
     pub fn active(&self) -> Option<Arc<RoleCache>> {
@@ -85,7 +155,7 @@ impl Registry {
     /// The MFA devices the roles use, each once.
     pub fn mfa_serials(&self) -> Vec<crate::config::MfaSerial> {
         let mut serials: Vec<_> = self
-            .roles
+            .snapshot()
             .values()
             .filter_map(|c| c.role().mfa_serial.clone())
             .collect();
@@ -98,7 +168,7 @@ impl Registry {
     /// failing or is active without credentials, instead of waiting out their backoff.
     pub fn retry_pending(&self) {
         let active = self.active();
-        for cache in self.roles.values() {
+        for cache in self.snapshot().values() {
             let is_active = active.as_ref().is_some_and(|a| Arc::ptr_eq(a, cache));
             if cache.cached().is_none() && (is_active || cache.last_failure().is_some()) {
                 let cache = cache.clone();
@@ -113,8 +183,7 @@ impl Registry {
     pub async fn switch(&self, alias: &str) -> Result<Arc<Issued>, SwitchError> {
         let cache = self
             .role(alias)
-            .ok_or_else(|| SwitchError::UnknownRole(alias.to_owned()))?
-            .clone();
+            .ok_or_else(|| SwitchError::UnknownRole(alias.to_owned()))?;
         let issued = cache
             .get(Attempt::Now)
             .await

@@ -34,7 +34,12 @@ struct ListQuery {
 
 async fn list(State(state): State<Arc<AppState>>, Query(query): Query<ListQuery>) -> Response {
     let roles: Vec<String> = match query.status.as_deref() {
-        None => state.registry.aliases().map(|a| a.to_string()).collect(),
+        None => state
+            .registry
+            .aliases()
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
         Some("active") => state
             .registry
             .active()

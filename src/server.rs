@@ -17,6 +17,7 @@ use crate::imds;
 use crate::metadata::Instance;
 use crate::mfa::{self, MfaSessions};
 use crate::registry::Registry;
+use crate::reload::{self, Reloader};
 use crate::roles_api;
 use crate::status;
 use crate::tokens::Tokens;
@@ -29,6 +30,7 @@ pub struct ContainerInfo {
 
 /// What the request handlers share.
 pub struct AppState {
+    pub reloader: Arc<Reloader>,
     pub container: Option<ContainerInfo>,
     pub mfa: Arc<MfaSessions>,
     pub registry: Arc<Registry>,
@@ -44,6 +46,7 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessLog>>)
         .merge(roles_api::router())
         .merge(status::router())
         .merge(mfa::router())
+        .merge(reload::router())
         .fallback(|| async { imds::not_found() })
         .layer(middleware::from_fn_with_state(
             (guard, state.clone()),

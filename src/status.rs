@@ -70,8 +70,8 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
     let active = state.registry.active();
     let roles = state
         .registry
-        .aliases()
-        .filter_map(|alias| state.registry.role(alias.as_str()))
+        .caches()
+        .iter()
         .map(|cache| {
             let role = cache.role();
             RoleReport {

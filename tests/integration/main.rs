@@ -13,6 +13,7 @@ mod metadata;
 mod mfa;
 mod network;
 mod real_clients;
+mod reload;
 mod roles_api;
 mod shell_helpers;
 mod startup;

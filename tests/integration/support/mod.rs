@@ -241,6 +241,10 @@ impl Daemon {
         )
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the daemon and hands back its directory (config, state), e.g. to restart on it.
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
