@@ -379,6 +379,30 @@ fn check_charset(
     Ok(())
 }
 
+/// Files others on this machine can read that hold (or lead to) secrets: the config (external
+/// ids, MFA settings) and the base credentials file. Each entry names the file and the fix.
+pub fn exposed_files(config: &Config) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = vec![config.path.clone()];
+    if let BaseCredentials::Profile { file, .. } = &config.base_credentials {
+        files.push(file.clone());
+    }
+    files
+        .into_iter()
+        .filter_map(|path| {
+            let mode = std::fs::metadata(&path).ok()?.permissions().mode();
+            (mode & 0o077 != 0).then(|| {
+                format!(
+                    "{} is readable by other users (mode {:o}): run `chmod 600 {}`",
+                    path.display(),
+                    mode & 0o777,
+                    path.display()
+                )
+            })
+        })
+        .collect()
+}
+
 /// Expands a leading `~` to the home directory, as finto and the shell do.
 pub fn expand_tilde(path: &str) -> PathBuf {
     let home = || std::env::var_os("HOME").map(PathBuf::from);
@@ -1010,6 +1034,29 @@ mod tests {
         let e =
             error(r#"{"roles": {"a": "arn:aws:iam::123456789012:role/a"}, "addr": "localhost"}"#);
         assert!(e.contains("invalid IP address"), "{e}");
+    }
+
+    #[test]
+    fn files_readable_by_others_are_reported_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (config_path, creds) = (dir.path().join("fintorc"), dir.path().join("creds"));
+        let text = format!(
+            r#"{{"credentials": {{"file": "{}"}}, "roles": {{"a": "arn:aws:iam::123456789012:role/a"}}}}"#,
+            creds.display()
+        );
+        std::fs::write(&config_path, &text).unwrap();
+        std::fs::write(&creds, "[default]\n").unwrap();
+        std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = Config::load(&config_path).unwrap();
+        let exposed = exposed_files(&c);
+        assert_eq!(exposed.len(), 1, "{exposed:?}");
+        assert!(
+            exposed[0].contains("creds is readable by other users (mode 644)"),
+            "{exposed:?}"
+        );
+        assert!(exposed[0].contains("chmod 600"), "{exposed:?}");
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
     let config = reload::load(&args.config, args.aws_profiles)
         .await
         .map_err(DaemonError::Config)?;
+    for warning in crate::config::exposed_files(&config) {
+        tracing::warn!("{warning}");
+    }
     let state_dir = match args.state_dir.clone() {
         Some(dir) => dir,
         None => default_state_dir().ok_or(DaemonError::NoStateDir)?,

@@ -64,3 +64,119 @@ fn request_without_host_is_403() {
     let r = crate::support::raw_request(d.addr, b"GET /roles HTTP/1.0\r\n\r\n");
     assert_eq!(r.status, 403);
 }
+
+/// Two namespaces joined by a veth pair: the daemon's host and a neighbour on its LAN.
+fn lan() -> Option<(crate::network::Netns, crate::network::Netns, String)> {
+    let daemon_host = crate::network::Netns::create()?;
+    let neighbour = crate::network::Netns::create()?;
+    let n = std::process::id() % 100_000;
+    let (a, b) = (format!("fta{n}"), format!("ftb{n}"));
+    let ip = |args: &[&str]| {
+        assert!(
+            std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap()
+                .success(),
+            "ip {args:?}"
+        );
+    };
+    ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+    ip(&["link", "set", &a, "netns", &daemon_host.0]);
+    ip(&["link", "set", &b, "netns", &neighbour.0]);
+    daemon_host.ok(&["ip", "addr", "add", "10.213.0.1/24", "dev", &a]);
+    daemon_host.ok(&["ip", "link", "set", &a, "up"]);
+    neighbour.ok(&["ip", "addr", "add", "10.213.0.2/24", "dev", &b]);
+    neighbour.ok(&["ip", "link", "set", &b, "up"]);
+    Some((daemon_host, neighbour, "10.213.0.1".to_owned()))
+}
+
+fn status_from(neighbour: &crate::network::Netns, url: &str) -> String {
+    neighbour.ok(&[
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "5",
+        url,
+    ])
+}
+
+#[test]
+fn a_neighbour_on_the_lan_is_refused_unless_remote_peers_are_allowed() {
+    let Some((daemon_host, neighbour, ip)) = lan() else {
+        return;
+    };
+    let closed = Daemon::builder(crate::support::TWO_ROLES)
+        .netns(&daemon_host.0)
+        .addr(&ip)
+        .port(16925)
+        .sts("http://127.0.0.1:1")
+        .start();
+    for path in [
+        "/roles",
+        "/latest/meta-data/iam/security-credentials/",
+        "/latest/meta-data/iam/security-credentials/example",
+    ] {
+        assert_eq!(
+            status_from(&neighbour, &format!("http://{ip}:16925{path}")),
+            "403",
+            "{path}"
+        );
+    }
+    drop(closed);
+    let _open = Daemon::builder(crate::support::TWO_ROLES)
+        .netns(&daemon_host.0)
+        .addr(&ip)
+        .port(16926)
+        .arg("--allow-remote")
+        .sts("http://127.0.0.1:1")
+        .start();
+    assert_eq!(
+        status_from(&neighbour, &format!("http://{ip}:16926/roles")),
+        "200"
+    );
+}
+
+#[test]
+fn no_state_changing_route_accepts_what_a_form_can_send() {
+    require_venv!();
+    let d = Daemon::builder(crate::support::TWO_ROLES)
+        .arg("--admin-port")
+        .arg("0")
+        .start();
+    let admin = d.logged_addr("admin API on");
+    let routes = [
+        (d.addr, "PUT", "/roles", r#"{"alias":"example2"}"#),
+        (d.addr, "PUT", "/mfa", r#"{"code":"123456"}"#),
+        (d.addr, "POST", "/fintors/reload", "{}"),
+        (
+            admin,
+            "POST",
+            "/bootstrap/creds",
+            r#"{"AccessKeyId":"A","SecretAccessKey":"B"}"#,
+        ),
+    ];
+    for (addr, method, path, body) in routes {
+        for content_type in [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "text/plain",
+        ] {
+            let r = http(addr, method, path, &[("Content-Type", content_type)], body);
+            assert_eq!(r.status, 415, "{method} {path} accepted {content_type}");
+            assert!(
+                r.headers
+                    .iter()
+                    .all(|(n, _)| !n.to_ascii_lowercase().starts_with("access-control"))
+            );
+        }
+    }
+    assert_eq!(
+        d.get("/roles?status=active").body,
+        r#"{"roles":["example"]}"#
+    );
+}

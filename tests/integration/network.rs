@@ -17,11 +17,11 @@ const NS_STS_PORT: u16 = 45123;
 const NS_FINTORS_PORT: u16 = 16925;
 
 /// A network namespace, deleted (with everything running in it) when dropped.
-struct Netns(String);
+pub struct Netns(pub String);
 
 impl Netns {
     /// `None` (test skipped) where namespaces are impossible; under CI they must work.
-    fn create() -> Option<Netns> {
+    pub fn create() -> Option<Netns> {
         let root = unsafe { libc::geteuid() } == 0;
         let tools = ["ip", "iptables"]
             .iter()
@@ -48,13 +48,13 @@ impl Netns {
         Some(ns)
     }
 
-    fn exec(&self, argv: &[&str]) -> Command {
+    pub fn exec(&self, argv: &[&str]) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.0]).args(argv);
         c
     }
 
-    fn ok(&self, argv: &[&str]) -> String {
+    pub fn ok(&self, argv: &[&str]) -> String {
         let o = self.exec(argv).output().unwrap();
         assert!(
             o.status.success(),
@@ -74,7 +74,7 @@ impl Netns {
         .join("\n")
     }
 
-    fn wait_for_port(&self, port: u16) {
+    pub fn wait_for_port(&self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(60);
         let probe = format!("exec 3<>/dev/tcp/127.0.0.1/{port}");
         while Instant::now() < deadline {

@@ -161,6 +161,7 @@ pub struct Daemon {
 }
 
 pub struct DaemonBuilder {
+    addr: String,
     envs: Vec<(String, String)>,
     netns: Option<String>,
     socket: Option<std::sync::Arc<TcpListener>>,
@@ -175,6 +176,7 @@ pub struct DaemonBuilder {
 impl Daemon {
     pub fn builder(config: &str) -> DaemonBuilder {
         DaemonBuilder {
+            addr: "127.0.0.1".to_owned(),
             envs: Vec::new(),
             netns: None,
             socket: None,
@@ -307,6 +309,12 @@ impl DaemonBuilder {
         self
     }
 
+    /// Listen on `addr` (only inside a namespace the test made, for anything but loopback).
+    pub fn addr(mut self, addr: &str) -> Self {
+        self.addr = addr.to_owned();
+        self
+    }
+
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
         self
@@ -369,7 +377,7 @@ impl DaemonBuilder {
         command
             .args([
                 "--addr",
-                "127.0.0.1",
+                &self.addr,
                 "--port",
                 &self.port.to_string(),
                 "--config",
