@@ -32,6 +32,7 @@ fn main() -> ExitCode {
 
 fn serve(args: fintors::cli::ServeArgs) -> ExitCode {
     init_logging(args.verbose);
+    raise_open_file_limit();
     // fintors must never fetch its own base credentials (or region) from an instance metadata
     // service: that would be itself, or a real IMDS it should not talk to.
     // SAFETY: no other thread exists yet; the runtime is started below.
@@ -48,6 +49,23 @@ fn serve(args: fintors::cli::ServeArgs) -> ExitCode {
         Err(e) => {
             eprintln!("fintors: error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The common soft limit of 1024 open files would cap the daemon's connections well below what it
+/// is built to hold; the hard limit is the user's to set, the soft one is ours to raise.
+fn raise_open_file_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max.min(65_536);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
 }

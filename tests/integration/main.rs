@@ -9,6 +9,7 @@ mod client_commands;
 mod container;
 mod guard;
 mod imds;
+mod limits;
 mod metadata;
 mod mfa;
 mod network;
