@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::config::{MfaConfig, MfaSerial};
 use crate::json_api::{error, json_value, read_json_body};
 use crate::server::AppState;
-use crate::sts::{StsError, classify};
+use crate::sts::{StsError, classify, session_credentials};
 
 /// How long `mfa_process` may take (a YubiKey waiting for a touch).
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
@@ -83,26 +83,19 @@ impl MfaSessions {
             .send()
             .await
             .map_err(classify)?;
-        let c = output.credentials().ok_or_else(|| {
-            StsError::new(
-                "MalformedResponse",
-                "STS answered GetSessionToken without credentials",
-            )
-        })?;
-        let expiry = std::time::SystemTime::try_from(*c.expiration())
-            .map_err(|_| StsError::new("MalformedResponse", "impossible session expiration"))?;
+        let session = session_credentials(output.credentials(), "GetSessionToken")?;
+        let expires = session.expiration;
         let credentials = aws_credential_types::Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_owned()),
-            Some(expiry),
+            session.access_key_id,
+            session.secret_access_key.expose(),
+            Some(session.session_token.expose().to_owned()),
+            Some(expires.into()),
             "fintors-mfa",
         );
         self.sessions
             .write()
             .expect("poisoned")
             .insert(serial.clone(), credentials);
-        let expires = DateTime::<Utc>::from(expiry);
         tracing::info!(
             serial = serial.as_str(),
             expires = %crate::document::timestamp(expires),

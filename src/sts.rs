@@ -245,27 +245,36 @@ impl RoleAssumer for Sts {
                 .send()
                 .await
                 .map_err(classify)?;
-            let c = output.credentials().ok_or_else(|| {
-                StsError::new(
-                    "MalformedResponse",
-                    "STS answered AssumeRole without credentials",
-                )
-            })?;
-            let expiration = chrono::DateTime::from_timestamp(
-                c.expiration().secs(),
-                c.expiration().subsec_nanos(),
-            )
-            .ok_or_else(|| {
-                StsError::new("MalformedResponse", "STS returned an impossible expiration")
-            })?;
-            Ok(Credentials {
-                access_key_id: c.access_key_id().to_owned(),
-                secret_access_key: Secret::new(c.secret_access_key()),
-                session_token: Secret::new(c.session_token()),
-                expiration,
-            })
+            session_credentials(output.credentials(), "AssumeRole")
         })
     }
+}
+
+/// STS's credentials in fintors's own type; `operation` names the call in the error.
+pub(crate) fn session_credentials(
+    c: Option<&aws_sdk_sts::types::Credentials>,
+    operation: &str,
+) -> Result<Credentials, StsError> {
+    let c = c.ok_or_else(|| {
+        StsError::new(
+            "MalformedResponse",
+            format!("STS answered {operation} without credentials"),
+        )
+    })?;
+    let expiration =
+        chrono::DateTime::from_timestamp(c.expiration().secs(), c.expiration().subsec_nanos())
+            .ok_or_else(|| {
+                StsError::new(
+                    "MalformedResponse",
+                    format!("STS returned an impossible expiration for {operation}"),
+                )
+            })?;
+    Ok(Credentials {
+        access_key_id: c.access_key_id().to_owned(),
+        secret_access_key: Secret::new(c.secret_access_key()),
+        session_token: Secret::new(c.session_token()),
+        expiration,
+    })
 }
 
 /// Maps an SDK error to an STS-style code; service errors keep STS's own code and message.

@@ -20,6 +20,10 @@ fn bootstrap_body() -> String {
     )
 }
 
+fn with_admin(config: &str) -> Daemon {
+    Daemon::builder(config).arg("--admin-port").arg("0").start()
+}
+
 fn admin(d: &Daemon) -> std::net::SocketAddr {
     d.logged_addr("admin API on")
 }
@@ -38,10 +42,7 @@ fn post_json(
 #[test]
 fn health_and_status_answer() {
     require_venv!();
-    let d = Daemon::builder(TWO_ROLES)
-        .arg("--admin-port")
-        .arg("0")
-        .start();
+    let d = with_admin(TWO_ROLES);
     let a = admin(&d);
     let r = http(a, "GET", "/healthz", &[], "");
     assert_eq!((r.status, r.body.as_str()), (200, "ok"));
@@ -89,10 +90,7 @@ fn bootstrapped_credentials_bring_pending_roles_up_at_once() {
 #[test]
 fn bootstrap_refuses_bad_requests_without_quoting_them() {
     require_venv!();
-    let d = Daemon::builder(TWO_ROLES)
-        .arg("--admin-port")
-        .arg("0")
-        .start();
+    let d = with_admin(TWO_ROLES);
     let a = admin(&d);
     let r = http(
         a,
@@ -161,10 +159,7 @@ fn admin_token_is_required_when_configured() {
 #[test]
 fn admin_refuses_foreign_host_headers() {
     require_venv!();
-    let d = Daemon::builder(TWO_ROLES)
-        .arg("--admin-port")
-        .arg("0")
-        .start();
+    let d = with_admin(TWO_ROLES);
     let r = http(admin(&d), "GET", "/status", &[("Host", "evil.example")], "");
     assert_eq!(r.status, 403);
 }
