@@ -120,7 +120,10 @@ impl RoleCache {
 
     /// The cached credentials if they can still be served.
     pub fn cached(&self) -> Option<Arc<Issued>> {
-        let now = self.clock.now();
+        self.cached_at(self.clock.now())
+    }
+
+    fn cached_at(&self, now: DateTime<Utc>) -> Option<Arc<Issued>> {
         self.current
             .read()
             .expect("poisoned")
@@ -140,9 +143,9 @@ impl RoleCache {
     /// Credentials for the role: cached ones at once, otherwise from STS (one call however many
     /// ask), or the failure that stands in for them.
     pub async fn get(self: &Arc<Self>, attempt: Attempt) -> Result<Arc<Issued>, Arc<Failure>> {
-        self.last_access
-            .store(self.clock.now().timestamp(), Ordering::Relaxed);
-        if let Some(c) = self.cached() {
+        let now = self.clock.now();
+        self.last_access.store(now.timestamp(), Ordering::Relaxed);
+        if let Some(c) = self.cached_at(now) {
             self.ensure_refresher();
             return Ok(c);
         }

@@ -37,7 +37,11 @@ fn serve(args: fintors::cli::ServeArgs) -> ExitCode {
     // service: that would be itself, or a real IMDS it should not talk to.
     // SAFETY: no other thread exists yet; the runtime is started below.
     unsafe { std::env::set_var("AWS_EC2_METADATA_DISABLED", "true") };
+    // A credential daemon needs a few workers, not one per core: on a 16-core laptop a worker
+    // per core would only add idle threads and resident memory.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .expect("starting the tokio runtime");
