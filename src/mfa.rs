@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::cache::MIN_SERVED_LIFETIME;
 use crate::config::{MfaConfig, MfaSerial};
 use crate::json_api::{error, json_value, read_json_body};
 use crate::server::AppState;
@@ -46,15 +47,15 @@ impl MfaSessions {
         })
     }
 
-    /// The device's session credentials, if they have more than a minute left.
+    /// The device's session credentials, if they have more life left than credentials must have
+    /// to be served at all.
     pub fn current(&self, serial: &MfaSerial) -> Option<aws_credential_types::Credentials> {
         let sessions = self.sessions.read().expect("poisoned");
         sessions
             .get(serial)
             .filter(|c| {
-                c.expiry().is_some_and(|e| {
-                    DateTime::<Utc>::from(e) - Utc::now() > chrono::TimeDelta::seconds(60)
-                })
+                c.expiry()
+                    .is_some_and(|e| DateTime::<Utc>::from(e) - Utc::now() > MIN_SERVED_LIFETIME)
             })
             .cloned()
     }

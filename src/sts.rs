@@ -202,20 +202,32 @@ impl Sts {
         clients
             .entry((region.clone(), source.clone()))
             .or_insert_with(|| {
-                let mut config = aws_sdk_sts::config::Builder::from(&self.base);
-                if let Some(r) = region {
-                    config = config.region(Region::new(r));
-                }
-                if let Some(profile) = source {
-                    config = config.credentials_provider(
+                let source = source.map(|profile| {
+                    SharedCredentialsProvider::new(
                         aws_config::profile::ProfileFileCredentialsProvider::builder()
                             .profile_name(profile)
                             .build(),
-                    );
-                }
-                aws_sdk_sts::Client::from_conf(config.build())
+                    )
+                });
+                self.build_client(role, source)
             })
             .clone()
+    }
+
+    /// A client for `role`'s region, signing with `credentials` instead of the base ones if given.
+    fn build_client(
+        &self,
+        role: &Role,
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> aws_sdk_sts::Client {
+        let mut config = aws_sdk_sts::config::Builder::from(&self.base);
+        if let Some(r) = &role.region {
+            config = config.region(Region::new(r.as_str().to_owned()));
+        }
+        if let Some(credentials) = credentials {
+            config = config.credentials_provider(credentials);
+        }
+        aws_sdk_sts::Client::from_conf(config.build())
     }
 }
 
@@ -228,12 +240,8 @@ impl RoleAssumer for Sts {
                     let Some(session) = self.mfa.current(serial) else {
                         return Err(self.mfa.required(serial));
                     };
-                    let mut config = aws_sdk_sts::config::Builder::from(&self.base)
-                        .credentials_provider(SharedCredentialsProvider::new(session));
-                    if let Some(r) = &role.region {
-                        config = config.region(Region::new(r.as_str().to_owned()));
-                    }
-                    aws_sdk_sts::Client::from_conf(config.build())
+                    // Not cached: the session changes when a new code arrives.
+                    self.build_client(role, Some(SharedCredentialsProvider::new(session)))
                 }
             };
             let output = client
