@@ -26,6 +26,9 @@ pub const MIN_SERVED_LIFETIME: TimeDelta = TimeDelta::seconds(60);
 /// Refresh when less than this is left (or half the session, for short sessions): botocore treats
 /// credentials with under ~25 minutes left as a degraded IMDS and stretches their expiry.
 pub const REFRESH_LEAD: TimeDelta = TimeDelta::minutes(35);
+/// The longest a request waits for STS when nothing cached can be served: longer than any healthy
+/// AssumeRole, short enough that nobody would call it a hang.
+pub const STS_WAIT: Duration = Duration::from_secs(5);
 /// Backoff between failed STS attempts: doubles from the first value up to the cap, with jitter.
 pub const BACKOFF_FIRST: Duration = Duration::from_secs(2);
 pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
@@ -141,7 +144,7 @@ impl RoleCache {
     }
 
     /// Credentials for the role: cached ones at once, otherwise from STS (one call however many
-    /// ask), or the failure that stands in for them.
+    /// ask), or the failure that stands in for them. Waits at most [`STS_WAIT`] for STS.
     pub async fn get(self: &Arc<Self>, attempt: Attempt) -> Result<Arc<Issued>, Arc<Failure>> {
         let now = self.clock.now();
         self.last_access.store(now.timestamp(), Ordering::Relaxed);
@@ -149,8 +152,19 @@ impl RoleCache {
             self.ensure_refresher();
             return Ok(c);
         }
+        // The fetch runs as its own task: a client that gives up (SDKs wait about a second) must
+        // not cancel an AssumeRole whose result its retry, or the next client, will need.
+        let fetch = tokio::spawn(self.clone().fetch(attempt));
+        match tokio::time::timeout(STS_WAIT, fetch).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(crashed)) => std::panic::resume_unwind(crashed.into_panic()),
+            Err(_) => Err(self.still_waiting()),
+        }
+    }
+
+    /// Obtains credentials under the flight lock: whoever comes second finds the first one's.
+    async fn fetch(self: Arc<Self>, attempt: Attempt) -> Result<Arc<Issued>, Arc<Failure>> {
         let mut failures = self.flight.lock().await;
-        // Whoever held the lock before us may have just fetched.
         if let Some(c) = self.cached() {
             return Ok(c);
         }
@@ -168,6 +182,27 @@ impl RoleCache {
             self.ensure_refresher();
         }
         result
+    }
+
+    /// What a request gets when STS is slower than [`STS_WAIT`]. Not a failure of STS (that is
+    /// still pending), so it is neither recorded nor a reason to back off.
+    fn still_waiting(&self) -> Arc<Failure> {
+        let now = self.clock.now();
+        let error = StsError::new(
+            "StsTimeout",
+            format!(
+                "STS has not answered AssumeRole for {} within {} s; fintors keeps waiting for \
+                 it in the background, ask again in a moment",
+                self.role.arn,
+                STS_WAIT.as_secs()
+            ),
+        );
+        Arc::new(Failure {
+            document: document::error(&error.code, &error.message, now).into(),
+            error,
+            at: now,
+            retry_at: now,
+        })
     }
 
     /// Makes one AssumeRole call; the caller holds the flight lock.
@@ -338,7 +373,7 @@ mod tests {
     struct ScriptedSts {
         clock: Clock,
         lifetime: TimeDelta,
-        delay: Duration,
+        delay: Mutex<Duration>,
         script: Mutex<VecDeque<Result<(), StsError>>>,
         calls: AtomicU64,
     }
@@ -356,13 +391,16 @@ mod tests {
             Arc::new(ScriptedSts {
                 clock,
                 lifetime,
-                delay,
+                delay: Mutex::new(delay),
                 script: Mutex::new(script.into_iter().collect()),
                 calls: AtomicU64::new(0),
             })
         }
         fn calls(&self) -> u64 {
             self.calls.load(Ordering::SeqCst)
+        }
+        fn slow_down(&self, delay: Duration) {
+            *self.delay.lock().unwrap() = delay;
         }
         fn push(&self, outcome: Result<(), StsError>) {
             self.script.lock().unwrap().push_back(outcome);
@@ -373,7 +411,8 @@ mod tests {
         fn assume_role<'a>(&'a self, _role: &'a Role) -> AssumeFuture<'a> {
             Box::pin(async move {
                 let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-                tokio::time::sleep(self.delay).await;
+                let delay = *self.delay.lock().unwrap();
+                tokio::time::sleep(delay).await;
                 let outcome = self.script.lock().unwrap().pop_front().unwrap_or(Ok(()));
                 outcome.map(|()| Credentials {
                     access_key_id: format!("ASIA{n:016}"),
@@ -492,10 +531,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn requests_never_wait_for_a_slow_refresh() {
         let clock = start();
-        let sts = ScriptedSts::with(clock, TimeDelta::hours(1), Duration::from_secs(30), []);
+        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
         cache.set_pinned(true);
         let first = cache.get(Attempt::RespectBackoff).await.unwrap();
+        sts.slow_down(Duration::from_secs(30));
         // Past the refresh point (30 minutes); the refresh is now stuck in STS for 30 s.
         advance(TimeDelta::minutes(30) + TimeDelta::seconds(10)).await;
         assert_eq!(sts.calls(), 2);
@@ -503,6 +543,39 @@ mod tests {
         let served = cache.get(Attempt::RespectBackoff).await.unwrap();
         assert_eq!(tokio::time::Instant::now(), before, "the request waited");
         assert!(Arc::ptr_eq(&first, &served));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_giving_up_does_not_cancel_its_assume_role() {
+        let clock = start();
+        let sts = ScriptedSts::with(clock, TimeDelta::hours(1), Duration::from_secs(3), []);
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        // An SDK client times out after about a second and drops its request.
+        let gave_up = tokio::time::timeout(Duration::from_secs(1), cache.get(Attempt::Now)).await;
+        assert!(gave_up.is_err());
+        advance(TimeDelta::seconds(3)).await;
+        let before = tokio::time::Instant::now();
+        assert!(cache.get(Attempt::RespectBackoff).await.is_ok());
+        assert_eq!(tokio::time::Instant::now(), before, "the retry waited");
+        assert_eq!(sts.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_sts_holds_a_request_no_longer_than_the_wait_bound() {
+        let clock = start();
+        let sts = ScriptedSts::with(clock, TimeDelta::hours(1), Duration::from_secs(60), []);
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        let before = tokio::time::Instant::now();
+        let failure = cache.get(Attempt::RespectBackoff).await.unwrap_err();
+        assert_eq!(tokio::time::Instant::now() - before, STS_WAIT);
+        assert_eq!(failure.error.code, "StsTimeout");
+        assert!(cache.last_failure().is_none(), "STS has not failed yet");
+        advance(TimeDelta::minutes(1)).await;
+        assert!(
+            cache.cached().is_some(),
+            "the call completed in the background"
+        );
+        assert_eq!(sts.calls(), 1);
     }
 
     #[tokio::test(start_paused = true)]
