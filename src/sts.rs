@@ -14,7 +14,7 @@ use std::time::Duration;
 use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_sdk_sts::config::Region;
 use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -85,25 +85,51 @@ impl Bootstrap {
 }
 
 /// The base credentials as STS calls see them: bootstrapped ones if any, else the configured
-/// source, asked afresh on every call (there is no identity cache), so a rotated credentials file
-/// is picked up at the next refresh.
+/// source, read afresh on every call (see [`Reloading`]), so a rotated credentials file is picked
+/// up at the next refresh.
 #[derive(Debug)]
 struct BaseProvider {
     bootstrap: Arc<Bootstrap>,
-    configured: SharedCredentialsProvider,
+    configured: Reloading,
 }
 
-impl aws_credential_types::provider::ProvideCredentials for BaseProvider {
-    fn provide_credentials<'a>(
-        &'a self,
-    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+impl ProvideCredentials for BaseProvider {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
     where
         Self: 'a,
     {
         match self.bootstrap.get() {
-            Some(c) => aws_credential_types::provider::future::ProvideCredentials::ready(Ok(c)),
+            Some(c) => future::ProvideCredentials::ready(Ok(c)),
             None => self.configured.provide_credentials(),
         }
+    }
+}
+
+/// A credentials source built anew for every call. aws-config's providers parse the profile
+/// files once and keep what they read, which would pin the keys fintors started with; a daemon
+/// that runs for weeks must sign its next STS call with the keys the files hold now.
+#[derive(Clone)]
+struct Reloading(Arc<dyn Fn() -> SharedCredentialsProvider + Send + Sync>);
+
+impl Reloading {
+    fn new(build: impl Fn() -> SharedCredentialsProvider + Send + Sync + 'static) -> Self {
+        Reloading(Arc::new(build))
+    }
+}
+
+impl std::fmt::Debug for Reloading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reloading")
+    }
+}
+
+impl ProvideCredentials for Reloading {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let provider = (self.0)();
+        future::ProvideCredentials::new(async move { provider.provide_credentials().await })
     }
 }
 
@@ -126,21 +152,23 @@ impl Sts {
     pub async fn new(base: &BaseCredentials, mfa: MfaConfig, bootstrap: Arc<Bootstrap>) -> Self {
         let (provider, region_chain) = match base {
             BaseCredentials::DefaultChain => (
-                SharedCredentialsProvider::new(
-                    CredentialsProviderChain::first_try(
-                        "Environment",
-                        aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+                Reloading::new(|| {
+                    SharedCredentialsProvider::new(
+                        CredentialsProviderChain::first_try(
+                            "Environment",
+                            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+                        )
+                        .or_else(
+                            "Profile",
+                            aws_config::profile::ProfileFileCredentialsProvider::builder().build(),
+                        )
+                        .or_else(
+                            "WebIdentityToken",
+                            aws_config::web_identity_token::WebIdentityTokenCredentialsProvider::builder()
+                                .build(),
+                        ),
                     )
-                    .or_else(
-                        "Profile",
-                        aws_config::profile::ProfileFileCredentialsProvider::builder().build(),
-                    )
-                    .or_else(
-                        "WebIdentityToken",
-                        aws_config::web_identity_token::WebIdentityTokenCredentialsProvider::builder()
-                            .build(),
-                    ),
-                ),
+                }),
                 RegionProviderChain::first_try(
                     aws_config::environment::EnvironmentVariableRegionProvider::new(),
                 )
@@ -153,22 +181,24 @@ impl Sts {
                     .include_default_config_file(true)
                     .with_file(EnvConfigFileKind::Credentials, file)
                     .build();
+                let region = aws_config::profile::ProfileFileRegionProvider::builder()
+                    .profile_files(files.clone())
+                    .profile_name(profile)
+                    .build();
+                let profile = profile.clone();
                 (
-                    SharedCredentialsProvider::new(
-                        aws_config::profile::ProfileFileCredentialsProvider::builder()
-                            .profile_files(files.clone())
-                            .profile_name(profile)
-                            .build(),
-                    ),
+                    Reloading::new(move || {
+                        SharedCredentialsProvider::new(
+                            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                                .profile_files(files.clone())
+                                .profile_name(&profile)
+                                .build(),
+                        )
+                    }),
                     RegionProviderChain::first_try(
                         aws_config::environment::EnvironmentVariableRegionProvider::new(),
                     )
-                    .or_else(
-                        aws_config::profile::ProfileFileRegionProvider::builder()
-                            .profile_files(files)
-                            .profile_name(profile)
-                            .build(),
-                    ),
+                    .or_else(region),
                 )
             }
         };
@@ -203,11 +233,13 @@ impl Sts {
             .entry((region.clone(), source.clone()))
             .or_insert_with(|| {
                 let source = source.map(|profile| {
-                    SharedCredentialsProvider::new(
-                        aws_config::profile::ProfileFileCredentialsProvider::builder()
-                            .profile_name(profile)
-                            .build(),
-                    )
+                    SharedCredentialsProvider::new(Reloading::new(move || {
+                        SharedCredentialsProvider::new(
+                            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                                .profile_name(&profile)
+                                .build(),
+                        )
+                    }))
                 });
                 self.build_client(role, source)
             })
@@ -295,10 +327,18 @@ where
     match &err {
         SdkError::ServiceError(service) => {
             let e = service.err();
-            StsError::new(
-                e.code().unwrap_or("Unknown"),
-                e.message().map(str::to_owned).unwrap_or(detail),
-            )
+            match e.code() {
+                Some(code) => StsError::new(code, e.message().map(str::to_owned).unwrap_or(detail)),
+                // Not STS speaking: a captive portal, a proxy's error page, something else.
+                None => StsError::new(
+                    "MalformedResponse",
+                    format!(
+                        "the STS endpoint answered with something that is not an STS response \
+                         (a proxy or captive portal?): {}",
+                        DisplayErrorContext(e)
+                    ),
+                ),
+            }
         }
         SdkError::TimeoutError(_) => StsError::new(
             "StsTimeout",
