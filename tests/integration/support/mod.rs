@@ -86,10 +86,20 @@ fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
 
 /// The moto STS emulator shared by all tests of this binary, started on first use.
 pub fn moto() -> String {
-    static MOTO: OnceLock<String> = OnceLock::new();
-    MOTO.get_or_init(|| {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| Moto::start_on(free_port())).url.clone()
+}
+
+/// A moto STS emulator of one's own, for tests that stop it; killed when dropped.
+pub struct Moto {
+    pub url: String,
+    addr: SocketAddr,
+    pid: u32,
+}
+
+impl Moto {
+    pub fn start_on(port: u16) -> Moto {
         let venv = venv().expect("moto requires the venv");
-        let port = free_port();
         let (tx, rx) = mpsc::channel();
         // The emulator must die with the test process. PR_SET_PDEATHSIG fires when the *thread*
         // that spawned the child exits, so spawn it from a thread that lives as long as it does.
@@ -102,18 +112,43 @@ pub fn moto() -> String {
                 .stderr(Stdio::null());
             die_with_parent(&mut command);
             let mut child = command.spawn().expect("starting moto_server");
-            tx.send(()).unwrap();
+            tx.send(child.id()).unwrap();
             let _ = child.wait();
         });
-        rx.recv().unwrap();
+        let pid = rx.recv().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         assert!(
             wait_for_port(addr, Duration::from_secs(60)),
             "moto_server did not start on {addr}"
         );
-        format!("http://{addr}")
-    })
-    .clone()
+        Moto {
+            url: format!("http://{addr}"),
+            addr,
+            pid,
+        }
+    }
+
+    /// Kills the emulator and waits until its port refuses connections.
+    pub fn kill(&self) {
+        // SAFETY: kill(2) on our own child's pid; its thread reaps it.
+        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "moto on {} did not stop",
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        // SAFETY: as in `kill`; a pid already reaped is not reused while its thread still waits.
+        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+    }
 }
 
 fn pass_as_fd3(command: &mut Command, socket: &std::sync::Arc<TcpListener>) {
@@ -446,6 +481,17 @@ pub struct Reply {
     pub body: String,
 }
 
+impl StsCall {
+    /// The name of the role an AssumeRole asks for (`dev` for `...:role/dev`).
+    pub fn role_name(&self) -> Option<&str> {
+        let arn = self
+            .body
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("RoleArn="))?;
+        arn.rsplit("%2F").next()
+    }
+}
+
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -530,6 +576,9 @@ pub struct StsCall {
     pub body: String,
 }
 
+/// A handler's status that makes the fake STS close the connection without answering.
+pub const HANG_UP: u16 = 0;
+
 type StsHandler = dyn Fn(&StsCall) -> (u16, String) + Send + Sync;
 
 /// A fake STS endpoint for what the emulator cannot do: scripted failures (AccessDenied), and a
@@ -549,33 +598,37 @@ impl FakeSts {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
-                let call = read_sts_call(&mut stream);
-                let (status, body) = handler(&call);
-                record.lock().unwrap().push(call);
-                let reply = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
-                     Connection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(reply.as_bytes());
+                let (handler, record) = (handler.clone(), record.clone());
+                // A thread per call, so a handler that stalls one call does not stall the others.
+                std::thread::spawn(move || {
+                    let call = read_sts_call(&mut stream);
+                    record.lock().unwrap().push(call.clone());
+                    let (status, body) = handler(&call);
+                    if status == HANG_UP {
+                        return;
+                    }
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(reply.as_bytes());
+                });
             }
         });
         FakeSts { url, calls }
     }
 
-    pub fn answering(status: u16, body: &'static str) -> FakeSts {
-        FakeSts::start(move |_| (status, body.to_owned()))
-    }
-
     /// STS's own AccessDenied answer.
     pub fn access_denied() -> FakeSts {
-        FakeSts::answering(
-            403,
-            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>\
-             <Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/me \
-             is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::123456789012:role/example\
-             </Message></Error><RequestId>1</RequestId></ErrorResponse>",
-        )
+        FakeSts::start(|_| {
+            sts_error(
+                403,
+                "AccessDenied",
+                "User: arn:aws:iam::123456789012:user/me is not authorized to perform: \
+                 sts:AssumeRole on resource: arn:aws:iam::123456789012:role/example",
+            )
+        })
     }
 
     /// Answers GetSessionToken and AssumeRole with fresh credentials whose key id says which call
@@ -584,35 +637,7 @@ impl FakeSts {
         let n = std::sync::atomic::AtomicU32::new(0);
         FakeSts::start(move |call| {
             let n = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let expiration =
-                (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ");
-            let (kind, result) = match call.action.as_str() {
-                "GetSessionToken" => ("SESSION", "GetSessionToken"),
-                "AssumeRole" => ("ROLE", "AssumeRole"),
-                other => {
-                    return (
-                        400,
-                        format!(
-                            "<ErrorResponse><Error><Code>InvalidAction</Code><Message>{other}</Message></Error></ErrorResponse>"
-                        ),
-                    );
-                }
-            };
-            let user = if kind == "ROLE" {
-                "<AssumedRoleUser><AssumedRoleId>AROA:x</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/r/x</Arn></AssumedRoleUser>"
-            } else {
-                ""
-            };
-            (
-                200,
-                format!(
-                    "<{result}Response xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><{result}Result>\
-                     <Credentials><AccessKeyId>ASIA{kind}{n:08}</AccessKeyId>\
-                     <SecretAccessKey>secret{kind}{n:08}</SecretAccessKey><SessionToken>token{kind}{n:08}</SessionToken>\
-                     <Expiration>{expiration}</Expiration></Credentials>{user}</{result}Result>\
-                     <ResponseMetadata><RequestId>{n}</RequestId></ResponseMetadata></{result}Response>"
-                ),
-            )
+            issued(call, n, chrono::Duration::hours(1))
         })
     }
 
@@ -623,6 +648,44 @@ impl FakeSts {
     pub fn request_count(&self) -> u32 {
         self.calls.lock().unwrap().len() as u32
     }
+}
+
+/// STS's answer to `call` (GetSessionToken or AssumeRole): credentials numbered `n` that live for
+/// `lifetime`, with key ids saying which call made them (`ASIASESSION...`, `ASIAROLE...`).
+pub fn issued(call: &StsCall, n: u32, lifetime: chrono::Duration) -> (u16, String) {
+    let expiration = (chrono::Utc::now() + lifetime).format("%Y-%m-%dT%H:%M:%SZ");
+    let (kind, result) = match call.action.as_str() {
+        "GetSessionToken" => ("SESSION", "GetSessionToken"),
+        "AssumeRole" => ("ROLE", "AssumeRole"),
+        other => return sts_error(400, "InvalidAction", other),
+    };
+    let user = if kind == "ROLE" {
+        "<AssumedRoleUser><AssumedRoleId>AROA:x</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/r/x</Arn></AssumedRoleUser>"
+    } else {
+        ""
+    };
+    (
+        200,
+        format!(
+            "<{result}Response xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><{result}Result>\
+             <Credentials><AccessKeyId>ASIA{kind}{n:08}</AccessKeyId>\
+             <SecretAccessKey>secret{kind}{n:08}</SecretAccessKey><SessionToken>token{kind}{n:08}</SessionToken>\
+             <Expiration>{expiration}</Expiration></Credentials>{user}</{result}Result>\
+             <ResponseMetadata><RequestId>{n}</RequestId></ResponseMetadata></{result}Response>"
+        ),
+    )
+}
+
+/// An STS error response, as STS words them.
+pub fn sts_error(status: u16, code: &str, message: &str) -> (u16, String) {
+    (
+        status,
+        format!(
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>\
+             <Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
+             <RequestId>1</RequestId></ErrorResponse>"
+        ),
+    )
 }
 
 fn read_sts_call(stream: &mut TcpStream) -> StsCall {
