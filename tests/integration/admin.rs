@@ -24,11 +24,11 @@ fn with_admin(config: &str) -> Daemon {
     Daemon::builder(config).arg("--admin-port").arg("0").start()
 }
 
-fn admin(d: &Daemon) -> std::net::SocketAddr {
+pub(crate) fn admin(d: &Daemon) -> std::net::SocketAddr {
     d.logged_addr("admin API on")
 }
 
-fn post_json(
+pub(crate) fn post_json(
     addr: std::net::SocketAddr,
     path: &str,
     body: &str,

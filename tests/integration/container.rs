@@ -16,7 +16,7 @@ fn daemon() -> Daemon {
 }
 
 /// The container endpoint's address and token, as `fintors env --ecs` reports them.
-fn endpoint(d: &Daemon) -> (std::net::SocketAddr, String, String) {
+pub(crate) fn endpoint(d: &Daemon) -> (std::net::SocketAddr, String, String) {
     let o = fintors_cli(d, &["env", "--ecs"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8(o.stdout).unwrap();

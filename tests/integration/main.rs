@@ -17,5 +17,6 @@ mod network;
 mod real_clients;
 mod reload;
 mod roles_api;
+mod secrets;
 mod shell_helpers;
 mod startup;
