@@ -19,7 +19,7 @@ use crate::guard::Guard;
 use crate::metadata::{self, Instance};
 use crate::registry::Registry;
 use crate::reload::{self, Reloader};
-use crate::server::{self, AppState, ContainerInfo};
+use crate::server::{self, AppState, ContainerInfo, Limits};
 use crate::state::{StateDir, StateError};
 use crate::sts::{Bootstrap, Sts};
 use crate::tokens::Tokens;
@@ -175,6 +175,7 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
     let mut servers = vec![tokio::spawn(server::serve(
         listener,
         app,
+        Limits::default(),
         until_stopped(stopped.clone()),
     ))];
     if let Some((listener, token)) = container {
@@ -184,6 +185,7 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         servers.push(tokio::spawn(server::serve(
             listener,
             container::app(state.clone(), guard, token),
+            Limits::default(),
             until_stopped(stopped.clone()),
         )));
     }
@@ -204,6 +206,7 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         servers.push(tokio::spawn(server::serve(
             listener,
             admin::app(state, Arc::new(Guard::new(addr, false)), bootstrap, token),
+            Limits::default(),
             until_stopped(stopped),
         )));
     }
