@@ -4,7 +4,7 @@ PYTHON  ?= python3
 CARGO   ?= cargo
 PREFIX  ?= $(HOME)/.cargo
 
-.PHONY: all build test lint install demo venv bench clean
+.PHONY: all build test lint install demo venv bench soak clean
 
 all: build
 
@@ -45,6 +45,15 @@ bench:
 	$(CARGO) build --release
 	cd bench && $(CARGO) build --release
 	bench/target/release/fintors-bench run --fintors target/release/fintors --out bench/results $(BENCH_ARGS)
+
+# Token flood, 10,000 idle connections, then SOAK_MINUTES of mixed traffic with role switches and
+# forced refreshes; loopback only, bounded in time, exits non-zero if a verdict fails.
+SOAK_MINUTES ?= 5
+soak:
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
+	$(CARGO) build --release
+	cd bench && $(CARGO) build --release
+	bench/target/release/fintors-bench soak --fintors target/release/fintors --minutes $(SOAK_MINUTES) --out bench/results
 
 clean:
 	$(CARGO) clean

@@ -8,12 +8,13 @@
 //! numbers on a shared machine are noise; the ratios between servers measured in the same run are
 //! the result.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,6 +26,8 @@ use tokio::io::AsyncBufReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
+mod soak;
+
 const CONCURRENCIES: [u32; 4] = [1, 16, 64, 256];
 const ROLE: &str = "bench";
 
@@ -34,9 +37,10 @@ async fn main() {
     match args.get(1).map(String::as_str) {
         Some("ceiling") => ceiling(&args[2..]).await,
         Some("run") => run(&args[2..]).await,
+        Some("soak") => soak::soak(&args[2..]).await,
         _ => {
             eprintln!(
-                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S]"
+                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S] | soak --fintors PATH [--minutes M]"
             );
             std::process::exit(2);
         }
@@ -91,6 +95,8 @@ struct FakeSts {
     /// When the latest call arrived and was answered (since the bench started).
     last_arrival_us: AtomicU64,
     last_answer_us: AtomicU64,
+    /// Arrival times (µs since the bench started) of the AssumeRole calls, per role name.
+    arrivals: Mutex<BTreeMap<String, Vec<u64>>>,
     epoch: Instant,
 }
 
@@ -104,6 +110,7 @@ impl FakeSts {
             calls: AtomicU64::new(0),
             last_arrival_us: AtomicU64::new(0),
             last_answer_us: AtomicU64::new(0),
+            arrivals: Mutex::default(),
             epoch: Instant::now(),
         });
         let server = sts.clone();
@@ -137,7 +144,21 @@ impl FakeSts {
     async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         self.last_arrival_us
             .store(self.since_epoch_us(), Ordering::SeqCst);
-        let _ = req.into_body().collect().await;
+        let arrived = self.since_epoch_us();
+        let body = req.into_body().collect().await.map(|b| b.to_bytes());
+        let body = String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned();
+        let role = body
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("RoleArn="))
+            .and_then(|arn| arn.rsplit("%2F").next())
+            .unwrap_or("?")
+            .to_owned();
+        self.arrivals
+            .lock()
+            .unwrap()
+            .entry(role)
+            .or_default()
+            .push(arrived);
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         tokio::time::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst))).await;
         let expiration = chrono::Utc::now()
@@ -225,14 +246,25 @@ struct Fintors {
     binary: PathBuf,
     dir: PathBuf,
     sts: SocketAddr,
+    /// Role names (alias = role name); the first is the default role.
+    roles: Vec<String>,
 }
 
 impl Fintors {
     fn command(&self, port: u16) -> Command {
         let config = self.dir.join("fintorc.json");
+        let roles: Vec<String> = self
+            .roles
+            .iter()
+            .map(|r| format!(r#""{r}": "arn:aws:iam::123456789012:role/{r}""#))
+            .collect();
         std::fs::write(
             &config,
-            format!(r#"{{"roles": {{"{ROLE}": "arn:aws:iam::123456789012:role/{ROLE}"}}, "default_role": "{ROLE}"}}"#),
+            format!(
+                r#"{{"roles": {{{}}}, "default_role": "{}"}}"#,
+                roles.join(", "),
+                self.roles[0]
+            ),
         )
         .unwrap();
         let mut c = Command::new(&self.binary);
@@ -384,6 +416,7 @@ async fn run(args: &[String]) {
         binary: binary.clone(),
         dir: work.clone(),
         sts: sts.addr,
+        roles: vec![ROLE.to_owned()],
     };
 
     // 4. Cold start, first (nothing warm): process start -> port accepts / first credential.
