@@ -143,13 +143,27 @@ impl RoleCache {
         }
     }
 
+    /// The cached credentials, if they can be served, noting that they were asked for: the hot
+    /// path of every credential request. It writes shared memory only once a second (the access
+    /// time) and reads the refresher flag before trying to set it, so concurrent requests on
+    /// several cores do not fight over cache lines.
+    pub fn serve_cached(self: &Arc<Self>) -> Option<Arc<Issued>> {
+        let now = self.clock.now();
+        let seconds = now.timestamp();
+        if self.last_access.load(Ordering::Relaxed) != seconds {
+            self.last_access.store(seconds, Ordering::Relaxed);
+        }
+        let cached = self.cached_at(now)?;
+        if !self.refresher_running.load(Ordering::Acquire) {
+            self.ensure_refresher();
+        }
+        Some(cached)
+    }
+
     /// Credentials for the role: cached ones at once, otherwise from STS (one call however many
     /// ask), or the failure that stands in for them. Waits at most [`STS_WAIT`] for STS.
     pub async fn get(self: &Arc<Self>, attempt: Attempt) -> Result<Arc<Issued>, Arc<Failure>> {
-        let now = self.clock.now();
-        self.last_access.store(now.timestamp(), Ordering::Relaxed);
-        if let Some(c) = self.cached_at(now) {
-            self.ensure_refresher();
+        if let Some(c) = self.serve_cached() {
             return Ok(c);
         }
         // The fetch runs as its own task: a client that gives up (SDKs wait about a second) must

@@ -10,16 +10,16 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{self, HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, put};
 
-use crate::cache::Attempt;
+use crate::cache::{Attempt, Issued};
 use crate::document;
 use crate::metadata;
 use crate::server::AppState;
-use crate::tokens::{MAX_TTL, MIN_TTL};
+use crate::tokens::{MAX_TTL, MIN_TTL, TokenError};
 
 pub const TOKEN_PATH: &str = "/latest/api/token";
 pub const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-aws-ec2-metadata-token");
@@ -102,7 +102,24 @@ impl IntoResponse for Unauthorized {
 /// The IMDS session check, for everything under `/latest/` except the token route: `Ok(Some(n))`
 /// for a valid token with `n` seconds left, `Ok(None)` for an IMDSv1 request (or any other path),
 /// `Unauthorized` when the token is invalid, or missing under `--imdsv2-required`.
-pub fn session(state: &AppState, request: &Request) -> Result<Option<u32>, Unauthorized> {
+pub fn session<B>(
+    state: &AppState,
+    request: &http::Request<B>,
+) -> Result<Option<u32>, Unauthorized> {
+    check_session(state, request).map_err(|why| {
+        if let Some(why) = why {
+            tracing::debug!("refused IMDS session token: {why}");
+        }
+        Unauthorized
+    })
+}
+
+/// [`session`] without the log line; the error says why a token was refused (`None`: no token
+/// where one is required).
+pub fn check_session<B>(
+    state: &AppState,
+    request: &http::Request<B>,
+) -> Result<Option<u32>, Option<TokenError>> {
     let path = request.uri().path();
     if !path.starts_with("/latest/") || path == TOKEN_PATH {
         return Ok(None);
@@ -112,15 +129,12 @@ pub fn session(state: &AppState, request: &Request) -> Result<Option<u32>, Unaut
             let now = state.clock.now().timestamp();
             token
                 .to_str()
-                .map_err(|_| crate::tokens::TokenError::Malformed)
+                .map_err(|_| TokenError::Malformed)
                 .and_then(|t| state.tokens.verify(t, now))
                 .map(Some)
-                .map_err(|why| {
-                    tracing::debug!("refused IMDS session token: {why}");
-                    Unauthorized
-                })
+                .map_err(Some)
         }
-        None if state.imdsv2_required => Err(Unauthorized),
+        None if state.imdsv2_required => Err(None),
         None => Ok(None),
     }
 }
@@ -195,11 +209,34 @@ async fn credentials(
         return not_found();
     };
     match cache.get(Attempt::RespectBackoff).await {
-        Ok(issued) if extended => text(StatusCode::OK, issued.extended_document.clone()),
-        Ok(issued) => text(StatusCode::OK, issued.document.clone()),
+        Ok(issued) => credentials_document(&issued, extended),
         // EC2 reports a role it cannot assume as a 200 document with the error's code.
         Err(failure) => text(StatusCode::OK, failure.document.clone()),
     }
+}
+
+/// The credential document (or its `-extended` variant) for issued credentials.
+pub fn credentials_document(issued: &Issued, extended: bool) -> Response {
+    let document = if extended {
+        &issued.extended_document
+    } else {
+        &issued.document
+    };
+    text(StatusCode::OK, document.clone())
+}
+
+/// The alias a credentials path names, if it names one plainly (no further segment, nothing
+/// percent-encoded), and whether it is the `-extended` path.
+pub fn credentials_alias(path: &str) -> Option<(&str, bool)> {
+    let (rest, extended) = match path.strip_prefix("/latest/meta-data/iam/security-credentials") {
+        Some(rest) => match rest.strip_prefix("-extended") {
+            Some(rest) => (rest, true),
+            None => (rest, false),
+        },
+        None => return None,
+    };
+    let alias = rest.strip_prefix('/')?;
+    (!alias.is_empty() && !alias.contains(['/', '%'])).then_some((alias, extended))
 }
 
 async fn iam_info(State(state): State<Arc<AppState>>) -> Response {
@@ -214,4 +251,40 @@ async fn iam_info(State(state): State<Arc<AppState>>) -> Response {
         StatusCode::OK,
         document::iam_info(&active.role().arn, last_updated),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_alias_names_plain_aliases_on_both_paths() {
+        let base = "/latest/meta-data/iam/security-credentials";
+        assert_eq!(
+            credentials_alias(&format!("{base}/dev")),
+            Some(("dev", false))
+        );
+        assert_eq!(
+            credentials_alias(&format!("{base}-extended/dev")),
+            Some(("dev", true))
+        );
+    }
+
+    #[test]
+    fn credentials_alias_leaves_everything_else_to_the_router() {
+        let base = "/latest/meta-data/iam/security-credentials";
+        for path in [
+            base.to_owned(),
+            format!("{base}/"),
+            format!("{base}-extended/"),
+            format!("{base}/dev/"),
+            format!("{base}/dev/x"),
+            format!("{base}/d%65v"),
+            format!("{base}x/dev"),
+            format!("{base}-extendedx/dev"),
+            "/latest/meta-data/iam/info".to_owned(),
+        ] {
+            assert_eq!(credentials_alias(&path), None, "{path}");
+        }
+    }
 }

@@ -50,8 +50,9 @@ pub struct AppState {
     pub imdsv2_required: bool,
 }
 
-/// The whole service: the access log (if any), then the front door, then the routes.
-pub fn app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessLog>>) -> Router {
+/// The whole service: the access log (if any), then the front door, then the routes; and the
+/// fast path for cached credentials in front of it all.
+pub fn app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessLog>>) -> Service {
     let router = imds::router()
         .merge(roles_api::router())
         .merge(status::router())
@@ -59,13 +60,89 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessLog>>)
         .merge(reload::router())
         .fallback(|| async { imds::not_found() })
         .layer(middleware::from_fn_with_state(
-            (guard, state.clone()),
+            (guard.clone(), state.clone()),
             front_door,
         ))
-        .with_state(state);
+        .with_state(state.clone());
     match log {
-        Some(log) => router.layer(middleware::from_fn_with_state(log, access_log::record)),
-        None => router,
+        Some(log) => {
+            Service::from(router.layer(middleware::from_fn_with_state(log, access_log::record)))
+        }
+        // With an access log every request must pass through it, so no fast path then.
+        None => Service {
+            router,
+            fast: Some(Arc::new(FastPath { state, guard })),
+        },
+    }
+}
+
+/// What a listener serves: a router, and optionally a fast path tried before it.
+#[derive(Clone)]
+pub struct Service {
+    router: Router,
+    fast: Option<Arc<FastPath>>,
+}
+
+impl From<Router> for Service {
+    fn from(router: Router) -> Self {
+        Service { router, fast: None }
+    }
+}
+
+impl Service {
+    fn call(
+        &self,
+        request: hyper::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> impl std::future::Future<Output = Response> + Send + use<> {
+        let answer = match self.fast.as_ref().and_then(|f| f.answer(&request, peer)) {
+            Some(response) => Answer::Fast(response),
+            None => {
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(ConnectInfo(peer));
+                Answer::Routed(self.router.clone().oneshot(request))
+            }
+        };
+        async move {
+            match answer {
+                Answer::Fast(response) => response,
+                Answer::Routed(routed) => match routed.await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
+            }
+        }
+    }
+}
+
+enum Answer<F> {
+    Fast(Response),
+    Routed(F),
+}
+
+/// Cached credentials answered without the router: the one request SDKs make over and over.
+/// It answers only what it can answer exactly as the routes would (a GET for a known role with
+/// servable credentials, past the guard and the session check) and leaves everything else,
+/// refusals included, to the router, so there is one place that decides each case.
+struct FastPath {
+    state: Arc<AppState>,
+    guard: Arc<Guard>,
+}
+
+impl FastPath {
+    fn answer(&self, request: &hyper::Request<Incoming>, peer: SocketAddr) -> Option<Response> {
+        if request.method() != axum::http::Method::GET {
+            return None;
+        }
+        let (alias, extended) = imds::credentials_alias(request.uri().path())?;
+        self.guard.check(peer, request).ok()?;
+        let remaining = imds::check_session(&self.state, request).ok()?;
+        let issued = self.state.registry.role(alias)?.serve_cached()?;
+        let mut response = imds::credentials_document(&issued, extended);
+        if let Some(remaining) = remaining {
+            imds::report_token_ttl(&mut response, remaining);
+        }
+        Some(response)
     }
 }
 
@@ -127,10 +204,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// no header timeout and no connection cap.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: impl Into<Service>,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let app: Service = app.into();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let open = Arc::new(OpenConnections::default());
     let graceful = GracefulShutdown::new();
@@ -164,14 +242,13 @@ pub async fn serve(
         let (id, tracked) = open.add();
         let app = app.clone();
         let busy_marker = tracked.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let busy = Busy::mark(&busy_marker);
-            let response = app.clone().oneshot(request.map(Body::new));
+            let response = app.call(request, peer);
             async move {
                 let response = response.await;
                 drop(busy);
-                response
+                Ok::<_, std::convert::Infallible>(response)
             }
         });
         let connection = hyper::server::conn::http1::Builder::new()

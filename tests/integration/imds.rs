@@ -277,3 +277,87 @@ fn failing_sts_is_not_hammered_by_polling_clients() {
         sts.request_count() - before
     );
 }
+
+/// What must be equal between two daemons' answers: status, header names, and the document's
+/// fields (the credentials themselves differ).
+fn shape(r: &crate::support::Reply) -> (u16, Vec<String>, String) {
+    let mut names: Vec<String> = r
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .filter(|n| n != "date")
+        .collect();
+    names.sort();
+    let body = match serde_json::from_str::<serde_json::Value>(&r.body) {
+        Ok(serde_json::Value::Object(doc)) => doc
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "Code" | "Type" => format!("{k}={v}"),
+                _ => k.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => r.body.clone(),
+    };
+    (r.status, names, body)
+}
+
+/// Method, path, headers (`TOKEN` stands for a valid token of the daemon asked).
+type Probe = (&'static str, String, Vec<(&'static str, &'static str)>);
+
+#[test]
+fn cached_credentials_answer_alike_with_and_without_the_access_log() {
+    require_venv!();
+    // With an access log every request is routed; without one, cached credentials take the fast
+    // path. Both must give the same answers, refusals included.
+    let fast = Daemon::start();
+    let builder = Daemon::builder(TWO_ROLES);
+    let log = builder.path("access.log");
+    let routed = builder.arg("--log").arg(log.to_str().unwrap()).start();
+    let requests: Vec<Probe> = vec![
+        ("GET", format!("{CREDS_PATH}example"), vec![]),
+        (
+            "GET",
+            format!("{CREDS_PATH}example"),
+            vec![(TOKEN, "TOKEN")],
+        ),
+        (
+            "GET",
+            "/latest/meta-data/iam/security-credentials-extended/example".into(),
+            vec![(TOKEN, "TOKEN")],
+        ),
+        (
+            "GET",
+            format!("{CREDS_PATH}example"),
+            vec![(TOKEN, "forged")],
+        ),
+        (
+            "GET",
+            format!("{CREDS_PATH}example"),
+            vec![("Host", "evil.example:80")],
+        ),
+        ("GET", format!("{CREDS_PATH}nosuchrole"), vec![]),
+        ("GET", format!("{CREDS_PATH}ex%61mple"), vec![]),
+        ("GET", format!("{CREDS_PATH}example/"), vec![]),
+        ("POST", format!("{CREDS_PATH}example"), vec![]),
+        ("HEAD", format!("{CREDS_PATH}example"), vec![]),
+    ];
+    for (method, path, headers) in &requests {
+        let answers: Vec<_> = [&fast, &routed]
+            .iter()
+            .map(|d| {
+                let token = d.token();
+                let headers: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|&(n, v)| (n, if v == "TOKEN" { token.as_str() } else { v }))
+                    .collect();
+                shape(&http(d.addr, method, path, &headers, ""))
+            })
+            .collect();
+        assert_eq!(answers[0], answers[1], "{method} {path} {headers:?}");
+    }
+    assert!(
+        std::fs::read_to_string(&log).unwrap().lines().count() >= requests.len(),
+        "the routed daemon did not log every request"
+    );
+}
