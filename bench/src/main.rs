@@ -38,9 +38,10 @@ async fn main() {
         Some("ceiling") => ceiling(&args[2..]).await,
         Some("run") => run(&args[2..]).await,
         Some("soak") => soak::soak(&args[2..]).await,
+        Some("compare") => compare(&args[2..]).await,
         _ => {
             eprintln!(
-                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S] | soak --fintors PATH [--minutes M]"
+                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S] | soak --fintors PATH [--minutes M] | compare --fintors PATH [--duration S] [--rounds N]"
             );
             std::process::exit(2);
         }
@@ -200,6 +201,22 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// User plus system CPU time the process has used, in microseconds.
+    fn cpu_us(&self) -> u64 {
+        let pid = self.child.id().expect("running");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+        let ticks: u64 = fields.get(11..13).map_or(0, |f| {
+            f.iter().map(|v| v.parse::<u64>().unwrap_or(0)).sum()
+        });
+        // SAFETY: sysconf has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        ticks * 1_000_000 / per_second.max(1)
+    }
+
     fn rss_kib(&self) -> u64 {
         let pid = self.child.id().expect("running");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -514,6 +531,57 @@ async fn run(args: &[String]) {
     std::fs::write(&md, &report).unwrap();
     print!("{report}");
     eprintln!("wrote {} and {}", md.display(), plot.display());
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// A quick A/B for working on the hot path: credential GET with a token at 64 connections,
+/// fintors and the ceiling alternating for a few rounds, one ratio per round.
+async fn compare(args: &[String]) {
+    let binary = PathBuf::from(flag(args, "--fintors").expect("--fintors PATH"));
+    let seconds: u64 = flag(args, "--duration").map_or(5, |s| s.parse().unwrap());
+    let rounds: u32 = flag(args, "--rounds").map_or(3, |s| s.parse().unwrap());
+    let work = std::env::temp_dir().join(format!("fintors-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let sts = FakeSts::start().await;
+    let fintors = Fintors {
+        binary,
+        dir: work.clone(),
+        sts: sts.addr,
+        roles: vec![ROLE.to_owned()],
+    };
+    let daemon = fintors.start().await;
+    let tok = token(daemon.addr).await;
+    let (_, document) = http(daemon.addr, &get(daemon.addr, &creds_path()))
+        .await
+        .unwrap();
+    let body_file = work.join("document");
+    std::fs::write(&body_file, &document).unwrap();
+    let me = std::env::current_exe().unwrap();
+    let mut ceiling_cmd = Command::new(&me);
+    ceiling_cmd.arg("ceiling").arg(&body_file);
+    let ceiling = spawn_listening(ceiling_cmd, false).await;
+    let header = format!("X-aws-ec2-metadata-token: {tok}");
+    let ceiling_url = format!("http://{}{}", ceiling.addr, creds_path());
+    let fintors_url = format!("http://{}{}", daemon.addr, creds_path());
+    for round in 1..=rounds {
+        let cpu = ceiling.cpu_us();
+        let limit = wrk(&ceiling_url, 64, seconds, &[], None).await;
+        let limit_cpu = (ceiling.cpu_us() - cpu) as f64 / limit.requests as f64;
+        let cpu = daemon.cpu_us();
+        let ours = wrk(&fintors_url, 64, seconds, &[&header], None).await;
+        let our_cpu = (daemon.cpu_us() - cpu) as f64 / ours.requests as f64;
+        // CPU time per request is the steadier figure when other work shares the machine.
+        println!(
+            "round {round}: ceiling {:.0} req/s, fintors {:.0} req/s, ratio {:.2}; p99 {} vs {} µs; \
+             CPU per request {limit_cpu:.1} vs {our_cpu:.1} µs (ratio {:.2})",
+            limit.rps(),
+            ours.rps(),
+            ours.rps() / limit.rps(),
+            limit.p99_us,
+            ours.p99_us,
+            limit_cpu / our_cpu,
+        );
+    }
     let _ = std::fs::remove_dir_all(&work);
 }
 
