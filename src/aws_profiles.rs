@@ -22,7 +22,13 @@ pub struct Imported {
 
 /// Reads the AWS config (and credentials) files from their standard places.
 pub async fn load() -> Result<ProfileSet, String> {
-    aws_config::profile::load(&Fs::real(), &Env::real(), &EnvConfigFiles::default(), None)
+    load_from(&Fs::real(), &Env::real()).await
+}
+
+/// [`load`] with the file system and environment given, so tests and the fuzz targets can parse
+/// in-memory files without reading the real home directory.
+pub async fn load_from(fs: &Fs, env: &Env) -> Result<ProfileSet, String> {
+    aws_config::profile::load(fs, env, &EnvConfigFiles::default(), None)
         .await
         .map_err(|e| format!("cannot read the AWS config file for aws_profiles: {e}"))
 }
@@ -89,9 +95,7 @@ mod tests {
     async fn import(config: &str) -> Imported {
         let fs = Fs::from_slice(&[("/home/u/.aws/config", config)]);
         let env = Env::from_slice(&[("HOME", "/home/u")]);
-        let profiles = aws_config::profile::load(&fs, &env, &EnvConfigFiles::default(), None)
-            .await
-            .unwrap();
+        let profiles = load_from(&fs, &env).await.unwrap();
         roles_from(&profiles)
     }
 
