@@ -1,0 +1,63 @@
+//! The fintors JSON config: `Config::parse` on any UTF-8 text must return a config or an error,
+//! never panic; an accepted config must keep the promises the daemon relies on; and the start-up
+//! checks that follow (`instance` section, the import's late checks) must not panic either.
+
+#![no_main]
+
+use std::path::Path;
+
+use fintors::config::{
+    Alias, Config, MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, MfaSerial, Region, RoleArn,
+    SessionName,
+};
+use fintors::metadata::Instance;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(
+    init: fintors_fuzz::no_imds(),
+    |data: &[u8]| {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
+        let config = match Config::parse(Path::new("/fuzz/fintorc.json"), text) {
+            Ok(config) => config,
+            Err(e) => {
+                let _ = e.to_string();
+                return;
+            }
+        };
+        if !config.aws_profiles {
+            assert!(!config.roles.is_empty(), "accepted a config without roles");
+        }
+        if let Some(default) = &config.default_role {
+            assert!(config.roles.contains_key(default), "default role {default} is not a role");
+        }
+        for (alias, role) in &config.roles {
+            assert_eq!(alias, &role.alias);
+            // Whatever was accepted must pass its own validation again.
+            assert!(Alias::parse(alias.as_str()).is_ok());
+            assert!(RoleArn::parse(role.arn.as_str()).is_ok());
+            assert!(SessionName::parse(role.session_name.as_str()).is_ok());
+            assert!((MIN_DURATION_SECONDS..=MAX_DURATION_SECONDS).contains(&role.duration_seconds));
+            if let Some(region) = &role.region {
+                assert!(Region::parse(region.as_str()).is_ok());
+            }
+            if let Some(serial) = &role.mfa_serial {
+                assert!(MfaSerial::parse(serial.as_str()).is_ok());
+            }
+            let _ = (role.arn.partition(), role.arn.account_id(), role.arn.role_name());
+        }
+        // The daemon's next steps with the file: the instance section, then (with aws_profiles)
+        // the import's checks, here with nothing imported.
+        let _ = Instance::from_config(
+            &config.instance,
+            b"fintors-fuzz",
+            "us-east-1",
+            chrono::DateTime::UNIX_EPOCH,
+        );
+        let mut config = config;
+        if let Err(e) = config.finish_import(Vec::new()) {
+            let _ = e.to_string();
+        }
+    }
+);

@@ -1,0 +1,86 @@
+//! The whole main-port service (guard, IMDS session check, access log, every route) on any
+//! request: method, target, headers, body and peer from the input, written as text (see
+//! `fintors_fuzz::WireRequest`).
+//!
+//! Besides never panicking, for every request: no CORS headers; only the statuses the routes
+//! produce (never a 500); a peer or `Host` the guard must refuse gets 403; credentials under
+//! `/latest/` only with a valid token when IMDSv2 is required; no IMDS token for a proxied request.
+
+#![no_main]
+
+use std::sync::LazyLock;
+
+use axum::http::{Method, StatusCode, header};
+use fintors::imds::{TOKEN_HEADER, TOKEN_PATH};
+use fintors_fuzz::{FAKE_SECRET, daemon, host_allowed, parse_wire, peer_allowed};
+use libfuzzer_sys::fuzz_target;
+
+/// `FUZZ_DEBUG=1`: print each request's outcome (for reading a crash or a seed).
+static DEBUG: LazyLock<bool> = LazyLock::new(|| std::env::var_os("FUZZ_DEBUG").is_some());
+
+/// Every status the main service answers with.
+const STATUSES: [u16; 9] = [200, 400, 401, 403, 404, 405, 413, 415, 502];
+
+fuzz_target!(
+    init: fintors_fuzz::no_imds(),
+    |data: &[u8]| {
+        let d = daemon();
+        let Some(wire) = parse_wire(data, d) else {
+            return;
+        };
+        let request = &wire.request;
+        let host_ok = request
+            .headers()
+            .get(header::HOST)
+            .is_some_and(|h| host_allowed(h.as_bytes()));
+        let peer_ok = peer_allowed(wire.peer.ip());
+        let token_ok = request
+            .headers()
+            .get(TOKEN_HEADER)
+            .is_some_and(|t| d.token_valid(t.as_bytes()));
+        let path = request.uri().path().to_owned();
+        let token_request = request.method() == Method::PUT && path == TOKEN_PATH;
+        let proxied = request.headers().contains_key("x-forwarded-for");
+        let app = if wire.imdsv2_required { &d.app_v2 } else { &d.app };
+
+        let method = wire.request.method().clone();
+        let (parts, body) = d.send(app, wire.request, wire.peer);
+        let status = parts.status;
+        if *DEBUG {
+            eprintln!("{method} {path} from {} -> {status}", wire.peer);
+        }
+
+        for name in parts.headers.keys() {
+            assert!(
+                !name.as_str().starts_with("access-control-"),
+                "CORS header {name} on {path}"
+            );
+        }
+        assert!(
+            STATUSES.contains(&status.as_u16()),
+            "unexpected status {status} for {path}"
+        );
+        if !peer_ok || !host_ok {
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{path} answered despite peer_ok={peer_ok} host_ok={host_ok}"
+            );
+        }
+        let has_credentials = body
+            .windows(FAKE_SECRET.len())
+            .any(|w| w == FAKE_SECRET.as_bytes());
+        if has_credentials {
+            assert!(peer_ok && host_ok, "credentials for a refused client");
+            if path.starts_with("/latest/") {
+                assert!(
+                    !wire.imdsv2_required || token_ok,
+                    "IMDS credentials without a valid token under --imdsv2-required"
+                );
+            }
+        }
+        if token_request && proxied {
+            assert_ne!(status, StatusCode::OK, "an IMDS token for a proxied request");
+        }
+    }
+);
