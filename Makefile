@@ -4,7 +4,7 @@ PYTHON  ?= python3
 CARGO   ?= cargo
 PREFIX  ?= $(HOME)/.cargo
 
-.PHONY: all build test lint install demo venv bench soak clean
+.PHONY: all build test lint install demo venv bench soak fuzz clean
 
 all: build
 
@@ -54,6 +54,20 @@ soak:
 	$(CARGO) build --release
 	cd bench && $(CARGO) build --release
 	bench/target/release/fintors-bench soak --fintors target/release/fintors --minutes $(SOAK_MINUTES) --out bench/results
+
+# Fuzzing (cargo-fuzz on nightly; not in CI): each target for FUZZ_SECONDS, seeded from fuzz/seeds/.
+# No leak detection: the HTTP targets share one daemon whose tasks outlive each input, and
+# libFuzzer would rescan the whole heap after every such input (100x slower).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= config_json aws_config_import roles_api_body router
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	@failed=; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t && cp fuzz/seeds/$$t/* fuzz/corpus/$$t/ && \
+		AWS_EC2_METADATA_DISABLED=true $(CARGO) +nightly fuzz run $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -detect_leaks=0 \
+			|| failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (inputs in fuzz/artifacts/)"; exit 1; fi
 
 clean:
 	$(CARGO) clean
