@@ -53,6 +53,10 @@ fuzz_target!(
         for role in &imported.roles {
             assert!(names.contains(&role.alias.as_str()), "{} is no profile", role.alias);
             assert!(RoleArn::parse(role.arn.as_str()).is_ok());
+            if let Some(region) = &role.region {
+                // What the metadata tree makes of it while this role is active.
+                let _ = fintors::metadata::zone_id(region.as_str(), "a");
+            }
         }
         for text in CONFIGS {
             let mut config = Config::parse(Path::new("/fuzz/fintorc.json"), text)

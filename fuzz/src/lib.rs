@@ -78,7 +78,7 @@ pub fn peer_allowed(peer: IpAddr) -> bool {
 }
 
 /// The harness's configuration: a plain role (the default), one with every option, one behind
-/// MFA, and one STS always refuses.
+/// MFA, and one STS always refuses; an instance with the optional metadata filled in.
 pub const CONFIG: &str = r#"{
   "roles": {
     "dev": "arn:aws:iam::123456789012:role/dev",
@@ -88,7 +88,10 @@ pub const CONFIG: &str = r#"{
              "mfa_serial": "arn:aws:iam::123456789012:mfa/fuzz" },
     "broken": "arn:aws:iam::123456789012:role/broken"
   },
-  "default_role": "dev"
+  "default_role": "dev",
+  "instance": { "region": "us-west-2", "availability_zone": "us-west-2c",
+                "public_ipv4": "203.0.113.7", "security_groups": ["default", "ssh"],
+                "public_hostname": "ec2-203-0-113-7.us-west-2.compute.amazonaws.com" }
 }"#;
 pub const ALIASES: [&str; 4] = ["broken", "dev", "mfa", "prod"];
 pub const MFA_SERIAL: &str = "arn:aws:iam::123456789012:mfa/fuzz";
