@@ -119,6 +119,40 @@ impl Endpoint {
         path: &str,
         body: Option<String>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
+        self.send(method, path, body, None).await
+    }
+
+    /// A GET within an IMDSv2 session: fetches a short-lived token first, so the request works
+    /// whether or not the daemon runs with `--imdsv2-required`.
+    pub async fn get_in_session(&self, path: &str) -> Result<(StatusCode, Bytes), ClientError> {
+        let (status, token) = self
+            .send(
+                Method::PUT,
+                crate::imds::TOKEN_PATH,
+                None,
+                Some((crate::imds::TTL_HEADER, "60")),
+            )
+            .await?;
+        if status != StatusCode::OK {
+            return Err(self.http_error(format!("no IMDS session token: HTTP {status}")));
+        }
+        let token = String::from_utf8_lossy(&token).into_owned();
+        self.send(
+            Method::GET,
+            path,
+            None,
+            Some((crate::imds::TOKEN_HEADER, &token)),
+        )
+        .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        extra: Option<(header::HeaderName, &str)>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let not_running = || ClientError::NotRunning {
             endpoint: self.clone(),
         };
@@ -143,6 +177,9 @@ impl Endpoint {
             );
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some((name, value)) = extra {
+            request = request.header(name, value);
         }
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))

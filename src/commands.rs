@@ -170,7 +170,7 @@ pub async fn creds(args: &ClientArgs, alias: Option<&str>, format: CredsFormat) 
         })?,
     };
     let path = format!("/roles/{alias}/credentials");
-    let (status, body) = endpoint.request(Method::GET, &path, None).await?;
+    let (status, body) = endpoint.get_in_session(&path).await?;
     if status == StatusCode::NOT_FOUND {
         return Err(CommandError::Failed(format!("unknown role: {alias}")));
     }

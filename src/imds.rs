@@ -99,7 +99,9 @@ impl IntoResponse for Unauthorized {
     }
 }
 
-/// The IMDS session check, for everything under `/latest/` except the token route: `Ok(Some(n))`
+/// The IMDS session check, for everything under `/latest/` except the token route, and for the
+/// role API's credentials (a server-side request forgery that can make a GET could otherwise
+/// read them there, which is what `--imdsv2-required` is meant to stop): `Ok(Some(n))`
 /// for a valid token with `n` seconds left, `Ok(None)` for an IMDSv1 request (or any other path),
 /// `Unauthorized` when the token is invalid, or missing under `--imdsv2-required`.
 pub fn session<B>(
@@ -121,7 +123,9 @@ pub fn check_session<B>(
     request: &http::Request<B>,
 ) -> Result<Option<u32>, Option<TokenError>> {
     let path = request.uri().path();
-    if !path.starts_with("/latest/") || path == TOKEN_PATH {
+    let in_session = (path.starts_with("/latest/") && path != TOKEN_PATH)
+        || crate::roles_api::is_credentials_path(path);
+    if !in_session {
         return Ok(None);
     }
     match request.headers().get(TOKEN_HEADER) {

@@ -27,6 +27,14 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/roles/{alias}/credentials", get(credentials))
 }
 
+/// Whether `path` is a role's credentials (`/roles/ALIAS/credentials`), which need an IMDS
+/// session under `--imdsv2-required` like the IMDS credential paths.
+pub fn is_credentials_path(path: &str) -> bool {
+    path.strip_prefix("/roles/")
+        .and_then(|rest| rest.strip_suffix("/credentials"))
+        .is_some_and(|alias| !alias.is_empty() && !alias.contains('/'))
+}
+
 #[derive(Deserialize)]
 struct ListQuery {
     status: Option<String>,
@@ -110,5 +118,24 @@ async fn switch(State(state): State<Arc<AppState>>, request: Request) -> Respons
                 "message": failure.error.message,
             }),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_paths_are_recognised_by_shape() {
+        assert!(is_credentials_path("/roles/dev/credentials"));
+        assert!(is_credentials_path("/roles/d%65v/credentials"));
+        for path in [
+            "/roles",
+            "/roles/dev",
+            "/roles//credentials",
+            "/roles/a/b/credentials",
+        ] {
+            assert!(!is_credentials_path(path), "{path}");
+        }
     }
 }

@@ -90,11 +90,17 @@ impl From<Router> for Service {
 }
 
 impl Service {
-    fn call(
+    /// Answers `request` from `peer`: what the accept loop does for each request (and what the
+    /// fuzz targets do, with in-memory bodies).
+    pub fn call<B>(
         &self,
-        request: hyper::Request<Incoming>,
+        request: hyper::Request<B>,
         peer: SocketAddr,
-    ) -> impl std::future::Future<Output = Response> + Send + use<> {
+    ) -> impl std::future::Future<Output = Response> + Send + use<B>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
         let answer = match self.fast.as_ref().and_then(|f| f.answer(&request, peer)) {
             Some(response) => Answer::Fast(response),
             None => {
@@ -130,7 +136,7 @@ struct FastPath {
 }
 
 impl FastPath {
-    fn answer(&self, request: &hyper::Request<Incoming>, peer: SocketAddr) -> Option<Response> {
+    fn answer<B>(&self, request: &hyper::Request<B>, peer: SocketAddr) -> Option<Response> {
         if request.method() != axum::http::Method::GET {
             return None;
         }

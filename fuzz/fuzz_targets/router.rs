@@ -3,8 +3,8 @@
 //! `fintors_fuzz::WireRequest`).
 //!
 //! Besides never panicking, for every request: no CORS headers; only the statuses the routes
-//! produce (never a 500); a peer or `Host` the guard must refuse gets 403; credentials under
-//! `/latest/` only with a valid token when IMDSv2 is required; no IMDS token for a proxied request.
+//! produce (never a 500); a peer or `Host` the guard must refuse gets 403; credentials anywhere
+//! only with a valid token when IMDSv2 is required; no IMDS token for a proxied request.
 
 #![no_main]
 
@@ -72,12 +72,12 @@ fuzz_target!(
             .any(|w| w == FAKE_SECRET.as_bytes());
         if has_credentials {
             assert!(peer_ok && host_ok, "credentials for a refused client");
-            if path.starts_with("/latest/") {
-                assert!(
-                    !wire.imdsv2_required || token_ok,
-                    "IMDS credentials without a valid token under --imdsv2-required"
-                );
-            }
+            // Under --imdsv2-required, no GET without a valid token reveals credentials, on IMDS
+            // or the role API (a server-side request forgery could make such a GET).
+            assert!(
+                !wire.imdsv2_required || token_ok,
+                "credentials on {path} without a valid token under --imdsv2-required"
+            );
         }
         if token_request && proxied {
             assert_ne!(status, StatusCode::OK, "an IMDS token for a proxied request");

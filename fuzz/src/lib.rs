@@ -19,12 +19,9 @@ use aws_smithy_runtime_api::client::http::{
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_types::body::SdkBody;
-use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Uri, response};
 use http_body_util::BodyExt;
-use tower::ServiceExt;
 
 use fintors::access_log::AccessLog;
 use fintors::clock::Clock;
@@ -35,7 +32,7 @@ use fintors::metadata::Instance;
 use fintors::mfa::MfaSessions;
 use fintors::registry::Registry;
 use fintors::reload::Reloader;
-use fintors::server::{self, AppState};
+use fintors::server::{self, AppState, Service};
 use fintors::sts::{AssumeFuture, Bootstrap, RoleAssumer, StsError};
 use fintors::tokens::Tokens;
 
@@ -176,11 +173,11 @@ fn refusing_sts_client(calls: Arc<AtomicU64>) -> aws_sdk_sts::Client {
 pub struct Daemon {
     runtime: tokio::runtime::Runtime,
     /// The main listener's service, IMDSv1 allowed.
-    pub app: Router,
+    pub app: Service,
     /// The same service under `--imdsv2-required`.
-    pub app_v2: Router,
+    pub app_v2: Service,
     /// The admin listener's service (no token).
-    pub admin: Router,
+    pub admin: Service,
     pub state: Arc<AppState>,
     /// Calls that reached the MFA client's (refusing) STS.
     pub sts_http_calls: Arc<AtomicU64>,
@@ -247,14 +244,16 @@ fn build() -> Daemon {
     // The access log runs too (its writer thread appends to /dev/null), for its path handling.
     let log = AccessLog::open(Path::new("/dev/null")).ok();
     let v1 = state(false);
-    let app = server::app(v1.clone(), guard.clone(), log.clone());
-    let app_v2 = server::app(state(true), guard, log);
-    let admin = fintors::admin::app(
+    // With an access log every request is routed; without one (the IMDSv2-only service) cached
+    // credentials take the fast path: both paths get fuzzed.
+    let app = server::app(v1.clone(), guard.clone(), log);
+    let app_v2 = server::app(state(true), guard, None);
+    let admin = Service::from(fintors::admin::app(
         v1.clone(),
         Arc::new(Guard::new(ADMIN_BOUND.parse().expect("an address"), false)),
         Arc::new(Bootstrap::default()),
         None,
-    );
+    ));
     Daemon {
         runtime,
         app,
@@ -285,17 +284,12 @@ impl Daemon {
     /// Sends `request` from `peer` through `app`, as the accept loop does, and reads the answer.
     pub fn send(
         &self,
-        app: &Router,
-        mut request: Request<Body>,
+        app: &Service,
+        request: Request<Body>,
         peer: SocketAddr,
     ) -> (response::Parts, Bytes) {
-        request.extensions_mut().insert(ConnectInfo(peer));
         self.block_on(async {
-            let response = app
-                .clone()
-                .oneshot(request)
-                .await
-                .unwrap_or_else(|never| match never {});
+            let response = app.call(request, peer).await;
             let (parts, body) = response.into_parts();
             let body = body
                 .collect()

@@ -55,6 +55,27 @@ fn serves_a_roles_credentials() {
 }
 
 #[test]
+fn role_credentials_need_a_session_token_when_imdsv2_is_required() {
+    require_venv!();
+    // A server-side request forgery can make a GET to 169.254.169.254; under
+    // --imdsv2-required it must not find credentials on the role API either.
+    let d = Daemon::builder(TWO_ROLES).arg("--imdsv2-required").start();
+    assert_eq!(d.get("/roles/example/credentials").status, 401);
+    assert_eq!(d.get("/roles").status, 200, "listing needs no session");
+    let token = d.token();
+    let r = http(
+        d.addr,
+        "GET",
+        "/roles/example/credentials",
+        &[("X-aws-ec2-metadata-token", &token)],
+        "",
+    );
+    assert_eq!(r.json()["Code"], "Success");
+    let creds = crate::support::fintors_cli(&d, &["creds", "example", "--format", "json"]);
+    assert!(creds.status.success(), "{creds:?}");
+}
+
+#[test]
 fn switching_changes_what_imds_serves() {
     require_venv!();
     let d = Daemon::start();
