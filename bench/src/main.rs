@@ -550,6 +550,8 @@ async fn compare(args: &[String]) {
         roles: vec![ROLE.to_owned()],
     };
     let daemon = fintors.start().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    println!("idle RSS after start: {} KiB", daemon.rss_kib());
     let tok = token(daemon.addr).await;
     let (_, document) = http(daemon.addr, &get(daemon.addr, &creds_path()))
         .await
