@@ -178,6 +178,10 @@ async fn front_door(
 /// Requests must arrive whole within this time, including the next one on a kept-alive
 /// connection: a slow or idle client cannot hold a connection (and a file descriptor) forever.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most a connection may buffer of a request's head (hyper's floor is 8 KiB; its default,
+/// ~400 KiB, times the connection cap would let a client pin hundreds of MB). IMDS requests are
+/// a few hundred bytes; a longer head is answered 431 and the connection closed.
+pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// Connections open at once per listener. Past this, a new connection takes the place of the
 /// oldest one with no request in flight, so idle connections (a flood of them, even) cannot lock
 /// clients out, and file descriptors and memory stay bounded: an idle connection costs about
@@ -260,6 +264,7 @@ pub async fn serve(
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(MAX_REQUEST_HEAD)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         let open = open.clone();

@@ -63,3 +63,23 @@ fn hundreds_of_idle_connections_do_not_stop_others_being_served() {
     }
     drop(idle);
 }
+
+#[test]
+fn an_oversized_request_head_is_refused_and_others_still_served() {
+    require_venv!();
+    let d = Daemon::start();
+    let mut stream = TcpStream::connect(d.addr).unwrap();
+    let filler = "a".repeat(64 * 1024);
+    let head = format!(
+        "GET /latest/meta-data/ HTTP/1.1\r\nHost: {}\r\nX-Filler: {filler}\r\n\r\n",
+        d.addr
+    );
+    // The server may close before taking it all; what it answered is what counts.
+    let _ = stream.write_all(head.as_bytes());
+    let answer = closed_within(&mut stream, Duration::from_secs(5)).unwrap_or_default();
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    assert_eq!(d.get("/roles").status, 200);
+}
