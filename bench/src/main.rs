@@ -209,9 +209,9 @@ impl Server {
         let fields: Vec<&str> = stat
             .rsplit_once(')')
             .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-        let ticks: u64 = fields.get(11..13).map_or(0, |f| {
-            f.iter().map(|v| v.parse::<u64>().unwrap_or(0)).sum()
-        });
+        let ticks: u64 = fields
+            .get(11..13)
+            .map_or(0, |f| f.iter().map(|v| v.parse::<u64>().unwrap_or(0)).sum());
         // SAFETY: sysconf has no preconditions.
         let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
         ticks * 1_000_000 / per_second.max(1)
