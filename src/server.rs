@@ -398,6 +398,17 @@ mod tests {
         )
     }
 
+    /// Once the server has accepted the connections already made, a new client at the cap is
+    /// answered promptly rather than left in the backlog.
+    async fn a_new_client_is_served(addr: SocketAddr) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut fresh = TcpStream::connect(addr).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), request(&mut fresh, "/"))
+            .await
+            .expect("the new client was locked out by idle connections");
+        assert!(answer.ends_with("ok"), "{answer}");
+    }
+
     #[tokio::test]
     async fn at_the_cap_a_new_connection_replaces_the_oldest_idle_one() {
         let addr = small_server(Arc::default()).await;
@@ -405,13 +416,7 @@ mod tests {
         for _ in 0..3 {
             idle.push(TcpStream::connect(addr).await.unwrap());
         }
-        // Let the server accept all three before the fourth arrives.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let mut fresh = TcpStream::connect(addr).await.unwrap();
-        let answer = tokio::time::timeout(Duration::from_secs(5), request(&mut fresh, "/"))
-            .await
-            .expect("the new client was locked out by idle connections");
-        assert!(answer.ends_with("ok"), "{answer}");
+        a_new_client_is_served(addr).await;
         assert!(
             closed(&mut idle[0]).await,
             "the oldest idle connection stays"
@@ -431,12 +436,7 @@ mod tests {
         for _ in 0..2 {
             idle.push(TcpStream::connect(addr).await.unwrap());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let mut fresh = TcpStream::connect(addr).await.unwrap();
-        let answer = tokio::time::timeout(Duration::from_secs(5), request(&mut fresh, "/"))
-            .await
-            .expect("the new client was locked out");
-        assert!(answer.ends_with("ok"), "{answer}");
+        a_new_client_is_served(addr).await;
         assert!(closed(&mut idle[0]).await, "the oldest idle one makes room");
         release.notify_one();
         let mut response = String::new();
