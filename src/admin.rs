@@ -17,9 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use crate::credentials::Secret;
 use crate::guard::Guard;
 use crate::json_api::{error, json_value, read_json_body};
+use crate::model::Secret;
 use crate::server::AppState;
 use crate::sts::Bootstrap;
 

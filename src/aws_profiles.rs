@@ -11,7 +11,8 @@ use aws_config::profile::ProfileSet;
 use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_types::os_shim_internal::{Env, Fs};
 
-use crate::config::{RawRole, RawRoleObject, Role, validate_role};
+use crate::config::RawRole;
+use crate::model::Role;
 
 /// The roles the profiles define, and why others were skipped.
 #[derive(Debug, Default)]
@@ -69,7 +70,7 @@ pub fn roles_from(profiles: &ProfileSet) -> Imported {
                 continue;
             }
         };
-        let raw = RawRoleObject {
+        let raw = RawRole {
             arn: arn.to_owned(),
             session_name: profile.get("role_session_name").map(str::to_owned),
             duration_seconds,
@@ -77,12 +78,15 @@ pub fn roles_from(profiles: &ProfileSet) -> Imported {
             region: profile.get("region").map(str::to_owned),
             mfa_serial: profile.get("mfa_serial").map(str::to_owned),
         };
-        match validate_role(name, RawRole::Object(raw)) {
+        match raw.validate(name) {
             Ok(mut role) => {
                 role.source_profile = source_profile;
                 imported.roles.push(role);
             }
-            Err((field, e)) => imported.skipped.push(skip(format!("{field}: {e}"))),
+            Err(wrong) => {
+                let why: Vec<String> = wrong.iter().map(|(f, e)| format!("{f}: {e}")).collect();
+                imported.skipped.push(skip(why.join("; ")));
+            }
         }
     }
     imported

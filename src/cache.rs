@@ -15,10 +15,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::clock::Clock;
-use crate::config::Role;
-use crate::credentials::Credentials;
 use crate::document;
+use crate::model::Clock;
+use crate::model::Credentials;
+use crate::model::Role;
 use crate::sts::{RoleAssumer, StsError};
 
 /// Credentials with less life than this are not handed out: a client could not use them.
@@ -376,8 +376,8 @@ pub fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Alias, RoleArn, SessionName};
-    use crate::credentials::Secret;
+    use crate::model::Secret;
+    use crate::model::{Alias, RoleArn, SessionName};
     use crate::sts::AssumeFuture;
     use std::collections::VecDeque;
     use std::sync::Mutex;

@@ -19,9 +19,9 @@ use axum::routing::get;
 use serde_json::json;
 
 use crate::cache::{Attempt, RoleCache};
-use crate::credentials::Secret;
 use crate::document::timestamp;
 use crate::guard::Guard;
+use crate::model::Secret;
 use crate::server::AppState;
 use crate::state::{StateDir, StateError, random_bytes};
 

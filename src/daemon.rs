@@ -11,12 +11,11 @@ use crate::access_log::{AccessLog, AccessLogError};
 use crate::activation::{self, ActivationError};
 use crate::admin;
 use crate::cli::{DEFAULT_ADDR, DEFAULT_PORT, ServeArgs};
-use crate::clock::Clock;
-use crate::config::ConfigError;
 use crate::container;
-use crate::credentials::Secret;
 use crate::guard::Guard;
 use crate::metadata::{self, Instance};
+use crate::model::Secret;
+use crate::model::{Clock, Region};
 use crate::registry::Registry;
 use crate::reload::{self, Reloader};
 use crate::server::{self, AppState, ContainerInfo, Limits};
@@ -28,8 +27,6 @@ use crate::tokens::Tokens;
 pub enum DaemonError {
     #[error("{0}")]
     Config(String),
-    #[error(transparent)]
-    Instance(#[from] ConfigError),
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -61,21 +58,12 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
     };
     let state_dir = StateDir::open(&state_dir)?;
     let tokens = Arc::new(Tokens::load_or_create(&state_dir)?);
-    let default_region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
-        .unwrap_or_else(|| crate::sts::FALLBACK_REGION.to_owned());
     let instance = Instance::from_config(
         &config.instance,
         &metadata::host_seed(),
-        &default_region,
+        &default_region(),
         metadata::boot_time(),
-    )
-    .map_err(|(field, problem)| ConfigError::Instance {
-        path: config.path.clone(),
-        field,
-        problem: problem.0,
-    })?;
+    );
     let log = args.log.as_deref().map(AccessLog::open).transpose()?;
     let listener = match activation::inherited_listener()? {
         Some(socket) => {
@@ -226,6 +214,21 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// The region of the instance when neither the config nor the active role names one: the
+/// standard variables, else STS's fallback.
+fn default_region() -> Region {
+    for name in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
+        match std::env::var(name).ok().filter(|r| !r.is_empty()) {
+            Some(value) => match Region::parse(&value) {
+                Ok(region) => return region,
+                Err(e) => tracing::warn!("{name} ignored: {e}"),
+            },
+            None => continue,
+        }
+    }
+    Region::parse(crate::sts::FALLBACK_REGION).expect("the fallback is a region")
+}
+
 /// A listener on 127.0.0.1 for the side APIs, which must never be reachable from elsewhere.
 async fn bind_loopback(port: u16) -> Result<TcpListener, DaemonError> {
     let addr = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
@@ -251,14 +254,10 @@ fn explain_bind_error(e: &std::io::Error, addr: SocketAddr) -> String {
     use std::io::ErrorKind;
     match e.kind() {
         ErrorKind::AddrNotAvailable => format!(
-            "{} is not assigned to this machine. Add it with \
-             `sudo ip addr add {}/32 dev lo` (macOS: `sudo ifconfig lo0 alias {}`), or run with \
-             --addr 127.0.0.1 and point clients at it with \
-             AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:{}",
-            addr.ip(),
-            addr.ip(),
-            addr.ip(),
-            addr.port()
+            "{} is not an address of this machine. Leave out --addr (and the config's \"addr\") \
+             to listen on 127.0.0.1, and run `sudo fintors network up` once so that clients find \
+             fintors at http://169.254.169.254/",
+            addr.ip()
         ),
         ErrorKind::AddrInUse => format!(
             "the port is already in use; is fintors already running? \

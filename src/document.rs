@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::config::RoleArn;
-use crate::credentials::Credentials;
+use crate::model::Credentials;
+use crate::model::RoleArn;
 
 /// The only timestamp format botocore accepts here (fractional seconds disable its expiry logic).
 pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
@@ -104,7 +104,7 @@ fn instance_profile_id(arn: &RoleArn) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::Secret;
+    use crate::model::Secret;
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()

@@ -16,33 +16,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use sha2::Digest;
 
-use crate::config::{Invalid, Region, RoleArn, expand_tilde};
+use crate::config::InstanceConfig;
 use crate::imds::{not_found, text};
+use crate::model::{Region, RoleArn};
 use crate::server::AppState;
-
-/// The `instance` section of the config, as written.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InstanceConfig {
-    pub region: Option<String>,
-    pub availability_zone: Option<String>,
-    pub instance_id: Option<String>,
-    pub instance_type: Option<String>,
-    pub ami_id: Option<String>,
-    pub hostname: Option<String>,
-    pub local_ipv4: Option<Ipv4Addr>,
-    pub mac: Option<String>,
-    pub public_ipv4: Option<Ipv4Addr>,
-    pub public_hostname: Option<String>,
-    pub security_groups: Option<Vec<String>>,
-    /// A file with an OpenSSH public key, served as `public-keys/0/openssh-key`.
-    pub ssh_public_key: Option<String>,
-    /// A file served as `/latest/user-data`.
-    pub user_data: Option<String>,
-}
 
 /// The validated instance description; values that depend on the active role are resolved per
 /// request.
@@ -71,13 +50,14 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Validates `config`, filling the gaps from `seed` (stable per host) and `default_region`.
+    /// The instance `config` describes, its gaps filled from `seed` (stable per host) and
+    /// `default_region`.
     pub fn from_config(
         config: &InstanceConfig,
         seed: &[u8],
-        default_region: &str,
+        default_region: &Region,
         pending_time: DateTime<Utc>,
-    ) -> Result<Self, (&'static str, Invalid)> {
+    ) -> Self {
         let id = |kind: &str| {
             let digest = sha2::Sha256::new()
                 .chain_update(seed)
@@ -89,101 +69,52 @@ impl Instance {
                 .collect::<String>()[..17]
                 .to_owned()
         };
-        let region = Region::parse(config.region.as_deref().unwrap_or(default_region))
-            .map_err(|e| ("region", e))?;
-        let zone_suffix = match &config.availability_zone {
-            None => "a".to_owned(),
-            Some(az) => {
-                let suffix = az.strip_prefix(region.as_str()).unwrap_or("");
-                if suffix.len() != 1 || !suffix.bytes().all(|b| b.is_ascii_lowercase()) {
-                    return Err((
-                        "availability_zone",
-                        Invalid(format!(
-                            "{az:?} must be the region {:?} followed by one letter, e.g. \"{}a\" \
-                             (clients derive the region by dropping the last character)",
-                            region.as_str(),
-                            region.as_str()
-                        )),
-                    ));
-                }
-                suffix.to_owned()
-            }
-        };
-        let instance_id = match &config.instance_id {
-            None => format!("i-{}", id("instance")),
-            Some(i) => checked_id(i, "i-", "instance_id")?,
-        };
-        let ami_id = match &config.ami_id {
-            None => format!("ami-{}", id("ami")),
-            Some(a) => checked_id(a, "ami-", "ami_id")?,
-        };
         let digest = sha2::Sha256::digest([seed, b"net"].concat());
-        let local_ipv4 =
-            config
-                .local_ipv4
-                .unwrap_or(Ipv4Addr::new(172, 31, digest[0] & 0x7f, digest[1].max(4)));
-        let mac = match &config.mac {
-            None => format!(
-                "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                digest[2], digest[3], digest[4], digest[5], digest[6]
-            ),
-            Some(m) => {
-                let ok = m.len() == 17
-                    && m.split(':')
-                        .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
-                if !ok {
-                    return Err((
-                        "mac",
-                        Invalid(format!("{m:?} is not a MAC address like 02:ab:cd:ef:01:23")),
-                    ));
-                }
-                m.to_ascii_lowercase()
-            }
-        };
-        Ok(Instance {
-            region,
-            zone_suffix,
-            instance_id,
+        Instance {
+            region: config
+                .region
+                .clone()
+                .unwrap_or_else(|| default_region.clone()),
+            zone_suffix: config.zone_suffix.clone().unwrap_or_else(|| "a".to_owned()),
+            instance_id: config
+                .instance_id
+                .clone()
+                .unwrap_or_else(|| format!("i-{}", id("instance"))),
             instance_type: config
                 .instance_type
                 .clone()
                 .unwrap_or_else(|| "m5.large".to_owned()),
-            ami_id,
+            ami_id: config
+                .ami_id
+                .clone()
+                .unwrap_or_else(|| format!("ami-{}", id("ami"))),
             reservation_id: format!("r-{}", id("reservation")),
             interface_id: format!("eni-{}", id("eni")),
             subnet_id: format!("subnet-{}", id("subnet")),
             vpc_id: format!("vpc-{}", id("vpc")),
             hostname: config.hostname.clone(),
-            local_ipv4,
-            mac,
+            local_ipv4: config.local_ipv4.unwrap_or(Ipv4Addr::new(
+                172,
+                31,
+                digest[0] & 0x7f,
+                digest[1].max(4),
+            )),
+            mac: config.mac.clone().unwrap_or_else(|| {
+                format!(
+                    "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                    digest[2], digest[3], digest[4], digest[5], digest[6]
+                )
+            }),
             public_ipv4: config.public_ipv4,
             public_hostname: config.public_hostname.clone(),
             security_groups: config
                 .security_groups
                 .clone()
                 .unwrap_or_else(|| vec!["default".to_owned()]),
-            ssh_public_key: config.ssh_public_key.as_deref().map(expand_tilde),
-            user_data: config.user_data.as_deref().map(expand_tilde),
+            ssh_public_key: config.ssh_public_key.clone(),
+            user_data: config.user_data.clone(),
             pending_time,
-        })
-    }
-}
-
-fn checked_id(
-    value: &str,
-    prefix: &str,
-    field: &'static str,
-) -> Result<String, (&'static str, Invalid)> {
-    let hex = value.strip_prefix(prefix).unwrap_or("");
-    if (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(value.to_ascii_lowercase())
-    } else {
-        Err((
-            field,
-            Invalid(format!(
-                "{value:?} is not an id like {prefix}0123456789abcdef0"
-            )),
-        ))
+        }
     }
 }
 
@@ -484,10 +415,9 @@ mod tests {
         Instance::from_config(
             config,
             b"seed",
-            "us-east-1",
+            &Region::parse("us-east-1").unwrap(),
             DateTime::from_timestamp(0, 0).unwrap(),
         )
-        .unwrap()
     }
 
     #[test]
@@ -503,62 +433,17 @@ mod tests {
         assert!(a.ami_id.starts_with("ami-") && a.ami_id.len() == 21);
         assert!(a.mac.starts_with("02:") && a.mac.len() == 17);
         assert_eq!(a.local_ipv4.octets()[..2], [172, 31]);
+        assert_eq!(
+            (a.region.as_str(), a.zone_suffix.as_str()),
+            ("us-east-1", "a")
+        );
         let other = Instance::from_config(
             &InstanceConfig::default(),
             b"other host",
-            "us-east-1",
+            &a.region,
             a.pending_time,
-        )
-        .unwrap();
+        );
         assert_ne!(a.instance_id, other.instance_id);
-    }
-
-    #[test]
-    fn availability_zone_must_be_region_plus_one_letter() {
-        let bad = InstanceConfig {
-            region: Some("eu-west-1".into()),
-            availability_zone: Some("eu-west-2a".into()),
-            ..Default::default()
-        };
-        let (field, e) = Instance::from_config(&bad, b"s", "us-east-1", Utc::now()).unwrap_err();
-        assert_eq!(field, "availability_zone");
-        assert!(e.0.contains("followed by one letter"), "{e}");
-        let good = InstanceConfig {
-            region: Some("eu-west-1".into()),
-            availability_zone: Some("eu-west-1c".into()),
-            ..Default::default()
-        };
-        assert_eq!(instance(&good).zone_suffix, "c");
-    }
-
-    #[test]
-    fn ids_and_macs_are_checked() {
-        for (config, field) in [
-            (
-                InstanceConfig {
-                    instance_id: Some("x-123".into()),
-                    ..Default::default()
-                },
-                "instance_id",
-            ),
-            (
-                InstanceConfig {
-                    ami_id: Some("ami-xyz".into()),
-                    ..Default::default()
-                },
-                "ami_id",
-            ),
-            (
-                InstanceConfig {
-                    mac: Some("02:00".into()),
-                    ..Default::default()
-                },
-                "mac",
-            ),
-        ] {
-            let (f, _) = Instance::from_config(&config, b"s", "us-east-1", Utc::now()).unwrap_err();
-            assert_eq!(f, field);
-        }
     }
 
     #[test]

@@ -21,8 +21,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cache::MIN_SERVED_LIFETIME;
-use crate::config::{MfaConfig, MfaSerial};
+use crate::config::MfaConfig;
 use crate::json_api::{error, json_value, read_json_body};
+use crate::model::MfaSerial;
 use crate::server::AppState;
 use crate::sts::{StsError, classify, session_credentials};
 

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use crate::cache::{Attempt, Failure, Issued, RoleCache};
-use crate::clock::Clock;
-use crate::config::{Alias, Config};
+use crate::config::Config;
+use crate::model::Alias;
+use crate::model::Clock;
 use crate::sts::RoleAssumer;
 
 pub struct Registry {
@@ -153,7 +154,7 @@ impl Registry {
     }
 
     /// The MFA devices the roles use, each once.
-    pub fn mfa_serials(&self) -> Vec<crate::config::MfaSerial> {
+    pub fn mfa_serials(&self) -> Vec<crate::model::MfaSerial> {
         let mut serials: Vec<_> = self
             .snapshot()
             .values()

@@ -21,11 +21,11 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::access_log::{self, AccessLog};
-use crate::clock::Clock;
 use crate::guard::Guard;
 use crate::imds;
 use crate::metadata::Instance;
 use crate::mfa::{self, MfaSessions};
+use crate::model::Clock;
 use crate::registry::Registry;
 use crate::reload::{self, Reloader};
 use crate::roles_api;
@@ -94,13 +94,14 @@ impl Service {
     /// fuzz targets do, with in-memory bodies).
     pub fn call<B>(
         &self,
-        request: hyper::Request<B>,
+        mut request: hyper::Request<B>,
         peer: SocketAddr,
     ) -> impl std::future::Future<Output = Response> + Send + use<B>
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
+        collapse_slashes(&mut request);
         let answer = match self.fast.as_ref().and_then(|f| f.answer(&request, peer)) {
             Some(response) => Answer::Fast(response),
             None => {
@@ -118,6 +119,32 @@ impl Service {
                 },
             }
         }
+    }
+}
+
+/// Reads `//latest//api/token` as `/latest/api/token`, for every route and the fast path alike:
+/// Java v2 joins an endpoint that ends in `/` (as `fintors env` prints it, for AWS CLI v2.9) with
+/// `/latest/meta-data/...`, and path-joining clients elsewhere do the same.
+fn collapse_slashes<B>(request: &mut hyper::Request<B>) {
+    let uri = request.uri();
+    if !uri.path().contains("//") {
+        return;
+    }
+    let mut target = String::with_capacity(uri.path().len());
+    for c in uri.path().chars() {
+        if !(c == '/' && target.ends_with('/')) {
+            target.push(c);
+        }
+    }
+    if let Some(query) = uri.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let mut parts = uri.clone().into_parts();
+    // A collapsed valid path is still a valid path.
+    parts.path_and_query = target.parse().ok();
+    if let Ok(collapsed) = axum::http::Uri::from_parts(parts) {
+        *request.uri_mut() = collapsed;
     }
 }
 
@@ -407,6 +434,20 @@ mod tests {
             .await
             .expect("the new client was locked out by idle connections");
         assert!(answer.ends_with("ok"), "{answer}");
+    }
+
+    #[test]
+    fn repeated_slashes_in_a_path_read_as_one_and_the_query_is_kept() {
+        let mut request = hyper::Request::get("//latest//meta-data///iam/?a=b//c")
+            .body(())
+            .unwrap();
+        collapse_slashes(&mut request);
+        assert_eq!(request.uri(), "/latest/meta-data/iam/?a=b//c");
+        let mut absolute = hyper::Request::get("http://169.254.169.254//latest/")
+            .body(())
+            .unwrap();
+        collapse_slashes(&mut absolute);
+        assert_eq!(absolute.uri(), "http://169.254.169.254/latest/");
     }
 
     #[tokio::test]

@@ -19,9 +19,10 @@ use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_sdk_sts::config::Region;
 use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::config::{BaseCredentials, MfaConfig, Role};
-use crate::credentials::{Credentials, Secret};
+use crate::config::{BaseCredentials, MfaConfig};
 use crate::mfa::MfaSessions;
+use crate::model::Role;
+use crate::model::{Credentials, Secret};
 
 /// Used when neither the environment nor the profile names a region, as the AWS CLI did for STS.
 pub const FALLBACK_REGION: &str = "us-east-1";
@@ -175,22 +176,16 @@ impl Sts {
                 .or_else(aws_config::profile::ProfileFileRegionProvider::new()),
             ),
             BaseCredentials::Profile { file, profile } => {
-                // The named credentials file plus the standard config file, so a profile can use
-                // role_arn/source_profile, SSO or credential_process defined in ~/.aws/config.
-                let files = EnvConfigFiles::builder()
-                    .include_default_config_file(true)
-                    .with_file(EnvConfigFileKind::Credentials, file)
-                    .build();
                 let region = aws_config::profile::ProfileFileRegionProvider::builder()
-                    .profile_files(files.clone())
+                    .profile_files(profile_files(file.as_deref()))
                     .profile_name(profile)
                     .build();
-                let profile = profile.clone();
+                let (file, profile) = (file.clone(), profile.clone());
                 (
                     Reloading::new(move || {
                         SharedCredentialsProvider::new(
                             aws_config::profile::ProfileFileCredentialsProvider::builder()
-                                .profile_files(files.clone())
+                                .profile_files(profile_files(file.as_deref()))
                                 .profile_name(&profile)
                                 .build(),
                         )
@@ -261,6 +256,23 @@ impl Sts {
         }
         aws_sdk_sts::Client::from_conf(config.build())
     }
+}
+
+/// The files a base profile is read from: the AWS config file (`AWS_CONFIG_FILE`, else
+/// `~/.aws/config`) and the credentials file: `credentials.file` if it exists, else the
+/// standard one (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`), which aws-config
+/// treats as empty when missing. An SSO user has `~/.aws/config` and no credentials file at all,
+/// and a file named in the config but missing must be no different when the profile is in the
+/// config file: if it is in neither, aws-config says the profile was not found. Looked at
+/// afresh for every STS call, so a file created later is used.
+fn profile_files(file: Option<&std::path::Path>) -> EnvConfigFiles {
+    let builder = EnvConfigFiles::builder().include_default_config_file(true);
+    match file {
+        Some(file) if file.exists() => builder.with_file(EnvConfigFileKind::Credentials, file),
+        Some(_) => builder,
+        None => builder.include_default_credentials_file(true),
+    }
+    .build()
 }
 
 impl RoleAssumer for Sts {

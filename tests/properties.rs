@@ -1,7 +1,7 @@
 //! Property tests for the validation and token code: what holds for every input, not just the
 //! ones a person thought of.
 
-use fintors::config::{Alias, RoleArn, SessionName};
+use fintors::model::{Alias, RoleArn, SessionName};
 use fintors::tokens::{TokenError, Tokens};
 use proptest::prelude::*;
 

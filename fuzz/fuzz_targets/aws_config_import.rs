@@ -14,7 +14,8 @@ use std::sync::LazyLock;
 
 use aws_types::os_shim_internal::{Env, Fs};
 use fintors::aws_profiles::{load_from, roles_from};
-use fintors::config::{Config, RoleArn};
+use fintors::config::Config;
+use fintors::model::RoleArn;
 use libfuzzer_sys::fuzz_target;
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {

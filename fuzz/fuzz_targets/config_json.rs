@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use fintors::config::{
-    Alias, Config, MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, MfaSerial, Region, RoleArn,
-    SessionName,
+use fintors::config::Config;
+use fintors::model::{
+    Alias, MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, MfaSerial, Region, RoleArn, SessionName,
 };
 use fintors::metadata::{Instance, zone_id};
 use libfuzzer_sys::fuzz_target;
@@ -50,16 +50,15 @@ fuzz_target!(
         // The daemon's next steps with the file: the instance section, then (with aws_profiles)
         // the import's checks, here with nothing imported.
         // The metadata tree names the zone of the instance's region, or of the active role's.
-        if let Ok(instance) = Instance::from_config(
+        let instance = Instance::from_config(
             &config.instance,
             b"fintors-fuzz",
-            "us-east-1",
+            &Region::parse("us-east-1").unwrap(),
             chrono::DateTime::UNIX_EPOCH,
-        ) {
-            let _ = zone_id(instance.region.as_str(), &instance.zone_suffix);
-            for region in config.roles.values().filter_map(|r| r.region.as_ref()) {
-                let _ = zone_id(region.as_str(), &instance.zone_suffix);
-            }
+        );
+        let _ = zone_id(instance.region.as_str(), &instance.zone_suffix);
+        for region in config.roles.values().filter_map(|r| r.region.as_ref()) {
+            let _ = zone_id(region.as_str(), &instance.zone_suffix);
         }
         let mut config = config;
         if let Err(e) = config.finish_import(Vec::new()) {

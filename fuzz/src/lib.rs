@@ -24,9 +24,8 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, Uri, response};
 use http_body_util::BodyExt;
 
 use fintors::access_log::AccessLog;
-use fintors::clock::Clock;
-use fintors::config::{Config, Role};
-use fintors::credentials::{Credentials, Secret};
+use fintors::config::Config;
+use fintors::model::{Clock, Credentials, Role, Secret};
 use fintors::guard::Guard;
 use fintors::metadata::Instance;
 use fintors::mfa::MfaSessions;
@@ -223,10 +222,9 @@ fn build() -> Daemon {
     let instance = Instance::from_config(
         &config.instance,
         b"fintors-fuzz",
-        "us-east-1",
+        &fintors::model::Region::parse("us-east-1").expect("a region"),
         chrono::DateTime::UNIX_EPOCH,
-    )
-    .expect("the default instance is valid");
+    );
     let tokens = Arc::new(Tokens::from_key([7; 32]));
     let state = |imdsv2_required| {
         Arc::new(AppState {

@@ -361,3 +361,31 @@ fn cached_credentials_answer_alike_with_and_without_the_access_log() {
         "the routed daemon did not log every request"
     );
 }
+
+#[test]
+fn doubled_slashes_answer_like_single_ones_on_the_fast_and_the_routed_path() {
+    require_venv!();
+    // Java v2 joins an endpoint ending in `/` (as `fintors env` prints it) with `/latest/...`.
+    let fast = Daemon::start();
+    let builder = Daemon::builder(TWO_ROLES);
+    let log = builder.path("access.log");
+    let routed = builder.arg("--log").arg(log.to_str().unwrap()).start();
+    for d in [&fast, &routed] {
+        let token = http(d.addr, "PUT", "//latest/api/token", &[(TTL, "60")], "");
+        assert_eq!(token.status, 200, "{token:?}");
+        let session = [(TOKEN, token.body.as_str())];
+        let listing = http(d.addr, "GET", &format!("/{CREDS_PATH}"), &session, "");
+        assert_eq!((listing.status, listing.body.as_str()), (200, "example"));
+        for path in [
+            format!("/{CREDS_PATH}example"),
+            "//latest//meta-data//iam/security-credentials/example".to_owned(),
+        ] {
+            let doubled = http(d.addr, "GET", &path, &session, "");
+            let single = http(d.addr, "GET", &format!("{CREDS_PATH}example"), &session, "");
+            assert_eq!(shape(&doubled), shape(&single), "{path}");
+            assert_eq!(doubled.json()["Code"], "Success", "{path}");
+        }
+        let roles = http(d.addr, "GET", "//roles", &[], "");
+        assert_eq!(roles.json()["roles"][0], "example", "{roles:?}");
+    }
+}

@@ -63,6 +63,23 @@ fn port_in_use_is_explained() {
 }
 
 #[test]
+fn an_address_this_machine_lacks_points_to_network_up() {
+    // 192.0.2.1 (TEST-NET-1) is on no machine: binding it fails at once, and sends nothing.
+    let sts = FakeSts::access_denied();
+    let output = Daemon::builder(TWO_ROLES)
+        .sts(&sts.url)
+        .addr("192.0.2.1")
+        .command()
+        .output()
+        .unwrap();
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(err.contains("sudo fintors network up"), "{err}");
+    assert!(!err.contains("ip addr add"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
 fn daemon_starts_even_when_sts_refuses_the_default_role() {
     let sts = FakeSts::access_denied();
     let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();

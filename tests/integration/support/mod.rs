@@ -155,10 +155,16 @@ fn pass_as_fd3(command: &mut Command, socket: &std::sync::Arc<TcpListener>) {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let fd = socket.as_raw_fd();
-    // SAFETY: dup2 is async-signal-safe; the duplicate loses CLOEXEC, so it survives exec.
+    // SAFETY: dup2 and fcntl are async-signal-safe. The duplicate loses CLOEXEC, so it survives
+    // exec; but dup2 of fd 3 onto itself changes nothing, so then the flag is cleared by hand.
     unsafe {
         command.pre_exec(move || {
-            if libc::dup2(fd, 3) == -1 {
+            let ok = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) != -1
+            } else {
+                libc::dup2(fd, 3) != -1
+            };
+            if !ok {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -371,22 +377,20 @@ impl DaemonBuilder {
     pub fn command(&self) -> Command {
         let dir = self.dir.path();
         let creds = dir.join("creds");
-        std::fs::write(
+        write_private(
             &creds,
             format!(
                 "[identity]\naws_access_key_id = {BASE_ACCESS_KEY}\n\
                  aws_secret_access_key = {BASE_SECRET_KEY}\n"
             ),
-        )
-        .unwrap();
+        );
         let config = dir.join("fintorc.json");
-        std::fs::write(
+        write_private(
             &config,
             self.config
                 .replace("CREDS", creds.to_str().unwrap())
                 .replace("DIR/", &format!("{}/", dir.display())),
-        )
-        .unwrap();
+        );
         let sts = self.sts.clone().unwrap_or_else(moto);
         let fintors = env!("CARGO_BIN_EXE_fintors");
         let mut command = match (&self.netns, &self.socket) {
@@ -471,6 +475,20 @@ impl DaemonBuilder {
             stderr,
         }
     }
+}
+
+/// Writes `contents` to a file only its owner can read, as a careful user keeps a config and
+/// credentials (fintors warns about any other).
+pub fn write_private(path: &Path, contents: impl AsRef<[u8]>) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    file.write_all(contents.as_ref()).unwrap();
 }
 
 /// An HTTP response, as read off the wire.

@@ -1,0 +1,211 @@
+//! The `instance` section: what the metadata tree says about "this instance", every key optional.
+//! Values are checked here, where the file is read; the defaults that depend on the host (ids
+//! from /etc/machine-id, the boot time) are filled in by [`crate::metadata::Instance`].
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::expand_tilde;
+use super::source::Checker;
+use crate::model::Region;
+
+pub const INSTANCE_FIELDS: [&str; 13] = [
+    "region",
+    "availability_zone",
+    "instance_id",
+    "instance_type",
+    "ami_id",
+    "hostname",
+    "local_ipv4",
+    "mac",
+    "public_ipv4",
+    "public_hostname",
+    "security_groups",
+    "ssh_public_key",
+    "user_data",
+];
+
+/// The `instance` section, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceConfig {
+    /// The region the metadata reports when the active role names none: `region`, or the one
+    /// `availability_zone` implies.
+    pub region: Option<Region>,
+    /// The zone's letter after the region, e.g. "a".
+    pub zone_suffix: Option<String>,
+    pub instance_id: Option<String>,
+    pub instance_type: Option<String>,
+    pub ami_id: Option<String>,
+    pub hostname: Option<String>,
+    pub local_ipv4: Option<Ipv4Addr>,
+    pub mac: Option<String>,
+    pub public_ipv4: Option<Ipv4Addr>,
+    pub public_hostname: Option<String>,
+    pub security_groups: Option<Vec<String>>,
+    /// A file with an OpenSSH public key, served as `public-keys/0/openssh-key`.
+    pub ssh_public_key: Option<PathBuf>,
+    /// A file served as `/latest/user-data`.
+    pub user_data: Option<PathBuf>,
+}
+
+impl InstanceConfig {
+    pub(super) fn read(checker: &mut Checker, value: &Value) -> InstanceConfig {
+        const AT: [&str; 1] = ["instance"];
+        let Some(object) = checker.object(&AT, value, &INSTANCE_FIELDS) else {
+            return InstanceConfig::default();
+        };
+        let string = |checker: &mut Checker, name: &str| checker.field::<String>(&AT, object, name);
+        let checked =
+            |checker: &mut Checker, name: &str, check: fn(&str) -> Result<String, String>| {
+                let value = string(checker, name)?;
+                check(&value)
+                    .map_err(|why| checker.report(&["instance", name], why))
+                    .ok()
+            };
+        let region = string(checker, "region").and_then(|r| {
+            Region::parse(&r)
+                .map_err(|e| checker.report(&["instance", "region"], e.0))
+                .ok()
+        });
+        let zone = string(checker, "availability_zone");
+        let (region, zone_suffix) = match zone {
+            None => (region, None),
+            Some(zone) => match split_zone(&zone, region.as_ref()) {
+                Ok((implied, suffix)) => (region.or(Some(implied)), Some(suffix)),
+                Err(why) => {
+                    checker.report(&["instance", "availability_zone"], why);
+                    (region, None)
+                }
+            },
+        };
+        InstanceConfig {
+            region,
+            zone_suffix,
+            instance_id: checked(checker, "instance_id", |v| checked_id(v, "i-")),
+            instance_type: string(checker, "instance_type"),
+            ami_id: checked(checker, "ami_id", |v| checked_id(v, "ami-")),
+            hostname: string(checker, "hostname"),
+            local_ipv4: checker.field(&AT, object, "local_ipv4"),
+            mac: checked(checker, "mac", checked_mac),
+            public_ipv4: checker.field(&AT, object, "public_ipv4"),
+            public_hostname: string(checker, "public_hostname"),
+            security_groups: checker.field(&AT, object, "security_groups"),
+            ssh_public_key: string(checker, "ssh_public_key").map(|p| expand_tilde(&p)),
+            user_data: string(checker, "user_data").map(|p| expand_tilde(&p)),
+        }
+    }
+}
+
+/// `eu-west-1c` -> (`eu-west-1`, `c`). Clients derive the region by dropping the zone's last
+/// character, so a zone must be exactly the region and one letter.
+fn split_zone(zone: &str, region: Option<&Region>) -> Result<(Region, String), String> {
+    let shape = |why: &str| match region {
+        Some(r) => format!(
+            "{zone:?} {why}: it must be the region {:?} followed by one letter, e.g. \"{}a\" \
+             (clients derive the region by dropping the last character)",
+            r.as_str(),
+            r.as_str()
+        ),
+        None => format!(
+            "{zone:?} {why}: it must be a region followed by one letter, e.g. \"us-east-1a\" \
+             (clients derive the region by dropping the last character)"
+        ),
+    };
+    let Some(letter) = zone.chars().last().filter(char::is_ascii_lowercase) else {
+        return Err(shape("does not end in a zone letter"));
+    };
+    let implied = Region::parse(&zone[..zone.len() - 1])
+        .map_err(|_| shape("does not start with a region"))?;
+    if region.is_some_and(|r| r != &implied) {
+        return Err(shape("is in another region"));
+    }
+    Ok((implied, letter.to_string()))
+}
+
+fn checked_id(value: &str, prefix: &str) -> Result<String, String> {
+    let hex = value.strip_prefix(prefix).unwrap_or("");
+    if (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{value:?} is not an id like {prefix}0123456789abcdef0"
+        ))
+    }
+}
+
+fn checked_mac(mac: &str) -> Result<String, String> {
+    let ok = mac.len() == 17
+        && mac
+            .split(':')
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(mac.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{mac:?} is not a MAC address like 02:ab:cd:ef:01:23"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::source::Source;
+
+    fn read(text: &str) -> (InstanceConfig, Vec<String>) {
+        let source = Source::parse(text).unwrap();
+        let mut checker = source.checker();
+        let instance = InstanceConfig::read(&mut checker, &source.value["instance"]);
+        let problems = checker
+            .into_problems()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        (instance, problems)
+    }
+
+    #[test]
+    fn a_zone_implies_its_region() {
+        let (i, problems) = read(r#"{"instance": {"availability_zone": "eu-west-1c"}}"#);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(i.region.unwrap().as_str(), "eu-west-1");
+        assert_eq!(i.zone_suffix.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn a_zone_must_be_its_region_plus_one_letter() {
+        let (_, problems) =
+            read(r#"{"instance": {"region": "eu-west-1", "availability_zone": "eu-west-2a"}}"#);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("field \"instance.availability_zone\""));
+        assert!(
+            problems[0].contains("followed by one letter"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn every_malformed_value_is_reported() {
+        let (_, problems) = read(
+            r#"{"instance": {"instance_id": "x-123", "ami_id": "ami-xyz", "mac": "02:00",
+                "local_ipv4": "nope", "colour": "red"}}"#,
+        );
+        let fields: Vec<&str> = problems
+            .iter()
+            .map(|p| p.split('"').nth(1).unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "instance.instance_id",
+                "instance.ami_id",
+                "instance.mac",
+                "instance.local_ipv4",
+                "instance.colour"
+            ],
+            "{problems:?}"
+        );
+    }
+}

@@ -1,0 +1,779 @@
+//! The configuration file: finto's JSON format, read once and validated whole.
+//!
+//! What the rest of fintors sees comes out of here typed and already valid (the types of
+//! [`crate::model`]), so a typo is caught at start-up, not at the moment a user switches roles.
+//! Every mistake in the file is reported at once, each with its line and column and what to
+//! write instead. Unknown keys are mistakes too: a misspelt `"sesion_name"` must not silently
+//! become the default.
+
+mod instance;
+mod roles;
+mod source;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use instance::InstanceConfig;
+pub use roles::{ROLE_FIELDS, RawRole};
+use source::{Checker, Source};
+pub use source::{Position, Problem};
+
+use crate::model::{Alias, MfaSerial, Role};
+
+/// A minimal configuration, shown when the file is missing so the fix is one copy-paste away.
+pub const EXAMPLE: &str = r#"{
+  "credentials": { "profile": "default" },
+  "roles": {
+    "example": "arn:aws:iam::123456789012:role/example"
+  },
+  "default_role": "example"
+}"#;
+
+/// The keys of the file's top level and of its `credentials` section.
+pub const TOP_FIELDS: [&str; 9] = [
+    "credentials",
+    "roles",
+    "default_role",
+    "addr",
+    "port",
+    "ecs_port",
+    "admin_port",
+    "aws_profiles",
+    "instance",
+];
+pub const CREDENTIALS_FIELDS: [&str; 5] = [
+    "file",
+    "profile",
+    "mfa_serial",
+    "mfa_process",
+    "mfa_session_seconds",
+];
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where the configuration came from, for messages.
+    pub path: PathBuf,
+    pub base_credentials: BaseCredentials,
+    pub mfa: MfaConfig,
+    pub roles: BTreeMap<Alias, Role>,
+    pub default_role: Option<Alias>,
+    /// With `aws_profiles`, the default role is checked only once the profiles are imported.
+    pending_default_role: Option<(String, Option<Position>)>,
+    /// Where the daemon listens, unless the command line says otherwise; the client subcommands
+    /// use it to find the daemon.
+    pub addr: Option<IpAddr>,
+    pub port: Option<u16>,
+    /// Serve the container credentials endpoint on 127.0.0.1 at this port.
+    pub ecs_port: Option<u16>,
+    /// Serve the admin API on 127.0.0.1 at this port.
+    pub admin_port: Option<u16>,
+    /// Also import every profile with a `role_arn` from the AWS config file as a role.
+    pub aws_profiles: bool,
+    /// What the metadata tree says about "this instance".
+    pub instance: InstanceConfig,
+}
+
+/// Where fintors's own (long-lived) credentials come from: the ones it calls AssumeRole with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseCredentials {
+    /// No `credentials` section: the standard chain (environment, shared files, SSO, process),
+    /// without the IMDS and container providers. fintors must never ask itself.
+    DefaultChain,
+    /// A named profile, read with the SDK's own profile machinery from the AWS config file and
+    /// the credentials file, so a profile using `credential_process`, SSO or `role_arn` works as
+    /// it does for the AWS CLI, and one kept in `~/.aws/config` alone needs no credentials file.
+    Profile {
+        /// `credentials.file`; `None`: the standard place (`AWS_SHARED_CREDENTIALS_FILE`, else
+        /// `~/.aws/credentials`).
+        file: Option<PathBuf>,
+        profile: String,
+    },
+}
+
+impl BaseCredentials {
+    /// The credentials file a profile is read from, whether or not it exists.
+    pub fn credentials_file(&self) -> Option<PathBuf> {
+        match self {
+            BaseCredentials::DefaultChain => None,
+            BaseCredentials::Profile { file: Some(f), .. } => Some(f.clone()),
+            BaseCredentials::Profile { file: None, .. } => Some(
+                std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+                    .filter(|f| !f.is_empty())
+                    .map(|f| expand_tilde(&f.to_string_lossy()))
+                    .unwrap_or_else(|| expand_tilde("~/.aws/credentials")),
+            ),
+        }
+    }
+}
+
+/// MFA for the base credentials: one GetSessionToken per device, reused for every role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaConfig {
+    /// Serial for roles that name none of their own.
+    pub serial: Option<MfaSerial>,
+    /// A command that prints a current code (e.g. a YubiKey OATH tool).
+    pub process: Option<String>,
+    /// GetSessionToken duration.
+    pub session_seconds: u32,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        MfaConfig {
+            serial: None,
+            process: None,
+            session_seconds: DEFAULT_MFA_SESSION_SECONDS,
+        }
+    }
+}
+
+/// GetSessionToken's range and fintors's default (12 hours).
+pub const MFA_SESSION_SECONDS: std::ops::RangeInclusive<u32> = 900..=129_600;
+pub const DEFAULT_MFA_SESSION_SECONDS: u32 = 43_200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "config file {path} does not exist.\n\
+         Create it (or point --config / FINTORS_CONFIG at one); a minimal example:\n{EXAMPLE}"
+    )]
+    Missing { path: PathBuf },
+    #[error("cannot read config file {path}: {reason}")]
+    Unreadable {
+        path: PathBuf,
+        reason: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// Everything wrong with a well-formed file, one line each, in file order.
+    #[error("{}", render(path, problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+/// `path:line:column: place: message`, one line a problem, as compilers write them (and editors
+/// jump to them).
+fn render(path: &Path, problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| match p.position {
+            Some(_) => format!("{}:{p}", path.display()),
+            None => format!("{}: {p}", path.display()),
+        })
+        .collect();
+    lines.join("\n")
+}
+
+impl ConfigError {
+    fn invalid(path: &Path, problems: Vec<Problem>) -> Self {
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        }
+    }
+}
+
+/// Files others on this machine can read that hold (or lead to) secrets: the config (external
+/// ids, MFA settings) and the base credentials file. Each entry names the file and the fix.
+pub fn exposed_files(config: &Config) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = vec![config.path.clone()];
+    files.extend(config.base_credentials.credentials_file());
+    files
+        .into_iter()
+        .filter_map(|path| {
+            let mode = std::fs::metadata(&path).ok()?.permissions().mode();
+            (mode & 0o077 != 0).then(|| {
+                format!(
+                    "{} is readable by other users (mode {:o}): run `chmod 600 {}`",
+                    path.display(),
+                    mode & 0o777,
+                    path.display()
+                )
+            })
+        })
+        .collect()
+}
+
+/// Expands a leading `~` to the home directory, as finto and the shell do.
+pub fn expand_tilde(path: &str) -> PathBuf {
+    let home = || std::env::var_os("HOME").map(PathBuf::from);
+    match path.strip_prefix('~') {
+        Some("") => home().unwrap_or_else(|| PathBuf::from(path)),
+        Some(rest) if rest.starts_with('/') => match home() {
+            Some(h) => h.join(&rest[1..]),
+            None => PathBuf::from(path),
+        },
+        _ => PathBuf::from(path),
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|reason| {
+            if reason.kind() == std::io::ErrorKind::NotFound {
+                ConfigError::Missing {
+                    path: path.to_owned(),
+                }
+            } else {
+                ConfigError::Unreadable {
+                    path: path.to_owned(),
+                    reason,
+                }
+            }
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates configuration text; `path` is used in messages only.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let source = Source::parse(text).map_err(|e| {
+            let message = e.to_string();
+            // serde_json appends " at line L column C"; we put the position up front instead.
+            let message = match message.rfind(" at line ") {
+                Some(i) => message[..i].to_owned(),
+                None => message,
+            };
+            ConfigError::Syntax {
+                path: path.to_owned(),
+                line: e.line(),
+                column: e.column(),
+                message,
+            }
+        })?;
+        let mut checker = source.checker();
+        match read(&mut checker, &source.value, path) {
+            Some(config) if checker.is_clean() => Ok(config),
+            _ => Err(ConfigError::invalid(path, checker.into_problems())),
+        }
+    }
+
+    /// Adds roles imported from the AWS config file (`aws_profiles`): explicit roles win on a
+    /// clash. Then the checks the import had to wait for: at least one role, a known default.
+    pub fn finish_import(&mut self, imported: Vec<Role>) -> Result<(), ConfigError> {
+        for role in imported {
+            self.roles.entry(role.alias.clone()).or_insert(role);
+        }
+        if self.roles.is_empty() {
+            return Err(ConfigError::invalid(
+                &self.path,
+                vec![Problem::new(
+                    &["roles"],
+                    "no roles are configured and no profile in the AWS config file has a \
+                     role_arn; add a role",
+                )],
+            ));
+        }
+        if let Some((name, position)) = self.pending_default_role.take() {
+            match resolve_default_role(&self.roles, &name) {
+                Ok(alias) => self.default_role = Some(alias),
+                Err(message) => {
+                    let mut problem = Problem::new(&["default_role"], message);
+                    problem.position = position;
+                    return Err(ConfigError::invalid(&self.path, vec![problem]));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The whole file, every member checked; `None` when something is too wrong to go on.
+fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<Config> {
+    let top = checker.object(&[], value, &TOP_FIELDS)?;
+    let (base_credentials, mfa) = match top.get("credentials") {
+        None => (BaseCredentials::DefaultChain, MfaConfig::default()),
+        Some(section) => read_credentials(checker, section),
+    };
+    let aws_profiles = checker
+        .field::<bool>(&[], top, "aws_profiles")
+        .unwrap_or(false);
+    let mut roles = BTreeMap::new();
+    let mut written: Vec<&str> = Vec::new();
+    if let Some(section) = top.get("roles") {
+        for (alias, raw) in checker.members(&["roles"], section).into_iter().flatten() {
+            written.push(alias);
+            let Some(raw) = RawRole::read(checker, alias, raw) else {
+                continue;
+            };
+            match raw.validate(alias) {
+                Ok(mut role) => {
+                    role.mfa_serial = role.mfa_serial.or_else(|| mfa.serial.clone());
+                    roles.insert(role.alias.clone(), role);
+                }
+                Err(wrong) => {
+                    for (field, why) in wrong {
+                        checker.report(&["roles", alias, field], why.0);
+                    }
+                }
+            }
+        }
+    }
+    // With aws_profiles the roles may all come from ~/.aws/config; checked after the import.
+    if written.is_empty() && !aws_profiles {
+        checker.report(
+            &["roles"],
+            "no roles are configured; add at least one, e.g. \
+             \"roles\": {\"example\": \"arn:aws:iam::123456789012:role/example\"}",
+        );
+    }
+    let default_name = checker.field::<String>(&[], top, "default_role");
+    let mut default_role = None;
+    let mut pending_default_role = None;
+    match default_name {
+        // With aws_profiles the default role may be an imported one: resolved after the import.
+        Some(name) if aws_profiles => {
+            let mut problem = Problem::new(&["default_role"], "");
+            checker.locate(&mut problem);
+            pending_default_role = Some((name, problem.position));
+        }
+        // A role that is written but invalid has its own problem already.
+        Some(name) if written.contains(&name.as_str()) => {
+            default_role = roles.keys().find(|a| a.as_str() == name).cloned();
+        }
+        Some(name) => match resolve_default_role(&roles, &name) {
+            Ok(alias) => default_role = Some(alias),
+            Err(message) => checker.report(&["default_role"], message),
+        },
+        None => {}
+    }
+    let instance = top
+        .get("instance")
+        .map(|section| InstanceConfig::read(checker, section))
+        .unwrap_or_default();
+    Some(Config {
+        path: path.to_owned(),
+        base_credentials,
+        mfa,
+        roles,
+        default_role,
+        pending_default_role,
+        addr: checker.field(&[], top, "addr"),
+        port: checker.field(&[], top, "port"),
+        ecs_port: checker.field(&[], top, "ecs_port"),
+        admin_port: checker.field(&[], top, "admin_port"),
+        aws_profiles,
+        instance,
+    })
+}
+
+/// The `credentials` section: which profile, and MFA.
+fn read_credentials(checker: &mut Checker, section: &Value) -> (BaseCredentials, MfaConfig) {
+    const AT: [&str; 1] = ["credentials"];
+    let mut mfa = MfaConfig::default();
+    let Some(c) = checker.object(&AT, section, &CREDENTIALS_FIELDS) else {
+        return (BaseCredentials::DefaultChain, mfa);
+    };
+    mfa.serial = checker.field::<String>(&AT, c, "mfa_serial").and_then(|s| {
+        MfaSerial::parse(&s)
+            .map_err(|e| checker.report(&["credentials", "mfa_serial"], e.0))
+            .ok()
+    });
+    mfa.process = checker
+        .field::<String>(&AT, c, "mfa_process")
+        .filter(|p| !p.trim().is_empty());
+    if let Some(d) = checker.field::<i64>(&AT, c, "mfa_session_seconds") {
+        match u32::try_from(d)
+            .ok()
+            .filter(|d| MFA_SESSION_SECONDS.contains(d))
+        {
+            Some(d) => mfa.session_seconds = d,
+            None => checker.report(
+                &["credentials", "mfa_session_seconds"],
+                format!("{d} is outside GetSessionToken's range 900..=129600"),
+            ),
+        }
+    }
+    let file = checker.field::<String>(&AT, c, "file");
+    if file.as_ref().is_some_and(|f| f.trim().is_empty()) {
+        checker.report(
+            &["credentials", "file"],
+            "must not be empty; leave it out for the standard credentials file",
+        );
+    }
+    let profile = checker
+        .field::<String>(&AT, c, "profile")
+        .unwrap_or_else(|| "default".to_owned());
+    if profile.trim().is_empty() {
+        checker.report(
+            &["credentials", "profile"],
+            "must not be empty; leave it out for \"default\"",
+        );
+    }
+    let base = BaseCredentials::Profile {
+        file: file
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| expand_tilde(&f)),
+        profile,
+    };
+    (base, mfa)
+}
+
+fn resolve_default_role(roles: &BTreeMap<Alias, Role>, name: &str) -> Result<Alias, String> {
+    match roles.keys().find(|a| a.as_str() == name) {
+        Some(alias) => Ok(alias.clone()),
+        None => {
+            let names: Vec<&str> = roles.keys().map(Alias::as_str).collect();
+            Err(format!(
+                "\"{name}\" is not one of the configured roles ({}); fix the name or add the role",
+                names.join(", ")
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/home/u/.fintorc"), text)
+    }
+
+    fn error(text: &str) -> String {
+        parse(text)
+            .expect_err("config should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn accepts_finto_format_unchanged() {
+        let c = parse(
+            r#"{ "credentials": { "file": "/creds", "profile": "identity" },
+                 "roles": { "example": "arn:aws:iam::123456789012:role/example",
+                            "example2": "arn:aws:iam::123456789012:role/example2" },
+                 "default_role": "example" }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.base_credentials,
+            BaseCredentials::Profile {
+                file: Some("/creds".into()),
+                profile: "identity".into()
+            }
+        );
+        assert_eq!(c.roles.len(), 2);
+        assert_eq!(c.default_role.unwrap().as_str(), "example");
+        let r = &c.roles[&Alias::parse("example2").unwrap()];
+        assert_eq!(r.session_name.as_str(), "finto-example2");
+        assert_eq!(r.duration_seconds, 3600);
+        assert_eq!(r.arn.account_id(), "123456789012");
+        assert_eq!(r.arn.role_name(), "example2");
+        assert_eq!(r.arn.partition(), "aws");
+    }
+
+    #[test]
+    fn role_object_form_sets_every_option() {
+        let c = parse(
+            r#"{ "roles": { "ops": { "arn": "arn:aws-us-gov:iam::123456789012:role/team/ops",
+                 "session_name": "me@corp", "duration_seconds": 7200,
+                 "external_id": "abc:123/x", "region": "us-gov-west-1" } } }"#,
+        )
+        .unwrap();
+        let r = c.roles.values().next().unwrap();
+        assert_eq!(r.session_name.as_str(), "me@corp");
+        assert_eq!(r.duration_seconds, 7200);
+        assert_eq!(r.external_id.as_ref().unwrap().as_str(), "abc:123/x");
+        assert_eq!(r.region.as_ref().unwrap().as_str(), "us-gov-west-1");
+        assert_eq!(r.arn.role_name(), "ops");
+        assert_eq!(r.arn.partition(), "aws-us-gov");
+        assert_eq!(c.base_credentials, BaseCredentials::DefaultChain);
+        assert_eq!(c.default_role, None);
+    }
+
+    #[test]
+    fn credentials_section_defaults_to_the_default_profile_in_the_standard_files() {
+        let c = parse(r#"{"credentials": {}, "roles": {"a": "arn:aws:iam::123456789012:role/a"}}"#)
+            .unwrap();
+        assert_eq!(
+            c.base_credentials,
+            BaseCredentials::Profile {
+                file: None,
+                profile: "default".into()
+            }
+        );
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once_each_with_its_line() {
+        let e = error(
+            "{\n  \"roles\": {\n    \"ops\": \"arn:aws:iam::123:role/ops\",\n    \
+             \"dev\": {\"arn\": \"arn:aws:iam::123456789012:role/dev\", \"duration_seconds\": 5},\n    \
+             \"qa\": {\"arn\": \"arn:aws:iam::123456789012:role/qa\", \"sesion_name\": \"x\"}\n  },\n  \
+             \"port\": \"8080\",\n  \"default_role\": \"prod\"\n}",
+        );
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 5, "{e}");
+        assert!(
+            lines[0].starts_with("/home/u/.fintorc:3:5: role \"ops\", field \"arn\": "),
+            "{e}"
+        );
+        assert!(
+            lines[1].starts_with(
+                "/home/u/.fintorc:4:58: role \"dev\", field \"duration_seconds\": 5 is outside"
+            ),
+            "{e}"
+        );
+        assert!(
+            lines[2].starts_with("/home/u/.fintorc:5:56: role \"qa\", field \"sesion_name\": unknown field `sesion_name`"),
+            "{e}"
+        );
+        assert!(
+            lines[3].starts_with("/home/u/.fintorc:7:3: field \"port\": invalid type"),
+            "{e}"
+        );
+        assert!(
+            lines[4].starts_with(
+                "/home/u/.fintorc:8:3: field \"default_role\": \"prod\" is not one of"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_default_naming_an_invalid_role_is_not_reported_twice() {
+        let e = error(r#"{"roles": {"ops": "arn:aws:iam::123:role/ops"}, "default_role": "ops"}"#);
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn the_top_level_must_be_an_object() {
+        assert!(error("[]").contains("expected an object, found an array"));
+    }
+
+    #[test]
+    fn syntax_error_names_file_line_and_column() {
+        let e = error("{\n  \"roles\": {\n    \"a\": \"arn\",\n  }\n}");
+        assert!(e.starts_with("/home/u/.fintorc:4:3: "), "{e}");
+        assert!(!e.contains(" at line "), "{e}");
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_rejected_with_position() {
+        let e = error(
+            "{\"roles\": {\"a\": \"arn:aws:iam::123456789012:role/a\"},\n \"default_rol\": \"a\"}",
+        );
+        assert!(e.contains(":2:"), "{e}");
+        assert!(e.contains("unknown field `default_rol`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_role_option_is_rejected_with_position() {
+        let e = error(
+            r#"{"roles": {"a": {"arn": "arn:aws:iam::123456789012:role/a", "sesion_name": "x"}}}"#,
+        );
+        assert!(e.contains("unknown field `sesion_name`"), "{e}");
+        assert!(e.starts_with("/home/u/.fintorc:1:"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_alias_is_rejected() {
+        let e = error(
+            r#"{"roles": {"a": "arn:aws:iam::123456789012:role/a", "a": "arn:aws:iam::123456789012:role/b"}}"#,
+        );
+        assert!(e.contains("role \"a\" is defined twice"), "{e}");
+    }
+
+    #[test]
+    fn empty_roles_are_rejected() {
+        assert!(error(r#"{"roles": {}}"#).contains("no roles are configured"));
+        assert!(error(r#"{}"#).contains("no roles are configured"));
+    }
+
+    #[test]
+    fn default_role_must_be_configured() {
+        let e =
+            error(r#"{"roles": {"a": "arn:aws:iam::123456789012:role/a"}, "default_role": "b"}"#);
+        assert!(e.contains("field \"default_role\""), "{e}");
+        assert!(
+            e.contains("\"b\" is not one of the configured roles (a)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn malformed_arns_name_the_alias_and_field() {
+        for arn in [
+            "arn:aws:iam::12345678901:role/short-account",
+            "arn:aws:iam::123456789012:user/not-a-role",
+            "arn:aws:s3:::123456789012:role/x",
+            "arn:aws:iam:us-east-1:123456789012:role/regional",
+            "arn:aws:iam::123456789012:role/",
+            "arn:aws:iam::123456789012:role/bad name",
+            "arn:AWS:iam::123456789012:role/x",
+            "not an arn at all, long enough",
+        ] {
+            let e = error(&format!(r#"{{"roles": {{"ops": "{arn}"}}}}"#));
+            assert!(e.contains("role \"ops\", field \"arn\""), "{arn}: {e}");
+            assert!(e.contains("is not an IAM role ARN"), "{arn}: {e}");
+        }
+    }
+
+    #[test]
+    fn duration_outside_sts_range_is_rejected() {
+        for d in [0, 899, 43201, -5] {
+            let e = error(&format!(
+                r#"{{"roles": {{"a": {{"arn": "arn:aws:iam::123456789012:role/a", "duration_seconds": {d}}}}}}}"#
+            ));
+            assert!(e.contains("field \"duration_seconds\""), "{d}: {e}");
+        }
+        for d in [900, 43200] {
+            let c = parse(&format!(
+                r#"{{"roles": {{"a": {{"arn": "arn:aws:iam::123456789012:role/a", "duration_seconds": {d}}}}}}}"#
+            ))
+            .unwrap();
+            assert_eq!(c.roles.values().next().unwrap().duration_seconds, d);
+        }
+    }
+
+    #[test]
+    fn session_name_must_follow_sts_rules() {
+        for s in ["x", "has space", "slash/no", &"a".repeat(65)] {
+            let e = error(&format!(
+                r#"{{"roles": {{"a": {{"arn": "arn:aws:iam::123456789012:role/a", "session_name": "{s}"}}}}}}"#
+            ));
+            assert!(e.contains("field \"session_name\""), "{s}: {e}");
+        }
+        assert!(crate::model::SessionName::parse("a_b+c=d,e.f@g-h").is_ok());
+    }
+
+    #[test]
+    fn external_id_must_follow_sts_rules() {
+        for s in ["x", "white space", "semi;colon"] {
+            let e = error(&format!(
+                r#"{{"roles": {{"a": {{"arn": "arn:aws:iam::123456789012:role/a", "external_id": "{s}"}}}}}}"#
+            ));
+            assert!(e.contains("field \"external_id\""), "{s}: {e}");
+            assert!(!e.contains("<redacted>"), "{e}");
+        }
+        assert!(crate::model::ExternalId::parse(&"a".repeat(1224)).is_ok());
+        assert!(crate::model::ExternalId::parse(&"a".repeat(1225)).is_err());
+    }
+
+    #[test]
+    fn alias_must_be_a_legal_role_name() {
+        let e = error(r#"{"roles": {"a/b": "arn:aws:iam::123456789012:role/a"}}"#);
+        assert!(e.contains("role \"a/b\", field \"alias\""), "{e}");
+    }
+
+    #[test]
+    fn with_aws_profiles_roles_and_default_wait_for_the_import() {
+        let mut c = parse(r#"{"aws_profiles": true, "default_role": "dev"}"#).unwrap();
+        assert!(c.roles.is_empty());
+        let imported = RawRole {
+            arn: "arn:aws:iam::123456789012:role/dev".into(),
+            ..RawRole::default()
+        }
+        .validate("dev")
+        .unwrap();
+        c.finish_import(vec![imported]).unwrap();
+        assert_eq!(c.default_role.unwrap().as_str(), "dev");
+        let mut empty = parse(r#"{"aws_profiles": true}"#).unwrap();
+        let e = empty.finish_import(vec![]).unwrap_err().to_string();
+        assert!(
+            e.contains("no profile in the AWS config file has a role_arn"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn explicit_roles_win_over_imported_ones() {
+        let mut c = parse(
+            r#"{"aws_profiles": true, "roles": {"dev": "arn:aws:iam::123456789012:role/explicit"}}"#,
+        )
+        .unwrap();
+        let imported = RawRole {
+            arn: "arn:aws:iam::123456789012:role/imported".into(),
+            ..RawRole::default()
+        }
+        .validate("dev")
+        .unwrap();
+        c.finish_import(vec![imported]).unwrap();
+        assert_eq!(c.roles.values().next().unwrap().arn.role_name(), "explicit");
+    }
+
+    #[test]
+    fn mfa_serial_applies_to_roles_that_name_none() {
+        let c = parse(
+            r#"{"credentials": {"mfa_serial": "arn:aws:iam::123456789012:mfa/me", "mfa_session_seconds": 3600},
+                "roles": {"a": "arn:aws:iam::123456789012:role/a",
+                          "b": {"arn": "arn:aws:iam::123456789012:role/b", "mfa_serial": "GAHT12345678"}}}"#,
+        )
+        .unwrap();
+        let serial = |alias: &str| {
+            c.roles[&Alias::parse(alias).unwrap()]
+                .mfa_serial
+                .as_ref()
+                .unwrap()
+                .as_str()
+                .to_owned()
+        };
+        assert_eq!(serial("a"), "arn:aws:iam::123456789012:mfa/me");
+        assert_eq!(serial("b"), "GAHT12345678");
+        assert_eq!(c.mfa.session_seconds, 3600);
+        let e = error(
+            r#"{"credentials": {"mfa_serial": "short"}, "roles": {"a": "arn:aws:iam::123456789012:role/a"}}"#,
+        );
+        assert!(e.contains("credentials.mfa_serial"), "{e}");
+        let e = error(
+            r#"{"credentials": {"mfa_session_seconds": 60}, "roles": {"a": "arn:aws:iam::123456789012:role/a"}}"#,
+        );
+        assert!(e.contains("credentials.mfa_session_seconds"), "{e}");
+    }
+
+    #[test]
+    fn listen_address_may_be_configured() {
+        let c = parse(
+            r#"{"roles": {"a": "arn:aws:iam::123456789012:role/a"}, "addr": "127.0.0.1", "port": 8080}"#,
+        )
+        .unwrap();
+        assert_eq!(c.addr, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(c.port, Some(8080));
+        let e =
+            error(r#"{"roles": {"a": "arn:aws:iam::123456789012:role/a"}, "addr": "localhost"}"#);
+        assert!(e.contains("invalid IP address"), "{e}");
+    }
+
+    #[test]
+    fn files_readable_by_others_are_reported_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (config_path, creds) = (dir.path().join("fintorc"), dir.path().join("creds"));
+        let text = format!(
+            r#"{{"credentials": {{"file": "{}"}}, "roles": {{"a": "arn:aws:iam::123456789012:role/a"}}}}"#,
+            creds.display()
+        );
+        std::fs::write(&config_path, &text).unwrap();
+        std::fs::write(&creds, "[default]\n").unwrap();
+        std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = Config::load(&config_path).unwrap();
+        let exposed = exposed_files(&c);
+        assert_eq!(exposed.len(), 1, "{exposed:?}");
+        assert!(
+            exposed[0].contains("creds is readable by other users (mode 644)"),
+            "{exposed:?}"
+        );
+        assert!(exposed[0].contains("chmod 600"), "{exposed:?}");
+    }
+
+    #[test]
+    fn tilde_expands_to_home() {
+        let home = std::env::var("HOME").unwrap();
+        assert_eq!(expand_tilde("~/x"), PathBuf::from(&home).join("x"));
+        assert_eq!(expand_tilde("/abs/~x"), PathBuf::from("/abs/~x"));
+        assert_eq!(expand_tilde("~other/x"), PathBuf::from("~other/x"));
+    }
+}

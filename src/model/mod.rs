@@ -1,0 +1,17 @@
+//! The value types every layer speaks: role names and ARNs checked once where they enter,
+//! secrets whose `Debug` is redacted, credentials, and the clock validity is judged on. Nothing
+//! here does I/O or knows about HTTP, so every other layer may use it.
+
+mod arn;
+mod clock;
+mod credentials;
+mod names;
+mod role;
+mod secret;
+
+pub use arn::RoleArn;
+pub use clock::Clock;
+pub use credentials::Credentials;
+pub use names::{Alias, ExternalId, Invalid, MfaSerial, Region, SessionName};
+pub use role::{DEFAULT_DURATION_SECONDS, MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, Role};
+pub use secret::Secret;
