@@ -8,11 +8,11 @@
 # Also completes role names for `fintors use` and `fintors creds`; source this after
 # `source <(fintors completions bash)` so the rest of fintors's completion keeps working.
 #
-# They need only curl. The daemon is found at $FINTORS_ENDPOINT, else http://169.254.169.254:16925.
+# They need only curl. The daemon is found at $FINTORS_ENDPOINT, else http://127.0.0.1:16925.
 # Exit status: 0 done, 1 the daemon refused (message on stderr), 2 the daemon is not running.
 
 _fintors_endpoint() {
-    printf '%s' "${FINTORS_ENDPOINT:-http://169.254.169.254:16925}"
+    printf '%s' "${FINTORS_ENDPOINT:-http://127.0.0.1:16925}"
 }
 
 # _fintors_request METHOD PATH [JSON]: sets _fintors_status and _fintors_body; returns 2 when the

@@ -6,7 +6,7 @@
 #   fintors_current          print the active role
 #   fintors_prompt           prompt segment: "(role) " or nothing
 #
-# They need only curl. The daemon is found at $FINTORS_ENDPOINT, else http://169.254.169.254:16925.
+# They need only curl. The daemon is found at $FINTORS_ENDPOINT, else http://127.0.0.1:16925.
 # Exit status: 0 done, 1 the daemon refused (message on stderr), 2 the daemon is not running.
 # Also completes role names for `fintors use` (beside the completions `fintors completions fish`
 # prints).
@@ -15,7 +15,7 @@ function __fintors_endpoint
     if set -q FINTORS_ENDPOINT
         printf '%s' $FINTORS_ENDPOINT
     else
-        printf '%s' http://169.254.169.254:16925
+        printf '%s' http://127.0.0.1:16925
     end
 end
 

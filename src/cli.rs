@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-pub const DEFAULT_ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 169, 254));
+/// Where the daemon listens and the clients look, with no flags and no configuration: loopback
+/// needs no root, and `fintors network up` forwards 169.254.169.254:80 here for every SDK.
+pub const DEFAULT_ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 pub const DEFAULT_PORT: u16 = 16925;
 pub const DEFAULT_CONFIG: &str = "~/.fintorc";
 
@@ -20,8 +22,9 @@ profile. It assumes IAM roles with STS from your own base credentials, caches an
 temporary credentials, and serves them on the instance metadata (IMDS) paths, so the AWS CLI and \
 every SDK pick them up with no configuration.\n\nRun the daemon with `fintors` (or `fintors \
 serve`); switch roles with `fintors use ROLE`.",
-    after_help = "Point clients at the daemon with AWS_EC2_METADATA_SERVICE_ENDPOINT=http://ADDR:PORT, \
-or give this machine the 169.254.169.254 address with `sudo fintors network up`.",
+    after_help = "The daemon listens on http://127.0.0.1:16925/. Point clients at it with \
+`eval \"$(fintors env)\"`, or give this machine the 169.254.169.254 address with \
+`sudo fintors network up`.",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
@@ -119,7 +122,7 @@ pub enum CredsFormat {
 /// How a client subcommand finds the daemon.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// The daemon's URL [default: from the config's addr/port, else http://169.254.169.254:16925]
+    /// The daemon's URL [default: from the config's addr/port, else http://127.0.0.1:16925]
     #[arg(long, env = "FINTORS_ENDPOINT", value_name = "URL")]
     pub endpoint: Option<String>,
     /// Configuration file, read for its addr/port
@@ -155,8 +158,9 @@ pub enum NetworkAction {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on: the metadata address (assigned to lo by `fintors network up`) or a
-    /// loopback address [default: the config's addr, else 169.254.169.254]
+    /// Address to listen on: loopback (`sudo fintors network up` forwards 169.254.169.254:80
+    /// there), or 169.254.169.254 itself as finto did [default: the config's addr, else
+    /// 127.0.0.1]
     #[arg(long, value_name = "IP")]
     pub addr: Option<IpAddr>,
 

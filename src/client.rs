@@ -2,7 +2,8 @@
 //! time over plain HTTP/1.1.
 //!
 //! The daemon is found via `--endpoint`, then `FINTORS_ENDPOINT` (both through clap), then the
-//! config file's `addr`/`port`, then the default `http://169.254.169.254:16925`. A daemon that is
+//! config file's `addr`/`port`, then the default `http://127.0.0.1:16925`, where a daemon started
+//! with no flags listens. A daemon that is
 //! not there is one error, [`ClientError::NotRunning`], which the commands turn into one line and
 //! exit code 2, never a stack of errors.
 
@@ -89,6 +90,14 @@ impl Endpoint {
             host: addr.to_string(),
             port,
         })
+    }
+
+    /// The endpoint as SDKs should be given it (`AWS_EC2_METADATA_SERVICE_ENDPOINT`): with the
+    /// trailing `/` that AWS CLI v2.9 and botocore of its age need, since they append
+    /// `latest/api/token` with no separator (Java v2, which adds its own `/`, sends `//latest/...`,
+    /// which the daemon reads as `/latest/...`).
+    pub fn imds_url(&self) -> String {
+        format!("{self}/")
     }
 
     /// `host:port` as it goes in the `Host` header and the URL (port 80 left implicit).
@@ -224,6 +233,18 @@ mod tests {
     }
 
     #[test]
+    fn the_url_for_sdks_ends_with_a_slash() {
+        assert_eq!(
+            endpoint("http://127.0.0.1:16925").imds_url(),
+            "http://127.0.0.1:16925/"
+        );
+        assert_eq!(
+            endpoint("http://127.0.0.1:16925/").imds_url(),
+            "http://127.0.0.1:16925/"
+        );
+    }
+
+    #[test]
     fn rejects_what_is_not_a_plain_http_endpoint() {
         for url in [
             "https://x:1",
@@ -271,7 +292,7 @@ mod tests {
         };
         assert_eq!(
             Endpoint::discover(&args).unwrap(),
-            endpoint("http://169.254.169.254:16925")
+            endpoint("http://127.0.0.1:16925")
         );
     }
 }

@@ -278,16 +278,28 @@ pub async fn env(args: &ClientArgs, ecs: bool) -> Output {
     if !ecs {
         return Ok(format!(
             "export AWS_EC2_METADATA_SERVICE_ENDPOINT={}\n",
-            shell_quote(&endpoint.to_string())
+            shell_quote(&endpoint.imds_url())
         ));
     }
     match (report.container_endpoint, report.container_token_file) {
-        (Some(url), Some(token_file)) => Ok(format!(
-            "export AWS_CONTAINER_CREDENTIALS_FULL_URI={}\n\
-             export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE={}\n",
-            shell_quote(&url),
-            shell_quote(&token_file)
-        )),
+        (Some(url), Some(token_file)) => {
+            // Both forms, since SDKs disagree on which wins (Java v2 reads the variable first,
+            // botocore, Go and Rust the file); both hold the same token.
+            let token = std::fs::read_to_string(&token_file).map_err(|e| {
+                CommandError::Failed(format!(
+                    "cannot read the container token {token_file}: {e} (it belongs to the user \
+                     the daemon runs as)"
+                ))
+            })?;
+            Ok(format!(
+                "export AWS_CONTAINER_CREDENTIALS_FULL_URI={}\n\
+                 export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE={}\n\
+                 export AWS_CONTAINER_AUTHORIZATION_TOKEN={}\n",
+                shell_quote(&url),
+                shell_quote(&token_file),
+                shell_quote(token.trim_end())
+            ))
+        }
         _ => Err(CommandError::Failed(format!(
             "fintors at {endpoint} serves no container endpoint: start it with --ecs-port PORT \
              (or set \"ecs_port\" in the config)"
@@ -304,8 +316,9 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
     }
     let now = Utc::now();
     let mut out = format!(
-        "fintors {} is running at {endpoint} ({})\nactive role: {}\n",
+        "fintors {} is running at {} ({})\nactive role: {}\n",
         report.version,
+        endpoint.imds_url(),
         if report.imdsv2_required {
             "IMDSv2 tokens required"
         } else {

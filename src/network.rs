@@ -12,6 +12,7 @@
 //! integration tests run them for real inside a network namespace.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::process::Command;
 
 use crate::cli::{DEFAULT_PORT, NetworkAction, NetworkArgs};
@@ -87,11 +88,23 @@ pub enum Address {
 }
 
 /// The rules `up` adds, in `iptables -S` form.
-fn redirect_rule(port: u16) -> String {
+fn redirect_rule(target: SocketAddrV4) -> String {
     format!(
         "-A OUTPUT -d {METADATA_ADDR}/32 -p tcp -m tcp --dport 80 -m comment --comment {COMMENT} \
-         -j DNAT --to-destination 127.0.0.1:{port}"
+         -j DNAT --to-destination {target}"
     )
+}
+
+/// Where port 80 of the metadata address is sent: the daemon's address and port as its
+/// configuration sets them, 127.0.0.1:16925 by default, so `fintors` and `sudo fintors network
+/// up` with no flags agree. A daemon on every address is reached on loopback; one configured on
+/// 169.254.169.254 itself (finto's way) is reached there.
+pub fn redirect_target(addr: Option<IpAddr>, port: u16) -> SocketAddrV4 {
+    let ip = match addr {
+        Some(IpAddr::V4(v4)) if !v4.is_unspecified() => v4,
+        _ => Ipv4Addr::LOCALHOST,
+    };
+    SocketAddrV4::new(ip, port)
 }
 
 fn drop_rule() -> String {
@@ -105,7 +118,7 @@ fn iptables(table: &str, rule: &str) -> Cmd {
 }
 
 /// The commands that bring the set-up in place, given what is there already.
-pub fn linux_up(state: &LinuxState, port: u16) -> Vec<Cmd> {
+pub fn linux_up(state: &LinuxState, target: SocketAddrV4) -> Vec<Cmd> {
     let mut plan = Vec::new();
     if state.address == Address::Absent {
         plan.push(Cmd::new(&[
@@ -119,7 +132,7 @@ pub fn linux_up(state: &LinuxState, port: u16) -> Vec<Cmd> {
             LABEL,
         ]));
     }
-    let redirect = redirect_rule(port);
+    let redirect = redirect_rule(target);
     if !state.nat_rules.contains(&redirect) {
         plan.push(iptables("nat", &redirect));
     }
@@ -154,7 +167,7 @@ pub fn linux_down(state: &LinuxState) -> Vec<Cmd> {
     plan
 }
 
-pub fn macos_up(port: u16) -> Vec<Cmd> {
+pub fn macos_up(target: SocketAddrV4) -> Vec<Cmd> {
     vec![
         Cmd::new(&["ifconfig", "lo0", "alias", METADATA_ADDR]),
         Cmd::new(&[
@@ -162,7 +175,9 @@ pub fn macos_up(port: u16) -> Vec<Cmd> {
             "-c",
             &format!(
                 "echo 'rdr pass on lo0 inet proto tcp from any to {METADATA_ADDR} port 80 -> \
-                 127.0.0.1 port {port}' | pfctl -a com.apple/fintors -f -"
+                 {} port {}' | pfctl -a com.apple/fintors -f -",
+                target.ip(),
+                target.port()
             ),
         ]),
         Cmd::new(&["pfctl", "-E"]),
@@ -261,12 +276,13 @@ fn is_root() -> bool {
 
 /// Runs `fintors network ...`.
 pub fn run(args: &NetworkArgs) -> Result<(), NetworkError> {
-    let port = args.port.unwrap_or_else(|| {
-        Config::load(&expand_tilde(&args.config))
-            .ok()
-            .and_then(|c| c.port)
-            .unwrap_or(DEFAULT_PORT)
-    });
+    let config = Config::load(&expand_tilde(&args.config)).ok();
+    let target = redirect_target(
+        config.as_ref().and_then(|c| c.addr),
+        args.port
+            .or(config.as_ref().and_then(|c| c.port))
+            .unwrap_or(DEFAULT_PORT),
+    );
     let verb = match args.action {
         NetworkAction::Up => "up",
         NetworkAction::Down => "down",
@@ -283,16 +299,16 @@ pub fn run(args: &NetworkArgs) -> Result<(), NetworkError> {
             Err(e) => return Err(e),
         };
         match args.action {
-            NetworkAction::Up => execute(&linux_up(&state, port), args.dry_run),
+            NetworkAction::Up => execute(&linux_up(&state, target), args.dry_run),
             NetworkAction::Down => execute(&linux_down(&state), args.dry_run),
             NetworkAction::Status => {
-                print!("{}", describe(&state, port));
+                print!("{}", describe(&state, target));
                 Ok(())
             }
         }
     } else if cfg!(target_os = "macos") {
         match args.action {
-            NetworkAction::Up => execute(&macos_up(port), args.dry_run),
+            NetworkAction::Up => execute(&macos_up(target), args.dry_run),
             NetworkAction::Down => execute(&macos_down(), args.dry_run),
             NetworkAction::Status => execute(
                 &[
@@ -307,13 +323,13 @@ pub fn run(args: &NetworkArgs) -> Result<(), NetworkError> {
     }
 }
 
-fn describe(state: &LinuxState, port: u16) -> String {
+fn describe(state: &LinuxState, target: SocketAddrV4) -> String {
     let address = match state.address {
         Address::Absent => "absent",
         Address::Ours => "present (added by fintors)",
         Address::Foreign => "present (not added by fintors; `down` leaves it)",
     };
-    let redirect = if state.nat_rules.contains(&redirect_rule(port)) {
+    let redirect = if state.nat_rules.contains(&redirect_rule(target)) {
         "present".to_owned()
     } else if state.nat_rules.is_empty() {
         "absent".to_owned()
@@ -330,7 +346,7 @@ fn describe(state: &LinuxState, port: u16) -> String {
     };
     format!(
         "{METADATA_ADDR}/32 on lo: {address}\n\
-         redirect {METADATA_ADDR}:80 -> 127.0.0.1:{port}: {redirect}\n\
+         redirect {METADATA_ADDR}:80 -> {target}: {redirect}\n\
          drop {METADATA_ADDR} from other interfaces: {drop}\n"
     )
 }
@@ -339,6 +355,10 @@ fn describe(state: &LinuxState, port: u16) -> String {
 mod tests {
     use super::*;
 
+    fn to(port: u16) -> SocketAddrV4 {
+        redirect_target(None, port)
+    }
+
     fn lines(plan: &[Cmd]) -> Vec<String> {
         plan.iter().map(|c| c.to_string()).collect()
     }
@@ -346,7 +366,7 @@ mod tests {
     #[test]
     fn up_on_a_bare_machine_adds_address_redirect_and_drop() {
         assert_eq!(
-            lines(&linux_up(&LinuxState::default(), 16925)),
+            lines(&linux_up(&LinuxState::default(), to(16925))),
             [
                 "ip addr add 169.254.169.254/32 dev lo label lo:fintors",
                 "iptables -w -t nat -A OUTPUT -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -m comment --comment fintors -j DNAT --to-destination 127.0.0.1:16925",
@@ -359,10 +379,10 @@ mod tests {
     fn up_when_everything_is_in_place_does_nothing() {
         let state = LinuxState {
             address: Address::Ours,
-            nat_rules: vec![redirect_rule(16925)],
+            nat_rules: vec![redirect_rule(to(16925))],
             filter_rules: vec![drop_rule()],
         };
-        assert!(linux_up(&state, 16925).is_empty());
+        assert!(linux_up(&state, to(16925)).is_empty());
     }
 
     #[test]
@@ -372,7 +392,7 @@ mod tests {
             ..LinuxState::default()
         };
         assert!(
-            !lines(&linux_up(&state, 1))
+            !lines(&linux_up(&state, to(1)))
                 .iter()
                 .any(|l| l.starts_with("ip "))
         );
@@ -387,7 +407,7 @@ mod tests {
     fn down_removes_our_rules_whatever_their_port() {
         let state = LinuxState {
             address: Address::Ours,
-            nat_rules: vec![redirect_rule(1), redirect_rule(2)],
+            nat_rules: vec![redirect_rule(to(1)), redirect_rule(to(2))],
             filter_rules: vec![drop_rule()],
         };
         let plan = lines(&linux_down(&state));
@@ -421,8 +441,22 @@ mod tests {
     }
 
     #[test]
+    fn the_redirect_goes_where_the_daemon_listens_by_default_or_by_config() {
+        assert_eq!(redirect_target(None, 16925).to_string(), "127.0.0.1:16925");
+        let any = "0.0.0.0".parse().ok();
+        assert_eq!(redirect_target(any, 1).to_string(), "127.0.0.1:1");
+        let finto = "169.254.169.254".parse().ok();
+        assert_eq!(
+            redirect_target(finto, 16925).to_string(),
+            "169.254.169.254:16925"
+        );
+        let v6 = "::1".parse().ok();
+        assert_eq!(redirect_target(v6, 2).to_string(), "127.0.0.1:2");
+    }
+
+    #[test]
     fn macos_plan_redirects_to_the_port() {
-        let plan = lines(&macos_up(8080));
+        let plan = lines(&macos_up(to(8080)));
         assert!(plan[0].contains("ifconfig lo0 alias 169.254.169.254"));
         assert!(plan[1].contains("port 80 -> 127.0.0.1 port 8080"));
     }

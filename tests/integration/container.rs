@@ -118,7 +118,7 @@ fn env_ecs_without_the_endpoint_says_how_to_enable_it() {
     let o = fintors_cli(&d, &["env"]);
     assert_eq!(
         String::from_utf8(o.stdout).unwrap(),
-        format!("export AWS_EC2_METADATA_SERVICE_ENDPOINT='{}'\n", d.url())
+        format!("export AWS_EC2_METADATA_SERVICE_ENDPOINT='{}/'\n", d.url())
     );
 }
 

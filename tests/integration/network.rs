@@ -280,3 +280,98 @@ fn socket_activation_serves_on_the_passed_socket() {
     );
     assert_eq!((r.status, r.body.as_str()), (200, "example"));
 }
+
+/// The README's set-up, step by step, with no flags and no endpoint variables anywhere: `fintors`
+/// (reads ~/.fintorc, serves on 127.0.0.1:16925), `sudo fintors network up`, then the client
+/// subcommands, the shell helpers and an unmodified SDK all find the daemon by their defaults.
+#[test]
+fn the_readme_set_up_needs_no_flags_and_no_endpoint_variables() {
+    let venv = require_venv!();
+    let Some(ns) = Netns::create() else { return };
+    let _moto = Reaped(
+        ns.exec(&[
+            venv.join("bin/moto_server").to_str().unwrap(),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &NS_STS_PORT.to_string(),
+        ])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    ns.wait_for_port(NS_STS_PORT);
+    let home = tempfile::tempdir().unwrap();
+    let creds = home.path().join(".aws/credentials");
+    std::fs::create_dir_all(creds.parent().unwrap()).unwrap();
+    crate::support::write_private(
+        &creds,
+        format!(
+            "[identity]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            crate::support::BASE_ACCESS_KEY,
+            crate::support::BASE_SECRET_KEY
+        ),
+    );
+    crate::support::write_private(
+        &home.path().join(".fintorc"),
+        TWO_ROLES.replace("CREDS", "~/.aws/credentials"),
+    );
+    // As the user's login shell would run them: HOME and PATH, nothing about fintors.
+    let user = |argv: &[&str]| {
+        let mut c = ns.exec(&["env", "-i"]);
+        c.arg(format!("HOME={}", home.path().display()))
+            .arg(format!(
+                "PATH={}",
+                std::env::var("PATH").unwrap_or_default()
+            ))
+            .arg(format!(
+                "AWS_ENDPOINT_URL_STS=http://127.0.0.1:{NS_STS_PORT}"
+            ))
+            .args(["AWS_REGION=us-east-1", "AWS_DEFAULT_REGION=us-east-1"])
+            .args(argv);
+        c
+    };
+    let log = home.path().join("fintors.log");
+    let _daemon = Reaped(
+        user(&[env!("CARGO_BIN_EXE_fintors")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    ns.wait_for_port(16925);
+    let fintors = env!("CARGO_BIN_EXE_fintors");
+    assert!(
+        text(&user(&[fintors, "network", "up"]).output().unwrap())
+            .contains("--to-destination 127.0.0.1:16925")
+    );
+
+    let roles = text(&user(&[fintors, "roles"]).output().unwrap());
+    assert!(roles.contains("* example "), "{roles}");
+    let helpers = format!(
+        "source {}; fintors_roles",
+        crate::support::repo_path("shell/fintors.bash").display()
+    );
+    assert_eq!(
+        text(&user(&["bash", "-c", &helpers]).output().unwrap()),
+        "* example\n  example2\n"
+    );
+    let boto = "import boto3\ns = boto3.Session()\nassert s.get_credentials().method == 'iam-role'\n\
+                print(s.client('sts').get_caller_identity()['Arn'])";
+    let python = venv.join("bin/python");
+    // ~/.aws/credentials has no default profile: botocore's chain reaches the instance profile.
+    let sdk = text(
+        &user(&[python.to_str().unwrap(), "-c", boto])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        sdk.trim(),
+        EXAMPLE_ARN,
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    text(&user(&[fintors, "network", "down"]).output().unwrap());
+}
