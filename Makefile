@@ -31,9 +31,11 @@ install:
 	$(CARGO) install --locked --path . --root $(PREFIX)
 
 # Starts the STS emulator and fintors on 127.0.0.1 with examples/fintorc.json; Ctrl-C stops both.
+# A debug build: a demo needs no fat-LTO release build (minutes), and `make test` shares it.
+# FINTORS_DEMO_PORT / FINTORS_DEMO_STS_PORT pick other ports.
 demo: venv
-	$(CARGO) build --release
-	VENV=$(abspath $(VENV)) bash examples/demo.sh
+	$(CARGO) build
+	VENV=$(abspath $(VENV)) FINTORS=$(abspath target/debug/fintors) bash examples/demo.sh
 
 # Benchmarks against a bare-hyper ceiling (bench/); installs wrk and a font for the plot if
 # missing. Not part of `make test`: these machines are shared and timing assertions would flake.

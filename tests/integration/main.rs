@@ -7,6 +7,7 @@ mod admin;
 mod aws_profiles;
 mod client_commands;
 mod container;
+mod demo;
 mod faults;
 mod guard;
 mod imds;
