@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod aws_profiles;
+mod base_credentials;
 mod client_commands;
 mod container;
 mod demo;

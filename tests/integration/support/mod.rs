@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod sso;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -204,6 +206,7 @@ pub struct Daemon {
 pub struct DaemonBuilder {
     addr: String,
     envs: Vec<(String, String)>,
+    removed_envs: Vec<String>,
     netns: Option<String>,
     socket: Option<std::sync::Arc<TcpListener>>,
     config: String,
@@ -219,6 +222,7 @@ impl Daemon {
         DaemonBuilder {
             addr: "127.0.0.1".to_owned(),
             envs: Vec::new(),
+            removed_envs: Vec::new(),
             netns: None,
             socket: None,
             config: config.to_owned(),
@@ -321,6 +325,12 @@ impl DaemonBuilder {
         self
     }
 
+    /// Leaves `name` out of the daemon's environment (the builder sets AWS_CONFIG_FILE, say).
+    pub fn without_env(mut self, name: &str) -> Self {
+        self.removed_envs.push(name.to_owned());
+        self
+    }
+
     /// Where `name` is in the daemon's directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -328,7 +338,9 @@ impl DaemonBuilder {
 
     /// Puts a file in the daemon's directory, which the config can name as `DIR/<name>`.
     pub fn file(self, name: &str, contents: &str) -> Self {
-        std::fs::write(self.dir.path().join(name), contents).unwrap();
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_private(&path, contents);
         self
     }
 
@@ -433,6 +445,9 @@ impl DaemonBuilder {
             .env("AWS_ENDPOINT_URL_STS", sts)
             .env("AWS_REGION", "us-east-1")
             .envs(self.envs.iter().map(|(k, v)| (k, v)));
+        for name in &self.removed_envs {
+            command.env_remove(name);
+        }
         command
     }
 
@@ -497,17 +512,6 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
-}
-
-impl StsCall {
-    /// The name of the role an AssumeRole asks for (`dev` for `...:role/dev`).
-    pub fn role_name(&self) -> Option<&str> {
-        let arn = self
-            .body
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("RoleArn="))?;
-        arn.rsplit("%2F").next()
-    }
 }
 
 impl Reply {
@@ -584,6 +588,122 @@ fn parse_response(bytes: &[u8]) -> Reply {
     }
 }
 
+/// One request a [`FakeServer`] received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// The request target: path and query.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// A query parameter, as sent (the fakes' clients send plain names and digits).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        let (_, query) = self.target.split_once('?')?;
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+    }
+}
+
+/// A handler's status that makes a fake server close the connection without answering.
+pub const HANG_UP: u16 = 0;
+
+type Handler = dyn Fn(&Request) -> (u16, &'static str, String) + Send + Sync;
+
+/// A scriptable HTTP server on 127.0.0.1 standing in for an AWS endpoint (STS, IAM Identity
+/// Center, SSO OIDC, the federation endpoint): it answers what the handler says (status, content
+/// type, body) and records every request, in order.
+pub struct FakeServer {
+    pub url: String,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl FakeServer {
+    pub fn start(
+        handler: impl Fn(&Request) -> (u16, &'static str, String) + Send + Sync + 'static,
+    ) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let record = requests.clone();
+        let handler: Arc<Handler> = Arc::new(handler);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let (handler, record) = (handler.clone(), record.clone());
+                // A thread per request, so a handler that stalls one does not stall the others.
+                std::thread::spawn(move || {
+                    let Some(request) = read_request(&mut stream) else {
+                        return;
+                    };
+                    record.lock().unwrap().push(request.clone());
+                    let (status, content_type, body) = handler(&request);
+                    if status == HANG_UP {
+                        return;
+                    }
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(reply.as_bytes());
+                });
+            }
+        });
+        FakeServer { url, requests }
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn read_request(stream: &mut TcpStream) -> Option<Request> {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(stream);
+    let mut first = String::new();
+    reader.read_line(&mut first).ok()?;
+    let mut parts = first.split_whitespace();
+    let (method, target) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0usize);
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    Some(Request {
+        method,
+        target,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
 /// One request a [`FakeSts`] received.
 #[derive(Debug, Clone)]
 pub struct StsCall {
@@ -594,47 +714,54 @@ pub struct StsCall {
     pub body: String,
 }
 
-/// A handler's status that makes the fake STS close the connection without answering.
-pub const HANG_UP: u16 = 0;
+impl StsCall {
+    fn of(request: &Request) -> StsCall {
+        let access_key = request
+            .header("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or("")
+            .to_owned();
+        let action = request
+            .body
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("Action="))
+            .unwrap_or("")
+            .to_owned();
+        StsCall {
+            action,
+            access_key,
+            body: request.body.clone(),
+        }
+    }
 
-type StsHandler = dyn Fn(&StsCall) -> (u16, String) + Send + Sync;
+    /// The name of the role an AssumeRole asks for (`dev` for `...:role/dev`).
+    pub fn role_name(&self) -> Option<&str> {
+        let arn = self
+            .body
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("RoleArn="))?;
+        arn.rsplit("%2F").next()
+    }
+}
 
 /// A fake STS endpoint for what the emulator cannot do: scripted failures (AccessDenied), and a
 /// record of who called what, in order (GetSessionToken before AssumeRole, signed by whom).
 pub struct FakeSts {
+    server: FakeServer,
     pub url: String,
-    calls: Arc<Mutex<Vec<StsCall>>>,
 }
 
 impl FakeSts {
     pub fn start(handler: impl Fn(&StsCall) -> (u16, String) + Send + Sync + 'static) -> FakeSts {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let record = calls.clone();
-        let handler: Arc<StsHandler> = Arc::new(handler);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let (handler, record) = (handler.clone(), record.clone());
-                // A thread per call, so a handler that stalls one call does not stall the others.
-                std::thread::spawn(move || {
-                    let call = read_sts_call(&mut stream);
-                    record.lock().unwrap().push(call.clone());
-                    let (status, body) = handler(&call);
-                    if status == HANG_UP {
-                        return;
-                    }
-                    let reply = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
-                         Connection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = stream.write_all(reply.as_bytes());
-                });
-            }
+        let server = FakeServer::start(move |request| {
+            let (status, body) = handler(&StsCall::of(request));
+            (status, "text/xml", body)
         });
-        FakeSts { url, calls }
+        FakeSts {
+            url: server.url.clone(),
+            server,
+        }
     }
 
     /// STS's own AccessDenied answer.
@@ -660,11 +787,11 @@ impl FakeSts {
     }
 
     pub fn calls(&self) -> Vec<StsCall> {
-        self.calls.lock().unwrap().clone()
+        self.server.requests().iter().map(StsCall::of).collect()
     }
 
     pub fn request_count(&self) -> u32 {
-        self.calls.lock().unwrap().len() as u32
+        self.server.requests().len() as u32
     }
 }
 
@@ -704,41 +831,6 @@ pub fn sts_error(status: u16, code: &str, message: &str) -> (u16, String) {
              <RequestId>1</RequestId></ErrorResponse>"
         ),
     )
-}
-
-fn read_sts_call(stream: &mut TcpStream) -> StsCall {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reader = BufReader::new(stream);
-    let mut length = 0usize;
-    let mut access_key = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        let lower = line.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap_or(0);
-        }
-        if lower.starts_with("authorization:") {
-            if let Some(rest) = line.split("Credential=").nth(1) {
-                access_key = rest.split('/').next().unwrap_or("").to_owned();
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    let _ = reader.read_exact(&mut body);
-    let body = String::from_utf8_lossy(&body).into_owned();
-    let action = body
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("Action="))
-        .unwrap_or("")
-        .to_owned();
-    StsCall {
-        action,
-        access_key,
-        body,
-    }
 }
 
 /// Runs a program from the venv (or any program) pointed at `daemon` as its only credential

@@ -1,0 +1,144 @@
+//! A fake IAM Identity Center on 127.0.0.1: the access portal (`GetRoleCredentials`) and SSO
+//! OIDC (`CreateToken`), and the token cache as `aws sso login` leaves it in `~/.aws/sso/cache`.
+//!
+//! Every test that configures an SSO profile points both `AWS_ENDPOINT_URL_SSO` and
+//! `AWS_ENDPOINT_URL_SSO_OIDC` here ([`IdentityCenter::endpoints`]), so no test can reach a real
+//! AWS host.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::{FakeServer, Request, write_private};
+
+/// The key id the portal hands out: AssumeRole calls signed with it came through SSO.
+pub const SSO_ACCESS_KEY: &str = "ASIASSOPORTAL0000001";
+pub const START_URL: &str = "https://corp.awsapps.com/start";
+
+/// `~/.aws/config` for an `sso_session` profile `identity` in session `corp`.
+pub const SSO_SESSION_PROFILE: &str = "[profile identity]\n\
+    sso_session = corp\n\
+    sso_account_id = 111122223333\n\
+    sso_role_name = Developer\n\
+    region = us-east-1\n\
+    [sso-session corp]\n\
+    sso_start_url = https://corp.awsapps.com/start\n\
+    sso_region = us-east-1\n\
+    sso_registration_scopes = sso:account:access\n";
+
+pub struct IdentityCenter {
+    pub portal: FakeServer,
+    pub oidc: FakeServer,
+    /// The access tokens the portal accepts; `CreateToken` adds the ones it issues.
+    valid: Arc<Mutex<Vec<String>>>,
+}
+
+impl IdentityCenter {
+    /// A portal that accepts `tokens`; OIDC refreshes a token given the refresh token
+    /// `refresh-1`, issuing `refreshed-access-token`.
+    pub fn start(tokens: &[&str]) -> IdentityCenter {
+        let valid = Arc::new(Mutex::new(
+            tokens.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        ));
+        let accepted = valid.clone();
+        let portal = FakeServer::start(move |r: &Request| {
+            let token = r.header("x-amz-sso_bearer_token").unwrap_or("");
+            let known = accepted.lock().unwrap().iter().any(|t| t == token);
+            match (r.path(), known) {
+                ("/federation/credentials", true) => (200, "application/json", role_credentials()),
+                ("/federation/credentials", false) => (
+                    401,
+                    "application/json",
+                    r#"{"message":"Session token not found or invalid"}"#.into(),
+                ),
+                _ => (404, "application/json", "{}".into()),
+            }
+        });
+        let issued = valid.clone();
+        let oidc = FakeServer::start(move |r: &Request| {
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+            if r.path() == "/token" && body["refreshToken"] == "refresh-1" {
+                issued.lock().unwrap().push("refreshed-access-token".into());
+                (
+                    200,
+                    "application/json",
+                    r#"{"accessToken":"refreshed-access-token","expiresIn":28800,"refreshToken":"refresh-2","tokenType":"Bearer"}"#.into(),
+                )
+            } else {
+                (
+                    400,
+                    "application/json",
+                    r#"{"error":"invalid_grant","error_description":"Invalid refresh token"}"#
+                        .into(),
+                )
+            }
+        });
+        IdentityCenter {
+            portal,
+            oidc,
+            valid,
+        }
+    }
+
+    /// The variables that send aws-config's SSO and SSO OIDC clients here.
+    pub fn endpoints(&self) -> [(&'static str, String); 2] {
+        [
+            ("AWS_ENDPOINT_URL_SSO", self.portal.url.clone()),
+            ("AWS_ENDPOINT_URL_SSO_OIDC", self.oidc.url.clone()),
+        ]
+    }
+
+    /// `GetRoleCredentials` calls made, with the bearer token each carried.
+    pub fn credential_calls(&self) -> Vec<String> {
+        self.portal
+            .requests()
+            .iter()
+            .filter(|r| r.path() == "/federation/credentials")
+            .map(|r| r.header("x-amz-sso_bearer_token").unwrap_or("").to_owned())
+            .collect()
+    }
+
+    pub fn accept(&self, token: &str) {
+        self.valid.lock().unwrap().push(token.to_owned());
+    }
+}
+
+fn role_credentials() -> String {
+    let expiration = (chrono::Utc::now() + chrono::Duration::hours(1)).timestamp_millis();
+    format!(
+        r#"{{"roleCredentials":{{"accessKeyId":"{SSO_ACCESS_KEY}","secretAccessKey":"sso-secret","sessionToken":"sso-session-token","expiration":{expiration}}}}}"#
+    )
+}
+
+/// A cached SSO token as `aws sso login` (AWS CLI v2) writes it for an `sso-session`:
+/// `~/.aws/sso/cache/<sha1 of the session name>.json`, 0600. With `refresh`, it carries the
+/// client registration and refresh token that let aws-config refresh it through SSO OIDC.
+pub fn write_token_cache(
+    home: &Path,
+    session: &str,
+    access_token: &str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    refresh: bool,
+) {
+    use sha1::Digest;
+    let dir = home.join(".aws/sso/cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key: String = sha1::Sha1::digest(session.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mut token = serde_json::json!({
+        "startUrl": START_URL,
+        "region": "us-east-1",
+        "accessToken": access_token,
+        "expiresAt": stamp(expires_at),
+    });
+    if refresh {
+        token["clientId"] = "client-1".into();
+        token["clientSecret"] = "client-secret-1".into();
+        token["registrationExpiresAt"] =
+            stamp(chrono::Utc::now() + chrono::Duration::days(90)).into();
+        token["refreshToken"] = "refresh-1".into();
+    }
+    write_private(&dir.join(format!("{key}.json")), token.to_string());
+}
