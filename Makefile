@@ -4,7 +4,7 @@ PYTHON  ?= python3
 CARGO   ?= cargo
 PREFIX  ?= $(HOME)/.cargo
 
-.PHONY: all build test lint install demo venv bench soak fuzz clean
+.PHONY: all build test lint install demo venv clients bench soak fuzz clean
 
 all: build
 
@@ -19,8 +19,19 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
+# The JS v3 client the tests drive (tests/clients/js, pinned in its package-lock.json). AWS CLI v2
+# and aws-sdk-go-v2 are Debian packages (`.ci/run` installs them); the tests build the Go client.
+# Without npm the JS tests say they are skipped (under CI=true they fail instead).
+JS_CLIENT := tests/clients/js
+clients: $(JS_CLIENT)/node_modules/.installed
+
+$(JS_CLIENT)/node_modules/.installed: $(JS_CLIENT)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(JS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm is not installed: the JS v3 client tests will be skipped"; fi
+
 # Every test process runs with AWS_EC2_METADATA_DISABLED=true: nothing may ask a real IMDS.
-test: venv
+test: venv clients
 	AWS_EC2_METADATA_DISABLED=true FINTORS_VENV=$(abspath $(VENV)) $(CARGO) test
 
 lint:
@@ -73,4 +84,4 @@ fuzz:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(JS_CLIENT)/node_modules

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod sso;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -833,33 +834,11 @@ pub fn sts_error(status: u16, code: &str, message: &str) -> (u16, String) {
     )
 }
 
-/// Runs a program from the venv (or any program) pointed at `daemon` as its only credential
-/// source, with the STS endpoint at moto, and returns trimmed stdout; panics with stderr on
-/// failure.
+/// Runs a program from the venv (or any program) after `eval "$(fintors env)"`, so fintors's
+/// IMDS is its only credential source, with the STS endpoint at moto, and returns trimmed stdout;
+/// panics with stderr on failure.
 pub fn run_client(daemon: &Daemon, program: &Path, args: &[&str]) -> String {
-    let home = daemon.dir.path().join("client-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let output = Command::new(program)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", daemon.url())
-        .env("AWS_ENDPOINT_URL_STS", moto())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", home.join("none"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("none"))
-        .output()
-        .expect("running the client");
-    assert!(
-        output.status.success(),
-        "{} failed: {}\n{}",
-        program.display(),
-        String::from_utf8_lossy(&output.stderr),
-        daemon.stderr()
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    clients::ClientRun::new(daemon, clients::Via::Imds).run(program, args)
 }
 
 /// Runs `fintors ARGS` as a client of `daemon` (via FINTORS_ENDPOINT) and returns its output.
