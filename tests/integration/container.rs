@@ -94,6 +94,20 @@ fn a_named_role_and_unknown_roles() {
 }
 
 #[test]
+fn doubled_slashes_read_as_one() {
+    require_venv!();
+    let d = daemon();
+    let (addr, token, _) = endpoint(&d);
+    let auth = [("Authorization", token.as_str())];
+    let r = http(addr, "GET", "//creds//example2", &auth, "");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.json()["RoleArn"],
+        "arn:aws:iam::123456789012:role/path/example2"
+    );
+}
+
+#[test]
 fn foreign_host_header_is_refused() {
     require_venv!();
     let d = daemon();
