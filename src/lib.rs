@@ -1,31 +1,39 @@
 //! fintors: a local EC2 instance metadata service that serves STS AssumeRole credentials for the
-//! role you choose. The binary is a thin shell over [`daemon::run`]; the modules are public so the
-//! integration tests and benchmarks can drive the same code.
+//! role you choose. The binary is a thin shell over [`daemon::serve`] and [`cli::run`]; the
+//! modules are public so the integration tests, the benchmarks and the fuzz targets drive the
+//! same code.
+//!
+//! # Layout
+//!
+//! The folders are layers, and imports only go down them.
+//!
+//! At the bottom, [`model`] holds the value types every layer speaks: role names and ARNs that
+//! were checked where they entered, secrets whose `Debug` shows nothing, credentials, the clock.
+//! [`api`] is the wire protocol of fintors's own API (route paths and one type per message),
+//! shared by the daemon's handlers and the client subcommands. [`config`] reads what the user
+//! wrote (the fintors config file, and roles imported from `~/.aws/config`) into those types,
+//! reporting every mistake at once.
+//!
+//! [`ec2`] is what an EC2 instance looks like, with no HTTP in it: the IMDS paths and headers,
+//! its JSON documents in EC2's exact layout, the instance and its metadata tree, IMDSv2 tokens.
+//! [`credentials`] is the engine, also without HTTP: STS behind the `RoleAssumer` seam, MFA
+//! sessions, one refresh-ahead cache per role, the registry of roles and the active one, reload.
+//!
+//! [`http`] is the request path, top to bottom: the listener's accept loop, the app (router,
+//! fast path for cached credentials, the guard), and one file per API, named for it (`imds`,
+//! `metadata`, `roles`, `status`, `reload`, `mfa`, `container`, `admin`): the handler of a
+//! route is found from its first path segment. [`daemon`] is the composition root, the only
+//! module that sees every layer: load, bind, build the state, spawn the listeners, wait.
+//!
+//! [`cli`] is the client side (the command line's definition, finding the daemon, the client
+//! subcommands, `fintors network`); it uses `api`, `config`, `ec2`'s protocol facts and
+//! `model`, never `http` or `credentials`.
 
-pub mod access_log;
-pub mod activation;
-pub mod admin;
-pub mod aws_profiles;
-pub mod cache;
+pub mod api;
 pub mod cli;
-pub mod client;
-pub mod commands;
 pub mod config;
-pub mod container;
+pub mod credentials;
 pub mod daemon;
-pub mod document;
-pub mod guard;
-pub mod imds;
-pub mod json_api;
-pub mod metadata;
-pub mod mfa;
+pub mod ec2;
+pub mod http;
 pub mod model;
-pub mod network;
-pub mod registry;
-pub mod reload;
-pub mod roles_api;
-pub mod server;
-pub mod state;
-pub mod status;
-pub mod sts;
-pub mod tokens;

@@ -1,8 +1,8 @@
 //! Property tests for the validation and token code: what holds for every input, not just the
 //! ones a person thought of.
 
+use fintors::ec2::tokens::{TokenError, Tokens};
 use fintors::model::{Alias, RoleArn, SessionName};
-use fintors::tokens::{TokenError, Tokens};
 use proptest::prelude::*;
 
 proptest! {

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use aws_types::os_shim_internal::{Env, Fs};
-use fintors::aws_profiles::{load_from, roles_from};
+use fintors::config::aws_profiles::{load_from, roles_from};
 use fintors::config::Config;
 use fintors::model::RoleArn;
 use libfuzzer_sys::fuzz_target;
@@ -56,7 +56,7 @@ fuzz_target!(
             assert!(RoleArn::parse(role.arn.as_str()).is_ok());
             if let Some(region) = &role.region {
                 // What the metadata tree makes of it while this role is active.
-                let _ = fintors::metadata::zone_id(region.as_str(), "a");
+                let _ = fintors::ec2::instance::zone_id(region.as_str(), "a");
             }
         }
         for text in CONFIGS {

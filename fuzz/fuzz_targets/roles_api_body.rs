@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering;
 
 use axum::http::{Method, StatusCode};
-use fintors::json_api::MAX_BODY_BYTES;
+use fintors::http::MAX_BODY_BYTES;
 use fintors_fuzz::{ALIASES, BOUND, daemon, json_request, loopback_peer};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

@@ -11,7 +11,7 @@
 use std::sync::LazyLock;
 
 use axum::http::{Method, StatusCode, header};
-use fintors::imds::{TOKEN_HEADER, TOKEN_PATH};
+use fintors::ec2::{TOKEN_HEADER, TOKEN_PATH};
 use fintors_fuzz::{FAKE_SECRET, daemon, host_allowed, parse_wire, peer_allowed};
 use libfuzzer_sys::fuzz_target;
 

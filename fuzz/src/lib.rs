@@ -1,6 +1,7 @@
 //! What the fuzz targets share: a daemon's worth of state built in-process, with no network.
 //!
-//! The routers are the real ones (`fintors::server::app`, `fintors::admin::app`) over a fixed
+//! The apps are the real ones (`fintors::http::imds_app`, `fintors::http::admin::app`), over the
+//! state `fintors::daemon::build_state` builds for the daemon, with a fixed
 //! configuration with four roles. AssumeRole is a fake ([`FakeSts`]); the MFA sessions' STS
 //! client has a connector that answers every call with an STS error and counts it. So no target
 //! opens a socket, and nothing asks 169.254.169.254.
@@ -23,17 +24,15 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderName, HeaderValue, Method, Request, Uri, response};
 use http_body_util::BodyExt;
 
-use fintors::access_log::AccessLog;
 use fintors::config::Config;
-use fintors::model::{Clock, Credentials, Role, Secret};
-use fintors::guard::Guard;
-use fintors::metadata::Instance;
-use fintors::mfa::MfaSessions;
-use fintors::registry::Registry;
-use fintors::reload::Reloader;
-use fintors::server::{self, AppState, Service};
-use fintors::sts::{AssumeFuture, Bootstrap, RoleAssumer, StsError};
-use fintors::tokens::Tokens;
+use fintors::credentials::{AssumeFuture, Bootstrap, MfaSessions, RoleAssumer, StsError};
+use fintors::daemon::{Settings, build_state};
+use fintors::ec2::instance::Instance;
+use fintors::ec2::tokens::Tokens;
+use fintors::http::access_log::AccessLog;
+use fintors::http::guard::Guard;
+use fintors::http::{App, AppState, imds_app};
+use fintors::model::{Clock, Credentials, Region, Role, Secret};
 
 /// Every target calls this first.
 pub fn no_imds() {
@@ -105,7 +104,7 @@ impl RoleAssumer for FakeSts {
     fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a> {
         Box::pin(async move {
             if role.alias.as_str() == "broken" {
-                return Err(StsError::new(
+                return Err(StsError::refused(
                     "AccessDenied",
                     "not authorized to perform sts:AssumeRole",
                 ));
@@ -172,11 +171,11 @@ fn refusing_sts_client(calls: Arc<AtomicU64>) -> aws_sdk_sts::Client {
 pub struct Daemon {
     runtime: tokio::runtime::Runtime,
     /// The main listener's service, IMDSv1 allowed.
-    pub app: Service,
+    pub app: App,
     /// The same service under `--imdsv2-required`.
-    pub app_v2: Service,
+    pub app_v2: App,
     /// The admin listener's service (no token).
-    pub admin: Service,
+    pub admin: App,
     pub state: Arc<AppState>,
     /// Calls that reached the MFA client's (refusing) STS.
     pub sts_http_calls: Arc<AtomicU64>,
@@ -207,46 +206,40 @@ fn build() -> Daemon {
         config.mfa.process.is_none(),
         "no mfa_process: it would run a shell command"
     );
-    let clock = Clock::system();
-    let registry = Arc::new(Registry::new(
-        &config,
-        Arc::new(FakeSts { mfa: mfa.clone() }),
-        clock,
-    ));
-    let reloader = Reloader::new(
-        config_path.display().to_string(),
-        false,
-        config.clone(),
-        registry.clone(),
-    );
     let instance = Instance::from_config(
         &config.instance,
         b"fintors-fuzz",
-        &fintors::model::Region::parse("us-east-1").expect("a region"),
+        &Region::parse("us-east-1").expect("a region"),
         chrono::DateTime::UNIX_EPOCH,
     );
-    let tokens = Arc::new(Tokens::from_key([7; 32]));
-    let state = |imdsv2_required| {
-        Arc::new(AppState {
-            reloader: reloader.clone(),
-            container: None,
-            mfa: mfa.clone(),
-            registry: registry.clone(),
-            instance: instance.clone(),
-            tokens: tokens.clone(),
-            clock,
-            imdsv2_required,
-        })
+    let settings = Settings {
+        config_path,
+        aws_profiles: false,
+        imdsv2_required: false,
     };
+    let v1 = build_state(
+        config,
+        &settings,
+        Arc::new(FakeSts { mfa: mfa.clone() }),
+        mfa,
+        instance,
+        Arc::new(Tokens::from_key([7; 32])),
+        Clock::system(),
+        None,
+    );
+    // The same daemon under `--imdsv2-required`: the same registry and caches.
+    let v2 = Arc::new(AppState {
+        imdsv2_required: true,
+        ..(*v1).clone()
+    });
     let guard = Arc::new(Guard::new(BOUND.parse().expect("an address"), false));
     // The access log runs too (its writer thread appends to /dev/null), for its path handling.
     let log = AccessLog::open(Path::new("/dev/null")).ok();
-    let v1 = state(false);
     // With an access log every request is routed; without one (the IMDSv2-only service) cached
     // credentials take the fast path: both paths get fuzzed.
-    let app = server::app(v1.clone(), guard.clone(), log);
-    let app_v2 = server::app(state(true), guard, None);
-    let admin = Service::from(fintors::admin::app(
+    let app = imds_app(v1.clone(), guard.clone(), log);
+    let app_v2 = imds_app(v2, guard, None);
+    let admin = App::from(fintors::http::admin::app(
         v1.clone(),
         Arc::new(Guard::new(ADMIN_BOUND.parse().expect("an address"), false)),
         Arc::new(Bootstrap::default()),
@@ -282,7 +275,7 @@ impl Daemon {
     /// Sends `request` from `peer` through `app`, as the accept loop does, and reads the answer.
     pub fn send(
         &self,
-        app: &Service,
+        app: &App,
         request: Request<Body>,
         peer: SocketAddr,
     ) -> (response::Parts, Bytes) {

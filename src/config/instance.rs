@@ -1,6 +1,6 @@
 //! The `instance` section: what the metadata tree says about "this instance", every key optional.
 //! Values are checked here, where the file is read; the defaults that depend on the host (ids
-//! from /etc/machine-id, the boot time) are filled in by [`crate::metadata::Instance`].
+//! from /etc/machine-id, the boot time) are filled in by the `ec2` layer.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;

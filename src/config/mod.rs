@@ -6,6 +6,7 @@
 //! write instead. Unknown keys are mistakes too: a misspelt `"sesion_name"` must not silently
 //! become the default.
 
+pub mod aws_profiles;
 mod instance;
 mod roles;
 mod source;
@@ -22,6 +23,12 @@ use source::{Checker, Source};
 pub use source::{Position, Problem};
 
 use crate::model::{Alias, MfaSerial, Role};
+
+/// Where the daemon listens and the clients look, with no flags and no configuration: loopback
+/// needs no root, and `fintors network up` forwards 169.254.169.254:80 here for every SDK.
+pub const DEFAULT_ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+pub const DEFAULT_PORT: u16 = 16925;
+pub const DEFAULT_CONFIG: &str = "~/.fintorc";
 
 /// A minimal configuration, shown when the file is missing so the fix is one copy-paste away.
 pub const EXAMPLE: &str = r#"{
@@ -154,6 +161,8 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
+    #[error("{path}: \"aws_profiles\" is on, but {reason}")]
+    AwsProfiles { path: PathBuf, reason: String },
     /// Everything wrong with a well-formed file, one line each, in file order.
     #[error("{}", render(path, problems))]
     Invalid {
@@ -220,6 +229,27 @@ pub fn expand_tilde(path: &str) -> PathBuf {
 }
 
 impl Config {
+    /// Reads the file at `path` and, when it (or `--aws-profiles`) asks for them, the roles of
+    /// the AWS config file; profiles that cannot be roles are logged with the reason.
+    pub async fn read(path: &Path, aws_profiles: bool) -> Result<Config, ConfigError> {
+        let mut config = Config::load(path)?;
+        if aws_profiles || config.aws_profiles {
+            let profiles =
+                aws_profiles::load()
+                    .await
+                    .map_err(|reason| ConfigError::AwsProfiles {
+                        path: path.to_owned(),
+                        reason,
+                    })?;
+            let imported = aws_profiles::roles_from(&profiles);
+            for reason in &imported.skipped {
+                tracing::warn!("{reason}");
+            }
+            config.finish_import(imported.roles)?;
+        }
+        Ok(config)
+    }
+
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|reason| {

@@ -8,6 +8,7 @@ mod credentials;
 mod names;
 mod role;
 mod secret;
+pub mod time;
 
 pub use arn::RoleArn;
 pub use clock::Clock;

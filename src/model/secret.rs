@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use serde::Deserialize;
+
 /// A value that must never be logged. Read it with [`Secret::expose`], only where it is sent.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -16,15 +18,18 @@ impl Secret {
     }
 
     /// Whether `candidate` is this secret, compared in constant time: an early exit would tell an
-    /// attacker, through timing, how many leading bytes of a guess were right.
+    /// attacker, through timing, how many leading bytes of a guess were right. (`subtle` keeps the
+    /// optimizer from turning the comparison back into an early exit.)
     pub fn matches(&self, candidate: &[u8]) -> bool {
-        let expected = self.0.as_bytes();
-        expected.len() == candidate.len()
-            && expected
-                .iter()
-                .zip(candidate)
-                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-                == 0
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(candidate).into()
+    }
+}
+
+/// Secrets arrive in request bodies (`POST /bootstrap/creds`); they are wrapped as they are read.
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
     }
 }
 

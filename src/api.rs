@@ -1,0 +1,233 @@
+//! The wire protocol of fintors's own API: the role API (finto's `/roles`), the status, reload
+//! and MFA routes, and the admin listener's bootstrap body. Each route path and each message is
+//! defined once here; the daemon's handlers serialize these types and the client subcommands
+//! parse the same ones, so the two cannot drift apart.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Secret;
+
+/// Route paths, in axum's syntax where they take a parameter.
+pub mod paths {
+    pub const ROLES: &str = "/roles";
+    pub const ROLE: &str = "/roles/{alias}";
+    pub const ROLE_CREDENTIALS: &str = "/roles/{alias}/credentials";
+    pub const MFA: &str = "/mfa";
+    pub const STATUS: &str = "/fintors/status";
+    pub const RELOAD: &str = "/fintors/reload";
+    /// The container credentials endpoint: the active role, and a named one.
+    pub const CONTAINER_ACTIVE: &str = "/creds";
+    pub const CONTAINER_ROLE: &str = "/creds/{alias}";
+    /// The admin listener.
+    pub const HEALTH: &str = "/healthz";
+    pub const READY: &str = "/status";
+    pub const BOOTSTRAP: &str = "/bootstrap/creds";
+
+    /// `GET /roles?status=active`: the active role, as a one-element list.
+    pub fn active_role() -> String {
+        format!("{ROLES}?status=active")
+    }
+
+    pub fn role_credentials(alias: &str) -> String {
+        format!("{ROLES}/{alias}/credentials")
+    }
+
+    /// Whether `path` is a role's credentials (`/roles/ALIAS/credentials`), which need an IMDS
+    /// session under `--imdsv2-required` like the IMDS credential paths.
+    pub fn is_role_credentials(path: &str) -> bool {
+        path.strip_prefix("/roles/")
+            .and_then(|rest| rest.strip_suffix("/credentials"))
+            .is_some_and(|alias| !alias.is_empty() && !alias.contains('/'))
+    }
+}
+
+/// `GET /roles`, `GET /roles?status=active`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleList {
+    pub roles: Vec<String>,
+}
+
+/// `GET /roles?status=...`: the only filter.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoleFilter {
+    pub status: Option<String>,
+}
+
+/// `GET /roles/<alias>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleDescription {
+    pub arn: String,
+    pub session_name: String,
+}
+
+/// `PUT /roles`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchRequest {
+    pub alias: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchResponse {
+    pub active_role: String,
+}
+
+/// `PUT /mfa`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaRequest {
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaStarted {
+    pub serial: String,
+    #[serde(with = "crate::model::time")]
+    pub expires: DateTime<Utc>,
+}
+
+/// Every refusal of the role, MFA and admin APIs: one line in `error`; when STS refused, also
+/// its `code` and `message`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(error: impl Into<String>) -> Self {
+        ApiError {
+            error: error.into(),
+            code: None,
+            message: None,
+        }
+    }
+}
+
+/// `POST /fintors/reload`: what changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    pub config: String,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    pub active_role: Option<String>,
+    /// Settings that changed but apply only after a restart.
+    pub need_restart: Vec<String>,
+}
+
+/// `GET /fintors/status`: what `fintors status` and `fintors roles` show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub active_role: Option<String>,
+    pub imdsv2_required: bool,
+    /// The container credentials endpoint's URL and token file, when it is served.
+    pub container_endpoint: Option<String>,
+    pub container_token_file: Option<String>,
+    /// Each MFA device the roles use, and when its session expires (`None`: no session yet).
+    #[serde(default)]
+    pub mfa: Vec<MfaReport>,
+    pub roles: Vec<RoleReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaReport {
+    pub serial: String,
+    pub session_expires: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleReport {
+    pub alias: String,
+    pub arn: String,
+    pub session_name: String,
+    pub active: bool,
+    /// The cached credentials, if any can still be served.
+    pub credentials: Option<CachedReport>,
+    pub last_error: Option<ErrorReport>,
+    pub sts_calls: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedReport {
+    pub last_updated: DateTime<Utc>,
+    pub expiration: DateTime<Utc>,
+    pub refresh_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReport {
+    pub code: String,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+/// `POST /bootstrap/creds` on the admin listener: base credentials handed over at run time.
+/// Write-only, so no `Serialize`, and its `Debug` shows no secret.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapRequest {
+    #[serde(rename = "AccessKeyId")]
+    pub access_key_id: String,
+    #[serde(rename = "SecretAccessKey")]
+    pub secret_access_key: Secret,
+    #[serde(rename = "Token", default)]
+    pub token: Option<Secret>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_credentials_paths_are_recognised_by_shape() {
+        assert!(paths::is_role_credentials("/roles/dev/credentials"));
+        assert!(paths::is_role_credentials("/roles/d%65v/credentials"));
+        for path in [
+            "/roles",
+            "/roles/dev",
+            "/roles//credentials",
+            "/roles/a/b/credentials",
+        ] {
+            assert!(!paths::is_role_credentials(path), "{path}");
+        }
+        assert_eq!(paths::role_credentials("dev"), "/roles/dev/credentials");
+    }
+
+    #[test]
+    fn an_mfa_session_expiry_travels_in_ec2_form() {
+        let started = MfaStarted {
+            serial: "s".into(),
+            expires: "2026-11-26T09:00:00Z".parse().unwrap(),
+        };
+        let json = serde_json::to_string(&started).unwrap();
+        assert_eq!(json, r#"{"serial":"s","expires":"2026-11-26T09:00:00Z"}"#);
+        assert_eq!(serde_json::from_str::<MfaStarted>(&json).unwrap(), started);
+    }
+
+    #[test]
+    fn api_errors_carry_sts_codes_only_when_sts_refused() {
+        let plain = serde_json::to_string(&ApiError::new("unknown role: x")).unwrap();
+        assert_eq!(plain, r#"{"error":"unknown role: x"}"#);
+    }
+
+    #[test]
+    fn a_bootstrap_body_debugs_without_its_secrets() {
+        let body: BootstrapRequest = serde_json::from_str(
+            r#"{"AccessKeyId": "AKIA", "SecretAccessKey": "s3cr3t", "Token": "t0k3n"}"#,
+        )
+        .unwrap();
+        let debug = format!("{body:?}");
+        assert!(
+            !debug.contains("s3cr3t") && !debug.contains("t0k3n"),
+            "{debug}"
+        );
+    }
+}

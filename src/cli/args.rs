@@ -1,0 +1,247 @@
+//! The command line's definition. Serving is the default action (`fintors` alone, or `fintors
+//! serve`); the other subcommands are clients of a running daemon, or set up the machine
+//! around it.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::DEFAULT_CONFIG;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fintors",
+    version,
+    about = "Serve AWS role credentials to every SDK on this machine, the way EC2 does",
+    long_about = "fintors makes this workstation look like an EC2 instance with an instance \
+profile. It assumes IAM roles with STS from your own base credentials, caches and refreshes the \
+temporary credentials, and serves them on the instance metadata (IMDS) paths, so the AWS CLI and \
+every SDK pick them up with no configuration.\n\nRun the daemon with `fintors` (or `fintors \
+serve`); switch roles with `fintors use ROLE`.",
+    after_help = "The daemon listens on http://127.0.0.1:16925/. Point clients at it with \
+`eval \"$(fintors env)\"`, or give this machine the 169.254.169.254 address with \
+`sudo fintors network up`.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (what `fintors` does with no command)
+    Serve(ServeArgs),
+    /// List the configured roles, the active one marked, with their cached credentials' lifetime
+    Roles {
+        /// Print JSON (the daemon's status report) instead of a table
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Switch the active role
+    Use {
+        /// Role alias, as listed by `fintors roles`
+        alias: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print the active role's alias (empty if none), e.g. for a shell prompt
+    Current {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print credentials for a role (default: the active one)
+    Creds {
+        /// Role alias [default: the active role]
+        alias: Option<String>,
+        /// env: `export` lines for eval; json: the IMDS document; credential-process: for
+        /// `credential_process` in ~/.aws/config
+        #[arg(long, value_enum, default_value_t = CredsFormat::Env)]
+        format: CredsFormat,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Is the daemon up, where, which role is active, cache state and last STS errors
+    Status {
+        /// Print the daemon's status report as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Re-read the configuration file (like SIGHUP): roles added or removed, the active role and
+    /// cached credentials kept; an invalid file is rejected and the running configuration kept
+    Reload {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Give the daemon an MFA code: starts the MFA session the roles that need MFA are assumed with
+    Mfa {
+        /// The 6-digit code from the device
+        code: String,
+        /// Which device, when roles use several
+        #[arg(long)]
+        serial: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print `export` lines that point SDKs at the daemon: IMDS, or with --ecs the container
+    /// credentials endpoint (for tools and containers that cannot reach IMDS)
+    Env {
+        /// The container endpoint: AWS_CONTAINER_CREDENTIALS_FULL_URI and
+        /// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
+        #[arg(long)]
+        ecs: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print a shell completion script (bash, zsh, fish, ...)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Make clients find fintors at http://169.254.169.254/ (needs root)
+    Network(NetworkArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CredsFormat {
+    Env,
+    Json,
+    CredentialProcess,
+}
+
+/// How a client subcommand finds the daemon.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The daemon's URL [default: from the config's addr/port, else http://127.0.0.1:16925]
+    #[arg(long, env = "FINTORS_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Configuration file, read for its addr/port
+    #[arg(long, env = "FINTORS_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]
+    pub config: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkArgs {
+    #[arg(value_enum)]
+    pub action: NetworkAction,
+    /// Print the commands instead of running them
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The port fintors listens on, which port 80 is redirected to [default: the config's port,
+    /// else 16925]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Configuration file, read for its port
+    #[arg(long, env = "FINTORS_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]
+    pub config: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetworkAction {
+    /// Add the metadata address to lo and redirect port 80 to fintors
+    Up,
+    /// Remove exactly what `up` added
+    Down,
+    /// Show which parts are in place
+    Status,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on: loopback (`sudo fintors network up` forwards 169.254.169.254:80
+    /// there), or 169.254.169.254 itself as finto did [default: the config's addr, else
+    /// 127.0.0.1]
+    #[arg(long, value_name = "IP")]
+    pub addr: Option<IpAddr>,
+
+    /// Port to listen on; 0 picks a free one and logs it [default: the config's port, else 16925]
+    #[arg(long)]
+    pub port: Option<u16>,
+
+    /// Configuration file (finto's JSON format)
+    #[arg(long, env = "FINTORS_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]
+    pub config: String,
+
+    /// Also serve container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI) on 127.0.0.1:PORT;
+    /// `fintors env --ecs` prints the variables [default: the config's ecs_port, else off]
+    #[arg(long, value_name = "PORT")]
+    pub ecs_port: Option<u16>,
+
+    /// Also serve the admin API (GET /healthz, GET /status, POST /bootstrap/creds) on
+    /// 127.0.0.1:PORT; FINTORS_ADMIN_TOKEN, if set, is required as a bearer token
+    /// [default: the config's admin_port, else off]
+    #[arg(long, value_name = "PORT")]
+    pub admin_port: Option<u16>,
+
+    /// Append an HTTP access log to FILE (created with mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// Where the IMDSv2 token key is kept [default: $XDG_STATE_HOME/fintors or
+    /// ~/.local/state/fintors]
+    #[arg(long, env = "FINTORS_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Also serve every profile with a role_arn in the AWS config file as a role (like
+    /// "aws_profiles": true in the config)
+    #[arg(long)]
+    pub aws_profiles: bool,
+
+    /// Refuse requests without an IMDSv2 session token, like an instance with HttpTokens=required
+    #[arg(long)]
+    pub imdsv2_required: bool,
+
+    /// Answer peers other than this machine (dangerous: they get your credentials)
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// More diagnostics on stderr (-v: fintors debug, -vv: everything); RUST_LOG overrides
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl Cli {
+    /// The command to run; no command means serving with the top-level options.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_command_means_serve_with_top_level_flags() {
+        let cli = Cli::try_parse_from(["fintors", "--port", "1234"]).unwrap();
+        let Command::Serve(args) = cli.into_command() else {
+            panic!("expected serve")
+        };
+        assert_eq!(args.port, Some(1234));
+    }
+
+    #[test]
+    fn creds_format_names_match_the_docs() {
+        let cli =
+            Cli::try_parse_from(["fintors", "creds", "dev", "--format", "credential-process"])
+                .unwrap();
+        let Command::Creds { alias, format, .. } = cli.into_command() else {
+            panic!("expected creds")
+        };
+        assert_eq!(alias.as_deref(), Some("dev"));
+        assert_eq!(format, CredsFormat::CredentialProcess);
+    }
+}

@@ -1,0 +1,289 @@
+//! Talking to a running daemon, for the client subcommands: finding it, and one HTTP request at a
+//! time over plain HTTP/1.1.
+//!
+//! The daemon is found via `--endpoint`, then `FINTORS_ENDPOINT` (both through clap), then the
+//! config file's `addr`/`port`, then the default `http://127.0.0.1:16925`, where a daemon started
+//! with no flags listens. A daemon that is
+//! not there is one error, [`ClientError::NotRunning`], which the commands turn into one line and
+//! exit code 2, never a stack of errors.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::args::ClientArgs;
+use crate::config::{Config, DEFAULT_ADDR, DEFAULT_PORT, expand_tilde};
+use crate::ec2::{TOKEN_HEADER, TOKEN_PATH, TTL_HEADER};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Switching roles waits for STS, which fintors itself gives 20 seconds.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the daemon listens: `http://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    host: String,
+    port: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "fintors is not running at {endpoint}: start it with `fintors serve` \
+         (or point --endpoint / FINTORS_ENDPOINT at it)"
+    )]
+    NotRunning { endpoint: Endpoint },
+    #[error("invalid endpoint {0:?}: expected http://HOST[:PORT], e.g. http://127.0.0.1:16925")]
+    BadEndpoint(String),
+    #[error("talking to fintors at {endpoint}: {why}")]
+    Http { endpoint: Endpoint, why: String },
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}", self.authority())
+    }
+}
+
+impl Endpoint {
+    pub fn parse(url: &str) -> Result<Self, ClientError> {
+        let bad = || ClientError::BadEndpoint(url.to_owned());
+        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+        let authority = rest.trim_end_matches('/');
+        if authority.is_empty() || authority.contains('/') {
+            return Err(bad());
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => {
+                (host, port.parse::<u16>().map_err(|_| bad())?)
+            }
+            _ => (authority, 80),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(Endpoint {
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    /// The endpoint to use, in the documented order of precedence.
+    pub fn discover(args: &ClientArgs) -> Result<Self, ClientError> {
+        if let Some(url) = &args.endpoint {
+            return Endpoint::parse(url);
+        }
+        let config = Config::load(&expand_tilde(&args.config)).ok();
+        let addr = config.as_ref().and_then(|c| c.addr).unwrap_or(DEFAULT_ADDR);
+        // A daemon listening on every address is reached on loopback.
+        let addr = if addr.is_unspecified() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            addr
+        };
+        let port = config.as_ref().and_then(|c| c.port).unwrap_or(DEFAULT_PORT);
+        Ok(Endpoint {
+            host: addr.to_string(),
+            port,
+        })
+    }
+
+    /// The endpoint as SDKs should be given it (`AWS_EC2_METADATA_SERVICE_ENDPOINT`): with the
+    /// trailing `/` that AWS CLI v2.9 and botocore of its age need, since they append
+    /// `latest/api/token` with no separator (Java v2, which adds its own `/`, sends `//latest/...`,
+    /// which the daemon reads as `/latest/...`).
+    pub fn imds_url(&self) -> String {
+        format!("{self}/")
+    }
+
+    /// `host:port` as it goes in the `Host` header and the URL (port 80 left implicit).
+    fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == 80 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    fn http_error(&self, why: impl std::fmt::Display) -> ClientError {
+        ClientError::Http {
+            endpoint: self.clone(),
+            why: why.to_string(),
+        }
+    }
+
+    /// Sends one request; `body`, if any, is JSON.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        self.send(method, path, body, None).await
+    }
+
+    /// A GET within an IMDSv2 session: fetches a short-lived token first, so the request works
+    /// whether or not the daemon runs with `--imdsv2-required`.
+    pub async fn get_in_session(&self, path: &str) -> Result<(StatusCode, Bytes), ClientError> {
+        let (status, token) = self
+            .send(Method::PUT, TOKEN_PATH, None, Some((TTL_HEADER, "60")))
+            .await?;
+        if status != StatusCode::OK {
+            return Err(self.http_error(format!("no IMDS session token: HTTP {status}")));
+        }
+        let token = String::from_utf8_lossy(&token).into_owned();
+        self.send(Method::GET, path, None, Some((TOKEN_HEADER, &token)))
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        extra: Option<(&'static str, &str)>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        let not_running = || ClientError::NotRunning {
+            endpoint: self.clone(),
+        };
+        let stream = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| not_running())?
+        .map_err(|_| not_running())?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.http_error(e))?;
+        tokio::spawn(connection);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, self.authority())
+            .header(
+                header::USER_AGENT,
+                concat!("fintors/", env!("CARGO_PKG_VERSION")),
+            );
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some((name, value)) = extra {
+            request = request.header(header::HeaderName::from_static(name), value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| self.http_error(e))?;
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request))
+            .await
+            .map_err(|_| self.http_error("no answer within 30 s"))?
+            .map_err(|e| self.http_error(e))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.http_error(e))?
+            .to_bytes();
+        Ok((status, body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(url: &str) -> Endpoint {
+        Endpoint::parse(url).unwrap()
+    }
+
+    #[test]
+    fn parses_host_and_port() {
+        assert_eq!(
+            endpoint("http://127.0.0.1:16925").to_string(),
+            "http://127.0.0.1:16925"
+        );
+        assert_eq!(endpoint("http://127.0.0.1:16925/").port, 16925);
+        assert_eq!(endpoint("http://169.254.169.254").port, 80);
+        assert_eq!(endpoint("http://[::1]:8080").host, "::1");
+        assert_eq!(
+            endpoint("http://[::1]:8080").to_string(),
+            "http://[::1]:8080"
+        );
+        assert_eq!(endpoint("http://localhost:1").authority(), "localhost:1");
+    }
+
+    #[test]
+    fn the_url_for_sdks_ends_with_a_slash() {
+        assert_eq!(
+            endpoint("http://127.0.0.1:16925").imds_url(),
+            "http://127.0.0.1:16925/"
+        );
+        assert_eq!(
+            endpoint("http://127.0.0.1:16925/").imds_url(),
+            "http://127.0.0.1:16925/"
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_plain_http_endpoint() {
+        for url in [
+            "https://x:1",
+            "127.0.0.1:16925",
+            "http://",
+            "http://h:port",
+            "http://h:1/path",
+        ] {
+            assert!(Endpoint::parse(url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn explicit_endpoint_wins_over_config() {
+        let args = ClientArgs {
+            endpoint: Some("http://127.0.0.9:9".into()),
+            config: "/nonexistent".into(),
+        };
+        assert_eq!(
+            Endpoint::discover(&args).unwrap(),
+            endpoint("http://127.0.0.9:9")
+        );
+    }
+
+    #[test]
+    fn config_addr_and_port_come_next_then_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fintorc");
+        std::fs::write(
+            &path,
+            r#"{"roles": {"a": "arn:aws:iam::123456789012:role/a"}, "addr": "0.0.0.0", "port": 1234}"#,
+        )
+        .unwrap();
+        let args = ClientArgs {
+            endpoint: None,
+            config: path.to_str().unwrap().into(),
+        };
+        assert_eq!(
+            Endpoint::discover(&args).unwrap(),
+            endpoint("http://127.0.0.1:1234")
+        );
+        let args = ClientArgs {
+            endpoint: None,
+            config: "/nonexistent".into(),
+        };
+        assert_eq!(
+            Endpoint::discover(&args).unwrap(),
+            endpoint("http://127.0.0.1:16925")
+        );
+    }
+}

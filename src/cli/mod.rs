@@ -1,0 +1,86 @@
+//! The client side of the command line: the definition ([`args`]), finding and talking to a
+//! running daemon ([`client`]), the subcommands that ask it and print what a person or a script
+//! wants to read ([`commands`]), and `fintors network` ([`network`]). It speaks the daemon's
+//! wire protocol ([`crate::api`]) and reads the configuration, never the engine or the
+//! handlers.
+
+pub mod args;
+pub mod client;
+pub mod commands;
+pub mod network;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+
+use args::{Cli, Command};
+
+/// Runs a client subcommand, `completions` or `network`: prints its output, or its one-line
+/// error with exit status 2 when the daemon is not running and 1 otherwise.
+pub fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "fintors",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Network(args) => match network::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fintors: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve(_) => unreachable!("the daemon is not a client"),
+        client => ask_the_daemon(client),
+    }
+}
+
+fn ask_the_daemon(command: Command) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime");
+    let result = runtime.block_on(async {
+        match &command {
+            Command::Roles { json, client } => commands::roles(client, *json).await,
+            Command::Use { alias, client } => commands::use_role(client, alias).await,
+            Command::Current { client } => commands::current(client).await,
+            Command::Creds {
+                alias,
+                format,
+                client,
+            } => commands::creds(client, alias.as_deref(), *format).await,
+            Command::Status { json, client } => commands::status(client, *json).await,
+            Command::Env { ecs, client } => commands::env(client, *ecs).await,
+            Command::Reload { client } => commands::reload(client).await,
+            Command::Mfa {
+                code,
+                serial,
+                client,
+            } => commands::mfa(client, code, serial.as_deref()).await,
+            Command::Serve(_) | Command::Completions { .. } | Command::Network(_) => {
+                unreachable!("not a question for the daemon")
+            }
+        }
+    });
+    match result {
+        Ok(output) => {
+            let _ = std::io::stdout().write_all(output.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // "fintors is not running at ..." names the program already.
+            match e.exit_code() {
+                2 => eprintln!("{e}"),
+                _ => eprintln!("fintors: {e}"),
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! `"aws_profiles": true`: every profile in the AWS config file that has a `role_arn` becomes a
+//! role, so users keep one source of truth.
+//!
+//! The file is read with the SDK's own parser (the same one the profile credentials use), and each
+//! profile goes through the same validation as a role written in the fintors config. The alias is
+//! the profile name; `source_profile` says whose credentials assume the role; `role_session_name`,
+//! `duration_seconds`, `external_id` and `region` carry over. A profile fintors cannot serve is
+//! skipped with a reason, never silently.
+
+use aws_config::profile::ProfileSet;
+use aws_runtime::env_config::file::EnvConfigFiles;
+use aws_types::os_shim_internal::{Env, Fs};
+
+use super::RawRole;
+use crate::model::Role;
+
+/// The roles the profiles define, and why others were skipped.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub roles: Vec<Role>,
+    pub skipped: Vec<String>,
+}
+
+/// Reads the AWS config (and credentials) files from their standard places.
+pub async fn load() -> Result<ProfileSet, String> {
+    load_from(&Fs::real(), &Env::real()).await
+}
+
+/// [`load`] with the file system and environment given, so tests and the fuzz targets can parse
+/// in-memory files without reading the real home directory.
+pub async fn load_from(fs: &Fs, env: &Env) -> Result<ProfileSet, String> {
+    aws_config::profile::load(fs, env, &EnvConfigFiles::default(), None)
+        .await
+        .map_err(|e| format!("the AWS config file cannot be read: {e}"))
+}
+
+pub fn roles_from(profiles: &ProfileSet) -> Imported {
+    let mut imported = Imported::default();
+    let mut names: Vec<&str> = profiles.profiles().collect();
+    names.sort_unstable();
+    for name in names {
+        let Some(profile) = profiles.get_profile(name) else {
+            continue;
+        };
+        let Some(arn) = profile.get("role_arn") else {
+            continue;
+        };
+        let skip = |why: String| format!("AWS profile \"{name}\" skipped: {why}");
+        let source_profile = match (
+            profile.get("source_profile"),
+            profile.get("credential_source"),
+        ) {
+            (Some(source), _) => Some(source.to_owned()),
+            (None, Some("Environment")) | (None, None) => None,
+            (None, Some(other)) => {
+                imported.skipped.push(skip(format!(
+                    "credential_source = {other} is not supported (only Environment: fintors \
+                     never asks a metadata service, which would be itself)"
+                )));
+                continue;
+            }
+        };
+        let duration_seconds = match profile.get("duration_seconds").map(str::parse::<i64>) {
+            None => None,
+            Some(Ok(d)) => Some(d),
+            Some(Err(_)) => {
+                imported
+                    .skipped
+                    .push(skip("duration_seconds is not a number".into()));
+                continue;
+            }
+        };
+        let raw = RawRole {
+            arn: arn.to_owned(),
+            session_name: profile.get("role_session_name").map(str::to_owned),
+            duration_seconds,
+            external_id: profile.get("external_id").map(str::to_owned),
+            region: profile.get("region").map(str::to_owned),
+            mfa_serial: profile.get("mfa_serial").map(str::to_owned),
+        };
+        match raw.validate(name) {
+            Ok(mut role) => {
+                role.source_profile = source_profile;
+                imported.roles.push(role);
+            }
+            Err(wrong) => {
+                let why: Vec<String> = wrong.iter().map(|(f, e)| format!("{f}: {e}")).collect();
+                imported.skipped.push(skip(why.join("; ")));
+            }
+        }
+    }
+    imported
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn import(config: &str) -> Imported {
+        let fs = Fs::from_slice(&[("/home/u/.aws/config", config)]);
+        let env = Env::from_slice(&[("HOME", "/home/u")]);
+        let profiles = load_from(&fs, &env).await.unwrap();
+        roles_from(&profiles)
+    }
+
+    #[tokio::test]
+    async fn profiles_with_role_arn_become_roles() {
+        let imported = import(
+            "[default]\nregion = us-east-1\n\
+             [profile dev]\nrole_arn = arn:aws:iam::111111111111:role/dev\nsource_profile = base\n\
+             role_session_name = alice\nduration_seconds = 7200\nexternal_id = ext-123\nregion = eu-west-1\n\
+             mfa_serial = arn:aws:iam::111111111111:mfa/alice\n\
+             [profile base]\naws_access_key_id = AKIA\n",
+        )
+        .await;
+        assert_eq!(imported.roles.len(), 1, "{:?}", imported.skipped);
+        let dev = &imported.roles[0];
+        assert_eq!(dev.alias.as_str(), "dev");
+        assert_eq!(dev.arn.account_id(), "111111111111");
+        assert_eq!(dev.session_name.as_str(), "alice");
+        assert_eq!(dev.duration_seconds, 7200);
+        assert_eq!(dev.external_id.as_ref().unwrap().as_str(), "ext-123");
+        assert_eq!(dev.region.as_ref().unwrap().as_str(), "eu-west-1");
+        assert_eq!(dev.source_profile.as_deref(), Some("base"));
+        assert_eq!(
+            dev.mfa_serial.as_ref().unwrap().as_str(),
+            "arn:aws:iam::111111111111:mfa/alice"
+        );
+    }
+
+    #[tokio::test]
+    async fn unservable_profiles_are_skipped_with_a_reason() {
+        let imported = import(
+            "[profile imds]\nrole_arn = arn:aws:iam::111111111111:role/a\ncredential_source = Ec2InstanceMetadata\n\
+             [profile bad]\nrole_arn = arn:aws:iam::111:role/a\nsource_profile = b\n",
+        )
+        .await;
+        assert!(imported.roles.is_empty());
+        let reasons = imported.skipped.join("\n");
+        assert!(
+            reasons.contains("\"imds\" skipped: credential_source = Ec2InstanceMetadata"),
+            "{reasons}"
+        );
+        assert!(reasons.contains("\"bad\" skipped: arn:"), "{reasons}");
+    }
+}

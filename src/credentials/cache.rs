@@ -1,0 +1,712 @@
+//! One role's credential cache: never stale, never a stall.
+//!
+//! A request is answered from the cached credentials whenever they are still good; only when there
+//! are none does a request wait for STS, and then all concurrent requests for the role share one
+//! AssumeRole (single flight, behind an async mutex). Once credentials exist, a background task
+//! refreshes them ahead of expiry, so clients keep receiving credentials with plenty of life left,
+//! and keeps serving the old ones while STS is slow or failing, retrying with jittered exponential
+//! backoff. Expired credentials are never served: when the last good ones run out, the failure is
+//! what clients get, at once, until STS answers again.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::{RoleAssumer, StsError};
+use crate::ec2::document::{CredentialsDocument, render};
+use crate::model::{Clock, Credentials, Role, time};
+
+/// Credentials with less life than this are not handed out: a client could not use them.
+pub const MIN_SERVED_LIFETIME: TimeDelta = TimeDelta::seconds(60);
+/// Refresh when less than this is left (or half the session, for short sessions): botocore treats
+/// credentials with under ~25 minutes left as a degraded IMDS and stretches their expiry.
+pub const REFRESH_LEAD: TimeDelta = TimeDelta::minutes(35);
+/// The longest a request waits for STS when nothing cached can be served: longer than any healthy
+/// AssumeRole, short enough that nobody would call it a hang.
+pub const STS_WAIT: Duration = Duration::from_secs(5);
+/// Backoff between failed STS attempts: doubles from the first value up to the cap, with jitter.
+pub const BACKOFF_FIRST: Duration = Duration::from_secs(2);
+pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// The refresher re-reads the wall clock at least this often, so a laptop waking from sleep
+/// refreshes promptly instead of when a monotonic timer finally fires.
+const WAKE_SLICE: Duration = Duration::from_secs(60);
+
+/// One successful AssumeRole, with the documents rendered once for the hot path.
+#[derive(Debug)]
+pub struct Issued {
+    pub credentials: Credentials,
+    pub fetched_at: DateTime<Utc>,
+    pub refresh_at: DateTime<Utc>,
+    /// `/latest/meta-data/iam/security-credentials/<alias>`.
+    pub document: Bytes,
+    /// The `-extended` variant, with `AccountId`.
+    pub extended_document: Bytes,
+}
+
+/// A failed attempt to obtain credentials.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: StsError,
+    pub at: DateTime<Utc>,
+    /// When the next attempt may be made; requests before then get this failure without waiting.
+    pub retry_at: DateTime<Utc>,
+    /// The EC2-style error document.
+    pub document: Bytes,
+}
+
+impl Failure {
+    fn new(error: StsError, at: DateTime<Utc>, retry_at: DateTime<Utc>) -> Arc<Self> {
+        Arc::new(Failure {
+            document: render(&CredentialsDocument::error(
+                error.code(),
+                error.message(),
+                at,
+            ))
+            .into(),
+            error,
+            at,
+            retry_at,
+        })
+    }
+}
+
+/// Whether a fetch honours the backoff after a failure. A person switching roles on purpose
+/// deserves a fresh attempt; a flood of SDK polls does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    RespectBackoff,
+    Now,
+}
+
+pub struct RoleCache {
+    role: Role,
+    assumer: Arc<dyn RoleAssumer>,
+    clock: Clock,
+    current: RwLock<Option<Arc<Issued>>>,
+    last_failure: RwLock<Option<Arc<Failure>>>,
+    /// Held while an STS call is in flight; also holds the count of consecutive failures.
+    flight: tokio::sync::Mutex<u32>,
+    refresher_running: AtomicBool,
+    /// The active role keeps being refreshed even when nobody asks for it.
+    pinned: AtomicBool,
+    /// Unix seconds of the last request, to let roles nobody uses lapse instead of calling STS.
+    last_access: AtomicI64,
+    sts_calls: AtomicU64,
+}
+
+impl std::fmt::Debug for RoleCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleCache")
+            .field("role", &self.role.alias)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RoleCache {
+    pub fn new(role: Role, assumer: Arc<dyn RoleAssumer>, clock: Clock) -> Arc<Self> {
+        Arc::new(RoleCache {
+            role,
+            assumer,
+            clock,
+            current: RwLock::new(None),
+            last_failure: RwLock::new(None),
+            flight: tokio::sync::Mutex::new(0),
+            refresher_running: AtomicBool::new(false),
+            pinned: AtomicBool::new(false),
+            last_access: AtomicI64::new(i64::MIN),
+            sts_calls: AtomicU64::new(0),
+        })
+    }
+
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    /// How many AssumeRole calls this cache has made.
+    pub fn sts_calls(&self) -> u64 {
+        self.sts_calls.load(Ordering::Relaxed)
+    }
+
+    /// The most recent failure, if any, even if later attempts succeeded (for status reports).
+    pub fn last_failure(&self) -> Option<Arc<Failure>> {
+        self.last_failure.read().expect("poisoned").clone()
+    }
+
+    /// The cached credentials if they can still be served.
+    pub fn cached(&self) -> Option<Arc<Issued>> {
+        self.cached_at(self.clock.now())
+    }
+
+    fn cached_at(&self, now: DateTime<Utc>) -> Option<Arc<Issued>> {
+        self.current
+            .read()
+            .expect("poisoned")
+            .as_ref()
+            .filter(|c| servable(c, now))
+            .cloned()
+    }
+
+    /// Marks the role as the active one (or not): the active role is refreshed even while idle.
+    pub fn set_pinned(self: &Arc<Self>, pinned: bool) {
+        self.pinned.store(pinned, Ordering::Relaxed);
+        if pinned {
+            self.ensure_refresher();
+        }
+    }
+
+    /// The cached credentials, if they can be served, noting that they were asked for: the hot
+    /// path of every credential request. It writes shared memory only once a second (the access
+    /// time) and reads the refresher flag before trying to set it, so concurrent requests on
+    /// several cores do not fight over cache lines.
+    pub fn serve_cached(self: &Arc<Self>) -> Option<Arc<Issued>> {
+        let now = self.clock.now();
+        let seconds = now.timestamp();
+        if self.last_access.load(Ordering::Relaxed) != seconds {
+            self.last_access.store(seconds, Ordering::Relaxed);
+        }
+        let cached = self.cached_at(now)?;
+        if !self.refresher_running.load(Ordering::Acquire) {
+            self.ensure_refresher();
+        }
+        Some(cached)
+    }
+
+    /// Credentials for the role: cached ones at once, otherwise from STS (one call however many
+    /// ask), or the failure that stands in for them. Waits at most [`STS_WAIT`] for STS.
+    pub async fn get(self: &Arc<Self>, attempt: Attempt) -> Result<Arc<Issued>, Arc<Failure>> {
+        if let Some(c) = self.serve_cached() {
+            return Ok(c);
+        }
+        // The fetch runs as its own task: a client that gives up (SDKs wait about a second) must
+        // not cancel an AssumeRole whose result its retry, or the next client, will need.
+        let fetch = tokio::spawn(self.clone().fetch(attempt));
+        match tokio::time::timeout(STS_WAIT, fetch).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(crashed)) => std::panic::resume_unwind(crashed.into_panic()),
+            Err(_) => Err(self.still_waiting()),
+        }
+    }
+
+    /// Obtains credentials under the flight lock: whoever comes second finds the first one's.
+    async fn fetch(self: Arc<Self>, attempt: Attempt) -> Result<Arc<Issued>, Arc<Failure>> {
+        let mut failures = self.flight.lock().await;
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        if attempt == Attempt::RespectBackoff && *failures > 0 {
+            if let Some(f) = self
+                .last_failure()
+                .filter(|f| self.clock.now() < f.retry_at)
+            {
+                return Err(f);
+            }
+        }
+        let result = self.call_sts(&mut failures).await;
+        drop(failures);
+        if result.is_ok() {
+            self.ensure_refresher();
+        }
+        result
+    }
+
+    /// What a request gets when STS is slower than [`STS_WAIT`]. Not a failure of STS (that is
+    /// still pending), so it is neither recorded nor a reason to back off.
+    fn still_waiting(&self) -> Arc<Failure> {
+        let now = self.clock.now();
+        let error = StsError::Timeout(format!(
+            "STS has not answered AssumeRole for {} within {} s; fintors keeps waiting for it \
+             in the background, ask again in a moment",
+            self.role.arn,
+            STS_WAIT.as_secs()
+        ));
+        Failure::new(error, now, now)
+    }
+
+    /// Makes one AssumeRole call; the caller holds the flight lock.
+    async fn call_sts(&self, failures: &mut u32) -> Result<Arc<Issued>, Arc<Failure>> {
+        self.sts_calls.fetch_add(1, Ordering::Relaxed);
+        let outcome = self.assumer.assume_role(&self.role).await;
+        let now = self.clock.now();
+        match outcome {
+            Ok(credentials) if credentials.expiration - now >= MIN_SERVED_LIFETIME => {
+                *failures = 0;
+                let issued = Arc::new(self.issue(credentials, now));
+                tracing::info!(
+                    role = %self.role.alias,
+                    expires = %time::format(issued.credentials.expiration),
+                    "assumed role {}", self.role.arn
+                );
+                *self.current.write().expect("poisoned") = Some(issued.clone());
+                Ok(issued)
+            }
+            Ok(credentials) => Err(self.fail(
+                failures,
+                StsError::Malformed(format!(
+                    "STS returned credentials that expire at {}, which is too soon to serve (is \
+                     this machine's clock right?)",
+                    time::format(credentials.expiration)
+                )),
+                now,
+            )),
+            Err(error) => Err(self.fail(failures, error, now)),
+        }
+    }
+
+    fn issue(&self, credentials: Credentials, now: DateTime<Utc>) -> Issued {
+        let lifetime = credentials.expiration - now;
+        let refresh_at = credentials.expiration - REFRESH_LEAD.min(lifetime / 2);
+        Issued {
+            document: render(&CredentialsDocument::success(&credentials, now, None)).into(),
+            extended_document: render(&CredentialsDocument::success(
+                &credentials,
+                now,
+                Some(self.role.arn.account_id()),
+            ))
+            .into(),
+            credentials,
+            fetched_at: now,
+            refresh_at,
+        }
+    }
+
+    fn fail(&self, failures: &mut u32, error: StsError, now: DateTime<Utc>) -> Arc<Failure> {
+        *failures = failures.saturating_add(1);
+        let delay = backoff(*failures);
+        tracing::warn!(
+            role = %self.role.alias,
+            code = %error.code(),
+            attempt = *failures,
+            retry_in_ms = delay.as_millis() as u64,
+            "AssumeRole {} failed: {}", self.role.arn, error.message()
+        );
+        let failure = Failure::new(
+            error,
+            now,
+            now + TimeDelta::from_std(delay).expect("backoff fits"),
+        );
+        *self.last_failure.write().expect("poisoned") = Some(failure.clone());
+        failure
+    }
+
+    /// Starts the background refresher unless it is already running.
+    fn ensure_refresher(self: &Arc<Self>) {
+        if self
+            .refresher_running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            tokio::spawn(self.clone().refresh_loop());
+        }
+    }
+
+    /// Someone still needs this role: it is active, or was asked for within one session length.
+    fn wanted(&self, now: DateTime<Utc>) -> bool {
+        self.pinned.load(Ordering::Relaxed)
+            || now.timestamp() - self.last_access.load(Ordering::Relaxed)
+                <= i64::from(self.role.duration_seconds)
+    }
+
+    async fn refresh_loop(self: Arc<Self>) {
+        loop {
+            self.refresh_while_wanted().await;
+            self.refresher_running.store(false, Ordering::Release);
+            // A request may have arrived between the last check and the flag going down.
+            if !self.wanted(self.clock.now())
+                || self
+                    .refresher_running
+                    .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    async fn refresh_while_wanted(&self) {
+        loop {
+            let wake_at = self.next_refresh_at();
+            loop {
+                let now = self.clock.now();
+                if now >= wake_at {
+                    break;
+                }
+                let left = (wake_at - now).to_std().unwrap_or_default();
+                tokio::time::sleep(left.min(WAKE_SLICE)).await;
+            }
+            if !self.wanted(self.clock.now()) {
+                tracing::debug!(role = %self.role.alias, "not used lately; letting it lapse");
+                return;
+            }
+            let mut failures = self.flight.lock().await;
+            // A request may have refreshed, or a failure pushed the next attempt out, meanwhile.
+            if self.clock.now() >= self.next_refresh_at() {
+                let _ = self.call_sts(&mut failures).await;
+            }
+        }
+    }
+
+    /// When the background task should next call STS: at the planned refresh time, or after a
+    /// failure at its retry time, whichever the latest event calls for.
+    fn next_refresh_at(&self) -> DateTime<Utc> {
+        let current = self.current.read().expect("poisoned").clone();
+        match (current, self.last_failure()) {
+            (Some(c), Some(f)) if f.at >= c.fetched_at => c.refresh_at.max(f.retry_at),
+            (Some(c), _) => c.refresh_at,
+            (None, Some(f)) => f.retry_at,
+            (None, None) => self.clock.now(),
+        }
+    }
+}
+
+fn servable(issued: &Issued, now: DateTime<Utc>) -> bool {
+    issued.credentials.expiration - now >= MIN_SERVED_LIFETIME
+}
+
+/// Exponential backoff with jitter in [half, full] of the step, so many daemons behind one
+/// failing STS endpoint do not retry in lockstep.
+pub fn backoff(failures: u32) -> Duration {
+    let step = BACKOFF_FIRST
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(BACKOFF_CAP);
+    let half = step / 2;
+    half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::AssumeFuture;
+    use crate::model::{Alias, RoleArn, Secret, SessionName};
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    /// An STS double: answers from a script (success by default) after an optional delay, with
+    /// the session lifetime it is told, and counts calls.
+    struct ScriptedSts {
+        clock: Clock,
+        lifetime: TimeDelta,
+        delay: Mutex<Duration>,
+        script: Mutex<VecDeque<Result<(), StsError>>>,
+        calls: AtomicU64,
+    }
+
+    impl ScriptedSts {
+        fn new(clock: Clock, lifetime: TimeDelta) -> Arc<Self> {
+            Self::with(clock, lifetime, Duration::ZERO, [])
+        }
+        fn with(
+            clock: Clock,
+            lifetime: TimeDelta,
+            delay: Duration,
+            script: impl IntoIterator<Item = Result<(), StsError>>,
+        ) -> Arc<Self> {
+            Arc::new(ScriptedSts {
+                clock,
+                lifetime,
+                delay: Mutex::new(delay),
+                script: Mutex::new(script.into_iter().collect()),
+                calls: AtomicU64::new(0),
+            })
+        }
+        fn calls(&self) -> u64 {
+            self.calls.load(Ordering::SeqCst)
+        }
+        fn slow_down(&self, delay: Duration) {
+            *self.delay.lock().unwrap() = delay;
+        }
+        fn push(&self, outcome: Result<(), StsError>) {
+            self.script.lock().unwrap().push_back(outcome);
+        }
+    }
+
+    impl RoleAssumer for ScriptedSts {
+        fn assume_role<'a>(&'a self, _role: &'a Role) -> AssumeFuture<'a> {
+            Box::pin(async move {
+                let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+                let delay = *self.delay.lock().unwrap();
+                tokio::time::sleep(delay).await;
+                let outcome = self.script.lock().unwrap().pop_front().unwrap_or(Ok(()));
+                outcome.map(|()| Credentials {
+                    access_key_id: format!("ASIA{n:016}"),
+                    secret_access_key: Secret::new(format!("secret-{n}")),
+                    session_token: Secret::new(format!("token-{n}")),
+                    expiration: self.clock.now() + self.lifetime,
+                })
+            })
+        }
+    }
+
+    fn role(duration_seconds: u32) -> Role {
+        let alias = Alias::parse("dev").unwrap();
+        Role {
+            arn: RoleArn::parse("arn:aws:iam::123456789012:role/dev").unwrap(),
+            session_name: SessionName::default_for(&alias),
+            alias,
+            duration_seconds,
+            external_id: None,
+            region: None,
+            source_profile: None,
+            mfa_serial: None,
+        }
+    }
+
+    fn start() -> Clock {
+        Clock::following_tokio("2030-01-01T00:00:00Z".parse().unwrap())
+    }
+
+    fn throttled() -> StsError {
+        StsError::refused("Throttling", "Rate exceeded")
+    }
+
+    async fn advance(d: TimeDelta) {
+        tokio::time::sleep(d.to_std().unwrap()).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_requests_share_one_assume_role() {
+        let clock = start();
+        let sts = ScriptedSts::with(clock, TimeDelta::hours(1), Duration::from_millis(800), []);
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        let requests: Vec<_> = (0..100)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.get(Attempt::RespectBackoff).await })
+            })
+            .collect();
+        let mut keys = std::collections::HashSet::new();
+        for r in requests {
+            keys.insert(r.await.unwrap().unwrap().credentials.access_key_id.clone());
+        }
+        assert_eq!(sts.calls(), 1);
+        assert_eq!(keys.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cached_credentials_are_served_without_calling_sts() {
+        let clock = start();
+        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        let first = cache.get(Attempt::RespectBackoff).await.unwrap();
+        advance(TimeDelta::minutes(10)).await;
+        let again = cache.get(Attempt::RespectBackoff).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(sts.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn long_sessions_refresh_thirty_five_minutes_before_expiry() {
+        let clock = start();
+        let sts = ScriptedSts::new(clock, TimeDelta::hours(12));
+        let cache = RoleCache::new(role(43_200), sts.clone(), clock);
+        cache.set_pinned(true);
+        let first = cache.get(Attempt::RespectBackoff).await.unwrap();
+        advance(TimeDelta::hours(11) + TimeDelta::minutes(24)).await;
+        assert_eq!(sts.calls(), 1, "too early to refresh");
+        advance(TimeDelta::minutes(2)).await;
+        assert_eq!(sts.calls(), 2, "refresh due 35 minutes before expiry");
+        let now = cache.get(Attempt::RespectBackoff).await.unwrap();
+        assert_ne!(
+            now.credentials.access_key_id,
+            first.credentials.access_key_id
+        );
+        assert!(now.credentials.expiration - clock.now() >= TimeDelta::hours(11));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_hour_sessions_refresh_at_half_life() {
+        let clock = start();
+        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        cache.set_pinned(true);
+        cache.get(Attempt::RespectBackoff).await.unwrap();
+        advance(TimeDelta::minutes(29)).await;
+        assert_eq!(sts.calls(), 1);
+        advance(TimeDelta::minutes(2)).await;
+        assert_eq!(sts.calls(), 2);
+        let served = cache.get(Attempt::RespectBackoff).await.unwrap();
+        assert!(served.credentials.expiration - clock.now() >= TimeDelta::minutes(55));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn short_sessions_refresh_at_half_life() {
+        let clock = start();
+        let sts = ScriptedSts::new(clock, TimeDelta::minutes(15));
+        let cache = RoleCache::new(role(900), sts.clone(), clock);
+        cache.set_pinned(true);
+        cache.get(Attempt::RespectBackoff).await.unwrap();
+        advance(TimeDelta::seconds(449)).await;
+        assert_eq!(sts.calls(), 1);
+        advance(TimeDelta::seconds(2)).await;
+        assert_eq!(sts.calls(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_never_wait_for_a_slow_refresh() {
+        let clock = start();
+        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        cache.set_pinned(true);
+        let first = cache.get(Attempt::RespectBackoff).await.unwrap();
+        sts.slow_down(Duration::from_secs(30));
+        // Past the refresh point (30 minutes); the refresh is now stuck in STS for 30 s.
+        advance(TimeDelta::minutes(30) + TimeDelta::seconds(10)).await;
+        assert_eq!(sts.calls(), 2);
+        let before = tokio::time::Instant::now();
+        let served = cache.get(Attempt::RespectBackoff).await.unwrap();
+        assert_eq!(tokio::time::Instant::now(), before, "the request waited");
+        assert!(Arc::ptr_eq(&first, &served));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_giving_up_does_not_cancel_its_assume_role() {
+        let clock = start();
+        let sts = ScriptedSts::with(clock, TimeDelta::hours(1), Duration::from_secs(3), []);
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        // An SDK client times out after about a second and drops its request.
+        let gave_up = tokio::time::timeout(Duration::from_secs(1), cache.get(Attempt::Now)).await;
+        assert!(gave_up.is_err());
+        advance(TimeDelta::seconds(3)).await;
+        let before = tokio::time::Instant::now();
+        assert!(cache.get(Attempt::RespectBackoff).await.is_ok());
+        assert_eq!(tokio::time::Instant::now(), before, "the retry waited");
+        assert_eq!(sts.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_sts_holds_a_request_no_longer_than_the_wait_bound() {
+        let clock = start();
+        let sts = ScriptedSts::with(clock, TimeDelta::hours(1), Duration::from_secs(60), []);
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        let before = tokio::time::Instant::now();
+        let failure = cache.get(Attempt::RespectBackoff).await.unwrap_err();
+        assert_eq!(tokio::time::Instant::now() - before, STS_WAIT);
+        assert_eq!(failure.error.code(), "StsTimeout");
+        assert!(cache.last_failure().is_none(), "STS has not failed yet");
+        advance(TimeDelta::minutes(1)).await;
+        assert!(
+            cache.cached().is_some(),
+            "the call completed in the background"
+        );
+        assert_eq!(sts.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_refresh_keeps_serving_valid_credentials_and_backs_off() {
+        let clock = start();
+        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        cache.set_pinned(true);
+        let first = cache.get(Attempt::RespectBackoff).await.unwrap();
+        for _ in 0..100 {
+            sts.push(Err(throttled()));
+        }
+        // From the refresh point (30 min) to 5 minutes before expiry: every answer is the cached one.
+        advance(TimeDelta::minutes(30)).await;
+        for _ in 0..25 {
+            advance(TimeDelta::minutes(1)).await;
+            let served = cache.get(Attempt::RespectBackoff).await.unwrap();
+            assert!(Arc::ptr_eq(&first, &served));
+        }
+        let calls = sts.calls() - 1;
+        // Backoff doubles from ~2 s to the 5-minute cap: about a dozen attempts in 25 minutes,
+        // not thousands.
+        assert!((5..=20).contains(&calls), "{calls} refresh attempts");
+        assert_eq!(cache.last_failure().unwrap().error.code(), "Throttling");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_credentials_are_never_served() {
+        let clock = start();
+        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        cache.get(Attempt::RespectBackoff).await.unwrap();
+        for _ in 0..1000 {
+            sts.push(Err(StsError::refused("AccessDenied", "not authorized")));
+        }
+        // Every refresh since 30 minutes failed; now the credentials are in their last minute.
+        advance(TimeDelta::minutes(59) + TimeDelta::seconds(1)).await;
+        let failure = cache.get(Attempt::RespectBackoff).await.unwrap_err();
+        assert_eq!(failure.error.code(), "AccessDenied");
+        let doc = std::str::from_utf8(&failure.document).unwrap();
+        assert!(doc.contains("\"Code\" : \"AccessDenied\""), "{doc}");
+        assert!(cache.cached().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_during_backoff_fail_at_once_without_calling_sts() {
+        let clock = start();
+        let sts = ScriptedSts::with(
+            clock,
+            TimeDelta::hours(1),
+            Duration::ZERO,
+            [Err(throttled()), Err(throttled())],
+        );
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        assert!(cache.get(Attempt::RespectBackoff).await.is_err());
+        for _ in 0..50 {
+            assert!(cache.get(Attempt::RespectBackoff).await.is_err());
+        }
+        assert_eq!(sts.calls(), 1);
+        // An explicit switch tries again regardless.
+        assert!(cache.get(Attempt::Now).await.is_err());
+        assert_eq!(sts.calls(), 2);
+        // After the backoff, an ordinary request tries again and succeeds.
+        advance(TimeDelta::minutes(1)).await;
+        assert!(cache.get(Attempt::RespectBackoff).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn service_resumes_after_sts_recovers_without_requests() {
+        let clock = start();
+        let sts = ScriptedSts::with(
+            clock,
+            TimeDelta::hours(1),
+            Duration::ZERO,
+            [Err(throttled()), Err(throttled()), Err(throttled())],
+        );
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        assert!(cache.get(Attempt::RespectBackoff).await.is_err());
+        cache.set_pinned(true);
+        advance(TimeDelta::minutes(2)).await;
+        assert_eq!(sts.calls(), 4, "three failures, then success");
+        assert!(cache.cached().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_roles_lapse_instead_of_refreshing_forever() {
+        let clock = start();
+        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        cache.get(Attempt::RespectBackoff).await.unwrap();
+        advance(TimeDelta::hours(6)).await;
+        // One refresh while it was recently used (within one session length), then none.
+        assert!(sts.calls() <= 3, "{} calls", sts.calls());
+        let calls = sts.calls();
+        advance(TimeDelta::hours(6)).await;
+        assert_eq!(sts.calls(), calls);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn too_short_lived_credentials_are_refused() {
+        let clock = start();
+        let sts = ScriptedSts::new(clock, TimeDelta::seconds(30));
+        let cache = RoleCache::new(role(900), sts.clone(), clock);
+        let failure = cache.get(Attempt::RespectBackoff).await.unwrap_err();
+        assert_eq!(failure.error.code(), "MalformedResponse");
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        for failures in 1..40 {
+            let step = BACKOFF_FIRST
+                .saturating_mul(1 << (failures - 1).min(16))
+                .min(BACKOFF_CAP);
+            let d = backoff(failures);
+            assert!(d >= step / 2 && d <= step, "{failures}: {d:?}");
+        }
+        assert!(backoff(100) <= BACKOFF_CAP);
+    }
+}

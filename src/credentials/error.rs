@@ -1,0 +1,119 @@
+//! Why credentials could not be had, one variant per class of failure, decided by type where the
+//! failure arises (never by reading a message). Each variant has the `Code` IMDS clients see in
+//! the error document and a one-line message that names the thing and the fix; the SDK's own
+//! error chain goes to the debug log (`-vv`), never into a message.
+
+/// An STS failure, or a failure to get as far as STS.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StsError {
+    /// STS answered with an error: its own code and message (`AccessDenied`, `ExpiredToken`,
+    /// `Throttling`, `RegionDisabledException`, ...).
+    #[error("{code}: {message}")]
+    Refused { code: String, message: String },
+    /// The base credentials could not be loaded (no such profile, a broken credentials file,
+    /// a credential_process that failed).
+    #[error("NoBaseCredentials: {0}")]
+    NoBaseCredentials(String),
+    /// STS did not answer in time, or is still being waited for.
+    #[error("StsTimeout: {0}")]
+    Timeout(String),
+    /// No connection to STS (offline, DNS, a refused connection).
+    #[error("StsUnreachable: {0}")]
+    Unreachable(String),
+    /// Something answered that is not STS, or STS said something unusable.
+    #[error("MalformedResponse: {0}")]
+    Malformed(String),
+    /// The role needs an MFA session and none is there yet.
+    #[error("MfaRequired: {0}")]
+    MfaRequired(String),
+}
+
+impl StsError {
+    /// STS's refusal with its code and message.
+    pub fn refused(code: impl Into<String>, message: impl Into<String>) -> Self {
+        StsError::Refused {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The `Code` of the EC2 error document.
+    pub fn code(&self) -> &str {
+        match self {
+            StsError::Refused { code, .. } => code,
+            StsError::NoBaseCredentials(_) => "NoBaseCredentials",
+            StsError::Timeout(_) => "StsTimeout",
+            StsError::Unreachable(_) => "StsUnreachable",
+            StsError::Malformed(_) => "MalformedResponse",
+            StsError::MfaRequired(_) => "MfaRequired",
+        }
+    }
+
+    /// The `Message` of the EC2 error document: one line.
+    pub fn message(&self) -> &str {
+        match self {
+            StsError::Refused { message, .. } => message,
+            StsError::NoBaseCredentials(m)
+            | StsError::Timeout(m)
+            | StsError::Unreachable(m)
+            | StsError::Malformed(m)
+            | StsError::MfaRequired(m) => m,
+        }
+    }
+}
+
+/// Why an MFA session could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MfaError {
+    #[error("an MFA code is exactly 6 digits")]
+    InvalidCode,
+    #[error(transparent)]
+    Sts(#[from] StsError),
+}
+
+/// `text` cut to one line of at most `max` characters: what reaches a user from an SDK's or a
+/// server's words, which can hold newlines or a whole HTML page.
+pub fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &flat[..cut]),
+        None => flat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_class_has_its_document_code() {
+        assert_eq!(
+            StsError::refused("AccessDenied", "no").code(),
+            "AccessDenied"
+        );
+        assert_eq!(
+            StsError::NoBaseCredentials("x".into()).code(),
+            "NoBaseCredentials"
+        );
+        assert_eq!(StsError::Timeout("x".into()).code(), "StsTimeout");
+        assert_eq!(StsError::Unreachable("x".into()).code(), "StsUnreachable");
+        assert_eq!(StsError::Malformed("x".into()).code(), "MalformedResponse");
+        assert_eq!(StsError::MfaRequired("x".into()).code(), "MfaRequired");
+    }
+
+    #[test]
+    fn display_is_code_then_message() {
+        let e = StsError::refused("AccessDenied", "not authorized");
+        assert_eq!(e.to_string(), "AccessDenied: not authorized");
+        assert_eq!(e.message(), "not authorized");
+    }
+
+    #[test]
+    fn one_line_folds_whitespace_and_cuts_long_text() {
+        assert_eq!(one_line("a\n  b\tc", 80), "a b c");
+        assert_eq!(
+            one_line(&"x".repeat(300), 10),
+            format!("{}...", "x".repeat(10))
+        );
+    }
+}

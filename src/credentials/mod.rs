@@ -1,0 +1,22 @@
+//! The credential engine, with no HTTP in it: STS behind the [`RoleAssumer`] seam, MFA
+//! sessions, one cache per role that refreshes ahead of expiry, the registry of roles and the
+//! active one, and reloading the configuration into it. The `http` layer asks it for
+//! credentials; nothing here knows who asked or how.
+
+mod assumer;
+mod bootstrap;
+pub mod cache;
+mod error;
+pub mod mfa;
+pub mod registry;
+pub mod reload;
+pub mod sts;
+
+pub use assumer::{AssumeFuture, RoleAssumer};
+pub use bootstrap::Bootstrap;
+pub use cache::{Attempt, Failure, Issued, RoleCache};
+pub use error::{MfaError, StsError, one_line};
+pub use mfa::MfaSessions;
+pub use registry::{Registry, SwitchError};
+pub use reload::Reloader;
+pub use sts::{FALLBACK_REGION, Sts};

@@ -1,0 +1,215 @@
+//! The configured roles, their credential caches, and which one is active.
+//!
+//! The active role is what IMDS presents as the instance profile's role. Switching is a two-step
+//! affair on purpose: the new role's credentials are obtained first and only then does it become
+//! active, so a role that cannot be assumed never replaces a working one and the next SDK call
+//! after a successful switch is answered from the cache.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use super::RoleAssumer;
+use super::cache::{Attempt, Failure, Issued, RoleCache};
+use crate::config::Config;
+use crate::model::{Alias, Clock, MfaSerial};
+
+pub struct Registry {
+    /// Replaced whole on reload, so a request sees the old set or the new one, never a mix.
+    roles: RwLock<Arc<BTreeMap<Alias, Arc<RoleCache>>>>,
+    active: RwLock<Option<Arc<RoleCache>>>,
+    assumer: Arc<dyn RoleAssumer>,
+    clock: Clock,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    pub active: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    #[error("unknown role: {0}")]
+    UnknownRole(String),
+    #[error("cannot assume role {alias}: {}", .failure.error)]
+    Sts { alias: Alias, failure: Arc<Failure> },
+    #[error("role {0} was removed by a reload while it was being assumed")]
+    Removed(Alias),
+}
+
+impl Registry {
+    /// One cache per configured role; the default role, if any, starts active.
+    pub fn new(config: &Config, assumer: Arc<dyn RoleAssumer>, clock: Clock) -> Self {
+        let roles: BTreeMap<Alias, Arc<RoleCache>> = config
+            .roles
+            .iter()
+            .map(|(alias, role)| {
+                (
+                    alias.clone(),
+                    RoleCache::new(role.clone(), assumer.clone(), clock),
+                )
+            })
+            .collect();
+        let active = config.default_role.as_ref().map(|a| roles[a].clone());
+        Registry {
+            roles: RwLock::new(Arc::new(roles)),
+            active: RwLock::new(active),
+            assumer,
+            clock,
+        }
+    }
+
+    fn snapshot(&self) -> Arc<BTreeMap<Alias, Arc<RoleCache>>> {
+        self.roles.read().expect("poisoned").clone()
+    }
+
+    /// Aliases in sorted order.
+    pub fn aliases(&self) -> Vec<Alias> {
+        self.snapshot().keys().cloned().collect()
+    }
+
+    /// Every role's cache, in alias order.
+    pub fn caches(&self) -> Vec<Arc<RoleCache>> {
+        self.snapshot().values().cloned().collect()
+    }
+
+    /// The cache for `alias`; looked up by string because that is what arrives in a URL.
+    pub fn role(&self, alias: &str) -> Option<Arc<RoleCache>> {
+        // Aliases are few; a BTreeMap keyed by Alias can't be searched by &str without Borrow,
+        // which Alias deliberately lacks so that an unchecked string never passes for one.
+        self.roles
+            .read()
+            .expect("poisoned")
+            .iter()
+            .find(|(a, _)| a.as_str() == alias)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// Replaces the roles with `config`'s, atomically: unchanged roles keep their cache (no new
+    /// AssumeRole), changed and new ones start empty, removed ones stop refreshing. The active
+    /// role stays active if it still exists (with its new definition if it changed), else the
+    /// new default role, if any, becomes active.
+    pub fn reload(&self, config: &Config) -> Reloaded {
+        let old = self.snapshot();
+        let mut summary = Reloaded::default();
+        let mut roles = BTreeMap::new();
+        for (alias, role) in &config.roles {
+            let cache = match old.get(alias) {
+                Some(cache) if cache.role() == role => cache.clone(),
+                Some(_) => {
+                    summary.changed.push(alias.to_string());
+                    RoleCache::new(role.clone(), self.assumer.clone(), self.clock)
+                }
+                None => {
+                    summary.added.push(alias.to_string());
+                    RoleCache::new(role.clone(), self.assumer.clone(), self.clock)
+                }
+            };
+            roles.insert(alias.clone(), cache);
+        }
+        for (alias, cache) in old.iter() {
+            if !roles.get(alias).is_some_and(|c| Arc::ptr_eq(c, cache)) {
+                cache.set_pinned(false);
+                if !roles.contains_key(alias) {
+                    summary.removed.push(alias.to_string());
+                }
+            }
+        }
+        let mut active = self.active.write().expect("poisoned");
+        let kept = active
+            .as_ref()
+            .and_then(|a| roles.get(&a.role().alias))
+            .or_else(|| config.default_role.as_ref().and_then(|d| roles.get(d)))
+            .cloned();
+        if let Some(new_active) = &kept {
+            new_active.set_pinned(true);
+        }
+        summary.active = kept.as_ref().map(|a| a.role().alias.to_string());
+        *active = kept;
+        *self.roles.write().expect("poisoned") = Arc::new(roles);
+        summary
+    }
+
+    pub fn active(&self) -> Option<Arc<RoleCache>> {
+        self.active.read().expect("poisoned").clone()
+    }
+
+    /// Obtains the active role's credentials at start-up, so the first request is answered from
+    /// the cache. A failure is logged, not fatal: STS may be unreachable for a while (offline
+    /// laptop) and the daemon must still come up and recover by itself.
+    pub async fn prefetch_active(&self) {
+        if let Some(active) = self.active() {
+            active.set_pinned(true);
+            if let Err(f) = active.get(Attempt::Now).await {
+                tracing::error!(
+                    role = %active.role().alias,
+                    code = %f.error.code(),
+                    "could not assume the default role at start-up: {}; will keep trying",
+                    f.error.message()
+                );
+            }
+        }
+    }
+
+    /// The MFA devices the roles use, each once.
+    pub fn mfa_serials(&self) -> Vec<MfaSerial> {
+        let mut serials: Vec<_> = self
+            .snapshot()
+            .values()
+            .filter_map(|c| c.role().mfa_serial.clone())
+            .collect();
+        serials.sort();
+        serials.dedup();
+        serials
+    }
+
+    /// After the base credentials changed: assume at once, in the background, every role that is
+    /// failing or is active without credentials, instead of waiting out their backoff.
+    pub fn retry_pending(&self) {
+        let active = self.active();
+        for cache in self.snapshot().values() {
+            let is_active = active.as_ref().is_some_and(|a| Arc::ptr_eq(a, cache));
+            if cache.cached().is_none() && (is_active || cache.last_failure().is_some()) {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    let _ = cache.get(Attempt::Now).await;
+                });
+            }
+        }
+    }
+
+    /// Makes `alias` the active role once its credentials are in hand.
+    pub async fn switch(&self, alias: &str) -> Result<Arc<Issued>, SwitchError> {
+        let cache = self
+            .role(alias)
+            .ok_or_else(|| SwitchError::UnknownRole(alias.to_owned()))?;
+        let issued = cache
+            .get(Attempt::Now)
+            .await
+            .map_err(|failure| SwitchError::Sts {
+                alias: cache.role().alias.clone(),
+                failure,
+            })?;
+        // A reload may have removed (or redefined) the role during the STS call; it swaps the
+        // roles while holding `active`, so checking under that lock leaves no gap.
+        let mut active = self.active.write().expect("poisoned");
+        let current = self.snapshot();
+        if !current
+            .get(&cache.role().alias)
+            .is_some_and(|c| Arc::ptr_eq(c, &cache))
+        {
+            return Err(SwitchError::Removed(cache.role().alias.clone()));
+        }
+        cache.set_pinned(true);
+        let previous = active.replace(cache.clone());
+        drop(active);
+        if let Some(previous) = previous.filter(|p| !Arc::ptr_eq(p, &cache)) {
+            previous.set_pinned(false);
+        }
+        tracing::info!(role = %cache.role().alias, "active role is now {}", cache.role().arn);
+        Ok(issued)
+    }
+}

@@ -1,0 +1,369 @@
+//! Talking to STS: the one place fintors spends its base credentials.
+//!
+//! [`Sts`] assumes roles with aws-sdk-sts, signing with the base credentials read afresh for
+//! every call. Whatever goes wrong comes back as an [`StsError`] classified by the SDK error's
+//! type, because its code is what IMDS clients get to see in the error document; the SDK's own
+//! error chain goes to the debug log only.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::meta::credentials::CredentialsProviderChain;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_sdk_sts::config::Region;
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+
+use super::{AssumeFuture, Bootstrap, MfaSessions, RoleAssumer, StsError, one_line};
+use crate::config::{BaseCredentials, MfaConfig};
+use crate::model::{Credentials, Role, Secret};
+
+/// Used when neither the environment nor the profile names a region, as the AWS CLI did for STS.
+pub const FALLBACK_REGION: &str = "us-east-1";
+
+/// How long one AssumeRole may take, retries included, before fintors gives up on it for now.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The base credentials as STS calls see them: bootstrapped ones if any, else the configured
+/// source, read afresh on every call (see [`Reloading`]), so a rotated credentials file is picked
+/// up at the next refresh.
+#[derive(Debug)]
+struct BaseProvider {
+    bootstrap: Arc<Bootstrap>,
+    configured: Reloading,
+}
+
+impl ProvideCredentials for BaseProvider {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        match self.bootstrap.get() {
+            Some(c) => future::ProvideCredentials::ready(Ok(c)),
+            None => self.configured.provide_credentials(),
+        }
+    }
+}
+
+/// A credentials source built anew for every call. aws-config's providers parse the profile
+/// files once and keep what they read, which would pin the keys fintors started with; a daemon
+/// that runs for weeks must sign its next STS call with the keys the files hold now.
+#[derive(Clone)]
+struct Reloading(Arc<dyn Fn() -> SharedCredentialsProvider + Send + Sync>);
+
+impl Reloading {
+    fn new(build: impl Fn() -> SharedCredentialsProvider + Send + Sync + 'static) -> Self {
+        Reloading(Arc::new(build))
+    }
+}
+
+impl std::fmt::Debug for Reloading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reloading")
+    }
+}
+
+impl ProvideCredentials for Reloading {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let provider = (self.0)();
+        future::ProvideCredentials::new(async move { provider.provide_credentials().await })
+    }
+}
+
+/// (region, source profile); `None` for the defaults.
+type ClientKey = (Option<String>, Option<String>);
+
+/// The real thing: STS `AssumeRole` through aws-sdk-sts.
+pub struct Sts {
+    base: SdkConfig,
+    /// Where the base credentials come from, for messages: `profile "identity"`.
+    source: String,
+    /// MFA sessions, for roles that need them.
+    pub mfa: Arc<MfaSessions>,
+    /// One client per (region, source profile) actually used: a role's `region` overrides the
+    /// default, and an imported role's `source_profile` replaces the base credentials.
+    clients: Mutex<HashMap<ClientKey, aws_sdk_sts::Client>>,
+}
+
+impl Sts {
+    /// Loads the base credentials' provider and the standard region and endpoint settings
+    /// (`AWS_REGION`, `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`, the profile's), never IMDS.
+    pub async fn new(
+        base_credentials: &BaseCredentials,
+        mfa: MfaConfig,
+        bootstrap: Arc<Bootstrap>,
+    ) -> Self {
+        let (provider, region_chain) = match base_credentials {
+            BaseCredentials::DefaultChain => (
+                Reloading::new(|| {
+                    SharedCredentialsProvider::new(
+                        CredentialsProviderChain::first_try(
+                            "Environment",
+                            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+                        )
+                        .or_else(
+                            "Profile",
+                            aws_config::profile::ProfileFileCredentialsProvider::builder().build(),
+                        )
+                        .or_else(
+                            "WebIdentityToken",
+                            aws_config::web_identity_token::WebIdentityTokenCredentialsProvider::builder()
+                                .build(),
+                        ),
+                    )
+                }),
+                RegionProviderChain::first_try(
+                    aws_config::environment::EnvironmentVariableRegionProvider::new(),
+                )
+                .or_else(aws_config::profile::ProfileFileRegionProvider::new()),
+            ),
+            BaseCredentials::Profile { file, profile } => {
+                let region = aws_config::profile::ProfileFileRegionProvider::builder()
+                    .profile_files(profile_files(file.as_deref()))
+                    .profile_name(profile)
+                    .build();
+                let (file, profile) = (file.clone(), profile.clone());
+                (
+                    Reloading::new(move || {
+                        SharedCredentialsProvider::new(
+                            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                                .profile_files(profile_files(file.as_deref()))
+                                .profile_name(&profile)
+                                .build(),
+                        )
+                    }),
+                    RegionProviderChain::first_try(
+                        aws_config::environment::EnvironmentVariableRegionProvider::new(),
+                    )
+                    .or_else(region),
+                )
+            }
+        };
+        let region_chain = region_chain.or_else(Region::new(FALLBACK_REGION));
+        let provider = BaseProvider {
+            bootstrap,
+            configured: provider,
+        };
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .credentials_provider(provider)
+            .identity_cache(aws_config::identity::IdentityCache::no_cache())
+            .region(region_chain)
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(OPERATION_TIMEOUT)
+                    .build(),
+            )
+            .load()
+            .await;
+        Sts {
+            mfa: MfaSessions::new(mfa, aws_sdk_sts::Client::new(&base)),
+            base,
+            source: match base_credentials {
+                BaseCredentials::DefaultChain => "the default credential chain".to_owned(),
+                BaseCredentials::Profile { profile, .. } => format!("profile \"{profile}\""),
+            },
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, role: &Role) -> aws_sdk_sts::Client {
+        let region = role.region.as_ref().map(|r| r.as_str().to_owned());
+        let source = role.source_profile.clone();
+        let mut clients = self.clients.lock().expect("sts client map poisoned");
+        clients
+            .entry((region.clone(), source.clone()))
+            .or_insert_with(|| {
+                let source = source.map(|profile| {
+                    SharedCredentialsProvider::new(Reloading::new(move || {
+                        SharedCredentialsProvider::new(
+                            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                                .profile_name(&profile)
+                                .build(),
+                        )
+                    }))
+                });
+                self.build_client(role, source)
+            })
+            .clone()
+    }
+
+    /// A client for `role`'s region, signing with `credentials` instead of the base ones if given.
+    fn build_client(
+        &self,
+        role: &Role,
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> aws_sdk_sts::Client {
+        let mut config = aws_sdk_sts::config::Builder::from(&self.base);
+        if let Some(r) = &role.region {
+            config = config.region(Region::new(r.as_str().to_owned()));
+        }
+        if let Some(credentials) = credentials {
+            config = config.credentials_provider(credentials);
+        }
+        aws_sdk_sts::Client::from_conf(config.build())
+    }
+}
+
+/// The files a base profile is read from: the AWS config file (`AWS_CONFIG_FILE`, else
+/// `~/.aws/config`) and the credentials file: `credentials.file` if it exists, else the
+/// standard one (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`), which aws-config
+/// treats as empty when missing. An SSO user has `~/.aws/config` and no credentials file at all,
+/// and a file named in the config but missing must be no different when the profile is in the
+/// config file: if it is in neither, aws-config says the profile was not found. Looked at
+/// afresh for every STS call, so a file created later is used.
+fn profile_files(file: Option<&std::path::Path>) -> EnvConfigFiles {
+    let builder = EnvConfigFiles::builder().include_default_config_file(true);
+    match file {
+        Some(file) if file.exists() => builder.with_file(EnvConfigFileKind::Credentials, file),
+        Some(_) => builder,
+        None => builder.include_default_credentials_file(true),
+    }
+    .build()
+}
+
+impl RoleAssumer for Sts {
+    fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a> {
+        Box::pin(async move {
+            let client = match &role.mfa_serial {
+                None => self.client(role),
+                Some(serial) => {
+                    let Some(session) = self.mfa.current(serial) else {
+                        return Err(self.mfa.required(serial));
+                    };
+                    // Not cached: the session changes when a new code arrives.
+                    self.build_client(role, Some(SharedCredentialsProvider::new(session)))
+                }
+            };
+            let output = client
+                .assume_role()
+                .role_arn(role.arn.as_str())
+                .role_session_name(role.session_name.as_str())
+                .duration_seconds(role.duration_seconds as i32)
+                .set_external_id(role.external_id.as_ref().map(|e| e.as_str().to_owned()))
+                .send()
+                .await
+                .map_err(|e| self.name_the_source(classify(e), role))?;
+            session_credentials(output.credentials(), "AssumeRole")
+        })
+    }
+}
+
+impl Sts {
+    /// A failure to load base credentials says which ones, and where to fix them.
+    fn name_the_source(&self, error: StsError, role: &Role) -> StsError {
+        match error {
+            StsError::NoBaseCredentials(why) => {
+                let source = match &role.source_profile {
+                    Some(profile) => format!("source profile \"{profile}\" of role {}", role.alias),
+                    None => self.source.clone(),
+                };
+                StsError::NoBaseCredentials(format!(
+                    "cannot load the base credentials ({source}): {why}; check the \
+                     \"credentials\" section of the config and the AWS config and credentials \
+                     files"
+                ))
+            }
+            other => other,
+        }
+    }
+}
+
+/// STS's credentials in fintors's own type; `operation` names the call in the error.
+pub(crate) fn session_credentials(
+    c: Option<&aws_sdk_sts::types::Credentials>,
+    operation: &str,
+) -> Result<Credentials, StsError> {
+    let c = c.ok_or_else(|| {
+        StsError::Malformed(format!("STS answered {operation} without credentials"))
+    })?;
+    let expiration =
+        chrono::DateTime::from_timestamp(c.expiration().secs(), c.expiration().subsec_nanos())
+            .ok_or_else(|| {
+                StsError::Malformed(format!(
+                    "STS returned an impossible expiration for {operation}"
+                ))
+            })?;
+    Ok(Credentials {
+        access_key_id: c.access_key_id().to_owned(),
+        secret_access_key: Secret::new(c.secret_access_key()),
+        session_token: Secret::new(c.session_token()),
+        expiration,
+    })
+}
+
+/// The longest message of STS's (or of an error beneath) that fintors passes on.
+const MAX_MESSAGE: usize = 300;
+
+/// Maps an SDK error to its class, by the error's type: STS's refusals keep STS's code and
+/// message; a failure to load the base credentials is recognised by the `CredentialsError`
+/// aws-config puts in the dispatch failure's source chain (aws-smithy-runtime turns an
+/// identity resolver's error into `SdkError::DispatchFailure` before anything is sent).
+pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> StsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    // The SDK's whole error, raw response included: for `-vv` only.
+    tracing::trace!("STS call failed: {err:?}");
+    match &err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            match e.code() {
+                Some(code) => StsError::refused(
+                    code,
+                    one_line(e.message().unwrap_or("(no message)"), MAX_MESSAGE),
+                ),
+                // Not STS speaking: a captive portal, a proxy's error page, something else.
+                None => StsError::Malformed(
+                    "the STS endpoint answered with something that is not an STS response (a \
+                     proxy or captive portal?); check AWS_ENDPOINT_URL_STS and the proxy settings"
+                        .into(),
+                ),
+            }
+        }
+        SdkError::TimeoutError(_) => StsError::Timeout(format!(
+            "STS did not answer within {} s",
+            OPERATION_TIMEOUT.as_secs()
+        )),
+        SdkError::ResponseError(_) => StsError::Malformed(format!(
+            "STS sent a response fintors could not read: {}",
+            innermost(&err)
+        )),
+        _ => match source_of::<CredentialsError>(&err) {
+            Some(credentials) => StsError::NoBaseCredentials(innermost(credentials)),
+            None => StsError::Unreachable(format!("cannot reach STS: {}", innermost(&err))),
+        },
+    }
+}
+
+/// The first error of type `T` in `err`'s source chain, `err` included.
+fn source_of<'e, T: std::error::Error + 'static>(
+    err: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// The deepest cause in `err`'s chain, on one line: the part that says what actually happened
+/// ("Connection refused", "profile `x` was not defined"), where the outer layers only say that
+/// something failed.
+fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest = err;
+    while let Some(next) = deepest.source() {
+        deepest = next;
+    }
+    one_line(&deepest.to_string(), MAX_MESSAGE)
+}

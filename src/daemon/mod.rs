@@ -1,0 +1,437 @@
+//! The composition root: the only module that sees every layer. Starting the daemon is five
+//! named steps, each of which can fail with one line that names the thing and the fix:
+//! [`load`] (the configuration, the state directory, the instance), [`bind`] (every listener,
+//! before anything else is started), [`build_state`] (the engine and what the handlers share;
+//! the fuzz targets build theirs with it too), [`spawn`] (the listeners' accept loops), and
+//! waiting for a signal. The default role's credentials are obtained before the ready line.
+
+pub mod activation;
+mod logging;
+pub mod state_dir;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::args::ServeArgs;
+use crate::config::{Config, ConfigError, DEFAULT_ADDR, DEFAULT_PORT, expand_tilde};
+use crate::credentials::{
+    Bootstrap, FALLBACK_REGION, MfaSessions, Registry, Reloader, RoleAssumer, Sts,
+};
+use crate::ec2::instance::{self, Instance};
+use crate::ec2::tokens::Tokens;
+use crate::http::access_log::{AccessLog, AccessLogError};
+use crate::http::guard::Guard;
+use crate::http::listener::{self, Limits};
+use crate::http::{App, AppState, ContainerInfo, admin, container, imds_app};
+use crate::model::{Clock, Region, Secret};
+use activation::ActivationError;
+use state_dir::{CONTAINER_TOKEN_FILE, StateDir, StateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    AccessLog(#[from] AccessLogError),
+    #[error(transparent)]
+    Activation(#[from] ActivationError),
+    #[error("cannot listen on {addr}: {why}")]
+    Bind { addr: SocketAddr, why: String },
+    #[error("cannot watch for signals: {reason}")]
+    Signals { reason: std::io::Error },
+    #[error(
+        "no state directory: set XDG_STATE_HOME or HOME, or pass --state-dir (it holds the \
+         IMDSv2 token key)"
+    )]
+    NoStateDir,
+}
+
+/// `fintors` / `fintors serve`: logging, a small runtime, then [`run`] until a signal.
+pub fn serve(args: ServeArgs) -> Result<(), DaemonError> {
+    logging::init(args.verbose);
+    raise_open_file_limit();
+    // fintors must never fetch its own base credentials (or region) from an instance metadata
+    // service: that would be itself, or a real IMDS it should not talk to.
+    // SAFETY: no other thread exists yet; the runtime is started below.
+    unsafe { std::env::set_var("AWS_EC2_METADATA_DISABLED", "true") };
+    // A credential daemon needs a few workers, not one per core: on a 16-core laptop a worker
+    // per core would only add idle threads and resident memory.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime")
+        .block_on(run(args))
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
+    let loaded = load(&args).await?;
+    let listeners = bind(&args, &loaded.config).await?;
+    // Installed before the port reports ready, so a SIGTERM right after start-up is graceful.
+    let shutdown = shutdown_on_signals()?;
+    let bootstrap = Arc::new(Bootstrap::default());
+    let sts = Arc::new(
+        Sts::new(
+            &loaded.config.base_credentials,
+            loaded.config.mfa.clone(),
+            bootstrap.clone(),
+        )
+        .await,
+    );
+    let container = match &listeners.container {
+        Some(listener) => Some(ContainerInfo {
+            url: format!("http://{}/creds", local_addr(listener)),
+            token_file: loaded.state_dir.file(CONTAINER_TOKEN_FILE),
+        }),
+        None => None,
+    };
+    let container_token = match &listeners.container {
+        Some(_) => Some(loaded.state_dir.container_token()?),
+        None => None,
+    };
+    let settings = Settings {
+        config_path: expand_tilde(&args.config),
+        aws_profiles: args.aws_profiles,
+        imdsv2_required: args.imdsv2_required,
+    };
+    let config = loaded.config.clone();
+    let state = build_state(
+        loaded.config,
+        &settings,
+        sts.clone(),
+        sts.mfa.clone(),
+        loaded.instance,
+        Arc::new(loaded.tokens),
+        Clock::system(),
+        container,
+    );
+    state.registry.prefetch_active().await;
+    state
+        .reloader
+        .on_sighup()
+        .map_err(|reason| DaemonError::Signals { reason })?;
+    let apps =
+        Apps {
+            imds: imds_app(
+                state.clone(),
+                Arc::new(Guard::new(local_addr(&listeners.imds), args.allow_remote)),
+                loaded.log,
+            ),
+            container: listeners.container.as_ref().zip(container_token).map(
+                |(listener, token)| {
+                    App::from(container::app(
+                        state.clone(),
+                        Arc::new(Guard::new(local_addr(listener), false)),
+                        token,
+                    ))
+                },
+            ),
+            admin: listeners.admin.as_ref().map(|listener| {
+                App::from(admin::app(
+                    state.clone(),
+                    Arc::new(Guard::new(local_addr(listener), false)),
+                    bootstrap,
+                    admin_token(),
+                ))
+            }),
+        };
+    let bound = local_addr(&listeners.imds);
+    let servers = spawn(listeners, apps, &shutdown);
+    // The ready line comes last, once every listener is serving: tests and scripts wait for it.
+    let roles: Vec<String> = state
+        .registry
+        .aliases()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    tracing::info!(
+        config = %config.path.display(),
+        roles = %roles.join(","),
+        active = %state.registry.active().map(|a| a.role().alias.to_string()).unwrap_or_else(|| "none".into()),
+        "fintors {} listening on http://{bound}",
+        env!("CARGO_PKG_VERSION"),
+    );
+    // systemd's Type=notify: started means serving (a no-op without NOTIFY_SOCKET).
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    for server in servers {
+        server.await.expect("a listener task panicked");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// What start-up reads before anything listens.
+pub struct Loaded {
+    pub config: Config,
+    pub state_dir: StateDir,
+    pub tokens: Tokens,
+    pub instance: Instance,
+    pub log: Option<Arc<AccessLog>>,
+}
+
+/// Step 1: the configuration (with the AWS profiles it imports), the state directory and its
+/// token key, the instance, the access log.
+pub async fn load(args: &ServeArgs) -> Result<Loaded, DaemonError> {
+    let config = Config::read(&expand_tilde(&args.config), args.aws_profiles).await?;
+    for warning in crate::config::exposed_files(&config) {
+        tracing::warn!("{warning}");
+    }
+    let state_dir = match args.state_dir.clone() {
+        Some(dir) => dir,
+        None => default_state_dir().ok_or(DaemonError::NoStateDir)?,
+    };
+    let state_dir = StateDir::open(&state_dir)?;
+    let tokens = Tokens::from_key(state_dir.token_key()?);
+    let instance = Instance::from_config(
+        &config.instance,
+        &instance::host_seed(),
+        &default_region(),
+        instance::boot_time(),
+    );
+    let log = args.log.as_deref().map(AccessLog::open).transpose()?;
+    Ok(Loaded {
+        config,
+        state_dir,
+        tokens,
+        instance,
+        log,
+    })
+}
+
+/// Every listener the daemon serves on.
+pub struct Listeners {
+    pub imds: TcpListener,
+    pub container: Option<TcpListener>,
+    pub admin: Option<TcpListener>,
+}
+
+/// Step 2: the IMDS listener (the socket systemd passed in, else the configured address) and,
+/// when configured, the container and admin listeners on 127.0.0.1.
+pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, DaemonError> {
+    let imds = match activation::inherited_listener()? {
+        Some(socket) => {
+            tracing::info!("serving on the socket passed by systemd");
+            TcpListener::from_std(socket).map_err(|e| DaemonError::Bind {
+                addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+                why: e.to_string(),
+            })?
+        }
+        None => {
+            let addr = SocketAddr::new(
+                args.addr.or(config.addr).unwrap_or(DEFAULT_ADDR),
+                args.port.or(config.port).unwrap_or(DEFAULT_PORT),
+            );
+            bind_at(addr).await?
+        }
+    };
+    // Loopback only: the SDKs accept plain HTTP for the container endpoint only there, and the
+    // admin API must never be reachable from elsewhere.
+    let on_loopback = |port| bind_at(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    let container = match args.ecs_port.or(config.ecs_port) {
+        Some(port) => Some(on_loopback(port).await?),
+        None => None,
+    };
+    let admin = match args.admin_port.or(config.admin_port) {
+        Some(port) => Some(on_loopback(port).await?),
+        None => None,
+    };
+    Ok(Listeners {
+        imds,
+        container,
+        admin,
+    })
+}
+
+async fn bind_at(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| DaemonError::Bind {
+            addr,
+            why: explain_bind_error(&e, addr),
+        })
+}
+
+fn local_addr(listener: &TcpListener) -> SocketAddr {
+    listener
+        .local_addr()
+        .expect("a bound listener has an address")
+}
+
+/// What the daemon's state depends on besides the configuration.
+pub struct Settings {
+    /// The file to re-read on reload.
+    pub config_path: PathBuf,
+    pub aws_profiles: bool,
+    pub imdsv2_required: bool,
+}
+
+/// Step 3: the registry of roles over `assumer`, the reloader, and what every handler shares.
+#[allow(clippy::too_many_arguments)]
+pub fn build_state(
+    config: Config,
+    settings: &Settings,
+    assumer: Arc<dyn RoleAssumer>,
+    mfa: Arc<MfaSessions>,
+    instance: Instance,
+    tokens: Arc<Tokens>,
+    clock: Clock,
+    container: Option<ContainerInfo>,
+) -> Arc<AppState> {
+    let registry = Arc::new(Registry::new(&config, assumer, clock));
+    let reloader = Reloader::new(
+        settings.config_path.clone(),
+        settings.aws_profiles,
+        config,
+        registry.clone(),
+    );
+    Arc::new(AppState {
+        reloader,
+        container,
+        mfa,
+        registry,
+        instance,
+        tokens,
+        clock,
+        imdsv2_required: settings.imdsv2_required,
+    })
+}
+
+/// What each listener serves.
+pub struct Apps {
+    pub imds: App,
+    pub container: Option<App>,
+    pub admin: Option<App>,
+}
+
+/// Step 4: an accept loop per listener, all stopping on `shutdown`.
+pub fn spawn(
+    listeners: Listeners,
+    apps: Apps,
+    shutdown: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let mut servers = vec![tokio::spawn(listener::serve(
+        listeners.imds,
+        apps.imds,
+        Limits::default(),
+        shutdown.clone(),
+    ))];
+    if let (Some(listener), Some(app)) = (listeners.container, apps.container) {
+        tracing::info!(
+            "container credentials on http://{}/creds (`fintors env --ecs`)",
+            local_addr(&listener)
+        );
+        servers.push(tokio::spawn(listener::serve(
+            listener,
+            app,
+            Limits::default(),
+            shutdown.clone(),
+        )));
+    }
+    if let (Some(listener), Some(app)) = (listeners.admin, apps.admin) {
+        tracing::info!(
+            "admin API on http://{} ({})",
+            local_addr(&listener),
+            if admin_token().is_some() {
+                "FINTORS_ADMIN_TOKEN required"
+            } else {
+                "no token"
+            }
+        );
+        servers.push(tokio::spawn(listener::serve(
+            listener,
+            app,
+            Limits::default(),
+            shutdown.clone(),
+        )));
+    }
+    servers
+}
+
+/// `FINTORS_ADMIN_TOKEN`, when set: the admin API's bearer token.
+fn admin_token() -> Option<Secret> {
+    std::env::var("FINTORS_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Secret::new)
+}
+
+/// The region of the instance when neither the config nor the active role names one: the
+/// standard variables, else STS's fallback.
+fn default_region() -> Region {
+    for name in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
+        if let Some(value) = std::env::var(name).ok().filter(|r| !r.is_empty()) {
+            match Region::parse(&value) {
+                Ok(region) => return region,
+                Err(e) => tracing::warn!("{name} ignored: {e}"),
+            }
+        }
+    }
+    Region::parse(FALLBACK_REGION).expect("the fallback is a region")
+}
+
+/// `$XDG_STATE_HOME/fintors`, else `~/.local/state/fintors`.
+pub fn default_state_dir() -> Option<PathBuf> {
+    match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => Some(PathBuf::from(dir).join("fintors")),
+        None => std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .map(|home| Path::new(&home).join(".local/state/fintors")),
+    }
+}
+
+fn explain_bind_error(e: &std::io::Error, addr: SocketAddr) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrNotAvailable => format!(
+            "{} is not an address of this machine. Leave out --addr (and the config's \"addr\") \
+             to listen on 127.0.0.1, and run `sudo fintors network up` once so that clients find \
+             fintors at http://169.254.169.254/",
+            addr.ip()
+        ),
+        ErrorKind::AddrInUse => format!(
+            "the port is already in use; is fintors already running? \
+             (try `curl http://{addr}/roles`) Otherwise pick another --port"
+        ),
+        ErrorKind::PermissionDenied => format!(
+            "permission denied; ports below 1024 need root. Use --port {DEFAULT_PORT} (the \
+             default) instead"
+        ),
+        _ => e.to_string(),
+    }
+}
+
+/// A token cancelled at the first SIGINT or SIGTERM; every listener stops on it.
+fn shutdown_on_signals() -> Result<CancellationToken, DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let signals = |kind| signal(kind).map_err(|reason| DaemonError::Signals { reason });
+    let mut term = signals(SignalKind::terminate())?;
+    let mut int = signals(SignalKind::interrupt())?;
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+        cancel.cancel();
+    });
+    Ok(token)
+}
+
+/// The common soft limit of 1024 open files would cap the daemon's connections well below what
+/// it is built to hold; the hard limit is the user's to set, the soft one is ours to raise
+/// (`rlimit` also knows macOS's cap, where the soft limit can start at 256).
+fn raise_open_file_limit() {
+    if let Err(e) = rlimit::increase_nofile_limit(65_536) {
+        tracing::warn!("cannot raise the open file limit: {e}");
+    }
+}

@@ -1,0 +1,456 @@
+//! The instance and its metadata tree: a plausible, self-consistent EC2 instance.
+//!
+//! Tools ask IMDS more than credentials: the AWS CLI and the SDKs look up their region, scripts
+//! read the instance id or the identity document. fintors answers with values from the config's
+//! optional `instance` section, or defaults derived from this host (stable across restarts, so a
+//! script sees the same "instance" every day). The region follows the active role's `region` when
+//! it has one, and the identity document's account is the active role's, because that is what a
+//! real instance with that instance profile would report.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::Digest;
+
+use super::document::render;
+use crate::config::InstanceConfig;
+use crate::model::Region;
+
+/// The validated instance description; values that depend on the active role are resolved per
+/// request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// Region when the active role names none.
+    pub region: Region,
+    /// The zone letter(s) after the region, e.g. "a".
+    pub zone_suffix: String,
+    pub instance_id: String,
+    pub instance_type: String,
+    pub ami_id: String,
+    pub reservation_id: String,
+    pub interface_id: String,
+    pub subnet_id: String,
+    pub vpc_id: String,
+    pub hostname: Option<String>,
+    pub local_ipv4: Ipv4Addr,
+    pub mac: String,
+    pub public_ipv4: Option<Ipv4Addr>,
+    pub public_hostname: Option<String>,
+    pub security_groups: Vec<String>,
+    pub ssh_public_key: Option<PathBuf>,
+    pub user_data: Option<PathBuf>,
+    pub pending_time: DateTime<Utc>,
+}
+
+impl Instance {
+    /// The instance `config` describes, its gaps filled from `seed` (stable per host) and
+    /// `default_region`.
+    pub fn from_config(
+        config: &InstanceConfig,
+        seed: &[u8],
+        default_region: &Region,
+        pending_time: DateTime<Utc>,
+    ) -> Self {
+        let id = |kind: &str| {
+            let digest = sha2::Sha256::new()
+                .chain_update(seed)
+                .chain_update(kind.as_bytes())
+                .finalize();
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()[..17]
+                .to_owned()
+        };
+        let digest = sha2::Sha256::digest([seed, b"net"].concat());
+        Instance {
+            region: config
+                .region
+                .clone()
+                .unwrap_or_else(|| default_region.clone()),
+            zone_suffix: config.zone_suffix.clone().unwrap_or_else(|| "a".to_owned()),
+            instance_id: config
+                .instance_id
+                .clone()
+                .unwrap_or_else(|| format!("i-{}", id("instance"))),
+            instance_type: config
+                .instance_type
+                .clone()
+                .unwrap_or_else(|| "m5.large".to_owned()),
+            ami_id: config
+                .ami_id
+                .clone()
+                .unwrap_or_else(|| format!("ami-{}", id("ami"))),
+            reservation_id: format!("r-{}", id("reservation")),
+            interface_id: format!("eni-{}", id("eni")),
+            subnet_id: format!("subnet-{}", id("subnet")),
+            vpc_id: format!("vpc-{}", id("vpc")),
+            hostname: config.hostname.clone(),
+            local_ipv4: config.local_ipv4.unwrap_or(Ipv4Addr::new(
+                172,
+                31,
+                digest[0] & 0x7f,
+                digest[1].max(4),
+            )),
+            mac: config.mac.clone().unwrap_or_else(|| {
+                format!(
+                    "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                    digest[2], digest[3], digest[4], digest[5], digest[6]
+                )
+            }),
+            public_ipv4: config.public_ipv4,
+            public_hostname: config.public_hostname.clone(),
+            security_groups: config
+                .security_groups
+                .clone()
+                .unwrap_or_else(|| vec!["default".to_owned()]),
+            ssh_public_key: config.ssh_public_key.clone(),
+            user_data: config.user_data.clone(),
+            pending_time,
+        }
+    }
+}
+
+/// What identifies this host across restarts: /etc/machine-id, else the host name.
+pub fn host_seed() -> Vec<u8> {
+    std::fs::read("/etc/machine-id")
+        .or_else(|_| std::fs::read("/var/lib/dbus/machine-id"))
+        .or_else(|_| std::fs::read("/etc/hostname"))
+        .unwrap_or_else(|_| b"fintors".to_vec())
+}
+
+/// When this host booted (for `pendingTime`), else now.
+pub fn boot_time() -> DateTime<Utc> {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        })
+        .and_then(|t| DateTime::from_timestamp(t, 0))
+        .unwrap_or_else(Utc::now)
+}
+
+/// The zone id EC2 uses for `region` + zone letter: `use1-az1` for us-east-1a.
+pub fn zone_id(region: &str, suffix: &str) -> String {
+    let parts: Vec<&str> = region.split('-').collect();
+    let mut id = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        id.push_str(match (i, *part) {
+            (0, p) => p,
+            (_, "northeast") => "ne",
+            (_, "southeast") => "se",
+            (_, "northwest") => "nw",
+            (_, "southwest") => "sw",
+            (_, "central") => "c",
+            (_, p) if p.bytes().all(|b| b.is_ascii_digit()) => p,
+            (_, p) => &p[..1],
+        });
+    }
+    let n = suffix.bytes().next().map_or(1, |b| b - b'a' + 1);
+    format!("{id}-az{n}")
+}
+
+/// One node of the tree.
+enum Node {
+    Leaf(String),
+    Dir(BTreeMap<String, Node>),
+}
+
+fn leaf(v: impl Into<String>) -> Node {
+    Node::Leaf(v.into())
+}
+
+fn dir<const N: usize>(entries: [(&str, Node); N]) -> Node {
+    Node::Dir(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
+}
+
+/// The instance as seen with a given instance profile: what the tree depends on beyond the
+/// instance is the active role's region, account and partition.
+pub struct Context<'a> {
+    pub instance: &'a Instance,
+    pub region: &'a str,
+    pub account_id: &'a str,
+    pub partition: &'a str,
+}
+
+impl Context<'_> {
+    fn availability_zone(&self) -> String {
+        format!("{}{}", self.region, self.instance.zone_suffix)
+    }
+
+    fn local_hostname(&self) -> String {
+        self.instance.hostname.clone().unwrap_or_else(|| {
+            let ip = self.instance.local_ipv4.to_string().replace('.', "-");
+            if self.region == "us-east-1" {
+                format!("ip-{ip}.ec2.internal")
+            } else {
+                format!("ip-{ip}.{}.compute.internal", self.region)
+            }
+        })
+    }
+
+    fn domain(&self) -> &'static str {
+        if self.partition == "aws-cn" {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        }
+    }
+
+    fn tree(&self) -> Node {
+        let i = self.instance;
+        let local_hostname = self.local_hostname();
+        let groups = i.security_groups.join("\n");
+        let mut interface = BTreeMap::from([
+            ("device-number".into(), leaf("0")),
+            ("interface-id".into(), leaf(&i.interface_id)),
+            ("local-hostname".into(), leaf(&local_hostname)),
+            ("local-ipv4s".into(), leaf(i.local_ipv4.to_string())),
+            ("mac".into(), leaf(&i.mac)),
+            ("owner-id".into(), leaf(self.account_id)),
+            ("security-groups".into(), leaf(&groups)),
+            ("subnet-id".into(), leaf(&i.subnet_id)),
+            ("subnet-ipv4-cidr-block".into(), leaf("172.31.0.0/20")),
+            ("vpc-id".into(), leaf(&i.vpc_id)),
+            ("vpc-ipv4-cidr-block".into(), leaf("172.31.0.0/16")),
+        ]);
+        let mut root = BTreeMap::from([
+            ("ami-id".into(), leaf(&i.ami_id)),
+            ("ami-launch-index".into(), leaf("0")),
+            ("hostname".into(), leaf(&local_hostname)),
+            // The iam/ entries are served by the credential routes; listed here for discovery.
+            (
+                "iam".into(),
+                dir([("info", leaf("")), ("security-credentials", dir([]))]),
+            ),
+            ("instance-action".into(), leaf("none")),
+            ("instance-id".into(), leaf(&i.instance_id)),
+            ("instance-life-cycle".into(), leaf("on-demand")),
+            ("instance-type".into(), leaf(&i.instance_type)),
+            ("local-hostname".into(), leaf(&local_hostname)),
+            ("local-ipv4".into(), leaf(i.local_ipv4.to_string())),
+            ("mac".into(), leaf(&i.mac)),
+            (
+                "placement".into(),
+                dir([
+                    ("availability-zone", leaf(self.availability_zone())),
+                    (
+                        "availability-zone-id",
+                        leaf(zone_id(self.region, &i.zone_suffix)),
+                    ),
+                    ("region", leaf(self.region)),
+                ]),
+            ),
+            ("reservation-id".into(), leaf(&i.reservation_id)),
+            ("security-groups".into(), leaf(&groups)),
+            (
+                "services".into(),
+                dir([
+                    ("domain", leaf(self.domain())),
+                    ("partition", leaf(self.partition)),
+                ]),
+            ),
+        ]);
+        if let Some(ip) = i.public_ipv4 {
+            root.insert("public-ipv4".into(), leaf(ip.to_string()));
+            interface.insert("public-ipv4s".into(), leaf(ip.to_string()));
+        }
+        if let Some(h) = &i.public_hostname {
+            root.insert("public-hostname".into(), leaf(h));
+            interface.insert("public-hostname".into(), leaf(h));
+        }
+        if let Some(key) = i
+            .ssh_public_key
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        {
+            root.insert(
+                "public-keys".into(),
+                dir([("0", dir([("openssh-key", leaf(key.trim_end()))]))]),
+            );
+        }
+        root.insert(
+            "network".into(),
+            dir([(
+                "interfaces",
+                dir([(
+                    "macs",
+                    Node::Dir(BTreeMap::from([(i.mac.clone(), Node::Dir(interface))])),
+                )]),
+            )]),
+        );
+        Node::Dir(root)
+    }
+
+    /// `/latest/dynamic/instance-identity/document`, in EC2's layout.
+    pub fn identity_document(&self) -> String {
+        let i = self.instance;
+        render(&IdentityDocument {
+            account_id: self.account_id,
+            architecture: match std::env::consts::ARCH {
+                "aarch64" => "arm64",
+                a => a,
+            },
+            availability_zone: self.availability_zone(),
+            billing_products: None,
+            devpay_product_codes: None,
+            image_id: &i.ami_id,
+            instance_id: &i.instance_id,
+            instance_type: &i.instance_type,
+            kernel_id: None,
+            marketplace_product_codes: None,
+            pending_time: i.pending_time,
+            private_ip: i.local_ipv4.to_string(),
+            ramdisk_id: None,
+            region: self.region,
+            version: "2017-09-30",
+        })
+    }
+
+    /// The text `/latest/meta-data/<path>` answers: a value, or a directory's listing (one entry
+    /// a line, sub-directories with a trailing `/`); `None` for what the tree does not hold.
+    pub fn meta_data(&self, path: &str) -> Option<String> {
+        lookup(&self.tree(), path)
+    }
+}
+
+/// The identity document's fields, in the order EC2 writes them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IdentityDocument<'a> {
+    account_id: &'a str,
+    architecture: &'a str,
+    availability_zone: String,
+    billing_products: Option<Vec<String>>,
+    devpay_product_codes: Option<Vec<String>>,
+    image_id: &'a str,
+    instance_id: &'a str,
+    instance_type: &'a str,
+    kernel_id: Option<String>,
+    marketplace_product_codes: Option<Vec<String>>,
+    #[serde(with = "crate::model::time")]
+    pending_time: DateTime<Utc>,
+    private_ip: String,
+    ramdisk_id: Option<String>,
+    region: &'a str,
+    version: &'a str,
+}
+
+/// `/latest/` (EC2 lists these without trailing slashes).
+pub fn latest_listing(instance: &Instance) -> String {
+    let mut entries = vec!["dynamic", "meta-data"];
+    if instance.user_data.is_some() {
+        entries.push("user-data");
+    }
+    entries.join("\n")
+}
+
+/// `/latest/dynamic/<path>` other than the identity document: its listings. The document's
+/// signatures (`signature`, `pkcs7`, `rsa2048`) are absent: only AWS holds the key, and a fake
+/// signature would be worse than none.
+pub fn dynamic_listing(path: &str) -> Option<&'static str> {
+    match path.trim_end_matches('/') {
+        "" => Some("instance-identity/"),
+        "instance-identity" => Some("document"),
+        _ => None,
+    }
+}
+
+fn lookup(root: &Node, path: &str) -> Option<String> {
+    let mut node = root;
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        match node {
+            Node::Dir(entries) => node = entries.get(part)?,
+            Node::Leaf(_) => return None,
+        }
+    }
+    Some(match node {
+        Node::Leaf(value) => value.clone(),
+        Node::Dir(entries) => {
+            let listing: Vec<String> = entries
+                .iter()
+                .map(|(name, child)| match child {
+                    Node::Dir(_) => format!("{name}/"),
+                    Node::Leaf(_) => name.clone(),
+                })
+                .collect();
+            listing.join("\n")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(config: &InstanceConfig) -> Instance {
+        Instance::from_config(
+            config,
+            b"seed",
+            &Region::parse("us-east-1").unwrap(),
+            DateTime::from_timestamp(0, 0).unwrap(),
+        )
+    }
+
+    #[test]
+    fn defaults_are_plausible_and_stable_per_host() {
+        let a = instance(&InstanceConfig::default());
+        let b = instance(&InstanceConfig::default());
+        assert_eq!(a, b);
+        assert!(
+            a.instance_id.starts_with("i-") && a.instance_id.len() == 19,
+            "{}",
+            a.instance_id
+        );
+        assert!(a.ami_id.starts_with("ami-") && a.ami_id.len() == 21);
+        assert!(a.mac.starts_with("02:") && a.mac.len() == 17);
+        assert_eq!(a.local_ipv4.octets()[..2], [172, 31]);
+        assert_eq!(
+            (a.region.as_str(), a.zone_suffix.as_str()),
+            ("us-east-1", "a")
+        );
+        let other = Instance::from_config(
+            &InstanceConfig::default(),
+            b"other host",
+            &a.region,
+            a.pending_time,
+        );
+        assert_ne!(a.instance_id, other.instance_id);
+    }
+
+    #[test]
+    fn zone_ids_follow_ec2_naming() {
+        assert_eq!(zone_id("us-east-1", "a"), "use1-az1");
+        assert_eq!(zone_id("eu-west-1", "b"), "euw1-az2");
+        assert_eq!(zone_id("ap-southeast-2", "a"), "apse2-az1");
+        assert_eq!(zone_id("ca-central-1", "a"), "cac1-az1");
+    }
+
+    #[test]
+    fn identity_document_uses_ec2_layout() {
+        let i = instance(&InstanceConfig::default());
+        let c = Context {
+            instance: &i,
+            region: "eu-west-1",
+            account_id: "210987654321",
+            partition: "aws",
+        };
+        let doc = c.identity_document();
+        assert!(doc.contains("  \"accountId\" : \"210987654321\""), "{doc}");
+        let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(v["availabilityZone"], "eu-west-1a");
+        assert_eq!(v["region"], "eu-west-1");
+        assert_eq!(v["version"], "2017-09-30");
+        assert_eq!(v["pendingTime"], "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,191 @@
+//! What a listener serves. The IMDS listener's [`App`] is the IMDS routes and fintors's API
+//! behind the front door (the guard, then the IMDS session check), with a fast path for cached
+//! credentials in front of the router; the container and admin listeners serve a plain router
+//! through the same [`App::call`]. Every listener reads repeated slashes in a path as one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceExt;
+
+use super::access_log::{self, AccessLog};
+use super::guard::Guard;
+use super::state::AppState;
+use super::{imds, metadata, mfa, reload, roles, status};
+
+/// The IMDS listener: the access log (if any), then the front door, then the routes; and the
+/// fast path for cached credentials in front of it all.
+pub fn imds_app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessLog>>) -> App {
+    let router = imds::router()
+        .merge(metadata::router())
+        .merge(roles::router())
+        .merge(status::router())
+        .merge(mfa::router())
+        .merge(reload::router())
+        .fallback(|| async { imds::not_found() })
+        .layer(middleware::from_fn_with_state(
+            (guard.clone(), state.clone()),
+            front_door,
+        ))
+        .with_state(state.clone());
+    match log {
+        Some(log) => {
+            App::from(router.layer(middleware::from_fn_with_state(log, access_log::record)))
+        }
+        // With an access log every request must pass through it, so no fast path then.
+        None => App {
+            router,
+            fast: Some(Arc::new(FastPath { state, guard })),
+        },
+    }
+}
+
+/// What a listener serves: a router, and optionally a fast path tried before it.
+#[derive(Clone)]
+pub struct App {
+    router: Router,
+    fast: Option<Arc<FastPath>>,
+}
+
+impl From<Router> for App {
+    fn from(router: Router) -> Self {
+        App { router, fast: None }
+    }
+}
+
+impl App {
+    /// Answers `request` from `peer`: what the accept loop does for each request (and what the
+    /// fuzz targets do, with in-memory bodies).
+    pub fn call<B>(
+        &self,
+        mut request: hyper::Request<B>,
+        peer: SocketAddr,
+    ) -> impl std::future::Future<Output = Response> + Send + use<B>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        collapse_slashes(&mut request);
+        let answer = match self.fast.as_ref().and_then(|f| f.answer(&request, peer)) {
+            Some(response) => Answer::Fast(response),
+            None => {
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(ConnectInfo(peer));
+                Answer::Routed(self.router.clone().oneshot(request))
+            }
+        };
+        async move {
+            match answer {
+                Answer::Fast(response) => response,
+                Answer::Routed(routed) => match routed.await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
+            }
+        }
+    }
+}
+
+/// Reads `//latest//api/token` as `/latest/api/token`, for every route and the fast path alike:
+/// Java v2 joins an endpoint that ends in `/` (as `fintors env` prints it, for AWS CLI v2.9) with
+/// `/latest/meta-data/...`, and path-joining clients elsewhere do the same.
+fn collapse_slashes<B>(request: &mut hyper::Request<B>) {
+    let uri = request.uri();
+    if !uri.path().contains("//") {
+        return;
+    }
+    let mut target = String::with_capacity(uri.path().len());
+    for c in uri.path().chars() {
+        if !(c == '/' && target.ends_with('/')) {
+            target.push(c);
+        }
+    }
+    if let Some(query) = uri.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let mut parts = uri.clone().into_parts();
+    // A collapsed valid path is still a valid path.
+    parts.path_and_query = target.parse().ok();
+    if let Ok(collapsed) = axum::http::Uri::from_parts(parts) {
+        *request.uri_mut() = collapsed;
+    }
+}
+
+enum Answer<F> {
+    Fast(Response),
+    Routed(F),
+}
+
+/// Cached credentials answered without the router: the one request SDKs make over and over.
+/// It answers only what it can answer exactly as the routes would (a GET for a known role with
+/// servable credentials, past the guard and the session check) and leaves everything else,
+/// refusals included, to the router, so there is one place that decides each case.
+struct FastPath {
+    state: Arc<AppState>,
+    guard: Arc<Guard>,
+}
+
+impl FastPath {
+    fn answer<B>(&self, request: &hyper::Request<B>, peer: SocketAddr) -> Option<Response> {
+        if request.method() != axum::http::Method::GET {
+            return None;
+        }
+        let (alias, extended) = crate::ec2::credentials_alias(request.uri().path())?;
+        self.guard.check(peer, request).ok()?;
+        let remaining = imds::check_session(&self.state, request).ok()?;
+        let issued = self.state.registry.role(alias)?.serve_cached()?;
+        let mut response = imds::credentials_document(&issued, extended);
+        if let Some(remaining) = remaining {
+            imds::report_token_ttl(&mut response, remaining);
+        }
+        Some(response)
+    }
+}
+
+/// Every request passes here first: the guard (other hosts, foreign `Host` headers), then the
+/// IMDS session check. One middleware rather than two, because each layer costs the hot path a
+/// boxed future.
+async fn front_door(
+    State((guard, state)): State<(Arc<Guard>, Arc<AppState>)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Err(refusal) = guard.admit(peer, &request) {
+        return imds::refused(refusal);
+    }
+    let remaining = match imds::session(&state, &request) {
+        Ok(remaining) => remaining,
+        Err(unauthorized) => return unauthorized.into_response(),
+    };
+    let mut response = next.run(request).await;
+    if let Some(remaining) = remaining {
+        imds::report_token_ttl(&mut response, remaining);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_slashes_in_a_path_read_as_one_and_the_query_is_kept() {
+        let mut request = hyper::Request::get("//latest//meta-data///iam/?a=b//c")
+            .body(())
+            .unwrap();
+        collapse_slashes(&mut request);
+        assert_eq!(request.uri(), "/latest/meta-data/iam/?a=b//c");
+        let mut absolute = hyper::Request::get("http://169.254.169.254//latest/")
+            .body(())
+            .unwrap();
+        collapse_slashes(&mut absolute);
+        assert_eq!(absolute.uri(), "http://169.254.169.254/latest/");
+    }
+}

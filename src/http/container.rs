@@ -1,0 +1,113 @@
+//! The container credentials endpoint (`--ecs-port`): the same credentials in the form the SDKs'
+//! ECS/container provider reads from `AWS_CONTAINER_CREDENTIALS_FULL_URI`.
+//!
+//! It needs no root and no metadata address: any SDK can use it from a shell that exports two
+//! variables (`fintors env --ecs`), and so can a container given the token file. It listens on
+//! 127.0.0.1 only, behind the same guard as IMDS, and every request must carry the authorization
+//! token, compared in constant time (the daemon keeps it in a 0600 file in its state
+//! directory). Its answers and refusals are JSON, as ECS's are.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+
+use super::guard::Guard;
+use super::state::AppState;
+use crate::api::paths;
+use crate::credentials::{Attempt, RoleCache};
+use crate::ec2::document::{ContainerCredentials, ContainerError};
+use crate::model::Secret;
+
+struct Endpoint {
+    state: Arc<AppState>,
+    guard: Arc<Guard>,
+    token: Secret,
+}
+
+pub fn app(state: Arc<AppState>, guard: Arc<Guard>, token: Secret) -> Router {
+    let endpoint = Arc::new(Endpoint {
+        state,
+        guard,
+        token,
+    });
+    Router::new()
+        .route(paths::CONTAINER_ACTIVE, get(active_credentials))
+        .route(paths::CONTAINER_ROLE, get(role_credentials))
+        .fallback(|| async { json_response(StatusCode::NOT_FOUND, "NotFound", "no such path") })
+        .layer(middleware::from_fn_with_state(endpoint.clone(), authorize))
+        .with_state(endpoint)
+}
+
+fn json_response(status: StatusCode, code: &str, message: &str) -> Response {
+    super::json::json(status, &ContainerError { code, message })
+}
+
+async fn authorize(
+    State(endpoint): State<Arc<Endpoint>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Err(refusal) = endpoint.guard.admit(peer, &request) {
+        return json_response(StatusCode::FORBIDDEN, "Forbidden", refusal.reason());
+    }
+    // The SDKs send the token verbatim, without a "Bearer" scheme.
+    match request.headers().get(header::AUTHORIZATION) {
+        None => json_response(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "an Authorization header with the token from the container token file is required",
+        ),
+        Some(given) if endpoint.token.matches(given.as_bytes()) => next.run(request).await,
+        Some(_) => json_response(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "wrong authorization token",
+        ),
+    }
+}
+
+async fn active_credentials(State(endpoint): State<Arc<Endpoint>>) -> Response {
+    match endpoint.state.registry.active() {
+        Some(cache) => serve(&cache).await,
+        None => json_response(
+            StatusCode::NOT_FOUND,
+            "NoActiveRole",
+            "no role is active: run `fintors use ROLE`",
+        ),
+    }
+}
+
+async fn role_credentials(
+    State(endpoint): State<Arc<Endpoint>>,
+    Path(alias): Path<String>,
+) -> Response {
+    match endpoint.state.registry.role(&alias) {
+        Some(cache) => serve(&cache).await,
+        None => json_response(
+            StatusCode::NOT_FOUND,
+            "NoSuchRole",
+            &format!("unknown role: {alias}"),
+        ),
+    }
+}
+
+async fn serve(cache: &Arc<RoleCache>) -> Response {
+    match cache.get(Attempt::RespectBackoff).await {
+        Ok(issued) => super::json::json(
+            StatusCode::OK,
+            &ContainerCredentials::new(&issued.credentials, &cache.role().arn),
+        ),
+        Err(failure) => json_response(
+            StatusCode::BAD_GATEWAY,
+            failure.error.code(),
+            failure.error.message(),
+        ),
+    }
+}

@@ -1,0 +1,233 @@
+//! Who may talk to fintors: the checks that keep credentials out of other hosts' and web pages'
+//! reach, applied to every route before anything else runs.
+//!
+//! Two independent checks. The peer must be this machine (loopback, or the bound link-local
+//! address when fintors listens on 169.254.169.254 itself) unless `--allow-remote` is given: a
+//! neighbour on the LAN must not read credentials. And the `Host` header must name the metadata
+//! service: a DNS-rebinding web page reaches the daemon under its own host name, so refusing
+//! unknown names is what stops a browser from reading credentials as same-origin.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::header;
+
+/// The addresses real clients use for IMDS; a browser sends these as `Host` only for a page whose
+/// origin is the metadata service itself, so they are always safe to accept.
+const METADATA_HOSTS: [&str; 4] = [
+    "169.254.169.254",
+    "169.254.169.254:80",
+    "[fd00:ec2::254]",
+    "[fd00:ec2::254]:80",
+];
+
+/// Source addresses of local clients once `fintors network up` has put the metadata address on lo.
+const METADATA_PEERS: [IpAddr; 2] = [
+    IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 169, 254)),
+    IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+];
+
+#[derive(Debug)]
+pub struct Guard {
+    allowed_hosts: Vec<String>,
+    bound: SocketAddr,
+    allow_remote: bool,
+}
+
+impl Guard {
+    pub fn new(bound: SocketAddr, allow_remote: bool) -> Self {
+        let port = bound.port();
+        let ip = match bound.ip() {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        let mut allowed_hosts: Vec<String> = METADATA_HOSTS.iter().map(|h| h.to_string()).collect();
+        allowed_hosts.extend([
+            ip.clone(),
+            format!("{ip}:{port}"),
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ]);
+        if port == 80 {
+            allowed_hosts.extend(["localhost".into(), "127.0.0.1".into(), "[::1]".into()]);
+        }
+        Guard {
+            allowed_hosts,
+            bound,
+            allow_remote,
+        }
+    }
+
+    pub fn host_allowed(&self, host: &str) -> bool {
+        if self
+            .allowed_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host))
+        {
+            return true;
+        }
+        // Listening on every address: any IP literal with our port is fine, because a rebinding
+        // attack always arrives under a DNS name.
+        self.bound.ip().is_unspecified() && is_ip_literal_with_port(host, self.bound.port())
+    }
+
+    pub fn peer_allowed(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.allow_remote
+            || peer.is_loopback()
+            || peer == self.bound.ip().to_canonical()
+            // With the address on lo and port 80 redirected to a loopback listener, local
+            // clients arrive from 169.254.169.254 itself. A remote host could only forge that
+            // source blindly: the answer goes to the local address, never back to it.
+            || METADATA_PEERS.contains(&peer)
+    }
+}
+
+fn is_ip_literal_with_port(host: &str, port: u16) -> bool {
+    match host.parse::<SocketAddr>() {
+        Ok(sa) => sa.port() == port,
+        Err(_) => false,
+    }
+}
+
+/// Why the guard turned a request away. Each listener answers it with a 403 in its own format
+/// (IMDS text, the container endpoint's and the admin API's JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    OtherHost,
+    UnknownHostHeader,
+}
+
+impl Refusal {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::OtherHost => "requests from other hosts are refused",
+            Refusal::UnknownHostHeader => "the Host header does not name this metadata service",
+        }
+    }
+}
+
+impl Guard {
+    /// Lets the request through, or says why not.
+    pub fn admit<B>(
+        &self,
+        peer: SocketAddr,
+        request: &axum::http::Request<B>,
+    ) -> Result<(), Refusal> {
+        let refusal = self.check(peer, request);
+        match refusal {
+            Err(Refusal::OtherHost) => {
+                tracing::warn!(%peer, "refused a request from another host (use --allow-remote to permit)");
+            }
+            Err(Refusal::UnknownHostHeader) => tracing::warn!(
+                %peer,
+                host = host(request).unwrap_or("<none>"),
+                "refused a request for an unknown Host (DNS rebinding?)"
+            ),
+            Ok(()) => {}
+        }
+        refusal
+    }
+
+    /// [`Guard::admit`] without the log line, for a fast path that leaves refusals to the
+    /// regular one.
+    pub fn check<B>(
+        &self,
+        peer: SocketAddr,
+        request: &axum::http::Request<B>,
+    ) -> Result<(), Refusal> {
+        if !self.peer_allowed(peer.ip()) {
+            return Err(Refusal::OtherHost);
+        }
+        match host(request) {
+            Some(h) if self.host_allowed(h) => Ok(()),
+            _ => Err(Refusal::UnknownHostHeader),
+        }
+    }
+}
+
+fn host<B>(request: &axum::http::Request<B>) -> Option<&str> {
+    request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard(addr: &str, allow_remote: bool) -> Guard {
+        Guard::new(addr.parse().unwrap(), allow_remote)
+    }
+
+    #[test]
+    fn bound_address_is_allowed_with_or_without_port() {
+        let g = guard("127.0.0.1:16925", false);
+        for h in [
+            "127.0.0.1",
+            "127.0.0.1:16925",
+            "localhost:16925",
+            "LOCALHOST:16925",
+            "[::1]:16925",
+        ] {
+            assert!(g.host_allowed(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn metadata_address_is_always_allowed() {
+        let g = guard("127.0.0.1:16925", false);
+        assert!(g.host_allowed("169.254.169.254"));
+        assert!(g.host_allowed("169.254.169.254:80"));
+        assert!(g.host_allowed("[fd00:ec2::254]"));
+    }
+
+    #[test]
+    fn rebinding_names_and_other_ports_are_refused() {
+        let g = guard("127.0.0.1:16925", false);
+        for h in [
+            "evil.example",
+            "evil.example:16925",
+            "localhost",
+            "localhost:80",
+            "127.0.0.1:8080",
+            "",
+            "169.254.169.254.nip.io",
+        ] {
+            assert!(!g.host_allowed(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn port_80_allows_bare_localhost() {
+        let g = guard("127.0.0.1:80", false);
+        assert!(g.host_allowed("localhost"));
+    }
+
+    #[test]
+    fn unspecified_bind_accepts_ip_literals_only() {
+        let g = guard("0.0.0.0:16925", true);
+        assert!(g.host_allowed("10.1.2.3:16925"));
+        assert!(!g.host_allowed("10.1.2.3:9999"));
+        assert!(!g.host_allowed("evil.example:16925"));
+    }
+
+    #[test]
+    fn only_loopback_and_the_bound_address_are_local_peers() {
+        let g = guard("127.0.0.1:16925", false);
+        assert!(
+            g.peer_allowed("169.254.169.254".parse().unwrap()),
+            "redirected local client"
+        );
+        let g = guard("169.254.169.254:80", false);
+        assert!(g.peer_allowed("127.0.0.1".parse().unwrap()));
+        assert!(g.peer_allowed("127.8.9.10".parse().unwrap()));
+        assert!(g.peer_allowed("::1".parse().unwrap()));
+        assert!(g.peer_allowed("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(g.peer_allowed("169.254.169.254".parse().unwrap()));
+        assert!(!g.peer_allowed("192.168.1.20".parse().unwrap()));
+        assert!(!g.peer_allowed("169.254.1.1".parse().unwrap()));
+        assert!(guard("127.0.0.1:1", true).peer_allowed("192.168.1.20".parse().unwrap()));
+    }
+}

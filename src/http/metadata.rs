@@ -1,0 +1,84 @@
+//! The rest of the instance metadata tree under `/latest/`: the instance as
+//! [`crate::ec2::instance`] describes it, seen with the active role as its instance profile (its
+//! region, its account), as a real instance with that profile would report.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+
+use super::imds::{RouteBoth, not_found, text};
+use super::state::AppState;
+use crate::ec2::instance::{Context, dynamic_listing, latest_listing};
+use crate::model::RoleArn;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route_both("/latest", get(latest))
+        .route_both("/latest/meta-data", get(meta_data_root))
+        .route("/latest/meta-data/{*path}", get(meta_data))
+        .route_both("/latest/dynamic", get(dynamic_root))
+        .route("/latest/dynamic/{*path}", get(dynamic))
+        .route("/latest/user-data", get(user_data))
+}
+
+/// The instance seen with the active role, the instance's own values as fallback.
+fn with_context<T>(state: &AppState, f: impl FnOnce(&Context) -> T) -> T {
+    let instance = &state.instance;
+    let active = state.registry.active();
+    let role = active.as_ref().map(|a| a.role());
+    // With no active role, the account is the first role's: still this user's account.
+    let first = state.registry.caches().into_iter().next();
+    let first_arn: Option<&RoleArn> = first.as_ref().map(|c| &c.role().arn);
+    let arn = role.map(|r| &r.arn).or(first_arn);
+    let context = Context {
+        instance,
+        region: role
+            .and_then(|r| r.region.as_ref())
+            .map_or(instance.region.as_str(), |r| r.as_str()),
+        account_id: arn.map_or("123456789012", |a| a.account_id()),
+        partition: arn.map_or("aws", |a| a.partition()),
+    };
+    f(&context)
+}
+
+fn found(body: Option<String>) -> Response {
+    match body {
+        Some(body) => text(StatusCode::OK, body),
+        None => not_found(),
+    }
+}
+
+async fn latest(State(state): State<Arc<AppState>>) -> Response {
+    text(StatusCode::OK, latest_listing(&state.instance))
+}
+
+async fn meta_data_root(State(state): State<Arc<AppState>>) -> Response {
+    with_context(&state, |c| found(c.meta_data("")))
+}
+
+async fn meta_data(State(state): State<Arc<AppState>>, Path(path): Path<String>) -> Response {
+    with_context(&state, |c| found(c.meta_data(&path)))
+}
+
+async fn dynamic_root() -> Response {
+    found(dynamic_listing("").map(str::to_owned))
+}
+
+/// `/latest/dynamic/...`: the identity document and its listings.
+async fn dynamic(State(state): State<Arc<AppState>>, Path(path): Path<String>) -> Response {
+    if path.trim_end_matches('/') == "instance-identity/document" {
+        return with_context(&state, |c| text(StatusCode::OK, c.identity_document()));
+    }
+    found(dynamic_listing(&path).map(str::to_owned))
+}
+
+async fn user_data(State(state): State<Arc<AppState>>) -> Response {
+    match state.instance.user_data.as_ref().map(std::fs::read) {
+        Some(Ok(bytes)) => text(StatusCode::OK, bytes),
+        _ => not_found(),
+    }
+}

@@ -1,0 +1,68 @@
+//! `GET /fintors/status`: what the daemon knows about itself, for `fintors status`, `fintors roles`
+//! and scripts, as [`crate::api::StatusReport`].
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+
+use super::json::json;
+use super::state::AppState;
+use crate::api::{CachedReport, ErrorReport, MfaReport, RoleReport, StatusReport, paths};
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new().route(paths::STATUS, get(status))
+}
+
+async fn status(State(state): State<Arc<AppState>>) -> Response {
+    let active = state.registry.active();
+    let roles = state
+        .registry
+        .caches()
+        .iter()
+        .map(|cache| {
+            let role = cache.role();
+            RoleReport {
+                alias: role.alias.to_string(),
+                arn: role.arn.to_string(),
+                session_name: role.session_name.as_str().to_owned(),
+                active: active.as_ref().is_some_and(|a| Arc::ptr_eq(a, cache)),
+                credentials: cache.cached().map(|c| CachedReport {
+                    last_updated: c.fetched_at,
+                    expiration: c.credentials.expiration,
+                    refresh_at: c.refresh_at,
+                }),
+                last_error: cache.last_failure().map(|f| ErrorReport {
+                    code: f.error.code().to_owned(),
+                    message: f.error.message().to_owned(),
+                    at: f.at,
+                }),
+                sts_calls: cache.sts_calls(),
+            }
+        })
+        .collect();
+    let report = StatusReport {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        active_role: active.map(|a| a.role().alias.to_string()),
+        imdsv2_required: state.imdsv2_required,
+        container_endpoint: state.container.as_ref().map(|c| c.url.clone()),
+        container_token_file: state
+            .container
+            .as_ref()
+            .map(|c| c.token_file.display().to_string()),
+        mfa: state
+            .registry
+            .mfa_serials()
+            .into_iter()
+            .map(|serial| MfaReport {
+                session_expires: state.mfa.expiry(&serial),
+                serial: serial.as_str().to_owned(),
+            })
+            .collect(),
+        roles,
+    };
+    json(StatusCode::OK, &report)
+}
