@@ -80,6 +80,28 @@ fn an_address_this_machine_lacks_points_to_network_up() {
 }
 
 #[test]
+fn systemd_is_told_the_daemon_is_ready_once_it_serves() {
+    let sts = FakeSts::issuing();
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let d = Daemon::builder(TWO_ROLES)
+        .sts(&sts.url)
+        .env("NOTIFY_SOCKET", socket_path.to_str().unwrap())
+        .start();
+    let mut message = [0u8; 256];
+    let n = socket.recv(&mut message).expect("no READY from the daemon");
+    assert_eq!(String::from_utf8_lossy(&message[..n]).trim_end(), "READY=1");
+    assert_eq!(
+        d.get("/latest/meta-data/iam/security-credentials/").body,
+        "example"
+    );
+}
+
+#[test]
 fn daemon_starts_even_when_sts_refuses_the_default_role() {
     let sts = FakeSts::access_denied();
     let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
