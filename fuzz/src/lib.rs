@@ -201,6 +201,7 @@ fn build() -> Daemon {
     let mfa = MfaSessions::new(
         config.mfa.clone(),
         refusing_sts_client(sts_http_calls.clone()),
+        Clock::system(),
     );
     assert!(
         config.mfa.process.is_none(),

@@ -17,13 +17,15 @@ use super::cache::MIN_SERVED_LIFETIME;
 use super::sts::{classify, session_credentials};
 use super::{MfaError, StsError};
 use crate::config::MfaConfig;
-use crate::model::MfaSerial;
+use crate::model::{Clock, MfaSerial};
 
 /// How long `mfa_process` may take (a YubiKey waiting for a touch).
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct MfaSessions {
     config: MfaConfig,
+    /// Session validity is judged on the wall clock, as credentials' is.
+    clock: Clock,
     client: aws_sdk_sts::Client,
     sessions: RwLock<HashMap<MfaSerial, aws_credential_types::Credentials>>,
     /// Devices whose `mfa_process` is running, so it runs once however many requests need it.
@@ -31,9 +33,10 @@ pub struct MfaSessions {
 }
 
 impl MfaSessions {
-    pub fn new(config: MfaConfig, client: aws_sdk_sts::Client) -> Arc<Self> {
+    pub fn new(config: MfaConfig, client: aws_sdk_sts::Client, clock: Clock) -> Arc<Self> {
         Arc::new(MfaSessions {
             config,
+            clock,
             client,
             sessions: RwLock::new(HashMap::new()),
             prompting: Mutex::new(HashSet::new()),
@@ -47,8 +50,9 @@ impl MfaSessions {
         sessions
             .get(serial)
             .filter(|c| {
-                c.expiry()
-                    .is_some_and(|e| DateTime::<Utc>::from(e) - Utc::now() > MIN_SERVED_LIFETIME)
+                c.expiry().is_some_and(|e| {
+                    DateTime::<Utc>::from(e) - self.clock.now() > MIN_SERVED_LIFETIME
+                })
             })
             .cloned()
     }
@@ -146,5 +150,78 @@ impl MfaSessions {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::credentials::replay::{Replay, client, session_token_response, sts_error};
+
+    fn serial() -> MfaSerial {
+        MfaSerial::parse("arn:aws:iam::123456789012:mfa/me").unwrap()
+    }
+
+    fn sessions(replay: Replay, clock: Clock) -> Arc<MfaSessions> {
+        MfaSessions::new(MfaConfig::default(), client(replay, None), clock)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_serves_until_its_last_minute_on_the_wall_clock() {
+        let clock = Clock::following_tokio(Utc::now());
+        let expires = clock.now() + chrono::TimeDelta::hours(1);
+        let mfa = sessions(
+            Replay::answering(200, session_token_response(expires)),
+            clock,
+        );
+        assert!(mfa.current(&serial()).is_none(), "no session before a code");
+        let started = mfa.start(&serial(), "123456").await.unwrap();
+        assert_eq!(started.timestamp(), expires.timestamp());
+        tokio::time::advance(Duration::from_secs(58 * 60)).await;
+        assert!(mfa.current(&serial()).is_some(), "two minutes left");
+        assert_eq!(
+            mfa.expiry(&serial()).map(|e| e.timestamp()),
+            Some(expires.timestamp())
+        );
+        tokio::time::advance(Duration::from_secs(90)).await;
+        assert!(mfa.current(&serial()).is_none(), "30 s left: never served");
+        assert_eq!(mfa.expiry(&serial()), None);
+    }
+
+    #[tokio::test]
+    async fn a_code_that_is_not_six_digits_never_reaches_sts() {
+        // A replay that never answers: a call to STS would time out instead.
+        let mfa = sessions(Replay::never(), Clock::system());
+        for code in ["12345", "1234567", "12a456", ""] {
+            assert_eq!(
+                mfa.start(&serial(), code).await.unwrap_err(),
+                MfaError::InvalidCode,
+                "{code:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_code_is_stss_error() {
+        let refusal = sts_error(
+            "AccessDenied",
+            "MultiFactorAuthentication failed with invalid MFA one time pass code.",
+        );
+        let mfa = sessions(Replay::answering(403, refusal), Clock::system());
+        match mfa.start(&serial(), "123456").await {
+            Err(MfaError::Sts(e)) => assert_eq!(e.code(), "AccessDenied"),
+            other => panic!("{other:?}"),
+        }
+        assert!(mfa.current(&serial()).is_none());
+    }
+
+    #[tokio::test]
+    async fn without_a_session_a_role_is_told_what_to_run() {
+        let mfa = sessions(Replay::never(), Clock::system());
+        let e = mfa.required(&serial());
+        assert_eq!(e.code(), "MfaRequired");
+        assert!(e.message().contains("fintors mfa CODE"), "{e}");
     }
 }

@@ -10,6 +10,8 @@ mod error;
 pub mod mfa;
 pub mod registry;
 pub mod reload;
+#[cfg(test)]
+mod replay;
 pub mod sts;
 
 pub use assumer::{AssumeFuture, RoleAssumer};

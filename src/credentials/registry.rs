@@ -213,3 +213,106 @@ impl Registry {
         Ok(issued)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::credentials::AssumeFuture;
+    use crate::model::{Credentials, Role, Secret};
+
+    /// An STS that answers one AssumeRole per permit added to `gate`.
+    struct Gated {
+        gate: Semaphore,
+        calls: AtomicU32,
+    }
+
+    impl RoleAssumer for Gated {
+        fn assume_role<'a>(&'a self, _: &'a Role) -> AssumeFuture<'a> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                self.gate.acquire().await.expect("open").forget();
+                Ok(Credentials {
+                    access_key_id: "ASIATEST".into(),
+                    secret_access_key: Secret::new("s"),
+                    session_token: Secret::new("t"),
+                    expiration: chrono::Utc::now() + chrono::TimeDelta::hours(1),
+                })
+            })
+        }
+    }
+
+    fn config(roles: &str) -> Config {
+        Config::parse(
+            Path::new("/test/fintorc"),
+            &format!(r#"{{"roles": {{{roles}}}, "default_role": "a"}}"#),
+        )
+        .unwrap()
+    }
+
+    const A: &str = r#""a": "arn:aws:iam::123456789012:role/a""#;
+    const B: &str = r#""b": "arn:aws:iam::123456789012:role/b""#;
+
+    fn registry(roles: &str) -> (Arc<Registry>, Arc<Gated>) {
+        let sts = Arc::new(Gated {
+            gate: Semaphore::new(0),
+            calls: AtomicU32::new(0),
+        });
+        let registry = Arc::new(Registry::new(&config(roles), sts.clone(), Clock::system()));
+        (registry, sts)
+    }
+
+    /// Waits until the gated STS has been asked `n` times.
+    async fn asked(sts: &Gated, n: u32) {
+        while sts.calls.load(Ordering::SeqCst) < n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_switch_that_races_a_reload_removing_its_role_activates_nothing_removed() {
+        let (registry, sts) = registry(&format!("{A}, {B}"));
+        let switching = tokio::spawn({
+            let registry = registry.clone();
+            async move { registry.switch("b").await.map(|_| ()) }
+        });
+        asked(&sts, 1).await;
+        let summary = registry.reload(&config(A));
+        assert_eq!(summary.removed, ["b"]);
+        sts.gate.add_permits(1);
+        match switching.await.unwrap() {
+            Err(SwitchError::Removed(alias)) => assert_eq!(alias.as_str(), "b"),
+            other => panic!("the switch should have failed: {other:?}"),
+        }
+        assert_eq!(registry.active().unwrap().role().alias.as_str(), "a");
+        assert!(registry.role("b").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_switch_to_a_role_a_reload_kept_goes_through() {
+        let (registry, sts) = registry(&format!("{A}, {B}"));
+        let switching = tokio::spawn({
+            let registry = registry.clone();
+            async move { registry.switch("b").await.map(|_| ()) }
+        });
+        asked(&sts, 1).await;
+        registry.reload(&config(&format!("{A}, {B}")));
+        sts.gate.add_permits(1);
+        switching.await.unwrap().unwrap();
+        assert_eq!(registry.active().unwrap().role().alias.as_str(), "b");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_role_is_refused_without_asking_sts() {
+        let (registry, sts) = registry(A);
+        assert!(matches!(
+            registry.switch("nope").await,
+            Err(SwitchError::UnknownRole(_))
+        ));
+        assert_eq!(sts.calls.load(Ordering::SeqCst), 0);
+    }
+}

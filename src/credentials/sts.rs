@@ -12,6 +12,8 @@ use std::time::Duration;
 use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, SdkConfig};
+use std::error::Error as _;
+
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
@@ -20,7 +22,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 
 use super::{AssumeFuture, Bootstrap, MfaSessions, RoleAssumer, StsError, one_line};
 use crate::config::{BaseCredentials, MfaConfig};
-use crate::model::{Credentials, Role, Secret};
+use crate::model::{Clock, Credentials, Role, Secret};
 
 /// Used when neither the environment nor the profile names a region, as the AWS CLI did for STS.
 pub const FALLBACK_REGION: &str = "us-east-1";
@@ -99,6 +101,7 @@ impl Sts {
         base_credentials: &BaseCredentials,
         mfa: MfaConfig,
         bootstrap: Arc<Bootstrap>,
+        clock: Clock,
     ) -> Self {
         let (provider, region_chain) = match base_credentials {
             BaseCredentials::DefaultChain => (
@@ -163,7 +166,7 @@ impl Sts {
             .load()
             .await;
         Sts {
-            mfa: MfaSessions::new(mfa, aws_sdk_sts::Client::new(&base)),
+            mfa: MfaSessions::new(mfa, aws_sdk_sts::Client::new(&base), clock),
             base,
             source: match base_credentials {
                 BaseCredentials::DefaultChain => "the default credential chain".to_owned(),
@@ -337,6 +340,12 @@ where
             innermost(&err)
         )),
         _ => match source_of::<CredentialsError>(&err) {
+            // aws-config says only "not enabled" when neither file defines the profile.
+            Some(e @ CredentialsError::CredentialsNotLoaded(_)) if e.source().is_none() => {
+                StsError::NoBaseCredentials(
+                    "the profile is in neither file, or holds no credentials".into(),
+                )
+            }
             Some(credentials) => StsError::NoBaseCredentials(innermost(credentials)),
             None => StsError::Unreachable(format!("cannot reach STS: {}", innermost(&err))),
         },
@@ -366,4 +375,132 @@ fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
         deepest = next;
     }
     one_line(&deepest.to_string(), MAX_MESSAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The classification of STS's answers, replayed from STS's own error bodies through the
+    //! real aws-sdk-sts client (its parsing, its error types), with no network.
+
+    use aws_credential_types::provider::error::CredentialsError;
+
+    use super::*;
+    use crate::credentials::replay::{Replay, client, sts_error};
+
+    #[derive(Debug)]
+    struct NoCredentials(fn() -> CredentialsError);
+
+    impl ProvideCredentials for NoCredentials {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            future::ProvideCredentials::ready(Err((self.0)()))
+        }
+    }
+
+    async fn assume(client: aws_sdk_sts::Client) -> StsError {
+        client
+            .assume_role()
+            .role_arn("arn:aws:iam::123456789012:role/example")
+            .role_session_name("test")
+            .send()
+            .await
+            .map_err(classify)
+            .expect_err("the replay is an error")
+    }
+
+    async fn answered(status: u16, body: impl Into<String>) -> StsError {
+        assume(client(Replay::answering(status, body), None)).await
+    }
+
+    #[tokio::test]
+    async fn throttling_keeps_stss_code_and_message() {
+        let e = answered(400, sts_error("Throttling", "Rate exceeded")).await;
+        assert_eq!(e, StsError::refused("Throttling", "Rate exceeded"));
+    }
+
+    #[tokio::test]
+    async fn access_denied_keeps_stss_code_and_message() {
+        let message = "User: arn:aws:iam::123456789012:user/me is not authorized to perform: \
+                       sts:AssumeRole on resource: arn:aws:iam::123456789012:role/example";
+        let e = answered(403, sts_error("AccessDenied", message)).await;
+        assert_eq!(e, StsError::refused("AccessDenied", message));
+    }
+
+    #[tokio::test]
+    async fn expired_base_credentials_are_stss_expired_token() {
+        let e = answered(
+            403,
+            sts_error(
+                "ExpiredToken",
+                "The security token included in the request is expired",
+            ),
+        )
+        .await;
+        assert_eq!(e.code(), "ExpiredToken");
+    }
+
+    #[tokio::test]
+    async fn unknown_base_keys_are_stss_invalid_client_token_id() {
+        let e = answered(
+            403,
+            sts_error(
+                "InvalidClientTokenId",
+                "The security token included in the request is invalid.",
+            ),
+        )
+        .await;
+        assert_eq!(e.code(), "InvalidClientTokenId");
+    }
+
+    #[tokio::test]
+    async fn a_disabled_region_is_stss_region_disabled() {
+        let e = answered(
+            403,
+            sts_error(
+                "RegionDisabledException",
+                "STS is not activated in this region for account:123456789012.",
+            ),
+        )
+        .await;
+        assert_eq!(e.code(), "RegionDisabledException");
+    }
+
+    #[tokio::test]
+    async fn a_page_that_is_not_sts_is_a_malformed_response() {
+        for (status, body) in [
+            (200, "<html><body>Welcome to the hotel wifi</body></html>"),
+            (502, "<html><body>Bad Gateway</body></html>"),
+        ] {
+            let e = answered(status, body).await;
+            assert!(matches!(e, StsError::Malformed(_)), "{status}: {e:?}");
+            assert!(!e.message().contains("<html>"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn no_answer_in_time_is_a_timeout() {
+        let e = assume(client(Replay::never(), None)).await;
+        assert!(matches!(e, StsError::Timeout(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn base_credentials_that_cannot_be_loaded_are_no_base_credentials_not_unreachable() {
+        let failing = SharedCredentialsProvider::new(NoCredentials(|| {
+            CredentialsError::provider_error("the SSO token has expired and cannot be refreshed")
+        }));
+        let e = assume(client(Replay::answering(200, ""), Some(failing))).await;
+        assert_eq!(
+            e,
+            StsError::NoBaseCredentials("the SSO token has expired and cannot be refreshed".into())
+        );
+        let nowhere =
+            SharedCredentialsProvider::new(NoCredentials(CredentialsError::not_loaded_no_source));
+        let e = assume(client(Replay::answering(200, ""), Some(nowhere))).await;
+        assert!(
+            e.message().contains("neither file"),
+            "{e}: the SDK's \"not enabled\" says nothing"
+        );
+    }
 }

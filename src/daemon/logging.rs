@@ -9,8 +9,9 @@ pub fn init(verbose: u8) {
     let base = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => spec,
         _ => match verbose {
-            // The SDK's own info lines (which provider it chose, and so on) are noise here.
-            0 => "warn,fintors=info".to_owned(),
+            // fintors's own lines only, and others' errors: the SDK's warnings repeat, with a
+            // Debug dump of its error chain, what fintors reports in one line.
+            0 => "error,fintors=info".to_owned(),
             1 => "info,fintors=debug".to_owned(),
             _ => "debug,fintors=trace".to_owned(),
         },

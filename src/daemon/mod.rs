@@ -84,6 +84,7 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
             &loaded.config.base_credentials,
             loaded.config.mfa.clone(),
             bootstrap.clone(),
+            Clock::system(),
         )
         .await,
     );

@@ -29,10 +29,10 @@ pub struct AccessLog {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open access log {path}: {source}")]
+#[error("cannot open access log {path}: {reason}")]
 pub struct AccessLogError {
     path: PathBuf,
-    source: std::io::Error,
+    reason: std::io::Error,
 }
 
 impl AccessLog {
@@ -43,9 +43,9 @@ impl AccessLog {
             .create(true)
             .mode(0o600)
             .open(path)
-            .map_err(|source| AccessLogError {
+            .map_err(|reason| AccessLogError {
                 path: path.to_owned(),
-                source,
+                reason,
             })?;
         let (lines, mut rx) = mpsc::channel::<String>(QUEUE);
         let path = path.to_owned();

@@ -9,6 +9,7 @@ mod base_credentials;
 mod client_commands;
 mod container;
 mod demo;
+mod errors;
 mod faults;
 mod guard;
 mod imds;

@@ -29,7 +29,7 @@ impl Netns {
         if !root || !tools {
             let why = "network namespace tests need root, iproute2 and iptables";
             assert!(!in_ci(), "{why}");
-            eprintln!("SKIPPED: {why}");
+            crate::support::skipped(why);
             return None;
         }
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

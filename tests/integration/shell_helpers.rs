@@ -19,7 +19,7 @@ fn shell_available(shell: &str) -> bool {
             !in_ci(),
             "{shell} is not installed; .ci/run must install it"
         );
-        eprintln!("SKIPPED: {shell} is not installed");
+        crate::support::skipped(&format!("{shell} is not installed"));
     }
     found
 }

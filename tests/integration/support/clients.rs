@@ -23,7 +23,7 @@ pub fn required<T>(what: &str, found: Result<T, String>) -> Option<T> {
         Err(why) => {
             let why = format!("{what} is not available: {why}");
             assert!(!in_ci(), "{why}");
-            eprintln!("SKIPPED: {why}");
+            super::skipped(&why);
             None
         }
     }

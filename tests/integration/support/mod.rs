@@ -33,6 +33,13 @@ pub const TWO_ROLES: &str = r#"{
   "default_role": "example"
 }"#;
 
+/// Says that the calling test skips, where a person running `cargo test` sees it: libtest
+/// captures what a passing test prints with `eprintln!`, so this writes to stderr directly.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
@@ -53,7 +60,7 @@ pub fn venv() -> Option<PathBuf> {
     if in_ci() {
         panic!("{why}");
     }
-    eprintln!("SKIPPED: {why}");
+    skipped(&why);
     None
 }
 
