@@ -7,6 +7,7 @@
 //! become the default.
 
 pub mod aws_profiles;
+mod file;
 mod instance;
 mod roles;
 mod source;
@@ -15,11 +16,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 pub use instance::InstanceConfig;
 pub use roles::{ROLE_FIELDS, RawRole};
-use source::{Checker, Source};
+use source::Source;
 pub use source::{Position, Problem};
 
 use crate::model::{Alias, MfaSerial, Role};
@@ -38,26 +37,6 @@ pub const EXAMPLE: &str = r#"{
   },
   "default_role": "example"
 }"#;
-
-/// The keys of the file's top level and of its `credentials` section.
-pub const TOP_FIELDS: [&str; 9] = [
-    "credentials",
-    "roles",
-    "default_role",
-    "addr",
-    "port",
-    "ecs_port",
-    "admin_port",
-    "aws_profiles",
-    "instance",
-];
-pub const CREDENTIALS_FIELDS: [&str; 5] = [
-    "file",
-    "profile",
-    "mfa_serial",
-    "mfa_process",
-    "mfa_session_seconds",
-];
 
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,7 +263,7 @@ impl Config {
             }
         })?;
         let mut checker = source.checker();
-        match read(&mut checker, &source.value, path) {
+        match file::read(&mut checker, &source.value, path) {
             Some(config) if checker.is_clean() => Ok(config),
             _ => Err(ConfigError::invalid(path, checker.into_problems())),
         }
@@ -307,7 +286,7 @@ impl Config {
             ));
         }
         if let Some((name, position)) = self.pending_default_role.take() {
-            match resolve_default_role(&self.roles, &name) {
+            match file::resolve_default_role(&self.roles, &name) {
                 Ok(alias) => self.default_role = Some(alias),
                 Err(message) => {
                     let mut problem = Problem::new(&["default_role"], message);
@@ -317,150 +296,6 @@ impl Config {
             }
         }
         Ok(())
-    }
-}
-
-/// The whole file, every member checked; `None` when something is too wrong to go on.
-fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<Config> {
-    let top = checker.object(&[], value, &TOP_FIELDS)?;
-    let (base_credentials, mfa) = match top.get("credentials") {
-        None => (BaseCredentials::DefaultChain, MfaConfig::default()),
-        Some(section) => read_credentials(checker, section),
-    };
-    let aws_profiles = checker
-        .field::<bool>(&[], top, "aws_profiles")
-        .unwrap_or(false);
-    let mut roles = BTreeMap::new();
-    let mut written: Vec<&str> = Vec::new();
-    if let Some(section) = top.get("roles") {
-        for (alias, raw) in checker.members(&["roles"], section).into_iter().flatten() {
-            written.push(alias);
-            let Some(raw) = RawRole::read(checker, alias, raw) else {
-                continue;
-            };
-            match raw.validate(alias) {
-                Ok(mut role) => {
-                    role.mfa_serial = role.mfa_serial.or_else(|| mfa.serial.clone());
-                    roles.insert(role.alias.clone(), role);
-                }
-                Err(wrong) => {
-                    for (field, why) in wrong {
-                        checker.report(&["roles", alias, field], why.0);
-                    }
-                }
-            }
-        }
-    }
-    // With aws_profiles the roles may all come from ~/.aws/config; checked after the import.
-    if written.is_empty() && !aws_profiles {
-        checker.report(
-            &["roles"],
-            "no roles are configured; add at least one, e.g. \
-             \"roles\": {\"example\": \"arn:aws:iam::123456789012:role/example\"}",
-        );
-    }
-    let default_name = checker.field::<String>(&[], top, "default_role");
-    let mut default_role = None;
-    let mut pending_default_role = None;
-    match default_name {
-        // With aws_profiles the default role may be an imported one: resolved after the import.
-        Some(name) if aws_profiles => {
-            let mut problem = Problem::new(&["default_role"], "");
-            checker.locate(&mut problem);
-            pending_default_role = Some((name, problem.position));
-        }
-        // A role that is written but invalid has its own problem already.
-        Some(name) if written.contains(&name.as_str()) => {
-            default_role = roles.keys().find(|a| a.as_str() == name).cloned();
-        }
-        Some(name) => match resolve_default_role(&roles, &name) {
-            Ok(alias) => default_role = Some(alias),
-            Err(message) => checker.report(&["default_role"], message),
-        },
-        None => {}
-    }
-    let instance = top
-        .get("instance")
-        .map(|section| InstanceConfig::read(checker, section))
-        .unwrap_or_default();
-    Some(Config {
-        path: path.to_owned(),
-        base_credentials,
-        mfa,
-        roles,
-        default_role,
-        pending_default_role,
-        addr: checker.field(&[], top, "addr"),
-        port: checker.field(&[], top, "port"),
-        ecs_port: checker.field(&[], top, "ecs_port"),
-        admin_port: checker.field(&[], top, "admin_port"),
-        aws_profiles,
-        instance,
-    })
-}
-
-/// The `credentials` section: which profile, and MFA.
-fn read_credentials(checker: &mut Checker, section: &Value) -> (BaseCredentials, MfaConfig) {
-    const AT: [&str; 1] = ["credentials"];
-    let mut mfa = MfaConfig::default();
-    let Some(c) = checker.object(&AT, section, &CREDENTIALS_FIELDS) else {
-        return (BaseCredentials::DefaultChain, mfa);
-    };
-    mfa.serial = checker.field::<String>(&AT, c, "mfa_serial").and_then(|s| {
-        MfaSerial::parse(&s)
-            .map_err(|e| checker.report(&["credentials", "mfa_serial"], e.0))
-            .ok()
-    });
-    mfa.process = checker
-        .field::<String>(&AT, c, "mfa_process")
-        .filter(|p| !p.trim().is_empty());
-    if let Some(d) = checker.field::<i64>(&AT, c, "mfa_session_seconds") {
-        match u32::try_from(d)
-            .ok()
-            .filter(|d| MFA_SESSION_SECONDS.contains(d))
-        {
-            Some(d) => mfa.session_seconds = d,
-            None => checker.report(
-                &["credentials", "mfa_session_seconds"],
-                format!("{d} is outside GetSessionToken's range 900..=129600"),
-            ),
-        }
-    }
-    let file = checker.field::<String>(&AT, c, "file");
-    if file.as_ref().is_some_and(|f| f.trim().is_empty()) {
-        checker.report(
-            &["credentials", "file"],
-            "must not be empty; leave it out for the standard credentials file",
-        );
-    }
-    let profile = checker
-        .field::<String>(&AT, c, "profile")
-        .unwrap_or_else(|| "default".to_owned());
-    if profile.trim().is_empty() {
-        checker.report(
-            &["credentials", "profile"],
-            "must not be empty; leave it out for \"default\"",
-        );
-    }
-    let base = BaseCredentials::Profile {
-        file: file
-            .filter(|f| !f.trim().is_empty())
-            .map(|f| expand_tilde(&f)),
-        profile,
-    };
-    (base, mfa)
-}
-
-fn resolve_default_role(roles: &BTreeMap<Alias, Role>, name: &str) -> Result<Alias, String> {
-    match roles.keys().find(|a| a.as_str() == name) {
-        Some(alias) => Ok(alias.clone()),
-        None => {
-            let names: Vec<&str> = roles.keys().map(Alias::as_str).collect();
-            Err(format!(
-                "\"{name}\" is not one of the configured roles ({}); fix the name or add the role",
-                names.join(", ")
-            ))
-        }
     }
 }
 

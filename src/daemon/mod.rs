@@ -1,24 +1,24 @@
 //! The composition root: the only module that sees every layer. Starting the daemon is five
 //! named steps, each of which can fail with one line that names the thing and the fix:
 //! [`load`] (the configuration, the state directory, the instance), [`bind`] (every listener,
-//! before anything else is started), [`build_state`] (the engine and what the handlers share;
+//! before anything else is started; in `listen.rs`), [`build_state`] (the engine and what the handlers share;
 //! the fuzz targets build theirs with it too), [`spawn`] (the listeners' accept loops), and
 //! waiting for a signal. The default role's credentials are obtained before the ready line.
 
 pub mod activation;
+mod listen;
 mod logging;
 pub mod state_dir;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::args::ServeArgs;
-use crate::config::{Config, ConfigError, DEFAULT_ADDR, DEFAULT_PORT, expand_tilde};
+use crate::config::{Config, ConfigError, expand_tilde};
 use crate::credentials::{
     Bootstrap, FALLBACK_REGION, MfaSessions, Registry, Reloader, RoleAssumer, Sts,
 };
@@ -30,6 +30,8 @@ use crate::http::listener::{self, Limits};
 use crate::http::{App, AppState, ContainerInfo, admin, container, imds_app};
 use crate::model::{Clock, Region, Secret};
 use activation::ActivationError;
+use listen::local_addr;
+pub use listen::{Listeners, bind};
 use state_dir::{CONTAINER_TOKEN_FILE, StateDir, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -208,65 +210,6 @@ pub async fn load(args: &ServeArgs) -> Result<Loaded, DaemonError> {
     })
 }
 
-/// Every listener the daemon serves on.
-pub struct Listeners {
-    pub imds: TcpListener,
-    pub container: Option<TcpListener>,
-    pub admin: Option<TcpListener>,
-}
-
-/// Step 2: the IMDS listener (the socket systemd passed in, else the configured address) and,
-/// when configured, the container and admin listeners on 127.0.0.1.
-pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, DaemonError> {
-    let imds = match activation::inherited_listener()? {
-        Some(socket) => {
-            tracing::info!("serving on the socket passed by systemd");
-            TcpListener::from_std(socket).map_err(|e| DaemonError::Bind {
-                addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-                why: e.to_string(),
-            })?
-        }
-        None => {
-            let addr = SocketAddr::new(
-                args.addr.or(config.addr).unwrap_or(DEFAULT_ADDR),
-                args.port.or(config.port).unwrap_or(DEFAULT_PORT),
-            );
-            bind_at(addr).await?
-        }
-    };
-    // Loopback only: the SDKs accept plain HTTP for the container endpoint only there, and the
-    // admin API must never be reachable from elsewhere.
-    let on_loopback = |port| bind_at(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-    let container = match args.ecs_port.or(config.ecs_port) {
-        Some(port) => Some(on_loopback(port).await?),
-        None => None,
-    };
-    let admin = match args.admin_port.or(config.admin_port) {
-        Some(port) => Some(on_loopback(port).await?),
-        None => None,
-    };
-    Ok(Listeners {
-        imds,
-        container,
-        admin,
-    })
-}
-
-async fn bind_at(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| DaemonError::Bind {
-            addr,
-            why: explain_bind_error(&e, addr),
-        })
-}
-
-fn local_addr(listener: &TcpListener) -> SocketAddr {
-    listener
-        .local_addr()
-        .expect("a bound listener has an address")
-}
-
 /// What the daemon's state depends on besides the configuration.
 pub struct Settings {
     /// The file to re-read on reload.
@@ -386,27 +329,6 @@ pub fn default_state_dir() -> Option<PathBuf> {
         None => std::env::var_os("HOME")
             .filter(|v| !v.is_empty())
             .map(|home| Path::new(&home).join(".local/state/fintors")),
-    }
-}
-
-fn explain_bind_error(e: &std::io::Error, addr: SocketAddr) -> String {
-    use std::io::ErrorKind;
-    match e.kind() {
-        ErrorKind::AddrNotAvailable => format!(
-            "{} is not an address of this machine. Leave out --addr (and the config's \"addr\") \
-             to listen on 127.0.0.1, and run `sudo fintors network up` once so that clients find \
-             fintors at http://169.254.169.254/",
-            addr.ip()
-        ),
-        ErrorKind::AddrInUse => format!(
-            "the port is already in use; is fintors already running? \
-             (try `curl http://{addr}/roles`) Otherwise pick another --port"
-        ),
-        ErrorKind::PermissionDenied => format!(
-            "permission denied; ports below 1024 need root. Use --port {DEFAULT_PORT} (the \
-             default) instead"
-        ),
-        _ => e.to_string(),
     }
 }
 
