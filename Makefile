@@ -34,9 +34,10 @@ $(JS_CLIENT)/node_modules/.installed: $(JS_CLIENT)/package-lock.json
 test: venv clients
 	AWS_EC2_METADATA_DISABLED=true FINTORS_VENV=$(abspath $(VENV)) $(CARGO) test
 
+# The whole workspace: fintors, the code the tests and benchmarks share, the benchmarks.
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 install:
 	$(CARGO) install --locked --path . --root $(PREFIX)
@@ -56,8 +57,8 @@ bench:
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	@[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || $(SUDO) apt-get install -y -qq fonts-dejavu-core
 	$(CARGO) build --release
-	cd bench && $(CARGO) build --release
-	bench/target/release/fintors-bench run --fintors target/release/fintors --out bench/results $(BENCH_ARGS)
+	$(CARGO) build --profile bench-tool -p fintors-bench
+	target/bench-tool/fintors-bench run --fintors target/release/fintors --out bench/results $(BENCH_ARGS)
 
 # Token flood, 10,000 idle connections, then SOAK_MINUTES of mixed traffic with role switches and
 # forced refreshes; loopback only, bounded in time, exits non-zero if a verdict fails.
@@ -65,8 +66,8 @@ SOAK_MINUTES ?= 5
 soak:
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(CARGO) build --release
-	cd bench && $(CARGO) build --release
-	bench/target/release/fintors-bench soak --fintors target/release/fintors --minutes $(SOAK_MINUTES) --out bench/results
+	$(CARGO) build --profile bench-tool -p fintors-bench
+	target/bench-tool/fintors-bench soak --fintors target/release/fintors --minutes $(SOAK_MINUTES) --out bench/results
 
 # Fuzzing (cargo-fuzz on nightly; not in CI): each target for FUZZ_SECONDS, seeded from fuzz/seeds/.
 # No leak detection: the HTTP targets share one daemon whose tasks outlive each input, and

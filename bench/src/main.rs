@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use fintors_testkit::{FakeServer, Issued, Request as FakeRequest, StsCall, try_raw_request};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -88,8 +89,21 @@ async fn ceiling(args: &[String]) {
 // ---------------------------------------------------------------------------------------------
 // A fake STS: AssumeRole with a scripted delay and session lifetime, counting calls.
 
+/// The shared fake server with the bench's script and record of calls.
 struct FakeSts {
     addr: SocketAddr,
+    _server: FakeServer,
+    script: Arc<StsScript>,
+}
+
+impl std::ops::Deref for FakeSts {
+    type Target = StsScript;
+    fn deref(&self) -> &StsScript {
+        &self.script
+    }
+}
+
+struct StsScript {
     delay_ms: AtomicU64,
     lifetime_s: AtomicU64,
     calls: AtomicU64,
@@ -103,9 +117,7 @@ struct FakeSts {
 
 impl FakeSts {
     async fn start() -> Arc<FakeSts> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sts = Arc::new(FakeSts {
-            addr: listener.local_addr().unwrap(),
+        let script = Arc::new(StsScript {
             delay_ms: AtomicU64::new(0),
             lifetime_s: AtomicU64::new(3600),
             calls: AtomicU64::new(0),
@@ -114,25 +126,17 @@ impl FakeSts {
             arrivals: Mutex::default(),
             epoch: Instant::now(),
         });
-        let server = sts.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let sts = server.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let sts = sts.clone();
-                        async move { Ok::<_, Infallible>(sts.answer(req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        sts
+        let answering = script.clone();
+        let server = FakeServer::start(move |request| answering.answer(request));
+        Arc::new(FakeSts {
+            addr: server.addr(),
+            _server: server,
+            script,
+        })
     }
+}
 
+impl StsScript {
     fn set(&self, delay_ms: u64, lifetime_s: u64) {
         self.delay_ms.store(delay_ms, Ordering::SeqCst);
         self.lifetime_s.store(lifetime_s, Ordering::SeqCst);
@@ -142,18 +146,12 @@ impl FakeSts {
         self.epoch.elapsed().as_micros() as u64
     }
 
-    async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        self.last_arrival_us
-            .store(self.since_epoch_us(), Ordering::SeqCst);
+    /// Runs on the fake server's thread for the request, so a delay stalls this call only.
+    fn answer(&self, request: &FakeRequest) -> (u16, &'static str, String) {
         let arrived = self.since_epoch_us();
-        let body = req.into_body().collect().await.map(|b| b.to_bytes());
-        let body = String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned();
-        let role = body
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("RoleArn="))
-            .and_then(|arn| arn.rsplit("%2F").next())
-            .unwrap_or("?")
-            .to_owned();
+        self.last_arrival_us.store(arrived, Ordering::SeqCst);
+        let call = StsCall::of(request);
+        let role = call.role_name().unwrap_or("?").to_owned();
         self.arrivals
             .lock()
             .unwrap()
@@ -161,28 +159,20 @@ impl FakeSts {
             .or_default()
             .push(arrived);
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        tokio::time::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst))).await;
-        let expiration = chrono::Utc::now()
-            + chrono::Duration::seconds(self.lifetime_s.load(Ordering::SeqCst) as i64);
+        std::thread::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst)));
         // Real session tokens run to several hundred characters; so does this one.
         let token = "FwoGZXIvYXdzEBYaDBENCH".repeat(20) + &format!("{n:08}");
-        let body = format!(
-            "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
-             <Credentials><AccessKeyId>ASIABENCH{n:011}</AccessKeyId>\
-             <SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYBENCH{n:08}</SecretAccessKey>\
-             <SessionToken>{token}</SessionToken><Expiration>{}</Expiration></Credentials>\
-             <AssumedRoleUser><AssumedRoleId>AROABENCH:bench</AssumedRoleId>\
-             <Arn>arn:aws:sts::123456789012:assumed-role/bench/bench</Arn></AssumedRoleUser>\
-             </AssumeRoleResult><ResponseMetadata><RequestId>{n}</RequestId></ResponseMetadata>\
-             </AssumeRoleResponse>",
-            expiration.format("%Y-%m-%dT%H:%M:%SZ")
-        );
+        let body = Issued {
+            access_key_id: &format!("ASIABENCH{n:011}"),
+            secret_access_key: &format!("wJalrXUtnFEMI/K7MDENG/bPxRfiCYBENCH{n:08}"),
+            session_token: &token,
+            expiration: chrono::Utc::now()
+                + chrono::Duration::seconds(self.lifetime_s.load(Ordering::SeqCst) as i64),
+        }
+        .response("AssumeRole", n as u32);
         self.last_answer_us
             .store(self.since_epoch_us(), Ordering::SeqCst);
-        Response::builder()
-            .header("content-type", "text/xml")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap()
+        (200, "text/xml", body)
     }
 }
 
@@ -316,16 +306,14 @@ impl Fintors {
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns status and body.
+/// One request of raw bytes, off the async workers; `None` when it fails.
 async fn http(addr: SocketAddr, raw: &str) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = TcpStream::connect(addr).await.ok()?;
-    s.write_all(raw.as_bytes()).await.ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.ok()?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
+    let raw = raw.as_bytes().to_vec();
+    tokio::task::spawn_blocking(move || try_raw_request(addr, &raw, Duration::from_secs(30)))
+        .await
+        .ok()?
+        .ok()
+        .map(|reply| (reply.status, reply.body))
 }
 
 fn get(addr: SocketAddr, path: &str) -> String {

@@ -1,0 +1,8 @@
+//! What the end-to-end tests (`tests/integration`) and the benchmarks (`bench`) share, so each
+//! exists once: a raw HTTP client ([`http`]) and fake AWS endpoints on loopback ([`fake`]).
+
+pub mod fake;
+pub mod http;
+
+pub use fake::{FakeServer, FakeSts, HANG_UP, Issued, Request, StsCall, issued, sts_error};
+pub use http::{Reply, http, raw_request, try_raw_request};
