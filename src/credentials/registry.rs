@@ -166,18 +166,29 @@ impl Registry {
         serials
     }
 
-    /// After the base credentials changed: assume at once, in the background, every role that is
-    /// failing or is active without credentials, instead of waiting out their backoff.
-    pub fn retry_pending(&self) {
+    /// After the base credentials changed: assume at once every role that is failing or is
+    /// active without credentials, instead of waiting out their backoff.
+    pub async fn retry_pending(&self) {
         let active = self.active();
-        for cache in self.snapshot().values() {
-            let is_active = active.as_ref().is_some_and(|a| Arc::ptr_eq(a, cache));
-            if cache.cached().is_none() && (is_active || cache.last_failure().is_some()) {
+        let pending: Vec<_> = self
+            .snapshot()
+            .values()
+            .filter(|cache| {
+                let is_active = active.as_ref().is_some_and(|a| Arc::ptr_eq(a, cache));
+                cache.cached().is_none() && (is_active || cache.last_failure().is_some())
+            })
+            .map(|cache| {
                 let cache = cache.clone();
+                // Each its own task, at once: a slow role must not hold up the others.
                 tokio::spawn(async move {
                     let _ = cache.get(Attempt::Now).await;
-                });
-            }
+                })
+            })
+            .collect();
+        // Answered once they are done (each waits at most STS_WAIT), so the caller's next
+        // request is served from the cache rather than racing the retry into the backoff.
+        for retry in pending {
+            let _ = retry.await;
         }
     }
 

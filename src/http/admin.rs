@@ -106,6 +106,6 @@ async fn bootstrap_credentials(State(admin): State<Arc<Admin>>, request: Request
         token.as_ref(),
     );
     tracing::info!("base credentials replaced through the admin API");
-    admin.state.registry.retry_pending();
+    admin.state.registry.retry_pending().await;
     StatusCode::NO_CONTENT.into_response()
 }

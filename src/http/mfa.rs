@@ -55,7 +55,7 @@ async fn supply_code(State(state): State<Arc<AppState>>, request: Request) -> Re
     };
     match state.mfa.start(&serial, &wanted.code).await {
         Ok(expires) => {
-            state.registry.retry_pending();
+            state.registry.retry_pending().await;
             json(
                 StatusCode::OK,
                 &MfaStarted {

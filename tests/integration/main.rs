@@ -8,6 +8,7 @@ mod aws_profiles;
 mod base_credentials;
 mod client_commands;
 mod container;
+mod contract;
 mod demo;
 mod errors;
 mod faults;

@@ -1,0 +1,467 @@
+//! Every route's contract, in-process: the real apps (`App::call`, what the accept loop and the
+//! fuzz targets call) over the state `daemon::build_state` builds, with a fake `RoleAssumer`,
+//! so no emulator and no socket. The JSON answers are read with the wire types of
+//! `fintors::api`, the ones the client subcommands use: a handler and the client cannot drift.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use hyper::{Method, Request, StatusCode};
+
+use fintors::api::{
+    ApiError, MfaStarted, ReloadReport, RoleDescription, RoleList, StatusReport, SwitchResponse,
+    paths,
+};
+use fintors::config::Config;
+use fintors::credentials::{AssumeFuture, MfaSessions, RoleAssumer, StsError};
+use fintors::daemon::{Settings, build_state};
+use fintors::ec2::document::CredentialsDocument;
+use fintors::ec2::instance::Instance;
+use fintors::ec2::tokens::Tokens;
+use fintors::http::guard::Guard;
+use fintors::http::{App, AppState, admin, container, imds_app};
+use fintors::model::{Clock, Credentials, Region, Role, Secret};
+
+use crate::support::{FakeSts, issued};
+
+const CONFIG: &str = r#"{
+  "roles": {
+    "dev": "arn:aws:iam::123456789012:role/dev",
+    "ops": { "arn": "arn:aws:iam::210987654321:role/team/ops", "session_name": "alice", "region": "eu-west-1" },
+    "broken": "arn:aws:iam::123456789012:role/broken",
+    "mfa": { "arn": "arn:aws:iam::123456789012:role/mfa", "mfa_serial": "arn:aws:iam::123456789012:mfa/me" }
+  },
+  "default_role": "dev",
+  "instance": { "region": "us-west-2", "availability_zone": "us-west-2b" }
+}"#;
+
+const IMDS: &str = "127.0.0.1:16925";
+const CONTAINER: &str = "127.0.0.1:16926";
+const ADMIN: &str = "127.0.0.1:16927";
+const CONTAINER_TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// AssumeRole without STS: `broken` is refused, `mfa` waits for its session.
+struct FakeAssumer {
+    mfa: Arc<MfaSessions>,
+    calls: AtomicU32,
+}
+
+impl RoleAssumer for FakeAssumer {
+    fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a> {
+        Box::pin(async move {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            if role.alias.as_str() == "broken" {
+                return Err(StsError::refused("AccessDenied", "not authorized"));
+            }
+            if let Some(serial) = &role.mfa_serial
+                && self.mfa.current(serial).is_none()
+            {
+                return Err(self.mfa.required(serial));
+            }
+            Ok(Credentials {
+                access_key_id: format!("ASIACONTRACT{n:08}"),
+                secret_access_key: Secret::new("contract-secret"),
+                session_token: Secret::new("contract-token"),
+                expiration: chrono::Utc::now() + chrono::TimeDelta::hours(1),
+            })
+        })
+    }
+}
+
+struct Daemon {
+    imds: App,
+    container: App,
+    admin: App,
+    state: Arc<AppState>,
+    _dir: tempfile::TempDir,
+    _sts: FakeSts,
+}
+
+/// A daemon's apps over `build_state`; the MFA sessions' STS is a fake that issues sessions.
+fn daemon() -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fintorc.json");
+    crate::support::write_private(&path, CONFIG);
+    let config = Config::parse(&path, CONFIG).unwrap();
+    let sts = FakeSts::start(|call| issued(call, 1, chrono::Duration::hours(12)));
+    let sts_client = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("us-east-1"))
+            .endpoint_url(&sts.url)
+            .credentials_provider(aws_sdk_sts::config::Credentials::for_tests())
+            .build(),
+    );
+    let mfa = MfaSessions::new(config.mfa.clone(), sts_client, Clock::system());
+    let instance = Instance::from_config(
+        &config.instance,
+        b"contract",
+        &Region::parse("us-east-1").unwrap(),
+        chrono::DateTime::UNIX_EPOCH,
+    );
+    let settings = Settings {
+        config_path: path,
+        aws_profiles: false,
+        imdsv2_required: false,
+    };
+    let assumer = Arc::new(FakeAssumer {
+        mfa: mfa.clone(),
+        calls: AtomicU32::new(0),
+    });
+    let state = build_state(
+        config,
+        &settings,
+        assumer,
+        mfa,
+        instance,
+        Arc::new(Tokens::from_key([9; 32])),
+        Clock::system(),
+        None,
+    );
+    let guard = |addr: &str| Arc::new(Guard::new(addr.parse().unwrap(), false));
+    Daemon {
+        imds: imds_app(state.clone(), guard(IMDS), None),
+        container: App::from(container::app(
+            state.clone(),
+            guard(CONTAINER),
+            Secret::new(CONTAINER_TOKEN),
+        )),
+        admin: App::from(admin::app(
+            state.clone(),
+            guard(ADMIN),
+            Arc::new(fintors::credentials::Bootstrap::default()),
+            None,
+        )),
+        state,
+        _dir: dir,
+        _sts: sts,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// `method path` to `app` (bound at `addr`) from loopback, with `headers` and a JSON `body`.
+async fn call(
+    app: &App,
+    addr: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        request = request.header("host", addr);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(Body::from(body.unwrap_or_default().to_owned()))
+        .unwrap();
+    let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let response = app.call(request, peer).await;
+    let (parts, body) = response.into_parts();
+    Answer {
+        status: parts.status,
+        content_type: parts
+            .headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default(),
+        body: body.collect().await.unwrap().to_bytes().to_vec(),
+    }
+}
+
+async fn imds(d: &Daemon, method: Method, path: &str) -> Answer {
+    call(&d.imds, IMDS, method, path, &[], None).await
+}
+
+#[tokio::test]
+async fn the_token_route_issues_tokens_and_refuses_other_methods() {
+    let d = daemon();
+    let ttl = [("x-aws-ec2-metadata-token-ttl-seconds", "60")];
+    let token = call(&d.imds, IMDS, Method::PUT, "/latest/api/token", &ttl, None).await;
+    assert_eq!(token.status, StatusCode::OK);
+    assert!(!token.text().is_empty());
+    let get = imds(&d, Method::GET, "/latest/api/token").await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+    let options = imds(&d, Method::OPTIONS, "/latest/api/token").await;
+    assert_eq!(options.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_credential_routes_list_the_active_role_and_serve_any_role() {
+    let d = daemon();
+    for listing in [
+        "/latest/meta-data/iam/security-credentials/",
+        "/latest/meta-data/iam/security-credentials-extended/",
+    ] {
+        assert_eq!(imds(&d, Method::GET, listing).await.text(), "dev");
+    }
+    let doc: CredentialsDocument = imds(
+        &d,
+        Method::GET,
+        "/latest/meta-data/iam/security-credentials/ops",
+    )
+    .await
+    .json();
+    assert!(doc.credentials().is_some(), "{doc:?}");
+    let extended: CredentialsDocument = imds(
+        &d,
+        Method::GET,
+        "/latest/meta-data/iam/security-credentials-extended/ops",
+    )
+    .await
+    .json();
+    assert_eq!(extended.account_id.as_deref(), Some("210987654321"));
+    let refused: CredentialsDocument = imds(
+        &d,
+        Method::GET,
+        "/latest/meta-data/iam/security-credentials/broken",
+    )
+    .await
+    .json();
+    assert_eq!(refused.code, "AccessDenied");
+    let info = imds(&d, Method::GET, "/latest/meta-data/iam/info").await;
+    assert!(
+        info.text().contains("instance-profile/dev"),
+        "{}",
+        info.text()
+    );
+}
+
+#[tokio::test]
+async fn the_metadata_tree_answers_with_the_instance_and_the_active_role() {
+    let d = daemon();
+    assert_eq!(
+        imds(&d, Method::GET, "/latest/").await.text(),
+        "dynamic\nmeta-data"
+    );
+    assert!(
+        imds(&d, Method::GET, "/latest/meta-data/")
+            .await
+            .text()
+            .contains("placement/")
+    );
+    assert_eq!(
+        imds(
+            &d,
+            Method::GET,
+            "/latest/meta-data/placement/availability-zone"
+        )
+        .await
+        .text(),
+        "us-west-2b"
+    );
+    assert_eq!(
+        imds(&d, Method::GET, "/latest/dynamic/").await.text(),
+        "instance-identity/"
+    );
+    let identity: serde_json::Value = imds(
+        &d,
+        Method::GET,
+        "/latest/dynamic/instance-identity/document",
+    )
+    .await
+    .json();
+    assert_eq!(identity["accountId"], "123456789012");
+    assert_eq!(identity["region"], "us-west-2");
+    assert_eq!(
+        imds(&d, Method::GET, "/latest/user-data").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_role_api_lists_describes_serves_and_switches() {
+    let d = daemon();
+    let all: RoleList = imds(&d, Method::GET, paths::ROLES).await.json();
+    assert_eq!(all.roles, ["broken", "dev", "mfa", "ops"]);
+    let active: RoleList = imds(&d, Method::GET, &paths::active_role()).await.json();
+    assert_eq!(active.roles, ["dev"]);
+    let ops: RoleDescription = imds(&d, Method::GET, "/roles/ops").await.json();
+    assert_eq!(ops.session_name, "alice");
+    let creds = imds(&d, Method::GET, &paths::role_credentials("ops")).await;
+    assert_eq!(creds.content_type, "application/json");
+    assert!(creds.json::<CredentialsDocument>().credentials().is_some());
+    let switched = call(
+        &d.imds,
+        IMDS,
+        Method::PUT,
+        paths::ROLES,
+        &[],
+        Some(r#"{"alias":"ops"}"#),
+    )
+    .await;
+    assert_eq!(switched.json::<SwitchResponse>().active_role, "ops");
+    let refused = call(
+        &d.imds,
+        IMDS,
+        Method::PUT,
+        paths::ROLES,
+        &[],
+        Some(r#"{"alias":"broken"}"#),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        refused.json::<ApiError>().code.as_deref(),
+        Some("AccessDenied")
+    );
+    assert_eq!(
+        d.state.registry.active().unwrap().role().alias.as_str(),
+        "ops"
+    );
+    let unknown = imds(&d, Method::GET, "/roles/nope").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.json::<ApiError>().error, "unknown role: nope");
+}
+
+#[tokio::test]
+async fn status_reports_every_role_in_the_wire_type() {
+    let d = daemon();
+    imds(
+        &d,
+        Method::GET,
+        "/latest/meta-data/iam/security-credentials/dev",
+    )
+    .await;
+    let report: StatusReport = imds(&d, Method::GET, paths::STATUS).await.json();
+    assert_eq!(report.active_role.as_deref(), Some("dev"));
+    assert_eq!(report.roles.len(), 4);
+    assert_eq!(report.mfa.len(), 1);
+    let dev = report.roles.iter().find(|r| r.alias == "dev").unwrap();
+    assert!(dev.credentials.is_some() && dev.active);
+}
+
+#[tokio::test]
+async fn reload_rereads_the_file_and_says_what_changed() {
+    let d = daemon();
+    let report: ReloadReport = call(&d.imds, IMDS, Method::POST, paths::RELOAD, &[], Some("{}"))
+        .await
+        .json();
+    assert!(
+        report.added.is_empty() && report.removed.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(report.active_role.as_deref(), Some("dev"));
+}
+
+#[tokio::test]
+async fn an_mfa_code_starts_the_session_the_mfa_role_waits_for() {
+    let d = daemon();
+    let waiting: CredentialsDocument = imds(
+        &d,
+        Method::GET,
+        "/latest/meta-data/iam/security-credentials/mfa",
+    )
+    .await
+    .json();
+    assert_eq!(waiting.code, "MfaRequired");
+    let bad = call(
+        &d.imds,
+        IMDS,
+        Method::PUT,
+        paths::MFA,
+        &[],
+        Some(r#"{"code":"12"}"#),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let started: MfaStarted = call(
+        &d.imds,
+        IMDS,
+        Method::PUT,
+        paths::MFA,
+        &[],
+        Some(r#"{"code":"123456"}"#),
+    )
+    .await
+    .json();
+    assert_eq!(started.serial, "arn:aws:iam::123456789012:mfa/me");
+    let served: CredentialsDocument = imds(
+        &d,
+        Method::GET,
+        "/latest/meta-data/iam/security-credentials/mfa",
+    )
+    .await
+    .json();
+    assert!(served.credentials().is_some(), "{served:?}");
+}
+
+#[tokio::test]
+async fn the_container_endpoint_serves_with_its_token_and_refuses_in_json() {
+    let d = daemon();
+    let auth = [("authorization", CONTAINER_TOKEN)];
+    for path in [paths::CONTAINER_ACTIVE, "/creds/ops"] {
+        let ok = call(&d.container, CONTAINER, Method::GET, path, &auth, None).await;
+        assert_eq!(ok.status, StatusCode::OK, "{path}");
+        let doc: serde_json::Value = ok.json();
+        assert!(doc["AccessKeyId"].is_string() && doc["RoleArn"].is_string());
+    }
+    let none = call(&d.container, CONTAINER, Method::GET, "/creds", &[], None).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.json::<serde_json::Value>()["Code"], "Unauthorized");
+    let foreign = call(
+        &d.container,
+        CONTAINER,
+        Method::GET,
+        "/creds",
+        &[("host", "evil.example")],
+        None,
+    )
+    .await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    assert_eq!(foreign.content_type, "application/json");
+}
+
+#[tokio::test]
+async fn the_admin_listener_answers_health_readiness_and_bootstrap() {
+    let d = daemon();
+    let health = call(&d.admin, ADMIN, Method::GET, paths::HEALTH, &[], None).await;
+    assert_eq!(health.text(), "ok");
+    let ready = call(&d.admin, ADMIN, Method::GET, paths::READY, &[], None).await;
+    assert!(!ready.json::<bool>(), "nothing fetched yet");
+    let bootstrap = call(
+        &d.admin,
+        ADMIN,
+        Method::POST,
+        paths::BOOTSTRAP,
+        &[],
+        Some(r#"{"AccessKeyId": "AKIA", "SecretAccessKey": "s"}"#),
+    )
+    .await;
+    assert_eq!(bootstrap.status, StatusCode::NO_CONTENT);
+    let foreign = call(
+        &d.admin,
+        ADMIN,
+        Method::GET,
+        paths::HEALTH,
+        &[("host", "evil.example")],
+        None,
+    )
+    .await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    assert!(foreign.json::<ApiError>().error.contains("Host"));
+}
