@@ -1,10 +1,9 @@
 //! The container credentials endpoint (`--ecs-port`): token-guarded, in the container provider's
 //! format, and used for real by botocore and aws-sdk-rust through `fintors env --ecs`.
 
-use std::process::Command;
-
 use crate::require_venv;
-use crate::support::{Daemon, TWO_ROLES, fintors_cli, http, moto, rust_whoami};
+use crate::support::clients::{ClientRun, Token, Via};
+use crate::support::{Daemon, TWO_ROLES, fintors_cli, http, rust_whoami};
 
 const EXAMPLE_ARN: &str = "arn:aws:sts::123456789012:assumed-role/example/finto-example";
 
@@ -136,36 +135,10 @@ fn env_ecs_without_the_endpoint_says_how_to_enable_it() {
     );
 }
 
-/// Runs `program` with only the container variables as a credential source.
+/// Runs `program` with only the container variables (as `fintors env --ecs` prints them) as a
+/// credential source.
 fn container_client(d: &Daemon, program: &std::path::Path, args: &[&str]) -> String {
-    let o = fintors_cli(d, &["env", "--ecs"]);
-    let exports = String::from_utf8(o.stdout).unwrap();
-    let home = d.dir.path().join("container-client");
-    std::fs::create_dir_all(&home).unwrap();
-    let o = Command::new("bash")
-        .arg("-c")
-        .arg(format!("{exports}\nexec \"$@\""))
-        .arg("client")
-        .arg(program)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", home.join("none"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("none"))
-        .env("AWS_ENDPOINT_URL_STS", moto())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        d.stderr()
-    );
-    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    ClientRun::new(d, Via::Container(Token::Both)).run(program, args)
 }
 
 #[test]

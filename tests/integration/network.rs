@@ -74,6 +74,26 @@ impl Netns {
         .join("\n")
     }
 
+    /// The STS emulator, inside the namespace on [`NS_STS_PORT`], once it accepts connections.
+    pub fn moto(&self, venv: &std::path::Path) -> Reaped {
+        let moto = Reaped(
+            self.exec(&[
+                venv.join("bin/moto_server").to_str().unwrap(),
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &NS_STS_PORT.to_string(),
+            ])
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+        );
+        self.wait_for_port(NS_STS_PORT);
+        moto
+    }
+
     pub fn wait_for_port(&self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(60);
         let probe = format!("exec 3<>/dev/tcp/127.0.0.1/{port}");
@@ -158,21 +178,7 @@ fn network_up_makes_unmodified_sdks_find_fintors_and_down_restores_everything() 
     let Some(ns) = Netns::create() else { return };
     let before = ns.snapshot();
 
-    let _moto = Reaped(
-        ns.exec(&[
-            venv.join("bin/moto_server").to_str().unwrap(),
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &NS_STS_PORT.to_string(),
-        ])
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    ns.wait_for_port(NS_STS_PORT);
+    let _moto = ns.moto(&venv);
     let daemon = Daemon::builder(TWO_ROLES)
         .netns(&ns.0)
         .sts(format!("http://127.0.0.1:{NS_STS_PORT}"))
@@ -288,21 +294,7 @@ fn socket_activation_serves_on_the_passed_socket() {
 fn the_readme_set_up_needs_no_flags_and_no_endpoint_variables() {
     let venv = require_venv!();
     let Some(ns) = Netns::create() else { return };
-    let _moto = Reaped(
-        ns.exec(&[
-            venv.join("bin/moto_server").to_str().unwrap(),
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &NS_STS_PORT.to_string(),
-        ])
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    ns.wait_for_port(NS_STS_PORT);
+    let _moto = ns.moto(&venv);
     let home = tempfile::tempdir().unwrap();
     let creds = home.path().join(".aws/credentials");
     std::fs::create_dir_all(creds.parent().unwrap()).unwrap();
