@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -80,6 +81,25 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
     let listeners = bind(&args, &loaded.config).await?;
     // Installed before the port reports ready, so a SIGTERM right after start-up is graceful.
     let shutdown = shutdown_on_signals()?;
+    let config_path = loaded.config.path.clone();
+    let (state, apps) = start_engine(&args, loaded, &listeners).await?;
+    let bound = local_addr(&listeners.imds);
+    let servers = spawn(listeners, apps, &shutdown);
+    announce_ready(&state, &config_path, bound);
+    for server in servers {
+        server.await.expect("a listener task panicked");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Steps 3 and 4 for the real thing: STS with the configured base credentials, the state, the
+/// default role's credentials, reload on SIGHUP, and what each listener serves.
+async fn start_engine(
+    args: &ServeArgs,
+    loaded: Loaded,
+    listeners: &Listeners,
+) -> Result<(Arc<AppState>, Apps), DaemonError> {
     let bootstrap = Arc::new(Bootstrap::default());
     let sts = Arc::new(
         Sts::new(
@@ -90,13 +110,10 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         )
         .await,
     );
-    let container = match &listeners.container {
-        Some(listener) => Some(ContainerInfo {
-            url: format!("http://{}/creds", local_addr(listener)),
-            token_file: loaded.state_dir.file(CONTAINER_TOKEN_FILE),
-        }),
-        None => None,
-    };
+    let container = listeners.container.as_ref().map(|listener| ContainerInfo {
+        url: format!("http://{}/creds", local_addr(listener)),
+        token_file: loaded.state_dir.file(CONTAINER_TOKEN_FILE),
+    });
     let container_token = match &listeners.container {
         Some(_) => Some(loaded.state_dir.container_token()?),
         None => None,
@@ -106,7 +123,6 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         aws_profiles: args.aws_profiles,
         imdsv2_required: args.imdsv2_required,
     };
-    let config = loaded.config.clone();
     let state = build_state(
         loaded.config,
         &settings,
@@ -122,54 +138,51 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
         .reloader
         .on_sighup()
         .map_err(|reason| DaemonError::Signals { reason })?;
+    let guard = |listener: &TcpListener, allow_remote| {
+        Arc::new(Guard::new(local_addr(listener), allow_remote))
+    };
     let apps =
         Apps {
             imds: imds_app(
                 state.clone(),
-                Arc::new(Guard::new(local_addr(&listeners.imds), args.allow_remote)),
+                guard(&listeners.imds, args.allow_remote),
                 loaded.log,
             ),
             container: listeners.container.as_ref().zip(container_token).map(
                 |(listener, token)| {
-                    App::from(container::app(
-                        state.clone(),
-                        Arc::new(Guard::new(local_addr(listener), false)),
-                        token,
-                    ))
+                    App::from(container::app(state.clone(), guard(listener, false), token))
                 },
             ),
             admin: listeners.admin.as_ref().map(|listener| {
                 App::from(admin::app(
                     state.clone(),
-                    Arc::new(Guard::new(local_addr(listener), false)),
+                    guard(listener, false),
                     bootstrap,
                     admin_token(),
                 ))
             }),
         };
-    let bound = local_addr(&listeners.imds);
-    let servers = spawn(listeners, apps, &shutdown);
-    // The ready line comes last, once every listener is serving: tests and scripts wait for it.
+    Ok((state, apps))
+}
+
+/// The ready line, once every listener is serving (tests and scripts wait for it), and
+/// systemd's READY=1 (a no-op without NOTIFY_SOCKET).
+fn announce_ready(state: &AppState, config_path: &Path, bound: SocketAddr) {
     let roles: Vec<String> = state
         .registry
         .aliases()
         .iter()
         .map(|a| a.to_string())
         .collect();
+    let active = state.registry.active();
     tracing::info!(
-        config = %config.path.display(),
+        config = %config_path.display(),
         roles = %roles.join(","),
-        active = %state.registry.active().map(|a| a.role().alias.to_string()).unwrap_or_else(|| "none".into()),
+        active = %active.as_ref().map_or("none", |a| a.role().alias.as_str()),
         "fintors {} listening on http://{bound}",
         env!("CARGO_PKG_VERSION"),
     );
-    // systemd's Type=notify: started means serving (a no-op without NOTIFY_SOCKET).
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    for server in servers {
-        server.await.expect("a listener task panicked");
-    }
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// What start-up reads before anything listens.
