@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::require_venv;
-use crate::support::{Reaped, free_port, repo_path};
+use crate::support::{free_port, repo_path};
 
 fn demo(venv: &std::path::Path, home: &std::path::Path, port: u16, sts_port: u16) -> Command {
     let mut c = Command::new("bash");
@@ -67,7 +67,8 @@ fn the_commands_the_demo_prints_work_as_printed() {
             commands.push(command.to_owned());
         }
     }
-    let demo = Reaped(child);
+    // If an assertion fails, the demo still cleans up after itself (its trap on TERM).
+    let demo = Stopped(child);
     assert!(commands.len() >= 8, "{commands:?}");
     // A user's shell: no AWS configuration of its own, nothing pointing anywhere but the demo.
     let client_home = home.path().join("user");
@@ -111,6 +112,20 @@ fn the_commands_the_demo_prints_work_as_printed() {
     );
     let log = log.join().unwrap();
     assert!(!log.contains("readable by other users"), "{log}");
+}
+
+/// The demo, stopped the way a user stops it (its `trap` then stops moto and fintors), and
+/// killed only if that does not work.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        if wait_with_timeout(&mut self.0, Duration::from_secs(10)).is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 fn wait_with_timeout(
