@@ -102,35 +102,19 @@ impl RawRole {
             "mfa_serial",
             self.mfa_serial.as_deref().map(MfaSerial::parse).transpose(),
         );
-        match (
-            alias,
-            arn,
-            session_name,
-            duration_seconds,
-            external_id,
-            region,
-            mfa_serial,
-        ) {
-            (
-                Some(alias),
-                Some(arn),
-                Some(session_name),
-                Some(duration_seconds),
-                Some(external_id),
-                Some(region),
-                Some(mfa_serial),
-            ) => Ok(Role {
-                alias,
-                arn,
-                session_name,
-                duration_seconds,
-                external_id,
-                region,
+        let role = || {
+            Some(Role {
+                alias: alias?,
+                arn: arn?,
+                session_name: session_name?,
+                duration_seconds: duration_seconds?,
+                external_id: external_id?,
+                region: region?,
                 source_profile: None,
-                mfa_serial,
-            }),
-            _ => Err(wrong),
-        }
+                mfa_serial: mfa_serial?,
+            })
+        };
+        role().ok_or(wrong)
     }
 }
 
