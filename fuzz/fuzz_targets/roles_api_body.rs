@@ -104,7 +104,7 @@ fuzz_target!(
 /// Everything `/bootstrap/creds` may say when it refuses a body (numbers aside): fixed text only,
 /// because the body holds secrets.
 const BOOTSTRAP_REFUSALS: [&str; 3] = [
-    "invalid body at line 0 column 0: expected {\"AccessKeyId\": \"...\", \
+    "invalid request body (at line 0 column 0); expected {\"AccessKeyId\": \"...\", \
      \"SecretAccessKey\": \"...\", \"Token\": \"...\"} (Token optional)",
     "AccessKeyId and SecretAccessKey must not be empty",
     "request body is larger than 0 bytes",
