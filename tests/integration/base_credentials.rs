@@ -3,7 +3,7 @@
 //! users), `AWS_CONFIG_FILE` and `AWS_SHARED_CREDENTIALS_FILE`. The fake STS records which key
 //! signed each AssumeRole, so each test proves which source was used.
 
-use crate::support::sso::{IdentityCenter, SSO_ACCESS_KEY, SSO_SESSION_PROFILE, write_token_cache};
+use crate::support::sso::{IdentityCenter, SSO_ACCESS_KEY, sso_daemon};
 use crate::support::{BASE_ACCESS_KEY, BASE_SECRET_KEY, Daemon, FakeSts};
 
 const CREDS_PATH: &str = "/latest/meta-data/iam/security-credentials/example";
@@ -36,19 +36,12 @@ fn static_keys_profile() -> String {
 fn an_sso_profile_in_the_config_file_alone_serves_credentials() {
     let center = IdentityCenter::start(&["cached-access-token"]);
     let sts = FakeSts::issuing();
-    let builder = Daemon::builder(&config(r#"{"profile": "identity"}"#))
-        .sts(&sts.url)
-        .file(".aws/config", SSO_SESSION_PROFILE)
-        .without_env("AWS_CONFIG_FILE");
-    write_token_cache(
-        builder.path("").as_path(),
-        "corp",
+    let d = sso_daemon(
+        &center,
+        &sts,
         "cached-access-token",
         chrono::Utc::now() + chrono::Duration::hours(8),
-        false,
     );
-    let [sso, oidc] = center.endpoints();
-    let d = builder.env(sso.0, &sso.1).env(oidc.0, &oidc.1).start();
     assert!(!d.dir.path().join(".aws/credentials").exists());
     let r = d.get(CREDS_PATH);
     assert_eq!(r.json()["Code"], "Success", "{}\n{}", r.body, d.stderr());

@@ -2,7 +2,7 @@
 //! `Message`, `fintors status`, and the daemon's log at the default level. The SDKs' error chains
 //! (with their raw HTTP responses) belong to `-vv` only; one case per class of failure.
 
-use crate::support::sso::{IdentityCenter, SSO_SESSION_PROFILE, write_token_cache};
+use crate::support::sso::{IdentityCenter, sso_daemon};
 use crate::support::{
     Daemon, FakeSts, HANG_UP, StsCall, fintors_cli, free_port, issued, sts_error,
 };
@@ -140,23 +140,12 @@ fn a_base_profile_that_is_nowhere_is_one_line_naming_it() {
 fn an_expired_sso_session_is_one_line() {
     let center = IdentityCenter::start(&[]);
     let sts = FakeSts::issuing();
-    let builder = Daemon::builder(
-        r#"{"credentials": {"profile": "identity"},
-            "roles": {"example": "arn:aws:iam::123456789012:role/example"},
-            "default_role": "example"}"#,
-    )
-    .sts(&sts.url)
-    .file(".aws/config", SSO_SESSION_PROFILE)
-    .without_env("AWS_CONFIG_FILE");
-    write_token_cache(
-        &builder.path(""),
-        "corp",
+    let d = sso_daemon(
+        &center,
+        &sts,
         "expired-access-token",
         chrono::Utc::now() - chrono::Duration::hours(1),
-        false,
     );
-    let [sso, oidc] = center.endpoints();
-    let d = builder.env(sso.0, &sso.1).env(oidc.0, &oidc.1).start();
     let (code, _) = error_document(&d, "example");
     assert_eq!(code, "NoBaseCredentials");
     status_and_log_are_readable(&d);

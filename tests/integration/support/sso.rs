@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::{FakeServer, Request, write_private};
+use super::{Daemon, FakeServer, FakeSts, Request, write_private};
 
 /// The key id the portal hands out: AssumeRole calls signed with it came through SSO.
 pub const SSO_ACCESS_KEY: &str = "ASIASSOPORTAL0000001";
@@ -141,4 +141,26 @@ pub fn write_token_cache(
         token["refreshToken"] = "refresh-1".into();
     }
     write_private(&dir.join(format!("{key}.json")), token.to_string());
+}
+
+/// A daemon whose base profile is [`SSO_SESSION_PROFILE`]'s `identity` (in `~/.aws/config`, no
+/// credentials file), with one role, `example`, the default; its SSO session's cached token is
+/// `access_token`, expiring at `expires_at`; STS is `sts`, Identity Center is `center`.
+pub fn sso_daemon(
+    center: &IdentityCenter,
+    sts: &FakeSts,
+    access_token: &str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+) -> Daemon {
+    let builder = Daemon::builder(
+        r#"{"credentials": {"profile": "identity"},
+            "roles": {"example": "arn:aws:iam::123456789012:role/example"},
+            "default_role": "example"}"#,
+    )
+    .sts(&sts.url)
+    .file(".aws/config", SSO_SESSION_PROFILE)
+    .without_env("AWS_CONFIG_FILE");
+    write_token_cache(&builder.path(""), "corp", access_token, expires_at, false);
+    let [sso, oidc] = center.endpoints();
+    builder.env(sso.0, &sso.1).env(oidc.0, &oidc.1).start()
 }
