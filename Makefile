@@ -44,7 +44,7 @@ install:
 
 # Starts the STS emulator and fintors on 127.0.0.1 with examples/fintorc.json; Ctrl-C stops both.
 # A debug build: a demo needs no fat-LTO release build (minutes), and `make test` shares it.
-# FINTORS_DEMO_PORT / FINTORS_DEMO_STS_PORT pick other ports.
+# FINTORS_DEMO_PORT / FINTORS_DEMO_ECS_PORT / FINTORS_DEMO_STS_PORT pick other ports.
 demo: venv
 	$(CARGO) build
 	VENV=$(abspath $(VENV)) FINTORS=$(abspath target/debug/fintors) bash examples/demo.sh

@@ -3,12 +3,14 @@
 # base credentials in a throwaway HOME. Prints what to try; Ctrl-C stops both.
 #
 #   FINTORS_DEMO_PORT       fintors's port (default 16925, fintors's own default)
+#   FINTORS_DEMO_ECS_PORT   its container endpoint's port (default 16926, fintors's own default)
 #   FINTORS_DEMO_STS_PORT   the STS emulator's port (default 16929)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-$PWD/.venv}
 PORT=${FINTORS_DEMO_PORT:-16925}
+ECS_PORT=${FINTORS_DEMO_ECS_PORT:-16926}
 STS_PORT=${FINTORS_DEMO_STS_PORT:-16929}
 FINTORS=${FINTORS:-$PWD/target/debug/fintors}
 # The demo's files hold (made-up) credentials: private, as real ones must be.
@@ -52,13 +54,15 @@ done
 # fintors's log goes to this terminal and to a file the readiness check reads.
 HOME=$demo_home \
 AWS_ENDPOINT_URL_STS=http://127.0.0.1:$STS_PORT AWS_REGION=us-east-1 \
-    "$FINTORS" --port "$PORT" 2> >(tee "$demo_home/fintors.log" >&2) &
+    "$FINTORS" --port "$PORT" --ecs-port "$ECS_PORT" 2> >(tee "$demo_home/fintors.log" >&2) &
 fintors_pid=$!
 pids+=("$fintors_pid")
 until grep -q "listening on" "$demo_home/fintors.log" 2>/dev/null; do
     if ! kill -0 "$fintors_pid" 2>/dev/null; then
         sleep 0.2 # let tee pass on fintors's last words
-        if grep -q "already in use" "$demo_home/fintors.log"; then
+        if grep -q "listen on 127.0.0.1:$ECS_PORT: the port is already in use" "$demo_home/fintors.log"; then
+            fail "port $ECS_PORT (fintors's container endpoint's) is taken (a fintors already running?): pick another with FINTORS_DEMO_ECS_PORT=PORT make demo"
+        elif grep -q "already in use" "$demo_home/fintors.log"; then
             fail "port $PORT is taken (a fintors already running?): pick another with FINTORS_DEMO_PORT=PORT make demo"
         fi
         fail "fintors did not start (its error is above)"
@@ -78,6 +82,7 @@ In another terminal, from this directory, try:
   $VENV/bin/aws sts get-caller-identity --query Arn --output text
   fintors use example2
   $VENV/bin/aws sts get-caller-identity --query Arn --output text
+  fintors exec example -- $VENV/bin/aws sts get-caller-identity --query Arn --output text
   source shell/fintors.bash
   fintors_use example
   fintors_roles

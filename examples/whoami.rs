@@ -6,6 +6,7 @@
 //! AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:16925 cargo run --example whoami
 //! eval "$(fintors env --ecs)" && cargo run --example whoami -- --container
 //! cargo run --example whoami -- --region     # the region it resolves (IMDS last), no STS call
+//! cargo run --example whoami -- --container --access-key  # the key id it gets, no STS call
 //! ```
 //!
 //! It prints the caller's ARN, e.g.
@@ -30,6 +31,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         SharedCredentialsProvider::new(ImdsCredentialsProvider::builder().build())
     };
+    if flag("--access-key") {
+        use aws_credential_types::provider::ProvideCredentials;
+        println!(
+            "{}",
+            credentials.provide_credentials().await?.access_key_id()
+        );
+        return Ok(());
+    }
     let config = aws_config::defaults(BehaviorVersion::latest())
         .credentials_provider(credentials)
         .region(RegionProviderChain::default_provider().or_else("us-east-1"))

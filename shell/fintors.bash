@@ -2,13 +2,18 @@
 #
 #   fintors_roles            list the roles, the active one marked with *
 #   fintors_use ROLE         switch the active role (TAB completes role names)
+#   fintors_use --here ROLE  pin this shell to ROLE; the active role and other shells stay as
+#                            they are (needs the fintors command: `fintors env --role ROLE`)
+#   fintors_unpin            this shell follows the active role again; what pinning changed in
+#                            its environment is put back
 #   fintors_current          print the active role
-#   fintors_prompt           prompt segment: "(role) " or nothing; e.g. PS1='$(fintors_prompt)'$PS1
+#   fintors_prompt           prompt segment: "(role) " for the active role, "[role] " in a pinned
+#                            shell, or nothing; e.g. PS1='$(fintors_prompt)'$PS1
 #
 # Also completes role names for `fintors use` and `fintors creds`; source this after
 # `source <(fintors completions bash)` so the rest of fintors's completion keeps working.
 #
-# They need only curl. The daemon is found at $FINTORS_ENDPOINT, else http://127.0.0.1:16925.
+# They need only curl (pinning also the fintors command). The daemon is found at $FINTORS_ENDPOINT, else http://127.0.0.1:16925.
 # Exit status: 0 done, 1 the daemon refused (message on stderr), 2 the daemon is not running.
 
 _fintors_endpoint() {
@@ -64,8 +69,12 @@ fintors_roles() {
 }
 
 fintors_use() {
-    if [ $# -ne 1 ]; then
-        echo "usage: fintors_use ROLE" >&2
+    if [ "${1-}" = --here ] && [ $# -eq 2 ]; then
+        _fintors_pin "$2"
+        return
+    fi
+    if [ $# -ne 1 ] || [ "$1" = --here ]; then
+        echo "usage: fintors_use ROLE | fintors_use --here ROLE" >&2
         return 1
     fi
     local alias=${1//\\/\\\\}
@@ -73,10 +82,55 @@ fintors_use() {
     _fintors_request PUT /roles "{\"alias\":\"$alias\"}" || return
     if [ "$_fintors_status" = 200 ]; then
         printf 'active role: %s\n' "$1"
+        [ -z "${FINTORS_ROLE-}" ] ||
+            printf 'this shell stays pinned to %s (fintors_unpin to follow the active role)\n' "$FINTORS_ROLE" >&2
     else
         printf 'fintors: %s\n' "$(_fintors_error "$_fintors_body")" >&2
         return 1
     fi
+}
+
+# Pins this shell to a role with what `fintors env --role` prints, first keeping the value of
+# every variable it sets or removes (once, however often the shell is re-pinned), so that
+# fintors_unpin can put them back.
+_fintors_pin() {
+    local lines line name kept
+    lines=$(command fintors env --role "$1") || return
+    while IFS= read -r line; do
+        name=${line#export }
+        name=${name#unset }
+        name=${name%%=*}
+        case " ${_fintors_pinned-} " in *" $name "*) continue ;; esac
+        _fintors_pinned="${_fintors_pinned-} $name"
+        kept=_fintors_kept_$name
+        if [ -n "${!name+x}" ]; then printf -v "$kept" '%s' "${!name}"; else unset "$kept"; fi
+    done <<<"$lines"
+    eval "$lines"
+    printf 'this shell: %s (the active role is unchanged)\n' "$1"
+}
+
+fintors_unpin() {
+    if [ -z "${_fintors_pinned+x}" ]; then
+        if [ -z "${FINTORS_ROLE-}" ]; then
+            echo "fintors: this shell is not pinned to a role" >&2
+            return 1
+        fi
+        # Pinned by hand (eval "$(fintors env --role ...)"): nothing was kept to put back.
+        unset AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_AUTHORIZATION_TOKEN \
+            AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE FINTORS_ROLE
+        return 0
+    fi
+    local name kept
+    for name in $_fintors_pinned; do
+        kept=_fintors_kept_$name
+        if [ -n "${!kept+x}" ]; then
+            export "$name=${!kept}"
+            unset "$kept"
+        else
+            unset "$name"
+        fi
+    done
+    unset _fintors_pinned
 }
 
 fintors_current() {
@@ -86,6 +140,10 @@ fintors_current() {
 }
 
 fintors_prompt() {
+    if [ -n "${FINTORS_ROLE-}" ]; then
+        printf '[%s] ' "$FINTORS_ROLE"
+        return 0
+    fi
     local role
     role=$(_FINTORS_TIMEOUT=0.3 fintors_current 2>/dev/null) || return 0
     [ -n "$role" ] && printf '(%s) ' "$role"
@@ -101,15 +159,17 @@ _fintors_complete_roles() {
 }
 
 _fintors_complete_use() {
-    [ "$COMP_CWORD" -eq 1 ] && _fintors_complete_roles
+    if [ "$COMP_CWORD" -eq 1 ] || { [ "$COMP_CWORD" -eq 2 ] && [ "${COMP_WORDS[1]}" = --here ]; }; then
+        _fintors_complete_roles
+    fi
 }
 
 complete -F _fintors_complete_use fintors_use
 
-# `fintors use <TAB>` and `fintors creds <TAB>` complete role names; everything else goes to the
+# `fintors use <TAB>`, `fintors creds <TAB>` and `fintors exec <TAB>` complete role names; everything else goes to the
 # completion `fintors completions bash` installs (_fintors), when it is loaded.
 _fintors_complete_cli() {
-    if [ "$COMP_CWORD" -eq 2 ] && { [ "${COMP_WORDS[1]}" = use ] || [ "${COMP_WORDS[1]}" = creds ]; }; then
+    if [ "$COMP_CWORD" -eq 2 ] && case "${COMP_WORDS[1]}" in use | creds | exec) true ;; *) false ;; esac; then
         _fintors_complete_roles
     elif declare -F _fintors >/dev/null; then
         _fintors "$@"

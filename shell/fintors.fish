@@ -3,10 +3,15 @@
 #
 #   fintors_roles            list the roles, the active one marked with *
 #   fintors_use ROLE         switch the active role (TAB completes role names)
+#   fintors_use --here ROLE  pin this shell to ROLE; the active role and other shells stay as
+#                            they are (needs the fintors command: `fintors env --role ROLE`)
+#   fintors_unpin            this shell follows the active role again; what pinning changed in
+#                            its environment is put back
 #   fintors_current          print the active role
-#   fintors_prompt           prompt segment: "(role) " or nothing
+#   fintors_prompt           prompt segment: "(role) " for the active role, "[role] " in a pinned
+#                            shell, or nothing
 #
-# They need only curl. The daemon is found at $FINTORS_ENDPOINT, else http://127.0.0.1:16925.
+# They need only curl (pinning also the fintors command). The daemon is found at $FINTORS_ENDPOINT, else http://127.0.0.1:16925.
 # Exit status: 0 done, 1 the daemon refused (message on stderr), 2 the daemon is not running.
 # Also completes role names for `fintors use` (beside the completions `fintors completions fish`
 # prints).
@@ -70,18 +75,68 @@ function fintors_roles
 end
 
 function fintors_use
-    if test (count $argv) -ne 1
-        echo "usage: fintors_use ROLE" >&2
+    if test (count $argv) -eq 2; and test "$argv[1]" = --here
+        __fintors_pin $argv[2]
+        return
+    end
+    if test (count $argv) -ne 1; or test "$argv[1]" = --here
+        echo "usage: fintors_use ROLE | fintors_use --here ROLE" >&2
         return 1
     end
     set -l alias (string replace -a '\\' '\\\\' -- $argv[1] | string replace -a '"' '\\"')
     __fintors_request PUT /roles "{\"alias\":\"$alias\"}"; or return
     if test "$__fintors_status" = 200
         printf 'active role: %s\n' $argv[1]
+        if set -q FINTORS_ROLE
+            printf 'this shell stays pinned to %s (fintors_unpin to follow the active role)\n' $FINTORS_ROLE >&2
+        end
+        return 0
     else
         printf 'fintors: %s\n' (__fintors_error $__fintors_body) >&2
         return 1
     end
+end
+
+# Pins this shell to a role with what `fintors env --role --format fish` prints, first keeping
+# the value of every variable it sets or removes (once, however often the shell is re-pinned),
+# so that fintors_unpin can put them back.
+function __fintors_pin
+    set -l lines (command fintors env --role $argv[1] --format fish); or return
+    for line in $lines
+        set -l name (string replace -r '^set -(gx|e) (\S+).*$' '$2' -- $line)
+        contains -- $name $__fintors_pinned; and continue
+        set -g __fintors_pinned $__fintors_pinned $name
+        if set -q $name
+            set -g __fintors_kept_$name $$name
+        else
+            set -e __fintors_kept_$name
+        end
+    end
+    string join \n -- $lines | source
+    printf 'this shell: %s (the active role is unchanged)\n' $argv[1]
+end
+
+function fintors_unpin
+    if not set -q __fintors_pinned
+        if not set -q FINTORS_ROLE
+            echo "fintors: this shell is not pinned to a role" >&2
+            return 1
+        end
+        # Pinned by hand (fintors env --role ... --format fish | source): nothing was kept.
+        set -e AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_AUTHORIZATION_TOKEN \
+            AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE FINTORS_ROLE
+        return 0
+    end
+    for name in $__fintors_pinned
+        if set -q __fintors_kept_$name
+            set -l kept __fintors_kept_$name
+            set -gx $name $$kept
+            set -e __fintors_kept_$name
+        else
+            set -e $name
+        end
+    end
+    set -e __fintors_pinned
 end
 
 function fintors_current
@@ -94,6 +149,10 @@ function fintors_current
 end
 
 function fintors_prompt
+    if set -q FINTORS_ROLE
+        printf '[%s] ' $FINTORS_ROLE
+        return 0
+    end
     set -l role (begin; set -l __fintors_timeout 0.3; fintors_current 2>/dev/null; end)
     test -n "$role"; and printf '(%s) ' $role
     return 0
@@ -105,4 +164,5 @@ function __fintors_roles
 end
 
 complete -c fintors_use -f -a '(__fintors_roles)'
-complete -c fintors -n '__fish_seen_subcommand_from use creds' -f -a '(__fintors_roles)'
+complete -c fintors_use -f -l here -d 'pin this shell to the role'
+complete -c fintors -n '__fish_seen_subcommand_from use creds exec' -f -a '(__fintors_roles)'

@@ -148,11 +148,31 @@ pub struct RoleReport {
     pub alias: String,
     pub arn: String,
     pub session_name: String,
+    /// The role's own region, if it names one: what `fintors exec` gives the command.
+    #[serde(default)]
+    pub region: Option<String>,
     pub active: bool,
     /// The cached credentials, if any can still be served.
     pub credentials: Option<CachedReport>,
     pub last_error: Option<ErrorReport>,
     pub sts_calls: u64,
+    /// The credential requests answered for the role, per listener.
+    pub served: ServedReport,
+}
+
+/// Who uses a role: its credential requests answered by each listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedReport {
+    pub imds: DoorReport,
+    pub container: DoorReport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorReport {
+    pub total: u64,
+    /// In the last 15 minutes.
+    pub last_15_minutes: u64,
+    pub last_request: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

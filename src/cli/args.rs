@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::DEFAULT_CONFIG;
+use crate::config::{ContainerPort, DEFAULT_CONFIG};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,13 +90,44 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Print `export` lines that point SDKs at the daemon: IMDS, or with --ecs the container
-    /// credentials endpoint (for tools and containers that cannot reach IMDS)
+    /// Print `export` lines that point SDKs at the daemon: IMDS; with --ecs the container
+    /// credentials endpoint; with --role ROLE one role for this shell (or, with --container,
+    /// for a container)
     Env {
-        /// The container endpoint: AWS_CONTAINER_CREDENTIALS_FULL_URI and
-        /// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
-        #[arg(long)]
+        /// The container endpoint for the active role: AWS_CONTAINER_CREDENTIALS_FULL_URI and
+        /// the authorization token
+        #[arg(long, conflicts_with = "role")]
         ecs: bool,
+        /// Pin the shell that evals the output to ROLE, whatever the active role: the container
+        /// endpoint's /creds/ROLE, the token, the role's region, FINTORS_ROLE; the variables
+        /// that would win over it are unset
+        #[arg(long, value_name = "ROLE")]
+        role: Option<String>,
+        /// With --role: the lines for inside a container on the bridge `sudo fintors network up
+        /// --containers` serves (http://169.254.170.2/creds/ROLE)
+        #[arg(long, requires = "role")]
+        container: bool,
+        /// sh: `export`/`unset` lines (bash, zsh); fish: `set -gx`/`set -e`; env-file: KEY=VALUE
+        /// lines for `docker run --env-file`
+        #[arg(long, value_enum, default_value_t = EnvFormat::Sh)]
+        format: EnvFormat,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Run a command with a role of its own, refreshed by the daemon for as long as it runs: it
+    /// gets the container endpoint's /creds/ROLE (no keys in its environment) and FINTORS_ROLE,
+    /// and the active role stays as it is. Exits with the command's status
+    Exec {
+        /// Role alias, as listed by `fintors roles`
+        role: String,
+        /// The command and its arguments
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<std::ffi::OsString>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -105,8 +136,16 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Make clients find fintors at http://169.254.169.254/ (needs root)
+    /// Make clients find fintors at http://169.254.169.254/, or with --containers containers on
+    /// a bridge at http://169.254.170.2/creds/ROLE (needs root)
     Network(NetworkArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvFormat {
+    Sh,
+    Fish,
+    EnvFile,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -141,6 +180,23 @@ pub struct NetworkArgs {
     /// Configuration file, read for its port
     #[arg(long, env = "FINTORS_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]
     pub config: String,
+    /// The container set-up instead: containers on --bridge reach the container endpoint at
+    /// http://169.254.170.2/ (each request still needs its token); IMDS, the role API and the
+    /// admin API stay loopback-only
+    #[arg(long)]
+    pub containers: bool,
+    /// With --containers: the bridge the containers are on
+    #[arg(
+        long,
+        value_name = "IF",
+        default_value = "docker0",
+        requires = "containers"
+    )]
+    pub bridge: String,
+    /// With --containers: the container endpoint's port [default: the config's ecs_port, else
+    /// 16926]
+    #[arg(long, value_name = "PORT", requires = "containers")]
+    pub ecs_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -169,10 +225,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FINTORS_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]
     pub config: String,
 
-    /// Also serve container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI) on 127.0.0.1:PORT;
-    /// `fintors env --ecs` prints the variables [default: the config's ecs_port, else off]
-    #[arg(long, value_name = "PORT")]
-    pub ecs_port: Option<u16>,
+    /// The container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI) on
+    /// 127.0.0.1:PORT, which `fintors exec`, `fintors env --role` and `fintors env --ecs` use;
+    /// `off` serves none [default: the config's ecs_port, else 16926]
+    #[arg(long, value_name = "PORT|off")]
+    pub ecs_port: Option<ContainerPort>,
 
     /// Also serve the admin API (GET /healthz, GET /status, POST /bootstrap/creds) on
     /// 127.0.0.1:PORT; FINTORS_ADMIN_TOKEN, if set, is required as a bearer token
@@ -231,6 +288,23 @@ mod tests {
             panic!("expected serve")
         };
         assert_eq!(args.port, Some(1234));
+    }
+
+    #[test]
+    fn exec_takes_the_command_with_its_own_flags_with_or_without_a_separator() {
+        for argv in [
+            &["fintors", "exec", "ops", "aws", "--region", "x"][..],
+            &["fintors", "exec", "ops", "--", "aws", "--region", "x"][..],
+        ] {
+            let Command::Exec { role, command, .. } =
+                Cli::try_parse_from(argv).unwrap().into_command()
+            else {
+                panic!("expected exec")
+            };
+            assert_eq!(role, "ops");
+            assert_eq!(command, ["aws", "--region", "x"]);
+        }
+        assert!(Cli::try_parse_from(["fintors", "exec", "ops"]).is_err());
     }
 
     #[test]

@@ -132,6 +132,16 @@ impl Endpoint {
         self.send(method, path, body, None).await
     }
 
+    /// A GET with `Authorization: token`, as the SDKs send the container endpoint's token.
+    pub async fn get_authorized(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        self.send(Method::GET, path, None, Some(("authorization", token)))
+            .await
+    }
+
     /// A GET within an IMDSv2 session: fetches a short-lived token first, so the request works
     /// whether or not the daemon runs with `--imdsv2-required`.
     pub async fn get_in_session(&self, path: &str) -> Result<(StatusCode, Bytes), ClientError> {

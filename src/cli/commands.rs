@@ -6,10 +6,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use hyper::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
-use super::args::{ClientArgs, CredsFormat};
+use super::args::{ClientArgs, CredsFormat, EnvFormat};
 use super::client::{ClientError, Endpoint};
+use super::pin::{self, Assignment, Pin, Place, shell_quote};
 use crate::api::{
-    ApiError, MfaRequest, MfaStarted, ReloadReport, RoleList, StatusReport, SwitchRequest, paths,
+    ApiError, MfaRequest, MfaStarted, ReloadReport, RoleList, ServedReport, StatusReport,
+    SwitchRequest, paths,
 };
 use crate::ec2::document::CredentialsDocument;
 
@@ -19,13 +21,21 @@ pub enum CommandError {
     Client(#[from] ClientError),
     #[error("{0}")]
     Failed(String),
+    #[error("cannot run {program}: {why}")]
+    Exec {
+        program: String,
+        why: std::io::Error,
+    },
 }
 
 impl CommandError {
-    /// 2 when the daemon is not there at all, 1 when it said no.
+    /// 2 when the daemon is not there at all, 1 when it said no; for `exec`, a shell's 127
+    /// and 126 when the command is not found or cannot be run.
     pub fn exit_code(&self) -> u8 {
         match self {
             CommandError::Client(ClientError::NotRunning { .. }) => 2,
+            CommandError::Exec { why, .. } if why.kind() == std::io::ErrorKind::NotFound => 127,
+            CommandError::Exec { .. } => 126,
             _ => 1,
         }
     }
@@ -59,7 +69,7 @@ async fn get_ok(endpoint: &Endpoint, path: &str) -> Result<bytes::Bytes, Command
     Ok(body)
 }
 
-async fn report(endpoint: &Endpoint) -> Result<StatusReport, CommandError> {
+pub(super) async fn report(endpoint: &Endpoint) -> Result<StatusReport, CommandError> {
     let body = get_ok(endpoint, paths::STATUS).await?;
     parse(endpoint, &body)
 }
@@ -84,14 +94,19 @@ pub async fn roles(args: &ClientArgs, as_json: bool) -> Output {
         .max()
         .unwrap_or(0)
         .max(4);
-    let mut out = format!("  {:width$}  {:10}  ARN\n", "ROLE", "EXPIRES IN");
-    for role in &report.roles {
+    let uses: Vec<String> = report.roles.iter().map(|r| served(&r.served)).collect();
+    let used_width = uses.iter().map(String::len).max().unwrap_or(0).max(13);
+    let mut out = format!(
+        "  {:width$}  {:10}  {:used_width$}  ARN\n",
+        "ROLE", "EXPIRES IN", "USED (15 MIN)"
+    );
+    for (role, used) in report.roles.iter().zip(&uses) {
         let expires = role
             .credentials
             .as_ref()
             .map_or_else(|| "-".to_owned(), |c| human(c.expiration - now));
         out.push_str(&format!(
-            "{} {:width$}  {:10}  {}\n",
+            "{} {:width$}  {:10}  {used:used_width$}  {}\n",
             if role.active { '*' } else { ' ' },
             role.alias,
             expires,
@@ -112,23 +127,18 @@ pub async fn use_role(args: &ClientArgs, alias: &str) -> Output {
         .await?;
     match status {
         StatusCode::OK => Ok(format!("active role: {alias}\n")),
-        StatusCode::NOT_FOUND => {
-            let known = report(&endpoint)
-                .await
-                .map(|r| {
-                    r.roles
-                        .into_iter()
-                        .map(|r| r.alias)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            Err(CommandError::Failed(format!(
-                "unknown role: {alias} (configured: {known})"
-            )))
-        }
+        StatusCode::NOT_FOUND => Err(unknown_role(alias, &report(&endpoint).await?)),
         _ => Err(CommandError::Failed(error_text(&reply))),
     }
+}
+
+/// "unknown role: X (configured: a, b)".
+pub(super) fn unknown_role(alias: &str, report: &StatusReport) -> CommandError {
+    let known: Vec<&str> = report.roles.iter().map(|r| r.alias.as_str()).collect();
+    CommandError::Failed(format!(
+        "unknown role: {alias} (configured: {})",
+        known.join(", ")
+    ))
 }
 
 /// `fintors current`
@@ -259,39 +269,64 @@ pub async fn mfa(args: &ClientArgs, code: &str, serial: Option<&str>) -> Output 
     ))
 }
 
-/// `fintors env [--ecs]`
-pub async fn env(args: &ClientArgs, ecs: bool) -> Output {
-    let endpoint = Endpoint::discover(args)?;
-    let report = report(&endpoint).await?;
-    if !ecs {
-        return Ok(format!(
-            "export AWS_EC2_METADATA_SERVICE_ENDPOINT={}\n",
-            shell_quote(&endpoint.imds_url())
-        ));
-    }
-    match (report.container_endpoint, report.container_token_file) {
-        (Some(url), Some(token_file)) => {
+/// `fintors env [--ecs | --role ROLE [--container]] [--format ...]`
+pub async fn env(args: &ClientArgs, choice: EnvChoice<'_>, format: EnvFormat) -> Output {
+    let assignments: Vec<Assignment> = match choice {
+        EnvChoice::Imds => {
+            let endpoint = Endpoint::discover(args)?;
+            report(&endpoint).await?;
+            vec![(
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                Some(endpoint.imds_url()),
+            )]
+        }
+        EnvChoice::ActiveRole => {
+            let endpoint = Endpoint::discover(args)?;
+            let (url, token_file) = pin::container_endpoint(&endpoint, &report(&endpoint).await?)?;
+            let token = pin::read_token(&token_file)?;
             // Both forms, since SDKs disagree on which wins (Java v2 reads the variable first,
             // botocore, Go and Rust the file); both hold the same token.
-            let token = std::fs::read_to_string(&token_file).map_err(|e| {
-                CommandError::Failed(format!(
-                    "cannot read the container token {token_file}: {e} (it belongs to the user \
-                     the daemon runs as)"
-                ))
-            })?;
-            Ok(format!(
-                "export AWS_CONTAINER_CREDENTIALS_FULL_URI={}\n\
-                 export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE={}\n\
-                 export AWS_CONTAINER_AUTHORIZATION_TOKEN={}\n",
-                shell_quote(&url),
-                shell_quote(&token_file),
-                shell_quote(token.trim_end())
-            ))
+            vec![
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", Some(url)),
+                ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", Some(token_file)),
+                ("AWS_CONTAINER_AUTHORIZATION_TOKEN", Some(token)),
+            ]
         }
-        _ => Err(CommandError::Failed(format!(
-            "fintors at {endpoint} serves no container endpoint: start it with --ecs-port PORT \
-             (or set \"ecs_port\" in the config)"
-        ))),
+        EnvChoice::Role(role, place) => Pin::obtain(args, role, place).await?.assignments(place),
+    };
+    Ok(pin::render(&assignments, format))
+}
+
+/// What `fintors env` points at.
+#[derive(Debug, Clone, Copy)]
+pub enum EnvChoice<'a> {
+    Imds,
+    /// `--ecs`: the container endpoint for the active role.
+    ActiveRole,
+    /// `--role ROLE [--container]`.
+    Role(&'a str, Place),
+}
+
+/// `fintors exec ROLE CMD...`: checks the role, then becomes CMD pinned to it. Returns only if
+/// that fails.
+pub async fn exec(args: &ClientArgs, role: &str, command: &[std::ffi::OsString]) -> CommandError {
+    use std::os::unix::process::CommandExt;
+    let pin = match Pin::obtain(args, role, Place::Here).await {
+        Ok(pin) => pin,
+        Err(e) => return e,
+    };
+    let mut child = std::process::Command::new(&command[0]);
+    child.args(&command[1..]);
+    for (name, value) in pin.assignments(Place::Here) {
+        match value {
+            Some(v) => child.env(name, v),
+            None => child.env_remove(name),
+        };
+    }
+    let program = command[0].to_string_lossy().into_owned();
+    CommandError::Exec {
+        program,
+        why: child.exec(),
     }
 }
 
@@ -314,6 +349,12 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
         },
         report.active_role.as_deref().unwrap_or("none")
     );
+    match &report.container_endpoint {
+        Some(url) => out.push_str(&format!(
+            "container endpoint: {url} (`fintors exec ROLE -- CMD`, `fintors env --role ROLE`)\n"
+        )),
+        None => out.push_str("container endpoint: off\n"),
+    }
     for device in &report.mfa {
         match device.session_expires {
             Some(t) => out.push_str(&format!(
@@ -349,11 +390,12 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
             None => "no credentials cached".to_owned(),
         };
         out.push_str(&format!(
-            "{} {:width$}  {state}; {} STS call{}\n",
+            "{} {:width$}  {state}; {} STS call{}; requests in the last 15 min: {}\n",
             if role.active { '*' } else { ' ' },
             role.alias,
             role.sts_calls,
-            if role.sts_calls == 1 { "" } else { "s" }
+            if role.sts_calls == 1 { "" } else { "s" },
+            served(&role.served)
         ));
         if let Some(e) = &role.last_error {
             out.push_str(&format!(
@@ -366,6 +408,24 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
         }
     }
     Ok(out)
+}
+
+/// A role's credential requests in the last 15 minutes per door: `imds 12, container 3`, or `-`.
+fn served(report: &ServedReport) -> String {
+    let doors = [
+        ("imds", report.imds.last_15_minutes),
+        ("container", report.container.last_15_minutes),
+    ];
+    let used: Vec<String> = doors
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(door, n)| format!("{door} {n}"))
+        .collect();
+    if used.is_empty() {
+        "-".to_owned()
+    } else {
+        used.join(", ")
+    }
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
@@ -385,11 +445,6 @@ pub fn human(d: TimeDelta) -> String {
     }
 }
 
-/// Quotes `s` for POSIX shells (and fish): single quotes, with embedded ones escaped.
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,12 +455,6 @@ mod tests {
         assert_eq!(human(TimeDelta::seconds(59 * 60 + 59)), "59m");
         assert_eq!(human(TimeDelta::seconds(11 * 3600 + 5 * 60)), "11h05m");
         assert_eq!(human(TimeDelta::seconds(-3)), "expired");
-    }
-
-    #[test]
-    fn shell_quoting_survives_quotes() {
-        assert_eq!(shell_quote("a/b+c="), "'a/b+c='");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 
     #[test]

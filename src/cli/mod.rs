@@ -1,6 +1,7 @@
 //! The client side of the command line: the definition ([`args`]), finding and talking to a
 //! running daemon ([`client`]), the subcommands that ask it and print what a person or a script
-//! wants to read ([`commands`]), and `fintors network` ([`network`]). It speaks the daemon's
+//! wants to read ([`commands`]), pinning a command, shell or container to a role of its own
+//! ([`pin`]), and `fintors network` ([`network`]). It speaks the daemon's
 //! wire protocol ([`crate::api`]) and reads the configuration, never the engine or the
 //! handlers.
 
@@ -8,6 +9,7 @@ pub mod args;
 pub mod client;
 pub mod commands;
 pub mod network;
+pub mod pin;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -57,7 +59,32 @@ fn ask_the_daemon(command: Command) -> ExitCode {
                 client,
             } => commands::creds(client, alias.as_deref(), *format).await,
             Command::Status { json, client } => commands::status(client, *json).await,
-            Command::Env { ecs, client } => commands::env(client, *ecs).await,
+            Command::Env {
+                ecs,
+                role,
+                container,
+                format,
+                client,
+            } => {
+                let choice = match (role, ecs) {
+                    (Some(role), _) => commands::EnvChoice::Role(
+                        role,
+                        if *container {
+                            pin::Place::Container
+                        } else {
+                            pin::Place::Here
+                        },
+                    ),
+                    (None, true) => commands::EnvChoice::ActiveRole,
+                    (None, false) => commands::EnvChoice::Imds,
+                };
+                commands::env(client, choice, *format).await
+            }
+            Command::Exec {
+                role,
+                command,
+                client,
+            } => Err(commands::exec(client, role, command).await),
             Command::Reload { client } => commands::reload(client).await,
             Command::Mfa {
                 code,

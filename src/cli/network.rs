@@ -8,6 +8,14 @@
 //! and nothing else, and how `up` twice adds nothing twice. On macOS the `ifconfig`/`pfctl`
 //! equivalents are run.
 //!
+//! `--containers` is the same for containers on a bridge (docker0 by default): their requests to
+//! 169.254.170.2:80, ECS's container credentials address, are redirected to the container
+//! endpoint on 127.0.0.1, as the ECS agent does. That takes `route_localnet` on the bridge (a
+//! bridged packet may not otherwise be delivered to 127.0.0.1), and with it a rule that drops
+//! whatever else from the bridge heads for 127.0.0.0/8, so the redirect is the only way in and
+//! IMDS, the role API and the admin API stay out of the containers' reach. `route_localnet` is
+//! turned back off by `down` only if `up` turned it on, which the guard rule's comment records.
+//!
 //! The plans are pure functions of the observed state, so they are unit-tested here; the
 //! integration tests run them for real inside a network namespace.
 
@@ -16,13 +24,18 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::process::Command;
 
 use super::args::{NetworkAction, NetworkArgs};
-use crate::config::{Config, DEFAULT_PORT, expand_tilde};
+use crate::config::{Config, ContainerPort, DEFAULT_PORT, expand_tilde};
+use crate::ec2::CONTAINER_ADDR;
 
 pub const METADATA_ADDR: &str = "169.254.169.254";
 /// The label `up` gives the address (Linux limits labels to 15 characters).
 const LABEL: &str = "lo:fintors";
 /// The comment on every iptables rule `up` adds.
 const COMMENT: &str = "fintors";
+/// The comments on the rules `up --containers` adds; the second marks the guard rule of a bridge
+/// whose `route_localnet` fintors turned on.
+const CONTAINERS_COMMENT: &str = "fintors-containers";
+const LOCALNET_COMMENT: &str = "fintors-localnet";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -37,6 +50,20 @@ pub enum NetworkError {
     Failed { command: String, stderr: String },
     #[error("`fintors network` supports Linux and macOS only")]
     Unsupported,
+    #[error(
+        "`fintors network --containers` supports Linux only (Docker Desktop has no bridge on the host)"
+    )]
+    ContainersUnsupported,
+    #[error(
+        "there is no network interface {0:?}: is docker running? Name the containers' bridge \
+         with --bridge IF (`ip link show type bridge` lists them)"
+    )]
+    NoBridge(String),
+    #[error(
+        "the container endpoint is off in {0} (\"ecs_port\": false): turn it on, or name its \
+         port with --ecs-port PORT"
+    )]
+    ContainerEndpointOff(String),
 }
 
 /// One command line.
@@ -191,6 +218,139 @@ pub fn macos_down() -> Vec<Cmd> {
     ]
 }
 
+/// What `up --containers` finds in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainersState {
+    /// The bridge's `route_localnet`; `None`: there is no such interface.
+    pub route_localnet: Option<bool>,
+    /// Our rules in `iptables -S` form, for any bridge.
+    pub nat_rules: Vec<String>,
+    pub filter_rules: Vec<String>,
+}
+
+fn container_redirect_rule(bridge: &str, target: SocketAddrV4) -> String {
+    format!(
+        "-A PREROUTING -d {CONTAINER_ADDR}/32 -i {bridge} -p tcp -m tcp --dport 80 -m comment \
+         --comment {CONTAINERS_COMMENT} -j DNAT --to-destination {target}"
+    )
+}
+
+/// Drops what arrives from the bridge for 127.0.0.0/8 unless the redirect sent it there: with
+/// `route_localnet` on, a container could otherwise reach every loopback listener directly.
+fn container_guard_rule(bridge: &str, comment: &str) -> String {
+    format!(
+        "-A INPUT -d 127.0.0.0/8 -i {bridge} -m conntrack ! --ctstate DNAT -m comment --comment \
+         {comment} -j DROP"
+    )
+}
+
+fn route_localnet_path(bridge: &str) -> String {
+    format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet")
+}
+
+fn set_route_localnet(bridge: &str, on: bool) -> Cmd {
+    Cmd::new(&[
+        "sh",
+        "-c",
+        &format!("echo {} > {}", u8::from(on), route_localnet_path(bridge)),
+    ])
+}
+
+/// The commands that let containers on `bridge` reach the container endpoint at `target`.
+pub fn containers_up(
+    state: &ContainersState,
+    bridge: &str,
+    target: SocketAddrV4,
+) -> Result<Vec<Cmd>, NetworkError> {
+    let Some(route_localnet) = state.route_localnet else {
+        return Err(NetworkError::NoBridge(bridge.to_owned()));
+    };
+    let mut plan = Vec::new();
+    let guarded = [CONTAINERS_COMMENT, LOCALNET_COMMENT].iter().any(|c| {
+        state
+            .filter_rules
+            .contains(&container_guard_rule(bridge, c))
+    });
+    // The guard goes in before route_localnet opens loopback to the bridge.
+    if !guarded {
+        let comment = if route_localnet {
+            CONTAINERS_COMMENT
+        } else {
+            LOCALNET_COMMENT
+        };
+        plan.push(iptables("filter", &container_guard_rule(bridge, comment)));
+    }
+    if !route_localnet {
+        plan.push(set_route_localnet(bridge, true));
+    }
+    let redirect = container_redirect_rule(bridge, target);
+    if !state.nat_rules.contains(&redirect) {
+        plan.push(iptables("nat", &redirect));
+    }
+    Ok(plan)
+}
+
+/// The commands that remove what `up --containers` added, for every bridge, and nothing else.
+pub fn containers_down(state: &ContainersState) -> Vec<Cmd> {
+    let mut plan = Vec::new();
+    for rule in &state.nat_rules {
+        plan.push(iptables("nat", &rule.replacen("-A ", "-D ", 1)));
+    }
+    for rule in &state.filter_rules {
+        if rule.contains(&format!("--comment {LOCALNET_COMMENT} ")) {
+            if let Some(bridge) = rule.split(" -i ").nth(1).and_then(|r| r.split(' ').next()) {
+                plan.push(set_route_localnet(bridge, false));
+            }
+        }
+        plan.push(iptables("filter", &rule.replacen("-A ", "-D ", 1)));
+    }
+    plan
+}
+
+/// An interface name as the kernel allows it (and so safe in a /proc path).
+fn check_bridge(bridge: &str) -> Result<(), NetworkError> {
+    let fine = (1..=15).contains(&bridge.len())
+        && bridge
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if fine {
+        Ok(())
+    } else {
+        Err(NetworkError::NoBridge(bridge.to_owned()))
+    }
+}
+
+pub fn observe_containers(bridge: &str) -> Result<ContainersState, NetworkError> {
+    let route_localnet = std::fs::read_to_string(route_localnet_path(bridge))
+        .ok()
+        .map(|v| v.trim() != "0");
+    let ours = |rules: String| -> Vec<String> {
+        rules
+            .lines()
+            .filter(|l| {
+                [CONTAINERS_COMMENT, LOCALNET_COMMENT]
+                    .iter()
+                    .any(|c| l.contains(&format!("--comment {c} ")))
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    Ok(ContainersState {
+        route_localnet,
+        nat_rules: ours(output(&Cmd::new(&[
+            "iptables",
+            "-w",
+            "-t",
+            "nat",
+            "-S",
+            "PREROUTING",
+        ]))?),
+        filter_rules: ours(output(&Cmd::new(&[
+            "iptables", "-w", "-t", "filter", "-S", "INPUT",
+        ]))?),
+    })
+}
+
 /// Reads the current state from `ip` and `iptables`.
 pub fn observe_linux() -> Result<LinuxState, NetworkError> {
     let addresses = output(&Cmd::new(&["ip", "-o", "-4", "addr", "show", "dev", "lo"]))?;
@@ -291,6 +451,9 @@ pub fn run(args: &NetworkArgs) -> Result<(), NetworkError> {
     if args.action != NetworkAction::Status && !args.dry_run && !is_root() {
         return Err(NetworkError::NotRoot(verb));
     }
+    if args.containers {
+        return run_containers(args, config.as_ref());
+    }
     if cfg!(target_os = "linux") {
         // A dry run by a normal user cannot read iptables: plan from an empty state then.
         let state = match observe_linux() {
@@ -320,6 +483,61 @@ pub fn run(args: &NetworkArgs) -> Result<(), NetworkError> {
         }
     } else {
         Err(NetworkError::Unsupported)
+    }
+}
+
+/// `fintors network up|down|status --containers`.
+fn run_containers(args: &NetworkArgs, config: Option<&Config>) -> Result<(), NetworkError> {
+    if !cfg!(target_os = "linux") {
+        return Err(NetworkError::ContainersUnsupported);
+    }
+    check_bridge(&args.bridge)?;
+    let port = match args.ecs_port {
+        Some(port) => port,
+        None => ContainerPort::resolve(config.and_then(|c| c.ecs_port))
+            .ok_or_else(|| NetworkError::ContainerEndpointOff(args.config.clone()))?,
+    };
+    let target = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    let state = match observe_containers(&args.bridge) {
+        Ok(state) => state,
+        // As for the IMDS set-up: a normal user's dry run plans from what it can see.
+        Err(_) if args.dry_run && !is_root() => ContainersState {
+            route_localnet: std::fs::read_to_string(route_localnet_path(&args.bridge))
+                .ok()
+                .map(|v| v.trim() != "0"),
+            ..ContainersState::default()
+        },
+        Err(e) => return Err(e),
+    };
+    match args.action {
+        NetworkAction::Up => execute(&containers_up(&state, &args.bridge, target)?, args.dry_run),
+        NetworkAction::Down => execute(&containers_down(&state), args.dry_run),
+        NetworkAction::Status => {
+            let redirect = state
+                .nat_rules
+                .contains(&container_redirect_rule(&args.bridge, target));
+            let guard = [CONTAINERS_COMMENT, LOCALNET_COMMENT].iter().any(|c| {
+                state
+                    .filter_rules
+                    .contains(&container_guard_rule(&args.bridge, c))
+            });
+            let present = |on: bool| if on { "present" } else { "absent" };
+            println!(
+                "{CONTAINER_ADDR}:80 from {} -> {target}: {}\nroute_localnet on {}: {}\n\
+                 guard against other loopback traffic from {}: {}",
+                args.bridge,
+                present(redirect),
+                args.bridge,
+                match state.route_localnet {
+                    None => "no such interface",
+                    Some(true) => "on",
+                    Some(false) => "off",
+                },
+                args.bridge,
+                present(guard)
+            );
+            Ok(())
+        }
     }
 }
 
@@ -452,6 +670,69 @@ mod tests {
         );
         let v6 = "::1".parse().ok();
         assert_eq!(redirect_target(v6, 2).to_string(), "127.0.0.1:2");
+    }
+
+    fn bridge(route_localnet: bool) -> ContainersState {
+        ContainersState {
+            route_localnet: Some(route_localnet),
+            ..ContainersState::default()
+        }
+    }
+
+    #[test]
+    fn containers_up_guards_loopback_before_opening_it_then_redirects() {
+        let plan = lines(&containers_up(&bridge(false), "docker0", to(16926)).unwrap());
+        assert_eq!(
+            plan,
+            [
+                "iptables -w -t filter -A INPUT -d 127.0.0.0/8 -i docker0 -m conntrack '!' --ctstate DNAT -m comment --comment fintors-localnet -j DROP",
+                "sh -c 'echo 1 > /proc/sys/net/ipv4/conf/docker0/route_localnet'",
+                "iptables -w -t nat -A PREROUTING -d 169.254.170.2/32 -i docker0 -p tcp -m tcp --dport 80 -m comment --comment fintors-containers -j DNAT --to-destination 127.0.0.1:16926",
+            ]
+        );
+    }
+
+    #[test]
+    fn containers_up_twice_adds_nothing_twice() {
+        let state = ContainersState {
+            route_localnet: Some(true),
+            nat_rules: vec![container_redirect_rule("docker0", to(16926))],
+            filter_rules: vec![container_guard_rule("docker0", LOCALNET_COMMENT)],
+        };
+        assert!(
+            containers_up(&state, "docker0", to(16926))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn containers_down_turns_route_localnet_off_only_where_up_turned_it_on() {
+        let state = ContainersState {
+            route_localnet: Some(true),
+            nat_rules: vec![container_redirect_rule("br0", to(1))],
+            filter_rules: vec![
+                container_guard_rule("br0", LOCALNET_COMMENT),
+                container_guard_rule("br1", CONTAINERS_COMMENT),
+            ],
+        };
+        let plan = lines(&containers_down(&state));
+        assert_eq!(plan.len(), 4);
+        assert!(plan[0].contains("-t nat -D PREROUTING"));
+        assert_eq!(
+            plan[1],
+            "sh -c 'echo 0 > /proc/sys/net/ipv4/conf/br0/route_localnet'"
+        );
+        assert!(plan[2].contains("-D INPUT") && plan[2].contains("-i br0"));
+        assert!(plan[3].contains("-D INPUT") && plan[3].contains("-i br1"));
+    }
+
+    #[test]
+    fn containers_up_without_the_bridge_names_it_and_the_option() {
+        let e = containers_up(&ContainersState::default(), "docker0", to(1)).unwrap_err();
+        assert!(e.to_string().contains("\"docker0\"") && e.to_string().contains("--bridge"));
+        assert!(check_bridge("../../etc").is_err());
+        assert!(check_bridge("br-1.a_b").is_ok());
     }
 
     #[test]

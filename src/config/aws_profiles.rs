@@ -34,6 +34,63 @@ pub async fn load_from(fs: &Fs, env: &Env) -> Result<ProfileSet, String> {
         .map_err(|e| format!("the AWS config file cannot be read: {e}"))
 }
 
+/// Which of the standard AWS files gives the `default` profile credentials of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultCredentials {
+    /// None: an SDK with no profile selected goes on down its chain, to fintors.
+    Neither,
+    /// The credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`).
+    CredentialsFile,
+    /// The config file (`AWS_CONFIG_FILE`, else `~/.aws/config`).
+    ConfigFile,
+}
+
+/// The keys that make a profile a credential source. Every SDK's default chain asks the
+/// selected profile (`default` when none is) before the container and IMDS providers, so a
+/// `default` profile with any of these wins over fintors: botocore's
+/// `credentials.create_credential_resolver`, Go v2's `config.resolveCredentialChain`, JS v3's
+/// `defaultProvider` (fromIni before remote providers), aws-config's `DefaultCredentialsChain`.
+const CREDENTIAL_KEYS: [&str; 7] = [
+    "aws_access_key_id",
+    "credential_process",
+    "role_arn",
+    "sso_session",
+    "sso_start_url",
+    "sso_account_id",
+    "web_identity_token_file",
+];
+
+/// Where, if anywhere, the `default` profile has credentials an SDK would use before fintors's.
+/// A file that cannot be read counts as giving none: the SDKs would not read it either.
+pub async fn default_credentials() -> DefaultCredentials {
+    use aws_runtime::env_config::file::EnvConfigFileKind;
+    let has_credentials = |files: EnvConfigFiles| async move {
+        aws_config::profile::load(&Fs::real(), &Env::real(), &files, None)
+            .await
+            .ok()
+            .and_then(|set| {
+                set.get_profile("default")
+                    .map(|p| CREDENTIAL_KEYS.iter().any(|k| p.get(k).is_some()))
+            })
+            .unwrap_or(false)
+    };
+    let only = |kind| {
+        let builder = EnvConfigFiles::builder();
+        match kind {
+            EnvConfigFileKind::Credentials => builder.include_default_credentials_file(true),
+            _ => builder.include_default_config_file(true),
+        }
+        .build()
+    };
+    if has_credentials(only(EnvConfigFileKind::Credentials)).await {
+        DefaultCredentials::CredentialsFile
+    } else if has_credentials(only(EnvConfigFileKind::Config)).await {
+        DefaultCredentials::ConfigFile
+    } else {
+        DefaultCredentials::Neither
+    }
+}
+
 pub fn roles_from(profiles: &ProfileSet) -> Imported {
     let mut imported = Imported::default();
     let mut names: Vec<&str> = profiles.profiles().collect();

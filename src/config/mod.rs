@@ -27,6 +27,10 @@ use crate::model::{Alias, MfaSerial, Role};
 /// needs no root, and `fintors network up` forwards 169.254.169.254:80 here for every SDK.
 pub const DEFAULT_ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 pub const DEFAULT_PORT: u16 = 16925;
+/// The container credentials endpoint's port, next to IMDS's: on by default, because it is how
+/// a command, a shell or a container gets a role of its own (`fintors exec`, `fintors env
+/// --role`) while the machine-wide role stays as it is.
+pub const DEFAULT_ECS_PORT: u16 = 16926;
 pub const DEFAULT_CONFIG: &str = "~/.fintorc";
 
 /// A minimal configuration, shown when the file is missing so the fix is one copy-paste away.
@@ -53,14 +57,70 @@ pub struct Config {
     /// use it to find the daemon.
     pub addr: Option<IpAddr>,
     pub port: Option<u16>,
-    /// Serve the container credentials endpoint on 127.0.0.1 at this port.
-    pub ecs_port: Option<u16>,
+    /// Where the container credentials endpoint listens on 127.0.0.1, or that it is off.
+    pub ecs_port: Option<ContainerPort>,
     /// Serve the admin API on 127.0.0.1 at this port.
     pub admin_port: Option<u16>,
     /// Also import every profile with a `role_arn` from the AWS config file as a role.
     pub aws_profiles: bool,
     /// What the metadata tree says about "this instance".
     pub instance: InstanceConfig,
+}
+
+/// `ecs_port` / `--ecs-port`: the container credentials endpoint's port on 127.0.0.1, or `off`
+/// (`false` in the file) for a daemon that serves IMDS alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerPort {
+    Port(u16),
+    Off,
+}
+
+impl ContainerPort {
+    /// The port to bind, if the endpoint is served; the default when nothing says otherwise.
+    pub fn resolve(setting: Option<ContainerPort>) -> Option<u16> {
+        match setting.unwrap_or(ContainerPort::Port(DEFAULT_ECS_PORT)) {
+            ContainerPort::Port(port) => Some(port),
+            ContainerPort::Off => None,
+        }
+    }
+}
+
+impl std::str::FromStr for ContainerPort {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(ContainerPort::Off),
+            _ => s
+                .parse()
+                .map(ContainerPort::Port)
+                .map_err(|_| format!("{s:?} is neither a port number nor `off`")),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContainerPort {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ContainerPort;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a port number, or false to serve no container endpoint")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ContainerPort, E> {
+                u16::try_from(v)
+                    .map(ContainerPort::Port)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ContainerPort, E> {
+                match v {
+                    false => Ok(ContainerPort::Off),
+                    true => Err(E::invalid_value(serde::de::Unexpected::Bool(v), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// Where fintors's own (long-lived) credentials come from: the ones it calls AssumeRole with.

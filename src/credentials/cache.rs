@@ -15,6 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::usage::{Door, Usage};
 use super::{RoleAssumer, StsError};
 use crate::ec2::document::{CredentialsDocument, render};
 use crate::model::{Clock, Credentials, Role, time};
@@ -95,6 +96,7 @@ pub struct RoleCache {
     /// Unix seconds of the last request, to let roles nobody uses lapse instead of calling STS.
     last_access: AtomicI64,
     sts_calls: AtomicU64,
+    usage: Usage,
 }
 
 impl std::fmt::Debug for RoleCache {
@@ -118,6 +120,7 @@ impl RoleCache {
             pinned: AtomicBool::new(false),
             last_access: AtomicI64::new(i64::MIN),
             sts_calls: AtomicU64::new(0),
+            usage: Usage::default(),
         })
     }
 
@@ -128,6 +131,11 @@ impl RoleCache {
     /// How many AssumeRole calls this cache has made.
     pub fn sts_calls(&self) -> u64 {
         self.sts_calls.load(Ordering::Relaxed)
+    }
+
+    /// Who asked for this role's credentials, through which door.
+    pub fn usage(&self) -> &Usage {
+        &self.usage
     }
 
     /// The most recent failure, if any, even if later attempts succeeded (for status reports).
@@ -157,12 +165,29 @@ impl RoleCache {
         }
     }
 
-    /// The cached credentials, if they can be served, noting that they were asked for: the hot
+    /// The cached credentials, if they can be served, for a request through `door`: the hot
     /// path of every credential request. It writes shared memory only once a second (the access
-    /// time) and reads the refresher flag before trying to set it, so concurrent requests on
-    /// several cores do not fight over cache lines.
-    pub fn serve_cached(self: &Arc<Self>) -> Option<Arc<Issued>> {
+    /// time) besides the door's counters, and reads the refresher flag before trying to set it,
+    /// so concurrent requests on several cores do not fight over cache lines.
+    pub fn serve_cached(self: &Arc<Self>, door: Door) -> Option<Arc<Issued>> {
         let now = self.clock.now();
+        let served = self.take_cached(now)?;
+        self.usage.record(door, now.timestamp());
+        Some(served)
+    }
+
+    /// Credentials for a request through `door`: [`RoleCache::get`], counted.
+    pub async fn serve(self: &Arc<Self>, door: Door) -> Result<Arc<Issued>, Arc<Failure>> {
+        if let Some(c) = self.serve_cached(door) {
+            return Ok(c);
+        }
+        let fetched = self.get(Attempt::RespectBackoff).await?;
+        self.usage.record(door, self.clock.now().timestamp());
+        Ok(fetched)
+    }
+
+    /// The cached credentials if they can be served, noting that they were asked for.
+    fn take_cached(self: &Arc<Self>, now: DateTime<Utc>) -> Option<Arc<Issued>> {
         let seconds = now.timestamp();
         if self.last_access.load(Ordering::Relaxed) != seconds {
             self.last_access.store(seconds, Ordering::Relaxed);
@@ -177,7 +202,7 @@ impl RoleCache {
     /// Credentials for the role: cached ones at once, otherwise from STS (one call however many
     /// ask), or the failure that stands in for them. Waits at most [`STS_WAIT`] for STS.
     pub async fn get(self: &Arc<Self>, attempt: Attempt) -> Result<Arc<Issued>, Arc<Failure>> {
-        if let Some(c) = self.serve_cached() {
+        if let Some(c) = self.take_cached(self.clock.now()) {
             return Ok(c);
         }
         // The fetch runs as its own task: a client that gives up (SDKs wait about a second) must

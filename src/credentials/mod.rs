@@ -1,7 +1,8 @@
 //! The credential engine, with no HTTP in it: STS behind the [`RoleAssumer`] seam, MFA
 //! sessions, one cache per role that refreshes ahead of expiry, the registry of roles and the
 //! active one, and reloading the configuration into it. The `http` layer asks it for
-//! credentials; nothing here knows who asked or how.
+//! credentials; nothing here knows how it was asked, only through which door ([`usage`]), so that
+//! a user can see who uses a role.
 
 mod assumer;
 mod bootstrap;
@@ -13,6 +14,7 @@ pub mod reload;
 #[cfg(test)]
 mod replay;
 pub mod sts;
+pub mod usage;
 
 pub use assumer::{AssumeFuture, RoleAssumer};
 pub use bootstrap::Bootstrap;
@@ -22,3 +24,4 @@ pub use mfa::MfaSessions;
 pub use registry::{Registry, SwitchError};
 pub use reload::Reloader;
 pub use sts::{FALLBACK_REGION, Sts};
+pub use usage::{Door, DoorUsage, Usage};

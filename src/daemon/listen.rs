@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 
 use super::{DaemonError, activation};
 use crate::cli::args::ServeArgs;
-use crate::config::{Config, DEFAULT_ADDR, DEFAULT_PORT};
+use crate::config::{Config, ContainerPort, DEFAULT_ADDR, DEFAULT_PORT};
 
 /// Every listener the daemon serves on.
 pub struct Listeners {
@@ -17,7 +17,7 @@ pub struct Listeners {
 }
 
 /// Step 2: the IMDS listener (the socket systemd passed in, else the configured address) and,
-/// when configured, the container and admin listeners on 127.0.0.1.
+/// the container endpoint (unless it is off) and the admin API (when configured) on 127.0.0.1.
 pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, DaemonError> {
     let imds = match activation::inherited_listener()? {
         Some(socket) => {
@@ -32,18 +32,18 @@ pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, Daemon
                 args.addr.or(config.addr).unwrap_or(DEFAULT_ADDR),
                 args.port.or(config.port).unwrap_or(DEFAULT_PORT),
             );
-            bind_at(addr).await?
+            bind_at(addr, "--port").await?
         }
     };
     // Loopback only: the SDKs accept plain HTTP for the container endpoint only there, and the
     // admin API must never be reachable from elsewhere.
-    let on_loopback = |port| bind_at(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-    let container = match args.ecs_port.or(config.ecs_port) {
-        Some(port) => Some(on_loopback(port).await?),
+    let on_loopback = |port, option| bind_at(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), option);
+    let container = match ContainerPort::resolve(args.ecs_port.or(config.ecs_port)) {
+        Some(port) => Some(on_loopback(port, "--ecs-port (or --ecs-port off)").await?),
         None => None,
     };
     let admin = match args.admin_port.or(config.admin_port) {
-        Some(port) => Some(on_loopback(port).await?),
+        Some(port) => Some(on_loopback(port, "--admin-port").await?),
         None => None,
     };
     Ok(Listeners {
@@ -53,12 +53,13 @@ pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, Daemon
     })
 }
 
-async fn bind_at(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
+/// Binds `addr`; a failure names `option`, the setting that moves this listener elsewhere.
+async fn bind_at(addr: SocketAddr, option: &str) -> Result<TcpListener, DaemonError> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| DaemonError::Bind {
             addr,
-            why: explain_bind_error(&e, addr),
+            why: explain_bind_error(&e, addr, option),
         })
 }
 
@@ -68,7 +69,7 @@ pub fn local_addr(listener: &TcpListener) -> SocketAddr {
         .expect("a bound listener has an address")
 }
 
-fn explain_bind_error(e: &std::io::Error, addr: SocketAddr) -> String {
+fn explain_bind_error(e: &std::io::Error, addr: SocketAddr, option: &str) -> String {
     use std::io::ErrorKind;
     match e.kind() {
         ErrorKind::AddrNotAvailable => format!(
@@ -79,7 +80,7 @@ fn explain_bind_error(e: &std::io::Error, addr: SocketAddr) -> String {
         ),
         ErrorKind::AddrInUse => format!(
             "the port is already in use; is fintors already running? \
-             (try `curl http://{addr}/roles`) Otherwise pick another --port"
+             (try `fintors status`) Otherwise pick another {option}"
         ),
         ErrorKind::PermissionDenied => format!(
             "permission denied; ports below 1024 need root. Use --port {DEFAULT_PORT} (the \

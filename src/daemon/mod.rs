@@ -150,7 +150,8 @@ async fn start_engine(
             ),
             container: listeners.container.as_ref().zip(container_token).map(
                 |(listener, token)| {
-                    App::from(container::app(state.clone(), guard(listener, false), token))
+                    let guard = Arc::new(Guard::for_containers(local_addr(listener)));
+                    App::from(container::app(state.clone(), guard, token))
                 },
             ),
             admin: listeners.admin.as_ref().map(|listener| {
@@ -283,7 +284,7 @@ pub fn spawn(
     ))];
     if let (Some(listener), Some(app)) = (listeners.container, apps.container) {
         tracing::info!(
-            "container credentials on http://{}/creds (`fintors env --ecs`)",
+            "container credentials on http://{}/creds (`fintors exec ROLE -- CMD`)",
             local_addr(&listener)
         );
         servers.push(tokio::spawn(listener::serve(

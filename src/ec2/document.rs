@@ -204,12 +204,15 @@ impl<'a> ContainerCredentials<'a> {
     }
 }
 
-/// The container endpoint's refusals: `{"Code": ..., "Message": ...}`, as ECS answers them.
-#[derive(Debug, Serialize)]
+/// The container endpoint's refusals: `{"Code": ..., "Message": ...}`, as ECS answers them;
+/// written by the endpoint, read by `fintors exec` to say why a role cannot be had.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerError<'a> {
-    pub code: &'a str,
-    pub message: &'a str,
+    #[serde(borrow)]
+    pub code: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub message: std::borrow::Cow<'a, str>,
 }
 
 /// EC2's layout: serde_json's pretty printer with a two-space indent, but `" : "` between a key

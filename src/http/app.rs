@@ -17,6 +17,7 @@ use super::access_log::{self, AccessLog};
 use super::guard::Guard;
 use super::state::AppState;
 use super::{imds, metadata, mfa, reload, roles, status};
+use crate::credentials::Door;
 
 /// The IMDS listener: the access log (if any), then the front door, then the routes; and the
 /// fast path for cached credentials in front of it all.
@@ -139,7 +140,7 @@ impl FastPath {
         let (alias, extended) = crate::ec2::credentials_alias(request.uri().path())?;
         self.guard.check(peer, request).ok()?;
         let remaining = imds::check_session(&self.state, request).ok()?;
-        let issued = self.state.registry.role(alias)?.serve_cached()?;
+        let issued = self.state.registry.role(alias)?.serve_cached(Door::Imds)?;
         let mut response = imds::credentials_document(&issued, extended);
         if let Some(remaining) = remaining {
             imds::report_token_ttl(&mut response, remaining);

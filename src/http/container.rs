@@ -1,11 +1,13 @@
-//! The container credentials endpoint (`--ecs-port`): the same credentials in the form the SDKs'
-//! ECS/container provider reads from `AWS_CONTAINER_CREDENTIALS_FULL_URI`.
+//! The container credentials endpoint (`--ecs-port`, on by default): the same credentials in the
+//! form the SDKs' ECS/container provider reads from `AWS_CONTAINER_CREDENTIALS_FULL_URI`, for
+//! the active role (`/creds`) or any one role (`/creds/ROLE`).
 //!
-//! It needs no root and no metadata address: any SDK can use it from a shell that exports two
-//! variables (`fintors env --ecs`), and so can a container given the token file. It listens on
-//! 127.0.0.1 only, behind the same guard as IMDS, and every request must carry the authorization
-//! token, compared in constant time (the daemon keeps it in a 0600 file in its state
-//! directory). Its answers and refusals are JSON, as ECS's are.
+//! It is how several roles are used at once: `fintors exec`, a shell pinned with `fintors env
+//! --role` and containers behind `fintors network up --containers` each name their role in the
+//! URL, and all share the role's one cache. It needs no root. It listens on 127.0.0.1 only, its
+//! guard admits this machine and its bridged containers ([`Guard::for_containers`]), and every
+//! request must carry the authorization token, compared in constant time (the daemon keeps it in
+//! a 0600 file in its state directory). Its answers and refusals are JSON, as ECS's are.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use axum::routing::get;
 use super::guard::Guard;
 use super::state::AppState;
 use crate::api::paths;
-use crate::credentials::{Attempt, RoleCache};
+use crate::credentials::{Door, RoleCache};
 use crate::ec2::document::{ContainerCredentials, ContainerError};
 use crate::model::Secret;
 
@@ -45,7 +47,13 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, token: Secret) -> Router {
 }
 
 fn json_response(status: StatusCode, code: &str, message: &str) -> Response {
-    super::json::json(status, &ContainerError { code, message })
+    super::json::json(
+        status,
+        &ContainerError {
+            code: code.into(),
+            message: message.into(),
+        },
+    )
 }
 
 async fn authorize(
@@ -99,7 +107,7 @@ async fn role_credentials(
 }
 
 async fn serve(cache: &Arc<RoleCache>) -> Response {
-    match cache.get(Attempt::RespectBackoff).await {
+    match cache.serve(Door::Container).await {
         Ok(issued) => super::json::json(
             StatusCode::OK,
             &ContainerCredentials::new(&issued.credentials, &cache.role().arn),

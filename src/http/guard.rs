@@ -11,6 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::http::header;
 
+use crate::ec2::CONTAINER_ADDR;
+
 /// The addresses real clients use for IMDS; a browser sends these as `Host` only for a page whose
 /// origin is the metadata service itself, so they are always safe to accept.
 const METADATA_HOSTS: [&str; 4] = [
@@ -56,6 +58,19 @@ impl Guard {
             bound,
             allow_remote,
         }
+    }
+
+    /// The container endpoint's guard. It listens on 127.0.0.1, where the kernel delivers
+    /// nothing from another host, and what comes from a container bridge got there only through
+    /// the redirect `fintors network up --containers` installs (its guard rule drops the rest), so
+    /// every peer that reaches it is this machine or one of its containers: all are let through
+    /// to the token check, which every request must pass. Containers name it as ECS's address.
+    pub fn for_containers(bound: SocketAddr) -> Self {
+        let mut guard = Guard::new(bound, true);
+        guard
+            .allowed_hosts
+            .extend([CONTAINER_ADDR.to_owned(), format!("{CONTAINER_ADDR}:80")]);
+        guard
     }
 
     pub fn host_allowed(&self, host: &str) -> bool {
@@ -211,6 +226,16 @@ mod tests {
         assert!(g.host_allowed("10.1.2.3:16925"));
         assert!(!g.host_allowed("10.1.2.3:9999"));
         assert!(!g.host_allowed("evil.example:16925"));
+    }
+
+    #[test]
+    fn the_container_endpoint_admits_bridged_peers_under_the_ecs_address_only() {
+        let g = Guard::for_containers("127.0.0.1:16926".parse().unwrap());
+        assert!(g.peer_allowed("172.17.0.2".parse().unwrap()));
+        assert!(g.host_allowed("169.254.170.2"));
+        assert!(g.host_allowed("127.0.0.1:16926"));
+        assert!(!g.host_allowed("evil.example"));
+        assert!(!guard("127.0.0.1:16925", false).host_allowed("169.254.170.2"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use axum::routing::{MethodRouter, get, put};
 
 use super::guard::Refusal;
 use super::state::AppState;
-use crate::credentials::{Attempt, Issued};
+use crate::credentials::{Door, Issued};
 use crate::ec2::document::{IamInfo, render};
 use crate::ec2::tokens::{MAX_TTL, MIN_TTL, TokenError};
 use crate::ec2::{CREDENTIALS_PATH, EXTENDED_CREDENTIALS_PATH};
@@ -209,7 +209,7 @@ async fn credentials(
     let Some(cache) = state.registry.role(&alias) else {
         return not_found();
     };
-    match cache.get(Attempt::RespectBackoff).await {
+    match cache.serve(Door::Imds).await {
         Ok(issued) => credentials_document(&issued, extended),
         // EC2 reports a role it cannot assume as a 200 document with the error's code.
         Err(failure) => text(StatusCode::OK, failure.document.clone()),

@@ -18,7 +18,7 @@ use super::state::AppState;
 use crate::api::{
     ApiError, RoleDescription, RoleFilter, RoleList, SwitchRequest, SwitchResponse, paths,
 };
-use crate::credentials::{Attempt, SwitchError};
+use crate::credentials::{Door, SwitchError};
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
@@ -71,7 +71,7 @@ async fn credentials(State(state): State<Arc<AppState>>, Path(alias): Path<Strin
     let Some(cache) = state.registry.role(&alias) else {
         return error(StatusCode::NOT_FOUND, format!("unknown role: {alias}"));
     };
-    match cache.get(Attempt::RespectBackoff).await {
+    match cache.serve(Door::Imds).await {
         Ok(issued) => json_response(StatusCode::OK, issued.document.clone()),
         Err(failure) => json_response(StatusCode::BAD_GATEWAY, failure.document.clone()),
     }

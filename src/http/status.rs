@@ -11,7 +11,10 @@ use axum::routing::get;
 
 use super::json::json;
 use super::state::AppState;
-use crate::api::{CachedReport, ErrorReport, MfaReport, RoleReport, StatusReport, paths};
+use crate::api::{
+    CachedReport, DoorReport, ErrorReport, MfaReport, RoleReport, ServedReport, StatusReport, paths,
+};
+use crate::credentials::{Door, DoorUsage};
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new().route(paths::STATUS, get(status))
@@ -19,6 +22,7 @@ pub fn router() -> Router<Arc<AppState>> {
 
 async fn status(State(state): State<Arc<AppState>>) -> Response {
     let active = state.registry.active();
+    let now = state.clock.now();
     let roles = state
         .registry
         .caches()
@@ -29,6 +33,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
                 alias: role.alias.to_string(),
                 arn: role.arn.to_string(),
                 session_name: role.session_name.as_str().to_owned(),
+                region: role.region.as_ref().map(|r| r.as_str().to_owned()),
                 active: active.as_ref().is_some_and(|a| Arc::ptr_eq(a, cache)),
                 credentials: cache.cached().map(|c| CachedReport {
                     last_updated: c.fetched_at,
@@ -41,6 +46,10 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
                     at: f.at,
                 }),
                 sts_calls: cache.sts_calls(),
+                served: ServedReport {
+                    imds: door(cache.usage().of(Door::Imds, now)),
+                    container: door(cache.usage().of(Door::Container, now)),
+                },
             }
         })
         .collect();
@@ -65,4 +74,12 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
         roles,
     };
     json(StatusCode::OK, &report)
+}
+
+fn door(usage: DoorUsage) -> DoorReport {
+    DoorReport {
+        total: usage.total,
+        last_15_minutes: usage.recent,
+        last_request: usage.last_at,
+    }
 }

@@ -7,13 +7,6 @@ use crate::support::{Daemon, TWO_ROLES, fintors_cli, http, rust_whoami};
 
 const EXAMPLE_ARN: &str = "arn:aws:sts::123456789012:assumed-role/example/finto-example";
 
-fn daemon() -> Daemon {
-    Daemon::builder(TWO_ROLES)
-        .arg("--ecs-port")
-        .arg("0")
-        .start()
-}
-
 /// The container endpoint's address and token, as `fintors env --ecs` reports them.
 pub(crate) fn endpoint(d: &Daemon) -> (std::net::SocketAddr, String, String) {
     let o = fintors_cli(d, &["env", "--ecs"]);
@@ -41,7 +34,7 @@ pub(crate) fn endpoint(d: &Daemon) -> (std::net::SocketAddr, String, String) {
 #[test]
 fn env_ecs_points_at_a_private_token_file_without_newline() {
     require_venv!();
-    let d = daemon();
+    let d = Daemon::start();
     let (addr, token, token_file) = endpoint(&d);
     assert!(addr.ip().is_loopback());
     assert_eq!(token.len(), 64);
@@ -54,7 +47,7 @@ fn env_ecs_points_at_a_private_token_file_without_newline() {
 #[test]
 fn credentials_need_the_token() {
     require_venv!();
-    let d = daemon();
+    let d = Daemon::start();
     let (addr, token, _) = endpoint(&d);
     assert_eq!(http(addr, "GET", "/creds", &[], "").status, 401);
     assert_eq!(
@@ -81,7 +74,7 @@ fn credentials_need_the_token() {
 #[test]
 fn a_named_role_and_unknown_roles() {
     require_venv!();
-    let d = daemon();
+    let d = Daemon::start();
     let (addr, token, _) = endpoint(&d);
     let auth = [("Authorization", token.as_str())];
     let r = http(addr, "GET", "/creds/example2", &auth, "");
@@ -95,7 +88,7 @@ fn a_named_role_and_unknown_roles() {
 #[test]
 fn doubled_slashes_read_as_one() {
     require_venv!();
-    let d = daemon();
+    let d = Daemon::start();
     let (addr, token, _) = endpoint(&d);
     let auth = [("Authorization", token.as_str())];
     let r = http(addr, "GET", "//creds//example2", &auth, "");
@@ -109,7 +102,7 @@ fn doubled_slashes_read_as_one() {
 #[test]
 fn foreign_host_header_is_refused() {
     require_venv!();
-    let d = daemon();
+    let d = Daemon::start();
     let (addr, token, _) = endpoint(&d);
     let r = http(
         addr,
@@ -122,9 +115,9 @@ fn foreign_host_header_is_refused() {
 }
 
 #[test]
-fn env_ecs_without_the_endpoint_says_how_to_enable_it() {
+fn env_ecs_with_the_endpoint_off_says_how_to_turn_it_on() {
     require_venv!();
-    let d = Daemon::start();
+    let d = Daemon::builder(TWO_ROLES).ecs_port("off").start();
     let o = fintors_cli(&d, &["env", "--ecs"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--ecs-port"));
@@ -144,7 +137,7 @@ fn container_client(d: &Daemon, program: &std::path::Path, args: &[&str]) -> Str
 #[test]
 fn botocore_uses_the_container_endpoint() {
     let venv = require_venv!();
-    let d = daemon();
+    let d = Daemon::start();
     let script = "import boto3\ns = boto3.Session()\nassert s.get_credentials().method == 'container-role', \
                   s.get_credentials().method\nprint(s.client('sts').get_caller_identity()['Arn'])";
     assert_eq!(
@@ -156,7 +149,7 @@ fn botocore_uses_the_container_endpoint() {
 #[test]
 fn aws_sdk_rust_uses_the_container_endpoint() {
     require_venv!();
-    let d = daemon();
+    let d = Daemon::start();
     assert_eq!(
         container_client(&d, &rust_whoami(), &["--container"]),
         EXAMPLE_ARN

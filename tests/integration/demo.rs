@@ -18,7 +18,8 @@ fn demo(venv: &std::path::Path, home: &std::path::Path, port: u16, sts_port: u16
         .env("VENV", venv)
         .env("FINTORS", env!("CARGO_BIN_EXE_fintors"))
         .env("FINTORS_DEMO_PORT", port.to_string())
-        .env("FINTORS_DEMO_STS_PORT", sts_port.to_string());
+        .env("FINTORS_DEMO_STS_PORT", sts_port.to_string())
+        .env("FINTORS_DEMO_ECS_PORT", free_port().to_string());
     c
 }
 
@@ -95,6 +96,8 @@ fn the_commands_the_demo_prints_work_as_printed() {
         [
             "arn:aws:sts::123456789012:assumed-role/example/finto-example",
             "arn:aws:sts::123456789012:assumed-role/example2/fintors-demo",
+            // `fintors exec example -- aws ...`, with example2 still the active role.
+            "arn:aws:sts::123456789012:assumed-role/example/finto-example",
         ],
         "{out}"
     );

@@ -22,5 +22,6 @@ mod real_clients;
 mod reload;
 mod roles_api;
 mod secrets;
+mod several_roles;
 mod shell_helpers;
 mod startup;

@@ -367,3 +367,164 @@ fn the_readme_set_up_needs_no_flags_and_no_endpoint_variables() {
     );
     text(&user(&[fintors, "network", "down"]).output().unwrap());
 }
+
+/// What `network up --containers` may touch: the rules and the bridge's `route_localnet`.
+fn containers_snapshot(ns: &Netns, bridge: &str) -> String {
+    [
+        ns.ok(&["iptables", "-w", "-t", "nat", "-S"]),
+        ns.ok(&["iptables", "-w", "-t", "filter", "-S"]),
+        ns.ok(&[
+            "cat",
+            &format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"),
+        ]),
+    ]
+    .join("\n")
+}
+
+/// A "container": a namespace of its own, its end of a veth pair on `bridge` in `host` at
+/// `ip`/24, with its default route through the bridge's `gateway`.
+fn container_on(host: &Netns, bridge: &str, ip: &str, gateway: &str) -> Netns {
+    let container = Netns::create().unwrap();
+    let n = container.0.rsplit('-').next().unwrap().to_owned();
+    let (outer, inner) = (format!("vh{n}"), format!("vc{n}"));
+    host.ok(&[
+        "ip", "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+    ]);
+    host.ok(&["ip", "link", "set", &inner, "netns", &container.0]);
+    host.ok(&["ip", "link", "set", &outer, "master", bridge, "up"]);
+    container.ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", &inner]);
+    container.ok(&["ip", "link", "set", &inner, "up"]);
+    container.ok(&["ip", "route", "add", "default", "via", gateway]);
+    container
+}
+
+fn bridge(host: &Netns, name: &str, gateway: &str) {
+    host.ok(&["ip", "link", "add", name, "type", "bridge"]);
+    host.ok(&["ip", "addr", "add", &format!("{gateway}/24"), "dev", name]);
+    host.ok(&["ip", "link", "set", name, "up"]);
+}
+
+fn fintors_containers(ns: &Netns, action: &str, bridge: &str, ecs_port: u16) -> Output {
+    ns.exec(&[
+        env!("CARGO_BIN_EXE_fintors"),
+        "network",
+        action,
+        "--containers",
+        "--bridge",
+        bridge,
+        "--ecs-port",
+        &ecs_port.to_string(),
+    ])
+    .env("FINTORS_CONFIG", "/nonexistent")
+    .output()
+    .unwrap()
+}
+
+/// Runs `program` in a container namespace with only the variables `fintors env --role ROLE
+/// --container --format env-file` printed, as `docker run --env-file` would set them.
+fn in_container(container: &Netns, env_file: &str, program: &str, args: &[&str]) -> Output {
+    container
+        .exec(&["env", "-i", "HOME=/nonexistent"])
+        .args(env_file.lines())
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn network_up_containers_serves_each_bridged_container_its_role_at_the_ecs_address() {
+    let venv = require_venv!();
+    let Some(host) = Netns::create() else { return };
+    const ECS_PORT: u16 = 16926;
+    bridge(&host, "br-fintors", "10.77.0.1");
+    bridge(&host, "br-other", "10.78.0.1");
+    let container = container_on(&host, "br-fintors", "10.77.0.2", "10.77.0.1");
+    let stranger = container_on(&host, "br-other", "10.78.0.2", "10.78.0.1");
+    let before = containers_snapshot(&host, "br-fintors");
+
+    let _moto = host.moto(&venv);
+    let daemon = Daemon::builder(TWO_ROLES)
+        .netns(&host.0)
+        .sts(format!("http://127.0.0.1:{NS_STS_PORT}"))
+        .port(NS_FINTORS_PORT)
+        .ecs_port(&ECS_PORT.to_string())
+        .start();
+    let up = text(&fintors_containers(&host, "up", "br-fintors", ECS_PORT));
+    assert_eq!(up.lines().count(), 3, "{up}");
+    assert_eq!(
+        text(&fintors_containers(&host, "up", "br-fintors", ECS_PORT)),
+        "nothing to do: already in place\n"
+    );
+
+    // What a user passes to `docker run --env-file`, printed on the host.
+    let o = host
+        .exec(&[env!("CARGO_BIN_EXE_fintors")])
+        .args(crate::several_roles::ENV_FILE_FOR_EXAMPLE2)
+        .env("FINTORS_ENDPOINT", daemon.url())
+        .env("HOME", daemon.dir.path())
+        .output()
+        .unwrap();
+    let env_file = text(&o);
+    let served = host.ok(&[
+        "curl",
+        "-sS",
+        &format!("http://127.0.0.1:{NS_FINTORS_PORT}/roles/example2/credentials"),
+    ]);
+    let served: serde_json::Value = serde_json::from_str(&served).unwrap();
+    let key = served["AccessKeyId"].as_str().unwrap();
+
+    let python = venv.join("bin/python");
+    let boto = "import botocore.session\nc = botocore.session.get_session().get_credentials()\n\
+                print(c.method, c.get_frozen_credentials().access_key)";
+    let o = in_container(
+        &container,
+        &env_file,
+        python.to_str().unwrap(),
+        &["-c", boto],
+    );
+    assert_eq!(text(&o).trim(), format!("container-role {key}"));
+    let o = in_container(
+        &container,
+        &env_file,
+        rust_whoami().to_str().unwrap(),
+        &["--container", "--access-key"],
+    );
+    assert_eq!(text(&o).trim(), key, "aws-sdk-rust in the container");
+
+    // No token: 401. Another bridge: nothing at all.
+    let url = "http://169.254.170.2/creds/example2";
+    let no_token = container.ok(&["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url]);
+    assert_eq!(no_token, "401");
+    let token = env_file
+        .lines()
+        .find_map(|l| l.strip_prefix("AWS_CONTAINER_AUTHORIZATION_TOKEN="))
+        .unwrap();
+    let o = stranger
+        .exec(&["curl", "-s", "--max-time", "3", "-H"])
+        .arg(format!("Authorization: {token}"))
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && o.stdout.is_empty(),
+        "another bridge got an answer"
+    );
+    // IMDS stays out of the containers' reach, even at the host's bridge address.
+    let o = container
+        .exec(&["curl", "-s", "--max-time", "3"])
+        .arg(format!(
+            "http://10.77.0.1:{NS_FINTORS_PORT}/latest/meta-data/iam/security-credentials/"
+        ))
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "IMDS answered a container");
+
+    let down = text(&fintors_containers(&host, "down", "br-fintors", ECS_PORT));
+    assert_eq!(down.lines().count(), 3, "{down}");
+    assert_eq!(
+        containers_snapshot(&host, "br-fintors"),
+        before,
+        "`down --containers` did not restore the namespace"
+    );
+}

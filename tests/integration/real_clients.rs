@@ -61,13 +61,6 @@ fn follows_a_switch(d: &Daemon, via: Via, program: &Path, args: &[&str]) {
     );
 }
 
-fn with_container() -> Daemon {
-    Daemon::builder(TWO_ROLES)
-        .arg("--ecs-port")
-        .arg("0")
-        .start()
-}
-
 /// A daemon with an access log (which records every request path) and a distinctive instance
 /// region, for the clients that look their region up in the metadata.
 fn logging_in_region(region: &str) -> (Daemon, std::path::PathBuf) {
@@ -161,7 +154,7 @@ fn botocore_uses_the_container_endpoint_with_either_form_of_the_token() {
     let venv = require_venv!();
     let python = venv.join("bin/python");
     for token in [Token::File, Token::Variable] {
-        let d = with_container();
+        let d = Daemon::start();
         follows_a_switch(
             &d,
             Via::Container(token),
@@ -253,7 +246,7 @@ fn aws_sdk_rust_works_when_imdsv2_is_required() {
 fn aws_sdk_rust_uses_the_container_endpoint_with_either_form_of_the_token() {
     require_venv!();
     for token in [Token::File, Token::Variable] {
-        let d = with_container();
+        let d = Daemon::start();
         follows_a_switch(&d, Via::Container(token), &rust_whoami(), &["--container"]);
     }
 }
@@ -307,9 +300,9 @@ fn go_v2_takes_its_region_from_the_identity_document_when_asked() {
 fn go_v2_container_provider_follows_the_active_role() {
     let go = require_client!(go_whoami());
     require_venv!();
-    let d = with_container();
+    let d = Daemon::start();
     follows_a_switch(&d, Via::Container(Token::Both), &go, &["container"]);
-    let d = with_container();
+    let d = Daemon::start();
     follows_a_switch(&d, Via::Container(Token::Variable), &go, &["container"]);
 }
 
@@ -365,7 +358,7 @@ fn js_v3_default_chain_takes_credentials_and_region_from_the_instance_metadata()
 fn js_v3_from_container_metadata_follows_the_active_role() {
     let (node, script) = require_client!(js_whoami());
     require_venv!();
-    let d = with_container();
+    let d = Daemon::start();
     let args = [script.to_str().unwrap(), "container"];
     follows_a_switch(&d, Via::Container(Token::Variable), &node, &args);
 }
@@ -376,7 +369,7 @@ fn js_v3_from_http_uses_either_form_of_the_token() {
     require_venv!();
     let args = [script.to_str().unwrap(), "http"];
     for token in [Token::File, Token::Variable] {
-        let d = with_container();
+        let d = Daemon::start();
         follows_a_switch(&d, Via::Container(token), &node, &args);
     }
 }

@@ -37,8 +37,6 @@ fn a_full_session_leaves_no_secret_in_stderr_or_the_access_log() {
         .arg(log.to_str().unwrap())
         .arg("--admin-port")
         .arg("0")
-        .arg("--ecs-port")
-        .arg("0")
         .env("FINTORS_ADMIN_TOKEN", ADMIN_TOKEN)
         .start();
     let bearer = format!("Bearer {ADMIN_TOKEN}");

@@ -1,5 +1,5 @@
 //! The bash and fish helpers in shell/, run by the real shells against a live daemon, with only
-//! curl (no fintors binary on PATH).
+//! curl (no fintors binary on PATH), but for pinning a shell, which needs the fintors command.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -34,6 +34,25 @@ fn run(shell: &str, endpoint: &str, script: &str) -> Output {
         .env("PATH", bare_path())
         .env("HOME", "/nonexistent")
         .env("FINTORS_ENDPOINT", endpoint)
+        .output()
+        .unwrap()
+}
+
+/// [`run`] with the fintors command on PATH too (pinning needs it), STS at moto and a region.
+fn run_with_fintors(shell: &str, endpoint: &str, script: &str) -> Output {
+    let helpers: PathBuf = repo_path(&format!("shell/fintors.{shell}"));
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_fintors"))
+        .parent()
+        .unwrap();
+    Command::new(shell)
+        .arg("-c")
+        .arg(format!("source {}\n{script}", helpers.display()))
+        .env_clear()
+        .env("PATH", format!("{}:{}", bin.display(), bare_path()))
+        .env("HOME", "/nonexistent")
+        .env("FINTORS_ENDPOINT", endpoint)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL_STS", crate::support::moto())
         .output()
         .unwrap()
 }
@@ -106,6 +125,50 @@ fn prompt_shows_the_active_role(shell: &str) {
     );
 }
 
+fn pins_the_shell_to_a_role_and_unpins_it_back(shell: &str) {
+    require_venv!();
+    if !shell_available(shell) {
+        return;
+    }
+    let d = Daemon::start();
+    let whoami = crate::support::rust_whoami();
+    let whoami = whoami.display();
+    let script = if shell == "bash" {
+        format!(
+            "export AWS_REGION=ap-south-1 AWS_PROFILE=parent\n\
+             fintors_use --here example2 >/dev/null || exit 9\n\
+             printf 'pinned:%s\\n' \"$FINTORS_ROLE\"\n\
+             fintors_prompt; echo\n\
+             {whoami} --container\n\
+             printf 'profile:%s\\n' \"${{AWS_PROFILE-unset}}\"\n\
+             fintors_unpin\n\
+             printf 'after:%s:%s:%s\\n' \"${{FINTORS_ROLE-unset}}\" \"$AWS_PROFILE\" \"$AWS_REGION\"\n\
+             fintors_prompt; echo"
+        )
+    } else {
+        format!(
+            "set -gx AWS_REGION ap-south-1; set -gx AWS_PROFILE parent\n\
+             fintors_use --here example2 >/dev/null; or exit 9\n\
+             printf 'pinned:%s\\n' $FINTORS_ROLE\n\
+             fintors_prompt; echo\n\
+             {whoami} --container\n\
+             printf 'profile:%s\\n' (set -q AWS_PROFILE; and echo $AWS_PROFILE; or echo unset)\n\
+             fintors_unpin\n\
+             printf 'after:%s:%s:%s\\n' (set -q FINTORS_ROLE; and echo $FINTORS_ROLE; or echo unset) $AWS_PROFILE $AWS_REGION\n\
+             fintors_prompt; echo"
+        )
+    };
+    let o = run_with_fintors(shell, &d.url(), &script);
+    assert_eq!(
+        out(&o),
+        "pinned:example2\n[example2] \n\
+         arn:aws:sts::123456789012:assumed-role/example2/me\n\
+         profile:unset\nafter:unset:parent:ap-south-1\n(example) \n",
+        "{}",
+        err(&o)
+    );
+}
+
 fn completes_role_aliases(shell: &str) {
     require_venv!();
     if !shell_available(shell) {
@@ -157,6 +220,7 @@ for_each_shell!(
     switches_through_the_role_api,
     unknown_role_is_refused_with_status_1,
     prompt_shows_the_active_role,
+    pins_the_shell_to_a_role_and_unpins_it_back,
     completes_role_aliases,
     daemon_down_is_one_line_and_status_2,
 );

@@ -111,6 +111,10 @@ pub enum Via {
     /// `eval "$(fintors env --ecs)"`, keeping one or both of the token's forms; IMDS disabled,
     /// so the container endpoint is the only way to credentials.
     Container(Token),
+    /// `fintors exec ROLE -- client ...`, IMDS disabled.
+    Exec(&'static str),
+    /// A shell pinned with `eval "$(fintors env --role ROLE)"`, IMDS disabled.
+    Pinned(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,22 +181,34 @@ impl<'a> ClientRun<'a> {
         let home = self.daemon.dir.path().join("client-home");
         std::fs::create_dir_all(&home).unwrap();
         let (env_args, unset) = match self.via {
-            Via::Imds => ("", ""),
-            Via::Container(Token::Both) => (" --ecs", ""),
-            Via::Container(Token::File) => (" --ecs", "unset AWS_CONTAINER_AUTHORIZATION_TOKEN"),
-            Via::Container(Token::Variable) => {
-                (" --ecs", "unset AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+            Via::Imds => (String::new(), ""),
+            Via::Container(Token::Both) => (" --ecs".into(), ""),
+            Via::Container(Token::File) => {
+                (" --ecs".into(), "unset AWS_CONTAINER_AUTHORIZATION_TOKEN")
             }
+            Via::Container(Token::Variable) => (
+                " --ecs".into(),
+                "unset AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            ),
+            Via::Pinned(role) => (format!(" --role {role}"), ""),
+            Via::Exec(_) => (String::new(), ""),
         };
-        let mut script = format!(
-            "exports=$(\"$FINTORS\" env{env_args}) || exit 99\neval \"$exports\"\n{unset}\n"
-        );
+        let mut script = match self.via {
+            Via::Exec(_) => String::new(),
+            _ => format!(
+                "exports=$(\"$FINTORS\" env{env_args}) || exit 99\neval \"$exports\"\n{unset}\n"
+            ),
+        };
         if let Some(url) = &self.imds_endpoint {
             script.push_str(&format!(
                 "export AWS_EC2_METADATA_SERVICE_ENDPOINT='{url}'\n"
             ));
         }
-        script.push_str("unset FINTORS FINTORS_ENDPOINT\nexec \"$@\"");
+        match self.via {
+            // fintors exec finds the daemon through FINTORS_ENDPOINT, as a user's would.
+            Via::Exec(role) => script.push_str(&format!("exec \"$FINTORS\" exec {role} -- \"$@\"")),
+            _ => script.push_str("unset FINTORS FINTORS_ENDPOINT\nexec \"$@\""),
+        }
         let mut command = Command::new("bash");
         command
             .arg("-c")
@@ -210,7 +226,7 @@ impl<'a> ClientRun<'a> {
             .env("AWS_ENDPOINT_URL_STS", moto())
             // The JS SDK's notice that Node 20 support ends.
             .env("AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED", "true");
-        if matches!(self.via, Via::Container(_)) {
+        if !matches!(self.via, Via::Imds) {
             command.env("AWS_EC2_METADATA_DISABLED", "true");
         }
         if self.region {

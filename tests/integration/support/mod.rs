@@ -224,6 +224,7 @@ pub struct DaemonBuilder {
     config: String,
     config_path: Option<String>,
     port: u16,
+    ecs_port: String,
     args: Vec<String>,
     sts: Option<String>,
     dir: tempfile::TempDir,
@@ -240,6 +241,8 @@ impl Daemon {
             config: config.to_owned(),
             config_path: None,
             port: 0,
+            // On by default, as for users, but never on 16926: tests run side by side.
+            ecs_port: "0".to_owned(),
             args: Vec::new(),
             sts: None,
             dir: tempfile::tempdir().unwrap(),
@@ -385,6 +388,12 @@ impl DaemonBuilder {
         self
     }
 
+    /// `--ecs-port`: a port, or `off` (the builder's default is a free port).
+    pub fn ecs_port(mut self, port: &str) -> Self {
+        self.ecs_port = port.to_owned();
+        self
+    }
+
     /// Talk to this STS endpoint instead of moto.
     pub fn sts(mut self, endpoint: impl Into<String>) -> Self {
         self.sts = Some(endpoint.into());
@@ -443,6 +452,8 @@ impl DaemonBuilder {
                 &self.addr,
                 "--port",
                 &self.port.to_string(),
+                "--ecs-port",
+                &self.ecs_port,
                 "--config",
             ])
             .arg(self.config_path.clone().map_or(config, PathBuf::from))
