@@ -40,9 +40,10 @@ async fn main() {
         Some("run") => run(&args[2..]).await,
         Some("soak") => soak::soak(&args[2..]).await,
         Some("compare") => compare(&args[2..]).await,
+        Some("access-log") => access_log(&args[2..]).await,
         _ => {
             eprintln!(
-                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S] | soak --fintors PATH [--minutes M] | compare --fintors PATH [--duration S] [--rounds N]"
+                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S] | soak --fintors PATH [--minutes M] | compare --fintors PATH [--duration S] [--rounds N] | access-log --fintors PATH [--duration S]"
             );
             std::process::exit(2);
         }
@@ -207,6 +208,15 @@ impl Server {
         ticks * 1_000_000 / per_second.max(1)
     }
 
+    /// Stops the process with SIGTERM, as a service manager does, and waits for it.
+    async fn terminate(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        let _ = self.child.wait().await;
+    }
+
     fn rss_kib(&self) -> u64 {
         let pid = self.child.id().expect("running");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -275,11 +285,14 @@ impl Fintors {
         )
         .unwrap();
         let mut c = Command::new(&self.binary);
+        // No container endpoint: daemons started side by side would contend for its port.
         c.args([
             "--addr",
             "127.0.0.1",
             "--port",
             &port.to_string(),
+            "--ecs-port",
+            "off",
             "--config",
         ])
         .arg(&config)
@@ -302,6 +315,82 @@ impl Fintors {
 
     async fn start(&self) -> Server {
         spawn_listening(self.command(0), true).await
+    }
+
+    /// For a quick subcommand: `--fintors PATH`, a fresh work directory and a fake STS (kept
+    /// alive by the caller).
+    async fn for_subcommand(args: &[String], name: &str) -> (Fintors, PathBuf, Arc<FakeSts>) {
+        let binary = PathBuf::from(flag(args, "--fintors").expect("--fintors PATH"));
+        let work = std::env::temp_dir().join(format!("fintors-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&work).unwrap();
+        let sts = FakeSts::start().await;
+        let fintors = Fintors {
+            binary,
+            dir: work.clone(),
+            sts: sts.addr,
+            roles: vec![ROLE.to_owned()],
+        };
+        (fintors, work, sts)
+    }
+
+    /// The daemon with an access log in the work directory.
+    async fn start_logged(&self) -> Server {
+        let mut command = self.command(0);
+        command.arg("--log").arg(self.dir.join("access.log"));
+        spawn_listening(command, true).await
+    }
+}
+
+/// Credential GETs with a token at 64 connections, with and without `--log`, alternating for
+/// three rounds so that both see the same machine: the access log's cost, as one ratio.
+async fn access_log_run(fintors: &Fintors, seconds: u64) -> AccessLogRun {
+    let plain = fintors.start().await;
+    let logged = fintors.start_logged().await;
+    let mut run = AccessLogRun::default();
+    for _ in 0..3 {
+        for (daemon, total) in [(&plain, &mut run.plain), (&logged, &mut run.logged)] {
+            let header = format!("X-aws-ec2-metadata-token: {}", token(daemon.addr).await);
+            let url = format!("http://{}{}", daemon.addr, creds_path());
+            let load = wrk(&url, 64, seconds, &[&header], None).await;
+            total.0 += load.requests;
+            total.1 += load.duration_us;
+        }
+    }
+    // A graceful stop writes out every line still queued.
+    logged.terminate().await;
+    run.lines = std::fs::read_to_string(fintors.dir.join("access.log"))
+        .map(|log| log.lines().count() as u64)
+        .unwrap_or(0);
+    run
+}
+
+/// `fintors-bench access-log`: the access log's part of `run` alone, for working on it.
+async fn access_log(args: &[String]) {
+    let seconds: u64 = flag(args, "--duration").map_or(10, |s| s.parse().unwrap());
+    let (fintors, work, _sts) = Fintors::for_subcommand(args, "access-log").await;
+    let run = access_log_run(&fintors, seconds).await;
+    println!(
+        "without --log {:.0} req/s, with {:.0} req/s ({} requests, {} lines): ratio {:.2}",
+        AccessLogRun::rps(run.plain),
+        AccessLogRun::rps(run.logged),
+        run.logged.0,
+        run.lines,
+        AccessLogRun::rps(run.logged) / AccessLogRun::rps(run.plain)
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Requests and microseconds summed over the rounds, and the lines the log got.
+#[derive(Default)]
+struct AccessLogRun {
+    plain: (u64, u64),
+    logged: (u64, u64),
+    lines: u64,
+}
+
+impl AccessLogRun {
+    fn rps(total: (u64, u64)) -> f64 {
+        total.0 as f64 / (total.1 as f64 / 1e6)
     }
 }
 
@@ -487,6 +576,9 @@ async fn run(args: &[String]) {
     drop(ceiling);
     drop(token_ceiling);
 
+    eprintln!("credential GET with and without an access log, 3 rounds ...");
+    let access_log = access_log_run(&fintors, seconds).await;
+
     // 3. Refresh under load: a slow STS; the same run with and without refreshes.
     eprintln!("refresh under load: {refresh_seconds} s without refreshes ...");
     let steady = refresh_run(&fintors, &sts, 3600, refresh_seconds).await;
@@ -506,6 +598,7 @@ async fn run(args: &[String]) {
         &rows,
         &token_ceiling_load,
         &token_load,
+        &access_log,
         &steady,
         &refreshing,
         &cold,
@@ -525,18 +618,9 @@ async fn run(args: &[String]) {
 /// A quick A/B for working on the hot path: credential GET with a token at 64 connections,
 /// fintors and the ceiling alternating for a few rounds, one ratio per round.
 async fn compare(args: &[String]) {
-    let binary = PathBuf::from(flag(args, "--fintors").expect("--fintors PATH"));
     let seconds: u64 = flag(args, "--duration").map_or(5, |s| s.parse().unwrap());
     let rounds: u32 = flag(args, "--rounds").map_or(3, |s| s.parse().unwrap());
-    let work = std::env::temp_dir().join(format!("fintors-compare-{}", std::process::id()));
-    std::fs::create_dir_all(&work).unwrap();
-    let sts = FakeSts::start().await;
-    let fintors = Fintors {
-        binary,
-        dir: work.clone(),
-        sts: sts.addr,
-        roles: vec![ROLE.to_owned()],
-    };
+    let (fintors, work, _sts) = Fintors::for_subcommand(args, "compare").await;
     let daemon = fintors.start().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     println!("idle RSS after start: {} KiB", daemon.rss_kib());
@@ -686,6 +770,7 @@ fn markdown(
     rows: &[Row],
     token_ceiling: &Load,
     token: &Load,
+    access_log: &AccessLogRun,
     steady: &RefreshRun,
     refreshing: &RefreshRun,
     cold: &ColdStart,
@@ -742,6 +827,18 @@ fn markdown(
         ms(token.p999_us),
         token.errors,
         token.rps() / token_ceiling.rps(),
+    );
+    s += &format!(
+        "\n## Access log (credential GET with a token, 64 connections, 3 alternating rounds)\n\n\
+         | | req/s | requests |\n|---|---:|---:|\n\
+         | without `--log` | {:.0} | {} |\n| with `--log` | {:.0} | {} (log lines: {}) |\n\n\
+         logged/unlogged: **{:.2}**\n",
+        AccessLogRun::rps(access_log.plain),
+        access_log.plain.0,
+        AccessLogRun::rps(access_log.logged),
+        access_log.logged.0,
+        access_log.lines,
+        AccessLogRun::rps(access_log.logged) / AccessLogRun::rps(access_log.plain),
     );
     s += &format!(
         "\n## Refresh under load (STS takes 800 ms; 64 connections, {} s each)\n\n\

@@ -240,12 +240,15 @@ fn build() -> Daemon {
     // credentials take the fast path: both paths get fuzzed.
     let app = imds_app(v1.clone(), guard.clone(), log);
     let app_v2 = imds_app(v2, guard, None);
-    let admin = App::from(fintors::http::admin::app(
-        v1.clone(),
-        Arc::new(Guard::new(ADMIN_BOUND.parse().expect("an address"), false)),
-        Arc::new(Bootstrap::default()),
-        None,
-    ));
+    let admin = App::new(
+        fintors::http::admin::app(
+            v1.clone(),
+            Arc::new(Guard::new(ADMIN_BOUND.parse().expect("an address"), false)),
+            Arc::new(Bootstrap::default()),
+            None,
+        ),
+        fintors::http::admin::refused,
+    );
     Daemon {
         runtime,
         app,

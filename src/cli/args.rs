@@ -255,6 +255,18 @@ pub struct ServeArgs {
     #[arg(long)]
     pub imdsv2_required: bool,
 
+    /// IP TTL (IPv6 hop limit) of the IMDS listener's replies: 1, as EC2's default
+    /// HttpPutResponseHopLimit, so a reply cannot be routed on to another host (or out of a
+    /// container behind a NAT); the container endpoint keeps the system's default
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub hop_limit: u32,
+
+    /// Also answer these local users' processes (names or uids, comma-separated); the daemon's
+    /// own user and root always are, other users never (Linux) [default: the config's
+    /// allow_users]
+    #[arg(long, value_name = "USERS", value_delimiter = ',')]
+    pub allow_users: Vec<String>,
+
     /// Answer peers other than this machine (dangerous: they get your credentials)
     #[arg(long)]
     pub allow_remote: bool,

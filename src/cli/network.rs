@@ -8,6 +8,11 @@
 //! and nothing else, and how `up` twice adds nothing twice. On macOS the `ifconfig`/`pfctl`
 //! equivalents are run.
 //!
+//! The IPv6 metadata address, fd00:ec2::254 (where SDKs go with
+//! `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6`), gets the same: the address on `lo`, port 80
+//! redirected to the daemon on [::1] (`ip6tables`), and a drop from other interfaces. An IPv6
+//! address has no label, so the drop rule's comment records that `up` added it.
+//!
 //! `--containers` is the same for containers on a bridge (docker0 by default): their requests to
 //! 169.254.170.2:80, ECS's container credentials address, are redirected to the container
 //! endpoint on 127.0.0.1, as the ECS agent does. That takes `route_localnet` on the bridge (a
@@ -102,6 +107,92 @@ pub struct LinuxState {
     /// Our rules in `iptables -S` form (`-A CHAIN ...`), per table.
     pub nat_rules: Vec<String>,
     pub filter_rules: Vec<String>,
+    /// The IPv6 half; `None` where the machine has no IPv6.
+    pub ipv6: Option<Linux6State>,
+}
+
+/// What is in place for fd00:ec2::254.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Linux6State {
+    /// The address is on `lo`, whoever put it there.
+    pub address: bool,
+    /// Our rules in `ip6tables -S` form.
+    pub nat_rules: Vec<String>,
+    pub filter_rules: Vec<String>,
+}
+
+pub const METADATA_ADDR6: &str = "fd00:ec2::254";
+/// The comment on the IPv6 drop rule when `up` added the address (which `down` then removes).
+const ADDR6_COMMENT: &str = "fintors-addr6";
+
+fn redirect6_rule(port: u16) -> String {
+    format!(
+        "-A OUTPUT -d {METADATA_ADDR6}/128 -p tcp -m tcp --dport 80 -m comment --comment {COMMENT} \
+         -j DNAT --to-destination [::1]:{port}"
+    )
+}
+
+fn drop6_rule(comment: &str) -> String {
+    format!("-A INPUT -d {METADATA_ADDR6}/128 ! -i lo -m comment --comment {comment} -j DROP")
+}
+
+fn ip6tables(table: &str, rule: &str) -> Cmd {
+    let mut args = vec!["ip6tables", "-w", "-t", table];
+    args.extend(rule.split(' '));
+    Cmd::new(&args)
+}
+
+fn address6(verb: &str) -> Cmd {
+    Cmd::new(&[
+        "ip",
+        "-6",
+        "addr",
+        verb,
+        &format!("{METADATA_ADDR6}/128"),
+        "dev",
+        "lo",
+    ])
+}
+
+/// The IPv6 half of `up`: the daemon is reached on [::1] at the IPv4 target's port.
+fn linux6_up(state: &Linux6State, port: u16) -> Vec<Cmd> {
+    let mut plan = Vec::new();
+    let dropped = [COMMENT, ADDR6_COMMENT]
+        .iter()
+        .any(|c| state.filter_rules.contains(&drop6_rule(c)));
+    if !dropped {
+        // The drop goes in first, so the address is never reachable from outside.
+        let comment = if state.address {
+            COMMENT
+        } else {
+            ADDR6_COMMENT
+        };
+        plan.push(ip6tables("filter", &drop6_rule(comment)));
+    }
+    if !state.address {
+        plan.push(address6("add"));
+    }
+    let redirect = redirect6_rule(port);
+    if !state.nat_rules.contains(&redirect) {
+        plan.push(ip6tables("nat", &redirect));
+    }
+    plan
+}
+
+fn linux6_down(state: &Linux6State) -> Vec<Cmd> {
+    let mut plan = Vec::new();
+    for rule in &state.nat_rules {
+        plan.push(ip6tables("nat", &rule.replacen("-A ", "-D ", 1)));
+    }
+    let mut ours = false;
+    for rule in &state.filter_rules {
+        ours |= rule.contains(&format!("--comment {ADDR6_COMMENT} "));
+        plan.push(ip6tables("filter", &rule.replacen("-A ", "-D ", 1)));
+    }
+    if ours && state.address {
+        plan.push(address6("del"));
+    }
+    plan
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -167,6 +258,9 @@ pub fn linux_up(state: &LinuxState, target: SocketAddrV4) -> Vec<Cmd> {
     if !state.filter_rules.contains(&drop) {
         plan.push(iptables("filter", &drop));
     }
+    if let Some(v6) = &state.ipv6 {
+        plan.extend(linux6_up(v6, target.port()));
+    }
     plan
 }
 
@@ -178,6 +272,9 @@ pub fn linux_down(state: &LinuxState) -> Vec<Cmd> {
     }
     for rule in &state.nat_rules {
         plan.push(iptables("nat", &rule.replacen("-A ", "-D ", 1)));
+    }
+    if let Some(v6) = &state.ipv6 {
+        plan.extend(linux6_down(v6));
     }
     if state.address == Address::Ours {
         plan.push(Cmd::new(&[
@@ -321,55 +418,58 @@ fn check_bridge(bridge: &str) -> Result<(), NetworkError> {
 }
 
 pub fn observe_containers(bridge: &str) -> Result<ContainersState, NetworkError> {
-    let route_localnet = std::fs::read_to_string(route_localnet_path(bridge))
-        .ok()
-        .map(|v| v.trim() != "0");
-    let ours = |rules: String| -> Vec<String> {
-        rules
-            .lines()
-            .filter(|l| {
-                [CONTAINERS_COMMENT, LOCALNET_COMMENT]
-                    .iter()
-                    .any(|c| l.contains(&format!("--comment {c} ")))
-            })
-            .map(str::to_owned)
-            .collect()
-    };
+    let ours = [CONTAINERS_COMMENT, LOCALNET_COMMENT];
     Ok(ContainersState {
-        route_localnet,
-        nat_rules: ours(output(&Cmd::new(&[
-            "iptables",
-            "-w",
-            "-t",
-            "nat",
-            "-S",
-            "PREROUTING",
-        ]))?),
-        filter_rules: ours(output(&Cmd::new(&[
-            "iptables", "-w", "-t", "filter", "-S", "INPUT",
-        ]))?),
+        route_localnet: std::fs::read_to_string(route_localnet_path(bridge))
+            .ok()
+            .map(|v| v.trim() != "0"),
+        nat_rules: our_rules("iptables", "nat", "PREROUTING", &ours)?,
+        filter_rules: our_rules("iptables", "filter", "INPUT", &ours)?,
     })
+}
+
+/// The rules of `chain` in `table` (`iptables -S` form) that carry one of our `comments`.
+fn our_rules(
+    program: &str,
+    table: &str,
+    chain: &str,
+    comments: &[&str],
+) -> Result<Vec<String>, NetworkError> {
+    let rules = output(&Cmd::new(&[program, "-w", "-t", table, "-S", chain]))?;
+    Ok(rules
+        .lines()
+        .filter(|l| {
+            comments
+                .iter()
+                .any(|c| l.contains(&format!("--comment {c} ")))
+        })
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Reads the current state from `ip` and `iptables`.
 pub fn observe_linux() -> Result<LinuxState, NetworkError> {
     let addresses = output(&Cmd::new(&["ip", "-o", "-4", "addr", "show", "dev", "lo"]))?;
-    let ours = |rules: String| -> Vec<String> {
-        rules
-            .lines()
-            .filter(|l| l.contains(&format!("--comment {COMMENT} ")))
-            .map(str::to_owned)
-            .collect()
-    };
     Ok(LinuxState {
+        ipv6: observe_linux6()?,
         address: parse_address(&addresses),
-        nat_rules: ours(output(&Cmd::new(&[
-            "iptables", "-w", "-t", "nat", "-S", "OUTPUT",
-        ]))?),
-        filter_rules: ours(output(&Cmd::new(&[
-            "iptables", "-w", "-t", "filter", "-S", "INPUT",
-        ]))?),
+        nat_rules: our_rules("iptables", "nat", "OUTPUT", &[COMMENT])?,
+        filter_rules: our_rules("iptables", "filter", "INPUT", &[COMMENT])?,
     })
+}
+
+/// The IPv6 half of the state; `None` where the kernel has no IPv6.
+fn observe_linux6() -> Result<Option<Linux6State>, NetworkError> {
+    if !std::path::Path::new("/proc/net/if_inet6").exists() {
+        return Ok(None);
+    }
+    let addresses = output(&Cmd::new(&["ip", "-o", "-6", "addr", "show", "dev", "lo"]))?;
+    let ours = [COMMENT, ADDR6_COMMENT];
+    Ok(Some(Linux6State {
+        address: addresses.contains(&format!(" {METADATA_ADDR6}/128 ")),
+        nat_rules: our_rules("ip6tables", "nat", "OUTPUT", &ours)?,
+        filter_rules: our_rules("ip6tables", "filter", "INPUT", &ours)?,
+    }))
 }
 
 fn parse_address(ip_output: &str) -> Address {
@@ -562,11 +662,30 @@ fn describe(state: &LinuxState, target: SocketAddrV4) -> String {
     } else {
         "absent"
     };
-    format!(
+    let mut out = format!(
         "{METADATA_ADDR}/32 on lo: {address}\n\
          redirect {METADATA_ADDR}:80 -> {target}: {redirect}\n\
          drop {METADATA_ADDR} from other interfaces: {drop}\n"
-    )
+    );
+    match &state.ipv6 {
+        None => out.push_str("IPv6: not available on this machine\n"),
+        Some(v6) => {
+            let present = |on: bool| if on { "present" } else { "absent" };
+            out.push_str(&format!(
+                "{METADATA_ADDR6}/128 on lo: {}\nredirect [{METADATA_ADDR6}]:80 -> [::1]:{}: {}\n\
+                 drop {METADATA_ADDR6} from other interfaces: {}\n",
+                present(v6.address),
+                target.port(),
+                present(v6.nat_rules.contains(&redirect6_rule(target.port()))),
+                present(
+                    [COMMENT, ADDR6_COMMENT]
+                        .iter()
+                        .any(|c| v6.filter_rules.contains(&drop6_rule(c)))
+                ),
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -599,6 +718,7 @@ mod tests {
             address: Address::Ours,
             nat_rules: vec![redirect_rule(to(16925))],
             filter_rules: vec![drop_rule()],
+            ipv6: None,
         };
         assert!(linux_up(&state, to(16925)).is_empty());
     }
@@ -627,6 +747,7 @@ mod tests {
             address: Address::Ours,
             nat_rules: vec![redirect_rule(to(1)), redirect_rule(to(2))],
             filter_rules: vec![drop_rule()],
+            ipv6: None,
         };
         let plan = lines(&linux_down(&state));
         assert_eq!(plan.len(), 4);
@@ -670,6 +791,47 @@ mod tests {
         );
         let v6 = "::1".parse().ok();
         assert_eq!(redirect_target(v6, 2).to_string(), "127.0.0.1:2");
+    }
+
+    #[test]
+    fn up_with_ipv6_also_drops_adds_and_redirects_the_ipv6_address() {
+        let state = LinuxState {
+            ipv6: Some(Linux6State::default()),
+            ..LinuxState::default()
+        };
+        let plan = lines(&linux_up(&state, to(16925)));
+        assert_eq!(
+            plan[3..],
+            [
+                "ip6tables -w -t filter -A INPUT -d fd00:ec2::254/128 '!' -i lo -m comment --comment fintors-addr6 -j DROP",
+                "ip -6 addr add fd00:ec2::254/128 dev lo",
+                "ip6tables -w -t nat -A OUTPUT -d fd00:ec2::254/128 -p tcp -m tcp --dport 80 -m comment --comment fintors -j DNAT --to-destination [::1]:16925",
+            ]
+        );
+    }
+
+    #[test]
+    fn down_removes_the_ipv6_address_only_if_up_added_it() {
+        let added = Linux6State {
+            address: true,
+            nat_rules: vec![redirect6_rule(16925)],
+            filter_rules: vec![drop6_rule(ADDR6_COMMENT)],
+        };
+        let plan = lines(&linux6_down(&added));
+        assert_eq!(
+            plan.last().unwrap(),
+            "ip -6 addr del fd00:ec2::254/128 dev lo"
+        );
+        let foreign = Linux6State {
+            filter_rules: vec![drop6_rule(COMMENT)],
+            ..added
+        };
+        assert!(
+            !lines(&linux6_down(&foreign))
+                .iter()
+                .any(|l| l.starts_with("ip "))
+        );
+        assert!(linux6_up(&foreign, 16925).is_empty());
     }
 
     fn bridge(route_localnet: bool) -> ContainersState {

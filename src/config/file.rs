@@ -13,7 +13,7 @@ use super::{
 use crate::model::{Alias, MfaSerial, Role};
 
 /// The keys of the file's top level and of its `credentials` section.
-pub const TOP_FIELDS: [&str; 9] = [
+pub const TOP_FIELDS: [&str; 10] = [
     "credentials",
     "roles",
     "default_role",
@@ -23,6 +23,7 @@ pub const TOP_FIELDS: [&str; 9] = [
     "admin_port",
     "aws_profiles",
     "instance",
+    "allow_users",
 ];
 pub const CREDENTIALS_FIELDS: [&str; 5] = [
     "file",
@@ -108,7 +109,22 @@ pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<
         admin_port: checker.field(&[], top, "admin_port"),
         aws_profiles,
         instance,
+        allow_users: read_allow_users(checker, top),
     })
+}
+
+/// `allow_users`: user names or numeric uids, each a non-empty string.
+fn read_allow_users(checker: &mut Checker, top: &serde_json::Map<String, Value>) -> Vec<String> {
+    let users = checker
+        .field::<Vec<String>>(&[], top, "allow_users")
+        .unwrap_or_default();
+    if users.iter().any(|u| u.trim().is_empty()) {
+        checker.report(
+            &["allow_users"],
+            "a user must be a name or a numeric uid, not empty",
+        );
+    }
+    users
 }
 
 /// The `credentials` section: which profile, and MFA.

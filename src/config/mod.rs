@@ -65,6 +65,9 @@ pub struct Config {
     pub aws_profiles: bool,
     /// What the metadata tree says about "this instance".
     pub instance: InstanceConfig,
+    /// Local users (names or uids) whose processes are answered besides the daemon's own user
+    /// and root.
+    pub allow_users: Vec<String>,
 }
 
 /// `ecs_port` / `--ecs-port`: the container credentials endpoint's port on 127.0.0.1, or `off`

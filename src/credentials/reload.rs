@@ -78,6 +78,7 @@ impl Reloader {
         check("ecs_port", current.ecs_port == new.ecs_port);
         check("admin_port", current.admin_port == new.admin_port);
         check("instance", current.instance == new.instance);
+        check("allow_users", current.allow_users == new.allow_users);
         for what in &need_restart {
             tracing::warn!(
                 "{what} changed in {}: restart fintors to apply it",

@@ -1,7 +1,7 @@
 //! Step 2 of start-up: every listener bound before anything else starts, so a port that is
 //! taken or an address the machine lacks is one line naming the fix, not a half-started daemon.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tokio::net::TcpListener;
 
@@ -12,6 +12,9 @@ use crate::config::{Config, ContainerPort, DEFAULT_ADDR, DEFAULT_PORT};
 /// Every listener the daemon serves on.
 pub struct Listeners {
     pub imds: TcpListener,
+    /// IMDS on [::1] too, at the same port, when it listens on 127.0.0.1: where `network up`
+    /// sends the IPv6 metadata address.
+    pub imds6: Option<TcpListener>,
     pub container: Option<TcpListener>,
     pub admin: Option<TcpListener>,
 }
@@ -19,22 +22,34 @@ pub struct Listeners {
 /// Step 2: the IMDS listener (the socket systemd passed in, else the configured address) and,
 /// the container endpoint (unless it is off) and the admin API (when configured) on 127.0.0.1.
 pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, DaemonError> {
-    let imds = match activation::inherited_listener()? {
+    let (imds, imds6) = match activation::inherited_listener()? {
         Some(socket) => {
             tracing::info!("serving on the socket passed by systemd");
-            TcpListener::from_std(socket).map_err(|e| DaemonError::Bind {
+            let imds = TcpListener::from_std(socket).map_err(|e| DaemonError::Bind {
                 addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
                 why: e.to_string(),
-            })?
+            })?;
+            (imds, None)
         }
         None => {
             let addr = SocketAddr::new(
                 args.addr.or(config.addr).unwrap_or(DEFAULT_ADDR),
                 args.port.or(config.port).unwrap_or(DEFAULT_PORT),
             );
-            bind_at(addr, "--port").await?
+            let imds = bind_at(addr, "--port").await?;
+            let imds6 = match addr.ip() {
+                IpAddr::V4(v4) if v4.is_loopback() => {
+                    also_on_ipv6_loopback(local_addr(&imds).port()).await
+                }
+                _ => None,
+            };
+            (imds, imds6)
         }
     };
+    set_hop_limit(&imds, args.hop_limit)?;
+    if let Some(imds6) = &imds6 {
+        set_hop_limit(imds6, args.hop_limit)?;
+    }
     // Loopback only: the SDKs accept plain HTTP for the container endpoint only there, and the
     // admin API must never be reachable from elsewhere.
     let on_loopback = |port, option| bind_at(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), option);
@@ -48,9 +63,26 @@ pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, Daemon
     };
     Ok(Listeners {
         imds,
+        imds6,
         container,
         admin,
     })
+}
+
+/// [::1]:`port`, or `None` with a warning where IPv6 is off or the port is taken there: IPv4
+/// clients are served either way.
+async fn also_on_ipv6_loopback(port: u16) -> Option<TcpListener> {
+    let addr = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            tracing::warn!(
+                "not serving IMDS on http://{addr} ({e}): clients in IPv6 endpoint mode will not \
+                 reach fintors"
+            );
+            None
+        }
+    }
 }
 
 /// Binds `addr`; a failure names `option`, the setting that moves this listener elsewhere.
@@ -61,6 +93,21 @@ async fn bind_at(addr: SocketAddr, option: &str) -> Result<TcpListener, DaemonEr
             addr,
             why: explain_bind_error(&e, addr, option),
         })
+}
+
+/// Sets the TTL (hop limit) of everything sent on `listener`'s connections: accepted sockets
+/// inherit it from the listening one, so it costs nothing per connection.
+fn set_hop_limit(listener: &TcpListener, hops: u32) -> Result<(), DaemonError> {
+    let socket = socket2::SockRef::from(listener);
+    let addr = local_addr(listener);
+    match addr {
+        SocketAddr::V4(_) => socket.set_ttl_v4(hops),
+        SocketAddr::V6(_) => socket.set_unicast_hops_v6(hops),
+    }
+    .map_err(|e| DaemonError::Bind {
+        addr,
+        why: format!("cannot set the hop limit to {hops}: {e}"),
+    })
 }
 
 pub fn local_addr(listener: &TcpListener) -> SocketAddr {

@@ -9,6 +9,7 @@ pub mod activation;
 mod listen;
 mod logging;
 pub mod state_dir;
+mod users;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ pub enum DaemonError {
     AccessLog(#[from] AccessLogError),
     #[error(transparent)]
     Activation(#[from] ActivationError),
+    #[error(transparent)]
+    UnknownUser(#[from] users::UnknownUser),
     #[error("cannot listen on {addr}: {why}")]
     Bind { addr: SocketAddr, why: String },
     #[error("cannot watch for signals: {reason}")]
@@ -78,16 +81,21 @@ pub fn serve(args: ServeArgs) -> Result<(), DaemonError> {
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
     let loaded = load(&args).await?;
+    let limits = limits(&args, &loaded.config)?;
     let listeners = bind(&args, &loaded.config).await?;
     // Installed before the port reports ready, so a SIGTERM right after start-up is graceful.
     let shutdown = shutdown_on_signals()?;
     let config_path = loaded.config.path.clone();
+    let log = loaded.log.clone();
     let (state, apps) = start_engine(&args, loaded, &listeners).await?;
     let bound = local_addr(&listeners.imds);
-    let servers = spawn(listeners, apps, &shutdown);
+    let servers = spawn(listeners, apps, &limits, &shutdown);
     announce_ready(&state, &config_path, bound);
     for server in servers {
         server.await.expect("a listener task panicked");
+    }
+    if let Some(log) = log {
+        log.flush().await;
     }
     tracing::info!("stopped");
     Ok(())
@@ -146,21 +154,34 @@ async fn start_engine(
             imds: imds_app(
                 state.clone(),
                 guard(&listeners.imds, args.allow_remote),
-                loaded.log,
+                loaded.log.clone(),
             ),
+            imds6: listeners.imds6.as_ref().map(|listener| {
+                imds_app(
+                    state.clone(),
+                    guard(listener, args.allow_remote),
+                    loaded.log.clone(),
+                )
+            }),
             container: listeners.container.as_ref().zip(container_token).map(
                 |(listener, token)| {
                     let guard = Arc::new(Guard::for_containers(local_addr(listener)));
-                    App::from(container::app(state.clone(), guard, token))
+                    App::new(
+                        container::app(state.clone(), guard, token),
+                        container::refused,
+                    )
                 },
             ),
             admin: listeners.admin.as_ref().map(|listener| {
-                App::from(admin::app(
-                    state.clone(),
-                    guard(listener, false),
-                    bootstrap,
-                    admin_token(),
-                ))
+                App::new(
+                    admin::app(
+                        state.clone(),
+                        guard(listener, false),
+                        bootstrap,
+                        admin_token(),
+                    ),
+                    admin::refused,
+                )
             }),
         };
     Ok((state, apps))
@@ -266,22 +287,47 @@ pub fn build_state(
 /// What each listener serves.
 pub struct Apps {
     pub imds: App,
+    pub imds6: Option<App>,
     pub container: Option<App>,
     pub admin: Option<App>,
 }
 
-/// Step 4: an accept loop per listener, all stopping on `shutdown`.
+/// What every listener allows: the default limits, for the users `--allow-users` (else the
+/// config's `allow_users`) names besides the daemon's own and root.
+fn limits(args: &ServeArgs, config: &Config) -> Result<Limits, DaemonError> {
+    let names = if args.allow_users.is_empty() {
+        &config.allow_users
+    } else {
+        &args.allow_users
+    };
+    Ok(Limits {
+        users: Some(Arc::new(users::allowed(names)?)),
+        ..Limits::default()
+    })
+}
+
+/// Step 4: an accept loop per listener, all stopping on `shutdown`, each with `limits`.
 pub fn spawn(
     listeners: Listeners,
     apps: Apps,
+    limits: &Limits,
     shutdown: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     let mut servers = vec![tokio::spawn(listener::serve(
         listeners.imds,
         apps.imds,
-        Limits::default(),
+        limits.clone(),
         shutdown.clone(),
     ))];
+    if let (Some(listener), Some(app)) = (listeners.imds6, apps.imds6) {
+        tracing::debug!("IMDS also on http://{}", local_addr(&listener));
+        servers.push(tokio::spawn(listener::serve(
+            listener,
+            app,
+            limits.clone(),
+            shutdown.clone(),
+        )));
+    }
     if let (Some(listener), Some(app)) = (listeners.container, apps.container) {
         tracing::info!(
             "container credentials on http://{}/creds (`fintors exec ROLE -- CMD`)",
@@ -290,7 +336,7 @@ pub fn spawn(
         servers.push(tokio::spawn(listener::serve(
             listener,
             app,
-            Limits::default(),
+            limits.clone(),
             shutdown.clone(),
         )));
     }
@@ -307,7 +353,7 @@ pub fn spawn(
         servers.push(tokio::spawn(listener::serve(
             listener,
             app,
-            Limits::default(),
+            limits.clone(),
             shutdown.clone(),
         )));
     }

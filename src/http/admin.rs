@@ -51,6 +51,11 @@ pub fn app(
         .with_state(admin)
 }
 
+/// A refusal, as the admin API words it: `{"error": ...}`.
+pub fn refused(refusal: super::guard::Refusal) -> Response {
+    error(refusal.status(), refusal.reason())
+}
+
 async fn authorize(
     State(admin): State<Arc<Admin>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -58,7 +63,7 @@ async fn authorize(
     next: Next,
 ) -> Response {
     if let Err(refusal) = admin.guard.admit(peer, &request) {
-        return error(StatusCode::FORBIDDEN, refusal.reason());
+        return refused(refusal);
     }
     if let Some(token) = &admin.token {
         let given = request

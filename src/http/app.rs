@@ -13,14 +13,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 
-use super::access_log::{self, AccessLog};
-use super::guard::Guard;
+use super::access_log::{self, AccessLog, Entry};
+use super::guard::{Guard, Refusal};
 use super::state::AppState;
 use super::{imds, metadata, mfa, reload, roles, status};
 use crate::credentials::Door;
 
 /// The IMDS listener: the access log (if any), then the front door, then the routes; and the
-/// fast path for cached credentials in front of it all.
+/// fast path for cached credentials in front of it all, which logs its answers too.
 pub fn imds_app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessLog>>) -> App {
     let router = imds::router()
         .merge(metadata::router())
@@ -34,32 +34,44 @@ pub fn imds_app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessL
             front_door,
         ))
         .with_state(state.clone());
-    match log {
-        Some(log) => {
-            App::from(router.layer(middleware::from_fn_with_state(log, access_log::record)))
-        }
-        // With an access log every request must pass through it, so no fast path then.
-        None => App {
-            router,
-            fast: Some(Arc::new(FastPath { state, guard })),
-        },
+    let router = match &log {
+        Some(log) => router.layer(middleware::from_fn_with_state(
+            log.clone(),
+            access_log::record,
+        )),
+        None => router,
+    };
+    App {
+        router,
+        fast: Some(Arc::new(FastPath { state, guard, log })),
+        refuse: imds::refused,
     }
 }
 
-/// What a listener serves: a router, and optionally a fast path tried before it.
+/// What a listener serves: a router, optionally a fast path tried before it, and how it words
+/// a refusal made before any route runs (a connection from another user).
 #[derive(Clone)]
 pub struct App {
     router: Router,
     fast: Option<Arc<FastPath>>,
-}
-
-impl From<Router> for App {
-    fn from(router: Router) -> Self {
-        App { router, fast: None }
-    }
+    refuse: fn(Refusal) -> Response,
 }
 
 impl App {
+    /// A plain router whose refusals are worded by `refuse`.
+    pub fn new(router: Router, refuse: fn(Refusal) -> Response) -> Self {
+        App {
+            router,
+            fast: None,
+            refuse,
+        }
+    }
+
+    /// The answer to every request on a connection the listener turned away.
+    pub fn refusal(&self, refusal: Refusal) -> Response {
+        (self.refuse)(refusal)
+    }
+
     /// Answers `request` from `peer`: what the accept loop does for each request (and what the
     /// fuzz targets do, with in-memory bodies).
     pub fn call<B>(
@@ -130,6 +142,8 @@ enum Answer<F> {
 struct FastPath {
     state: Arc<AppState>,
     guard: Arc<Guard>,
+    /// What it answers is logged like what the router answers.
+    log: Option<Arc<AccessLog>>,
 }
 
 impl FastPath {
@@ -144,6 +158,9 @@ impl FastPath {
         let mut response = imds::credentials_document(&issued, extended);
         if let Some(remaining) = remaining {
             imds::report_token_ttl(&mut response, remaining);
+        }
+        if let Some(log) = &self.log {
+            log.record(Entry::of(request, peer).answered(&response));
         }
         Some(response)
     }

@@ -19,7 +19,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 
-use super::guard::Guard;
+use super::guard::{Guard, Refusal};
 use super::state::AppState;
 use crate::api::paths;
 use crate::credentials::{Door, RoleCache};
@@ -46,6 +46,16 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, token: Secret) -> Router {
         .with_state(endpoint)
 }
 
+/// A refusal, as the container endpoint words it: `{"Code": "Forbidden", "Message": ...}`.
+pub fn refused(refusal: Refusal) -> Response {
+    let status = refusal.status();
+    let code = status
+        .canonical_reason()
+        .unwrap_or_default()
+        .replace(' ', "");
+    json_response(status, &code, refusal.reason())
+}
+
 fn json_response(status: StatusCode, code: &str, message: &str) -> Response {
     super::json::json(
         status,
@@ -63,7 +73,7 @@ async fn authorize(
     next: Next,
 ) -> Response {
     if let Err(refusal) = endpoint.guard.admit(peer, &request) {
-        return json_response(StatusCode::FORBIDDEN, "Forbidden", refusal.reason());
+        return refused(refusal);
     }
     // The SDKs send the token verbatim, without a "Bearer" scheme.
     match request.headers().get(header::AUTHORIZATION) {

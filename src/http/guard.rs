@@ -1,11 +1,15 @@
 //! Who may talk to fintors: the checks that keep credentials out of other hosts' and web pages'
 //! reach, applied to every route before anything else runs.
 //!
-//! Two independent checks. The peer must be this machine (loopback, or the bound link-local
+//! Three independent checks. The peer must be this machine (loopback, or the bound link-local
 //! address when fintors listens on 169.254.169.254 itself) unless `--allow-remote` is given: a
-//! neighbour on the LAN must not read credentials. And the `Host` header must name the metadata
-//! service: a DNS-rebinding web page reaches the daemon under its own host name, so refusing
-//! unknown names is what stops a browser from reading credentials as same-origin.
+//! neighbour on the LAN must not read credentials. The request must not come from a browser:
+//! SDKs, the CLI and curl never send `Origin` or `Sec-Fetch-*`, browsers always do, so a page
+//! that makes the browser send a cross-origin GET gets nothing to probe or time. And the
+//! authority the request names (its absolute-form target's, else its one `Host` header, RFC 9112
+//! §3.2) must be the metadata service: a DNS-rebinding web page reaches the daemon under its own
+//! host name, so refusing unknown names is what stops a browser from reading credentials as
+//! same-origin.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -111,6 +115,12 @@ fn is_ip_literal_with_port(host: &str, port: u16) -> bool {
 pub enum Refusal {
     OtherHost,
     UnknownHostHeader,
+    /// `Origin`, or `Sec-Fetch-Site` other than `none`: a web page's request.
+    FromBrowser,
+    /// Two `Host` headers (or none): a malformed request, RFC 9112 §3.2.
+    BadHostHeader,
+    /// The connection comes from a process of another local user ([`super::owner`]).
+    OtherUser,
 }
 
 impl Refusal {
@@ -118,6 +128,19 @@ impl Refusal {
         match self {
             Refusal::OtherHost => "requests from other hosts are refused",
             Refusal::UnknownHostHeader => "the Host header does not name this metadata service",
+            Refusal::FromBrowser => "requests from web browsers are refused",
+            Refusal::BadHostHeader => "a request needs exactly one Host header",
+            Refusal::OtherUser => {
+                "connections from other users of this machine are refused (see allow_users)"
+            }
+        }
+    }
+
+    /// 400 for a malformed request, as RFC 9112 asks; 403 for every other refusal.
+    pub fn status(self) -> axum::http::StatusCode {
+        match self {
+            Refusal::BadHostHeader => axum::http::StatusCode::BAD_REQUEST,
+            _ => axum::http::StatusCode::FORBIDDEN,
         }
     }
 }
@@ -136,9 +159,19 @@ impl Guard {
             }
             Err(Refusal::UnknownHostHeader) => tracing::warn!(
                 %peer,
-                host = host(request).unwrap_or("<none>"),
+                host = authority(request).ok().flatten().unwrap_or("<none>"),
                 "refused a request for an unknown Host (DNS rebinding?)"
             ),
+            Err(Refusal::FromBrowser) => tracing::warn!(
+                %peer,
+                origin = header(request, header::ORIGIN).unwrap_or("<none>"),
+                "refused a request from a web browser"
+            ),
+            Err(Refusal::BadHostHeader) => {
+                tracing::debug!(%peer, "refused a request without exactly one Host header")
+            }
+            // Logged once per connection, by the listener.
+            Err(Refusal::OtherUser) => {}
             Ok(()) => {}
         }
         refusal
@@ -154,18 +187,43 @@ impl Guard {
         if !self.peer_allowed(peer.ip()) {
             return Err(Refusal::OtherHost);
         }
-        match host(request) {
+        if from_browser(request) {
+            return Err(Refusal::FromBrowser);
+        }
+        match authority(request)? {
             Some(h) if self.host_allowed(h) => Ok(()),
             _ => Err(Refusal::UnknownHostHeader),
         }
     }
 }
 
-fn host<B>(request: &axum::http::Request<B>) -> Option<&str> {
-    request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
+/// What browsers send and no SDK does: `Origin` (on every cross-origin request, and on
+/// same-origin ones but GET and HEAD), and `Sec-Fetch-Site` (on every request, `none` only for
+/// one the user typed or bookmarked, which is no page's doing).
+fn from_browser<B>(request: &axum::http::Request<B>) -> bool {
+    let headers = request.headers();
+    headers.contains_key(header::ORIGIN)
+        || headers
+            .get("sec-fetch-site")
+            .is_some_and(|site| site.as_bytes() != b"none")
+}
+
+/// The authority the request is for: an absolute-form target's own (whose `Host` header a
+/// server must ignore, RFC 9112 §3.2.2), else the one `Host` header's; two of them are an error.
+fn authority<B>(request: &axum::http::Request<B>) -> Result<Option<&str>, Refusal> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Refusal::BadHostHeader);
+    }
+    if let Some(target) = request.uri().authority() {
+        return Ok(Some(target.as_str()));
+    }
+    Ok(first.and_then(|h| h.to_str().ok()))
+}
+
+fn header<B>(request: &axum::http::Request<B>, name: header::HeaderName) -> Option<&str> {
+    request.headers().get(name).and_then(|h| h.to_str().ok())
 }
 
 #[cfg(test)]
@@ -174,6 +232,78 @@ mod tests {
 
     fn guard(addr: &str, allow_remote: bool) -> Guard {
         Guard::new(addr.parse().unwrap(), allow_remote)
+    }
+
+    fn request(target: &str, headers: &[(&str, &str)]) -> axum::http::Request<()> {
+        let mut builder = axum::http::Request::get(target);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    const LOCAL: &str = "127.0.0.1:40000";
+
+    fn check(target: &str, headers: &[(&str, &str)]) -> Result<(), Refusal> {
+        guard("127.0.0.1:16925", false).check(LOCAL.parse().unwrap(), &request(target, headers))
+    }
+
+    #[test]
+    fn an_sdk_request_names_the_service_and_nothing_a_browser_sends() {
+        assert_eq!(check("/latest/", &[("Host", "169.254.169.254")]), Ok(()));
+        assert_eq!(
+            check(
+                "/latest/",
+                &[("Host", "169.254.169.254"), ("Sec-Fetch-Site", "none")]
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_request_with_an_origin_or_a_cross_site_fetch_is_a_browsers_and_refused() {
+        let host = ("Host", "127.0.0.1:16925");
+        for browser in [
+            ("Origin", "https://evil.example"),
+            ("Origin", "null"),
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Sec-Fetch-Site", "same-site"),
+            ("Sec-Fetch-Site", "same-origin"),
+        ] {
+            assert_eq!(
+                check("/roles", &[host, browser]),
+                Err(Refusal::FromBrowser),
+                "{browser:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_host_headers_are_a_bad_request() {
+        let refused = check(
+            "/latest/",
+            &[("Host", "169.254.169.254"), ("Host", "evil.example")],
+        );
+        assert_eq!(refused, Err(Refusal::BadHostHeader));
+        assert_eq!(Refusal::BadHostHeader.status(), 400);
+    }
+
+    #[test]
+    fn an_absolute_form_target_is_judged_by_its_own_authority() {
+        assert_eq!(
+            check(
+                "http://evil.example/latest/",
+                &[("Host", "169.254.169.254")]
+            ),
+            Err(Refusal::UnknownHostHeader)
+        );
+        assert_eq!(
+            check(
+                "http://169.254.169.254/latest/",
+                &[("Host", "evil.example")]
+            ),
+            Ok(())
+        );
     }
 
     #[test]

@@ -80,9 +80,15 @@ pub fn not_found() -> Response {
 
 /// The guard's refusal, as the IMDS listener words it.
 pub fn refused(refusal: Refusal) -> Response {
+    let status = refusal.status();
     text(
-        StatusCode::FORBIDDEN,
-        format!("403 - Forbidden: {}", refusal.reason()),
+        status,
+        format!(
+            "{} - {}: {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or_default(),
+            refusal.reason()
+        ),
     )
 }
 

@@ -1,6 +1,7 @@
-//! One listener's accept loop: a header read timeout, a cap on open connections (at the cap a
-//! new connection replaces the oldest idle one), and graceful shutdown. What it serves is an
-//! [`App`], the same for every listener.
+//! One listener's accept loop: who the connection comes from (another local user's gets a
+//! refusal for every request, [`super::owner`]), a header read timeout, a cap on open
+//! connections (at the cap a new connection replaces the oldest idle one), and graceful
+//! shutdown. What it serves is an [`App`], the same for every listener.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,9 +13,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 use super::App;
+use super::guard::Refusal;
+use super::owner::{AllowedUsers, Stranger};
 
 /// Requests must arrive whole within this time, including the next one on a kept-alive
 /// connection: a slow or idle client cannot hold a connection (and a file descriptor) forever.
@@ -31,10 +35,12 @@ pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
 pub const MAX_CONNECTIONS: usize = 1024;
 
 /// What one listener allows its clients; the daemon uses the defaults, tests shrink them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// The local users whose connections are answered; `None`: any.
+    pub users: Option<Arc<AllowedUsers>>,
 }
 
 impl Default for Limits {
@@ -42,6 +48,7 @@ impl Default for Limits {
         Limits {
             max_connections: MAX_CONNECTIONS,
             header_read_timeout: HEADER_READ_TIMEOUT,
+            users: None,
         }
     }
 }
@@ -53,13 +60,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// A hand-written accept loop rather than `axum::serve`, for the limits above: axum::serve has
 /// no header timeout and no connection cap.
-pub async fn serve(
-    listener: TcpListener,
-    app: impl Into<App>,
-    limits: Limits,
-    shutdown: CancellationToken,
-) {
-    let app: App = app.into();
+pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: CancellationToken) {
     let shutdown = shutdown.cancelled_owned();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let open = Arc::new(OpenConnections::default());
@@ -91,12 +92,31 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
+        let stranger = limits
+            .users
+            .as_ref()
+            .and_then(|users| users.admit(peer, stream.local_addr().ok()?).err());
+        match stranger {
+            Some(Stranger::User(uid)) => tracing::warn!(
+                %peer,
+                uid,
+                "refused a connection from another user of this machine (uid {uid}); name it in \
+                 allow_users to let it in"
+            ),
+            Some(Stranger::Unknown) => {
+                tracing::warn!(%peer, "refused a connection whose local owner cannot be found")
+            }
+            None => {}
+        }
         let (id, tracked) = open.add();
         let app = app.clone();
         let busy_marker = tracked.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let busy = Busy::mark(&busy_marker);
-            let response = app.call(request, peer);
+            let response = match stranger {
+                None => Either::Left(app.call(request, peer)),
+                Some(_) => Either::Right(std::future::ready(app.refusal(Refusal::OtherUser))),
+            };
             async move {
                 let response = response.await;
                 drop(busy);
@@ -219,7 +239,9 @@ mod tests {
         let limits = Limits {
             max_connections: 3,
             header_read_timeout: Duration::from_secs(600),
+            users: None,
         };
+        let app = App::new(app, crate::http::imds::refused);
         tokio::spawn(serve(listener, app, limits, CancellationToken::new()));
         addr
     }

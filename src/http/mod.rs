@@ -1,4 +1,5 @@
-//! The request path, top to bottom: a [`listener`] accepts connections and hands each request
+//! The request path, top to bottom: a [`listener`] accepts connections (from this machine, only
+//! those of allowed users: [`owner`]) and hands each request
 //! to an [`App`] (the router, the fast path for cached credentials, the front door of
 //! [`guard`] and IMDS session checks); the routes live one file per API, named for it: [`imds`]
 //! (tokens and credentials) and [`metadata`] (the rest of the tree) under `/latest/`, [`roles`]
@@ -16,6 +17,7 @@ mod json;
 pub mod listener;
 pub mod metadata;
 pub mod mfa;
+pub mod owner;
 pub mod reload;
 pub mod roles;
 pub mod state;

@@ -124,17 +124,23 @@ fn daemon() -> Daemon {
     let guard = |addr: &str| Arc::new(Guard::new(addr.parse().unwrap(), false));
     Daemon {
         imds: imds_app(state.clone(), guard(IMDS), None),
-        container: App::from(container::app(
-            state.clone(),
-            guard(CONTAINER),
-            Secret::new(CONTAINER_TOKEN),
-        )),
-        admin: App::from(admin::app(
-            state.clone(),
-            guard(ADMIN),
-            Arc::new(fintors::credentials::Bootstrap::default()),
-            None,
-        )),
+        container: App::new(
+            container::app(
+                state.clone(),
+                Arc::new(Guard::for_containers(CONTAINER.parse().unwrap())),
+                Secret::new(CONTAINER_TOKEN),
+            ),
+            container::refused,
+        ),
+        admin: App::new(
+            admin::app(
+                state.clone(),
+                guard(ADMIN),
+                Arc::new(fintors::credentials::Bootstrap::default()),
+                None,
+            ),
+            admin::refused,
+        ),
         state,
         _dir: dir,
         _sts: sts,

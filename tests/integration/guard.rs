@@ -1,7 +1,94 @@
-//! DNS rebinding and proxies: requests that do not name the metadata service are refused.
+//! DNS rebinding, browsers and proxies: requests that do not name the metadata service, or that
+//! a web page made, are refused on every listener.
 
 use crate::require_venv;
-use crate::support::{Daemon, http};
+use crate::support::{Daemon, TWO_ROLES, http, raw_request};
+
+/// Where, what path, and the headers it needs (the container endpoint's token).
+type Probe = (std::net::SocketAddr, String, Vec<(String, String)>);
+
+/// A daemon with every listener, and for each a request it answers: IMDS's cached credentials
+/// (the fast path) and its role API (routed), the container endpoint, the admin API.
+fn every_listener() -> (Daemon, Vec<Probe>) {
+    let d = Daemon::builder(TWO_ROLES)
+        .arg("--admin-port")
+        .arg("0")
+        .start();
+    let (ecs, token, _) = crate::container::endpoint(&d);
+    let admin = d.logged_addr("admin API on");
+    let creds = "/latest/meta-data/iam/security-credentials/example".to_owned();
+    assert_eq!(d.get(&creds).status, 200, "cached before the probes");
+    let probes = vec![
+        (d.addr, creds, vec![]),
+        (d.addr, "/roles".to_owned(), vec![]),
+        (
+            ecs,
+            "/creds/example".to_owned(),
+            vec![("Authorization".to_owned(), token)],
+        ),
+        (admin, "/healthz".to_owned(), vec![]),
+    ];
+    (d, probes)
+}
+
+#[test]
+fn what_a_browser_sends_is_refused_on_every_listener_and_what_sdks_send_is_not() {
+    require_venv!();
+    let (_d, probes) = every_listener();
+    for (addr, path, auth) in &probes {
+        let headers = |extra: &[(&'static str, &'static str)]| -> Vec<(String, String)> {
+            auth.iter()
+                .cloned()
+                .chain(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())))
+                .collect()
+        };
+        let send = |extra: &[(&'static str, &'static str)]| {
+            let headers = headers(extra);
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            http(*addr, "GET", path, &headers, "")
+        };
+        assert_eq!(send(&[]).status, 200, "{addr}{path}");
+        assert_eq!(
+            send(&[("Sec-Fetch-Site", "none")]).status,
+            200,
+            "{addr}{path}"
+        );
+        for browser in [
+            ("Origin", "https://evil.example"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ] {
+            let r = send(&[browser]);
+            assert_eq!(r.status, 403, "{addr}{path} {browser:?}");
+            assert!(!r.body.contains("SecretAccessKey"));
+        }
+    }
+}
+
+#[test]
+fn two_host_headers_or_a_foreign_absolute_target_are_refused_on_every_listener() {
+    require_venv!();
+    let (_d, probes) = every_listener();
+    for (addr, path, auth) in &probes {
+        let auth: String = auth.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
+        let send = |target: &str, hosts: &str| {
+            let raw = format!("GET {target} HTTP/1.1\r\n{hosts}{auth}Connection: close\r\n\r\n");
+            raw_request(*addr, raw.as_bytes())
+        };
+        let twice = send(path, &format!("Host: {addr}\r\nHost: evil.example\r\n"));
+        assert_eq!(twice.status, 400, "{addr}{path}");
+        let foreign = send(
+            &format!("http://evil.example{path}"),
+            &format!("Host: {addr}\r\n"),
+        );
+        assert_eq!(foreign.status, 403, "{addr}{path}");
+        assert!(!foreign.body.contains("SecretAccessKey"));
+        let own = send(&format!("http://{addr}{path}"), "Host: evil.example\r\n");
+        assert_eq!(own.status, 200, "{addr}{path}");
+    }
+}
 
 #[test]
 fn foreign_host_header_is_403_on_every_route() {
@@ -92,17 +179,9 @@ fn lan() -> Option<(crate::network::Netns, crate::network::Netns, String)> {
 }
 
 fn status_from(neighbour: &crate::network::Netns, url: &str) -> String {
-    neighbour.ok(&[
-        "curl",
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "--max-time",
-        "5",
-        url,
-    ])
+    let mut argv = crate::network::CURL_STATUS.to_vec();
+    argv.push(url);
+    neighbour.ok(&argv)
 }
 
 #[test]

@@ -69,6 +69,8 @@ impl Netns {
         [
             self.ok(&["iptables", "-w", "-t", "nat", "-S"]),
             self.ok(&["iptables", "-w", "-t", "filter", "-S"]),
+            self.ok(&["ip6tables", "-w", "-t", "nat", "-S"]),
+            self.ok(&["ip6tables", "-w", "-t", "filter", "-S"]),
             self.ok(&["ip", "-o", "addr", "show", "dev", "lo"]),
         ]
         .join("\n")
@@ -144,8 +146,20 @@ fn text(o: &Output) -> String {
 
 /// Runs `program` in the namespace as a plain client: IMDS enabled, no endpoint override.
 fn client_in_ns(ns: &Netns, home: &std::path::Path, program: &str, args: &[&str]) -> String {
+    client_in_ns_with(ns, home, &[], program, args)
+}
+
+/// [`client_in_ns`] with `env` (`NAME=value`) added.
+fn client_in_ns_with(
+    ns: &Netns,
+    home: &std::path::Path,
+    env: &[&str],
+    program: &str,
+    args: &[&str],
+) -> String {
     let o = ns
         .exec(&["env", "-i"])
+        .args(env)
         .arg(format!(
             "PATH={}",
             std::env::var("PATH").unwrap_or_default()
@@ -186,7 +200,7 @@ fn network_up_makes_unmodified_sdks_find_fintors_and_down_restores_everything() 
         .start();
 
     let up = text(&fintors_network(&ns, "up"));
-    assert_eq!(up.lines().count(), 3, "{up}");
+    assert_eq!(up.lines().count(), 6, "IPv4 and IPv6: {up}");
     let after_up = ns.snapshot();
     assert_ne!(after_up, before);
     assert_eq!(
@@ -214,8 +228,22 @@ fn network_up_makes_unmodified_sdks_find_fintors_and_down_restores_everything() 
         EXAMPLE_ARN
     );
 
+    // The IPv6 metadata address, where SDKs in IPv6 endpoint mode go.
+    let ipv6 = ["AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6"];
+    let boto6 = boto.replace("s = boto3.Session()", "s = boto3.Session()\nassert s._session.get_config_variable('ec2_metadata_service_endpoint_mode').lower() == 'ipv6'");
+    assert_eq!(
+        client_in_ns_with(&ns, &home, &ipv6, python.to_str().unwrap(), &["-c", &boto6]),
+        EXAMPLE_ARN,
+        "botocore in IPv6 endpoint mode"
+    );
+    assert_eq!(
+        client_in_ns_with(&ns, &home, &ipv6, rust_whoami().to_str().unwrap(), &[]),
+        EXAMPLE_ARN,
+        "aws-sdk-rust in IPv6 endpoint mode"
+    );
+
     let down = text(&fintors_network(&ns, "down"));
-    assert_eq!(down.lines().count(), 3, "{down}");
+    assert_eq!(down.lines().count(), 6, "{down}");
     assert_eq!(
         ns.snapshot(),
         before,
@@ -527,4 +555,195 @@ fn network_up_containers_serves_each_bridged_container_its_role_at_the_ecs_addre
         before,
         "`down --containers` did not restore the namespace"
     );
+}
+
+/// Packets the counting rule with `comment` saw, from `iptables -L -v -x` (or ip6tables).
+fn counted(ns: &Netns, iptables: &str, comment: &str) -> u64 {
+    let listing = ns.ok(&[iptables, "-w", "-L", "OUTPUT", "-v", "-n", "-x"]);
+    listing
+        .lines()
+        .find(|l| l.contains(&format!("/* {comment} */")))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rule {comment}:\n{listing}"))
+}
+
+#[test]
+fn imds_replies_leave_with_ttl_1_and_container_replies_with_the_systems_default() {
+    let venv = require_venv!();
+    let Some(ns) = Netns::create() else { return };
+    const ECS_PORT: u16 = 16926;
+    let _moto = ns.moto(&venv);
+    let daemon = Daemon::builder(TWO_ROLES)
+        .netns(&ns.0)
+        .sts(format!("http://127.0.0.1:{NS_STS_PORT}"))
+        .port(NS_FINTORS_PORT)
+        .ecs_port(&ECS_PORT.to_string())
+        .start();
+    // Counting rules (no target): replies from each listener, by TTL / hop limit.
+    for (iptables, ttl, port, name) in [
+        ("iptables", "ttl", NS_FINTORS_PORT, "imds"),
+        ("ip6tables", "hl", NS_FINTORS_PORT, "imds6"),
+        ("iptables", "ttl", ECS_PORT, "ecs"),
+    ] {
+        for (test, label) in [("eq", "one"), ("gt", "more")] {
+            let option = format!("--{ttl}-{test}");
+            ns.ok(&[
+                iptables,
+                "-w",
+                "-A",
+                "OUTPUT",
+                "-p",
+                "tcp",
+                "--sport",
+                &port.to_string(),
+                "-m",
+                ttl,
+                &option,
+                "1",
+                "-m",
+                "comment",
+                "--comment",
+                &format!("{name}-{label}"),
+            ]);
+        }
+    }
+    let path = "/latest/meta-data/iam/security-credentials/example";
+    ns.ok(&[
+        "curl",
+        "-sSf",
+        &format!("http://127.0.0.1:{NS_FINTORS_PORT}{path}"),
+    ]);
+    ns.ok(&[
+        "curl",
+        "-sSfg",
+        &format!("http://[::1]:{NS_FINTORS_PORT}{path}"),
+    ]);
+    // The token file is the daemon's, readable by its user (root here).
+    let token = std::fs::read_to_string(daemon.dir.path().join("state/container-token")).unwrap();
+    let answered = ns
+        .exec(&["curl", "-sSf", "-o", "/dev/null", "-H"])
+        .arg(format!("Authorization: {token}"))
+        .arg(format!("http://127.0.0.1:{ECS_PORT}/creds/example"))
+        .status()
+        .unwrap();
+    assert!(answered.success(), "the container endpoint answered");
+    assert!(
+        counted(&ns, "iptables", "imds-one") > 0,
+        "IMDS replies with TTL 1"
+    );
+    assert_eq!(
+        counted(&ns, "iptables", "imds-more"),
+        0,
+        "an IMDS reply with TTL > 1"
+    );
+    assert!(
+        counted(&ns, "ip6tables", "imds6-one") > 0,
+        "IMDS on [::1] with hop limit 1"
+    );
+    assert_eq!(counted(&ns, "ip6tables", "imds6-more"), 0);
+    assert_eq!(
+        counted(&ns, "iptables", "ecs-one"),
+        0,
+        "the container endpoint keeps the default"
+    );
+    assert!(counted(&ns, "iptables", "ecs-more") > 0);
+}
+
+/// curl printing only the HTTP status ("000" when nothing answered), giving up after 5 s.
+pub const CURL_STATUS: [&str; 8] = [
+    "curl",
+    "-sg",
+    "-o",
+    "/dev/null",
+    "-w",
+    "%{http_code}",
+    "--max-time",
+    "5",
+];
+
+/// `curl` as the user `uid` (which needs no entry in /etc/passwd): the HTTP status, or "000".
+fn status_as(ns: &Netns, uid: &str, url: &str, headers: &[String]) -> String {
+    let mut c = ns.exec(&["setpriv", "--reuid", uid, "--regid", uid, "--clear-groups"]);
+    c.args(CURL_STATUS);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    let o = c.arg(url).env_clear().output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn another_local_user_gets_403_on_every_listener_directly_and_through_the_redirect() {
+    let venv = require_venv!();
+    let Some(ns) = Netns::create() else { return };
+    let _moto = ns.moto(&venv);
+    let start = |port: u16, extra: &[&str]| {
+        let mut builder = Daemon::builder(TWO_ROLES)
+            .netns(&ns.0)
+            .sts(format!("http://127.0.0.1:{NS_STS_PORT}"))
+            .port(port)
+            .ecs_port(&(port + 1).to_string())
+            .arg("--admin-port")
+            .arg((port + 2).to_string());
+        for arg in extra {
+            builder = builder.arg(*arg);
+        }
+        builder.start()
+    };
+    let daemon = start(NS_FINTORS_PORT, &[]);
+    text(&fintors_network(&ns, "up"));
+    let token = std::fs::read_to_string(daemon.dir.path().join("state/container-token")).unwrap();
+    let authorized = vec![format!("Authorization: {token}")];
+    let creds = "/latest/meta-data/iam/security-credentials/example";
+    let urls = |port: u16| {
+        vec![
+            (format!("http://127.0.0.1:{port}{creds}"), vec![]),
+            (format!("http://[::1]:{port}{creds}"), vec![]),
+            (format!("http://127.0.0.1:{port}/roles"), vec![]),
+            (
+                format!("http://127.0.0.1:{}/creds/example", port + 1),
+                authorized.clone(),
+            ),
+            (format!("http://127.0.0.1:{}/healthz", port + 2), vec![]),
+        ]
+    };
+    let mut every = urls(NS_FINTORS_PORT);
+    every.push((format!("http://169.254.169.254{creds}"), vec![]));
+    every.push((format!("http://[fd00:ec2::254]{creds}"), vec![]));
+    for (url, headers) in &every {
+        assert_eq!(
+            status_as(&ns, "4242", url, headers),
+            "403",
+            "another user: {url}"
+        );
+        assert_eq!(
+            status_as(&ns, "0", url, headers),
+            "200",
+            "the daemon's user: {url}"
+        );
+    }
+    assert!(
+        daemon
+            .stderr()
+            .contains("refused a connection from another user of this machine (uid 4242)"),
+        "{}",
+        daemon.stderr()
+    );
+
+    // Named in allow_users, the same user is served.
+    let allowing = start(NS_FINTORS_PORT + 10, &["--allow-users", "4242"]);
+    let token = std::fs::read_to_string(allowing.dir.path().join("state/container-token")).unwrap();
+    for (url, headers) in urls(NS_FINTORS_PORT + 10) {
+        let headers: Vec<String> = if headers.is_empty() {
+            headers
+        } else {
+            vec![format!("Authorization: {token}")]
+        };
+        assert_eq!(
+            status_as(&ns, "4242", &url, &headers),
+            "200",
+            "allowed: {url}"
+        );
+    }
 }

@@ -142,7 +142,7 @@ fn tokens_survive_a_restart() {
 #[test]
 fn sigterm_stops_the_daemon_cleanly() {
     require_venv!();
-    let d = Daemon::start();
+    let mut d = Daemon::start();
     let status = d.terminate();
     assert!(status.success(), "{status:?}");
 }

@@ -314,8 +314,9 @@ impl Daemon {
         std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 
-    /// Stops the daemon with SIGTERM and returns its exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    /// Stops the daemon with SIGTERM and returns its exit status; its directory stays until the
+    /// `Daemon` is dropped.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.child.wait().unwrap()
     }
