@@ -134,7 +134,20 @@ pub struct StatusReport {
     /// Each MFA device the roles use, and when its session expires (`None`: no session yet).
     #[serde(default)]
     pub mfa: Vec<MfaReport>,
+    /// The base credentials' IAM Identity Center session, when they come from one.
+    #[serde(default)]
+    pub sso: Option<SsoReport>,
     pub roles: Vec<RoleReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoReport {
+    /// `SSO session "corp"`.
+    pub session: String,
+    /// When the cached token expires or expired; `None`: no login cached on this machine.
+    pub expires: Option<DateTime<Utc>>,
+    /// What logs in again: `aws sso login --sso-session corp`.
+    pub login_command: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

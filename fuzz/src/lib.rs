@@ -217,6 +217,7 @@ fn build() -> Daemon {
         config_path,
         aws_profiles: false,
         imdsv2_required: false,
+        sso: None,
     };
     let v1 = build_state(
         config,

@@ -355,6 +355,21 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
         )),
         None => out.push_str("container endpoint: off\n"),
     }
+    if let Some(sso) = &report.sso {
+        out.push_str(&match sso.expires {
+            Some(t) if t > now => format!("{}: expires in {}\n", sso.session, human(t - now)),
+            Some(t) => format!(
+                "{}: expired at {}; run `{}`\n",
+                sso.session,
+                stamp(t),
+                sso.login_command
+            ),
+            None => format!(
+                "{}: not logged in on this machine; run `{}`\n",
+                sso.session, sso.login_command
+            ),
+        });
+    }
     for device in &report.mfa {
         match device.session_expires {
             Some(t) => out.push_str(&format!(

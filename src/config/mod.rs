@@ -144,6 +144,18 @@ pub enum BaseCredentials {
 }
 
 impl BaseCredentials {
+    /// The profile the base credentials are read from: the configured one, else the one the
+    /// default chain would use (`AWS_PROFILE`, else `default`).
+    pub fn profile_name(&self) -> String {
+        match self {
+            BaseCredentials::Profile { profile, .. } => profile.clone(),
+            BaseCredentials::DefaultChain => std::env::var("AWS_PROFILE")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "default".to_owned()),
+        }
+    }
+
     /// The credentials file a profile is read from, whether or not it exists.
     pub fn credentials_file(&self) -> Option<PathBuf> {
         match self {

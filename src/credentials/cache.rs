@@ -300,13 +300,28 @@ impl RoleCache {
     fn fail(&self, failures: &mut u32, error: StsError, now: DateTime<Utc>) -> Arc<Failure> {
         *failures = failures.saturating_add(1);
         let delay = backoff(*failures);
-        tracing::warn!(
-            role = %self.role.alias,
-            code = %error.code(),
-            attempt = *failures,
-            retry_in_ms = delay.as_millis() as u64,
-            "AssumeRole {} failed: {}", self.role.arn, error.message()
-        );
+        // Once per cause: retries that fail the same way (an expired SSO session, say, for
+        // hours) are debug lines, not a warning every backoff step.
+        let again = self
+            .last_failure()
+            .is_some_and(|last| *failures > 1 && last.error == error);
+        if again {
+            tracing::debug!(
+                role = %self.role.alias,
+                code = %error.code(),
+                attempt = *failures,
+                retry_in_ms = delay.as_millis() as u64,
+                "AssumeRole {} failed again: {}", self.role.arn, error.message()
+            );
+        } else {
+            tracing::warn!(
+                role = %self.role.alias,
+                code = %error.code(),
+                attempt = *failures,
+                retry_in_ms = delay.as_millis() as u64,
+                "AssumeRole {} failed: {}", self.role.arn, error.message()
+            );
+        }
         let failure = Failure::new(
             error,
             now,

@@ -26,6 +26,10 @@ pub enum StsError {
     /// The role needs an MFA session and none is there yet.
     #[error("MfaRequired: {0}")]
     MfaRequired(String),
+    /// The base credentials come from an IAM Identity Center session that has expired or was
+    /// never logged in here: the message names it and the `aws sso login` command.
+    #[error("SsoLoginRequired: {0}")]
+    SsoLoginRequired(String),
 }
 
 impl StsError {
@@ -46,6 +50,7 @@ impl StsError {
             StsError::Unreachable(_) => "StsUnreachable",
             StsError::Malformed(_) => "MalformedResponse",
             StsError::MfaRequired(_) => "MfaRequired",
+            StsError::SsoLoginRequired(_) => "SsoLoginRequired",
         }
     }
 
@@ -57,7 +62,8 @@ impl StsError {
             | StsError::Timeout(m)
             | StsError::Unreachable(m)
             | StsError::Malformed(m)
-            | StsError::MfaRequired(m) => m,
+            | StsError::MfaRequired(m)
+            | StsError::SsoLoginRequired(m) => m,
         }
     }
 }

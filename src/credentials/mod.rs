@@ -13,6 +13,7 @@ pub mod registry;
 pub mod reload;
 #[cfg(test)]
 mod replay;
+pub mod sso;
 pub mod sts;
 pub mod usage;
 

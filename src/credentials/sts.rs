@@ -20,6 +20,7 @@ use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_sdk_sts::config::Region;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 
+use super::sso::SsoLogin;
 use super::{AssumeFuture, Bootstrap, MfaSessions, RoleAssumer, StsError, one_line};
 use crate::config::{BaseCredentials, MfaConfig};
 use crate::model::{Clock, Credentials, Role, Secret};
@@ -87,6 +88,9 @@ pub struct Sts {
     base: SdkConfig,
     /// Where the base credentials come from, for messages: `profile "identity"`.
     source: String,
+    /// The base profile's name, to tell an expired SSO session from other failures.
+    base_profile: String,
+    clock: Clock,
     /// MFA sessions, for roles that need them.
     pub mfa: Arc<MfaSessions>,
     /// One client per (region, source profile) actually used: a role's `region` overrides the
@@ -172,6 +176,8 @@ impl Sts {
                 BaseCredentials::DefaultChain => "the default credential chain".to_owned(),
                 BaseCredentials::Profile { profile, .. } => format!("profile \"{profile}\""),
             },
+            base_profile: base_credentials.profile_name(),
+            clock,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -251,15 +257,32 @@ impl RoleAssumer for Sts {
                 .duration_seconds(role.duration_seconds as i32)
                 .set_external_id(role.external_id.as_ref().map(|e| e.as_str().to_owned()))
                 .send()
-                .await
-                .map_err(|e| self.name_the_source(classify(e), role))?;
+                .await;
+            let output = match output {
+                Ok(output) => output,
+                Err(e) => return Err(self.explain(classify(e), role).await),
+            };
             session_credentials(output.credentials(), "AssumeRole")
         })
     }
 }
 
 impl Sts {
-    /// A failure to load base credentials says which ones, and where to fix them.
+    /// A failure to load base credentials from an IAM Identity Center session that has expired
+    /// (or was never logged in) says so, with the login command; other failures to load them
+    /// say which ones, and where to fix them.
+    async fn explain(&self, error: StsError, role: &Role) -> StsError {
+        if matches!(error, StsError::NoBaseCredentials(_)) {
+            let profile = role.source_profile.as_deref().unwrap_or(&self.base_profile);
+            if let Some(login) = SsoLogin::of_profile(profile).await {
+                if let Some(expired) = login.explain(self.clock.now()) {
+                    return expired;
+                }
+            }
+        }
+        self.name_the_source(error, role)
+    }
+
     fn name_the_source(&self, error: StsError, role: &Role) -> StsError {
         match error {
             StsError::NoBaseCredentials(why) => {

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::args::ServeArgs;
 use crate::config::{Config, ConfigError, expand_tilde};
+use crate::credentials::sso::SsoLogin;
 use crate::credentials::{
     Bootstrap, FALLBACK_REGION, MfaSessions, Registry, Reloader, RoleAssumer, Sts,
 };
@@ -130,6 +131,7 @@ async fn start_engine(
         config_path: expand_tilde(&args.config),
         aws_profiles: args.aws_profiles,
         imdsv2_required: args.imdsv2_required,
+        sso: SsoLogin::of_profile(&loaded.config.base_credentials.profile_name()).await,
     };
     let state = build_state(
         loaded.config,
@@ -142,6 +144,12 @@ async fn start_engine(
         container,
     );
     state.registry.prefetch_active().await;
+    if let Some(login) = &state.sso {
+        tokio::spawn(crate::credentials::sso::watch(
+            login.clone(),
+            state.registry.clone(),
+        ));
+    }
     state
         .reloader
         .on_sighup()
@@ -251,6 +259,8 @@ pub struct Settings {
     pub config_path: PathBuf,
     pub aws_profiles: bool,
     pub imdsv2_required: bool,
+    /// The IAM Identity Center login of the base profile, if it has one.
+    pub sso: Option<SsoLogin>,
 }
 
 /// Step 3: the registry of roles over `assumer`, the reloader, and what every handler shares.
@@ -281,6 +291,7 @@ pub fn build_state(
         tokens,
         clock,
         imdsv2_required: settings.imdsv2_required,
+        sso: settings.sso.clone(),
     })
 }
 

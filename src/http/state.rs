@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::credentials::sso::SsoLogin;
 use crate::credentials::{MfaSessions, Registry, Reloader};
 use crate::ec2::instance::Instance;
 use crate::ec2::tokens::Tokens;
@@ -26,4 +27,6 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub clock: Clock,
     pub imdsv2_required: bool,
+    /// The base credentials' IAM Identity Center login, for the status report.
+    pub sso: Option<SsoLogin>,
 }

@@ -12,8 +12,10 @@ use axum::routing::get;
 use super::json::json;
 use super::state::AppState;
 use crate::api::{
-    CachedReport, DoorReport, ErrorReport, MfaReport, RoleReport, ServedReport, StatusReport, paths,
+    CachedReport, DoorReport, ErrorReport, MfaReport, RoleReport, ServedReport, SsoReport,
+    StatusReport, paths,
 };
+use crate::credentials::sso::TokenState;
 use crate::credentials::{Door, DoorUsage};
 
 pub fn router() -> Router<Arc<AppState>> {
@@ -71,6 +73,15 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
                 serial: serial.as_str().to_owned(),
             })
             .collect(),
+        sso: state.sso.as_ref().map(|login| SsoReport {
+            session: login.name(),
+            expires: match login.token(now) {
+                TokenState::Missing => None,
+                TokenState::Valid { expires } => Some(expires),
+                TokenState::Expired { since } => Some(since),
+            },
+            login_command: login.command(),
+        }),
         roles,
     };
     json(StatusCode::OK, &report)

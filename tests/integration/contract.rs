@@ -106,6 +106,7 @@ fn daemon() -> Daemon {
         config_path: path,
         aws_profiles: false,
         imdsv2_required: false,
+        sso: None,
     };
     let assumer = Arc::new(FakeAssumer {
         mfa: mfa.clone(),

@@ -146,7 +146,11 @@ fn an_expired_sso_session_is_one_line() {
         "expired-access-token",
         chrono::Utc::now() - chrono::Duration::hours(1),
     );
-    let (code, _) = error_document(&d, "example");
-    assert_eq!(code, "NoBaseCredentials");
+    let (code, message) = error_document(&d, "example");
+    assert_eq!(code, "SsoLoginRequired");
+    assert!(
+        message.contains("run `aws sso login --sso-session corp`") && message.len() <= 200,
+        "{message}"
+    );
     status_and_log_are_readable(&d);
 }

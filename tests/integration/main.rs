@@ -24,4 +24,5 @@ mod roles_api;
 mod secrets;
 mod several_roles;
 mod shell_helpers;
+mod sso;
 mod startup;

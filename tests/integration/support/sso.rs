@@ -152,6 +152,17 @@ pub fn sso_daemon(
     access_token: &str,
     expires_at: chrono::DateTime<chrono::Utc>,
 ) -> Daemon {
+    sso_daemon_with(center, sts, access_token, expires_at, false)
+}
+
+/// [`sso_daemon`], the cached token carrying a refresh token (`refresh-1`) if `refresh`.
+pub fn sso_daemon_with(
+    center: &IdentityCenter,
+    sts: &FakeSts,
+    access_token: &str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    refresh: bool,
+) -> Daemon {
     let builder = Daemon::builder(
         r#"{"credentials": {"profile": "identity"},
             "roles": {"example": "arn:aws:iam::123456789012:role/example"},
@@ -160,7 +171,7 @@ pub fn sso_daemon(
     .sts(&sts.url)
     .file(".aws/config", SSO_SESSION_PROFILE)
     .without_env("AWS_CONFIG_FILE");
-    write_token_cache(&builder.path(""), "corp", access_token, expires_at, false);
+    write_token_cache(&builder.path(""), "corp", access_token, expires_at, refresh);
     let [sso, oidc] = center.endpoints();
     builder.env(sso.0, &sso.1).env(oidc.0, &oidc.1).start()
 }

@@ -1,0 +1,247 @@
+//! Base credentials from IAM Identity Center (SSO): knowing when the user has to log in again,
+//! and noticing at once when they have.
+//!
+//! aws-config reads the token `aws sso login` caches in `~/.aws/sso/cache/<sha1>.json` (the
+//! SHA-1 of the `sso_session` name, or of the start URL for a legacy profile) and refreshes it
+//! through SSO OIDC when the cache holds a refresh token. When it cannot, it says only that the
+//! provider failed, in a private error type, so fintors reads the profile and the cache itself:
+//! a base that fails to load while its cached token is missing or past its `expiresAt` is an
+//! expired session, reported as [`StsError::SsoLoginRequired`] with the exact command that fixes
+//! it. [`watch`] looks at the cache file every couple of seconds and, when it changes (the user
+//! ran `aws sso login`), has every failing role retried at once rather than after its backoff.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+
+use super::{Registry, StsError};
+use crate::config::aws_profiles;
+
+/// How often [`watch`] looks at the token cache: one `stat` each time.
+const POLL: Duration = Duration::from_secs(2);
+
+/// The SSO login behind a profile: `sso_session` (with its start URL) or a legacy profile's own
+/// `sso_start_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoLogin {
+    /// The `sso-session` section's name; `None` for the legacy form.
+    pub session: Option<String>,
+    pub start_url: String,
+    /// The profile that uses it, for the legacy form's login command.
+    pub profile: String,
+}
+
+/// What the token cache says about the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    /// No cached token: never logged in on this machine, or logged out.
+    Missing,
+    Valid {
+        expires: DateTime<Utc>,
+    },
+    Expired {
+        since: DateTime<Utc>,
+    },
+}
+
+/// The parts of a cached token fintors reads (AWS CLI v2's format).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CachedToken {
+    expires_at: String,
+}
+
+impl SsoLogin {
+    /// The SSO login `profile` uses, if any, from the AWS config file.
+    pub async fn of_profile(profile: &str) -> Option<SsoLogin> {
+        let profiles = aws_profiles::load().await.ok()?;
+        let p = profiles.get_profile(profile)?;
+        match p.get("sso_session") {
+            Some(session) => Some(SsoLogin {
+                session: Some(session.to_owned()),
+                start_url: profiles
+                    .sso_session(session)
+                    .and_then(|s| s.get("sso_start_url"))
+                    .unwrap_or_default()
+                    .to_owned(),
+                profile: profile.to_owned(),
+            }),
+            None => p.get("sso_start_url").map(|url| SsoLogin {
+                session: None,
+                start_url: url.to_owned(),
+                profile: profile.to_owned(),
+            }),
+        }
+    }
+
+    /// The command that logs in again.
+    pub fn command(&self) -> String {
+        match &self.session {
+            Some(session) => format!("aws sso login --sso-session {session}"),
+            None => format!("aws sso login --profile {}", self.profile),
+        }
+    }
+
+    /// How a user knows the session: `SSO session "corp"`, or by its start URL.
+    pub fn name(&self) -> String {
+        match &self.session {
+            Some(session) => format!("SSO session \"{session}\""),
+            None => format!("SSO session {}", self.start_url),
+        }
+    }
+
+    /// Where `aws sso login` caches its token, as aws-config looks for it.
+    pub fn cache_file(&self) -> Option<PathBuf> {
+        use sha1::Digest;
+        let key = self.session.as_deref().unwrap_or(&self.start_url);
+        let digest: String = sha1::Sha1::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+        Some(PathBuf::from(home).join(format!(".aws/sso/cache/{digest}.json")))
+    }
+
+    /// The cached token's state at `now`.
+    pub fn token(&self, now: DateTime<Utc>) -> TokenState {
+        token_in(self.cache_file(), now)
+    }
+
+    /// What a failure to load the base credentials means when they come from this login: the
+    /// session has to be logged in again if its token is gone or expired; `None` otherwise (the
+    /// token is valid, so something else failed).
+    pub fn explain(&self, now: DateTime<Utc>) -> Option<StsError> {
+        self.explain_state(self.token(now))
+    }
+
+    fn explain_state(&self, state: TokenState) -> Option<StsError> {
+        let state = match state {
+            TokenState::Valid { .. } => return None,
+            TokenState::Missing => "has no cached login on this machine".to_owned(),
+            TokenState::Expired { since } => {
+                format!("expired at {}", crate::model::time::format(since))
+            }
+        };
+        Some(StsError::SsoLoginRequired(format!(
+            "the {} {state}: run `{}` (fintors notices the new login by itself)",
+            self.name(),
+            self.command()
+        )))
+    }
+}
+
+/// The state of the token cached in `file` at `now`; a file that cannot be read or parsed
+/// counts as none, as it does for aws-config.
+fn token_in(file: Option<PathBuf>, now: DateTime<Utc>) -> TokenState {
+    let expires = file
+        .and_then(|file| std::fs::read(file).ok())
+        .and_then(|bytes| serde_json::from_slice::<CachedToken>(&bytes).ok())
+        .and_then(|token| DateTime::parse_from_rfc3339(&token.expires_at).ok())
+        .map(|t| t.with_timezone(&Utc));
+    match expires {
+        None => TokenState::Missing,
+        Some(expires) if expires > now => TokenState::Valid { expires },
+        Some(since) => TokenState::Expired { since },
+    }
+}
+
+/// Looks at `login`'s token cache every [`POLL`]; when it changes, retries every role that is
+/// failing, so a fresh `aws sso login` is served within seconds. Also warns once when the session
+/// is 15 minutes from expiring.
+pub async fn watch(login: SsoLogin, registry: Arc<Registry>) {
+    let Some(file) = login.cache_file() else {
+        return;
+    };
+    let modified = |file: &PathBuf| -> Option<SystemTime> {
+        std::fs::metadata(file).and_then(|m| m.modified()).ok()
+    };
+    let mut seen = modified(&file);
+    let mut warned_for = None;
+    loop {
+        tokio::time::sleep(POLL).await;
+        let now = modified(&file);
+        if now != seen {
+            seen = now;
+            tracing::info!("{} changed: retrying what failed", file.display());
+            registry.retry_pending().await;
+        }
+        if let TokenState::Valid { expires } = login.token(Utc::now()) {
+            let soon = expires - Utc::now() <= chrono::TimeDelta::minutes(15);
+            if soon && warned_for != Some(expires) {
+                warned_for = Some(expires);
+                tracing::warn!(
+                    "the {} expires at {} unless it is refreshed: run `{}` to extend it",
+                    login.name(),
+                    crate::model::time::format(expires),
+                    login.command()
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corp() -> SsoLogin {
+        SsoLogin {
+            session: Some("corp".into()),
+            start_url: "https://corp.awsapps.com/start".into(),
+            profile: "identity".into(),
+        }
+    }
+
+    #[test]
+    fn the_login_command_names_the_session_or_the_legacy_profile() {
+        assert_eq!(corp().command(), "aws sso login --sso-session corp");
+        let legacy = SsoLogin {
+            session: None,
+            ..corp()
+        };
+        assert_eq!(legacy.command(), "aws sso login --profile identity");
+    }
+
+    #[test]
+    fn the_cache_file_is_named_as_aws_config_names_it() {
+        // `python3 -c "import hashlib; print(hashlib.sha1(b'corp').hexdigest())"`
+        let file = corp().cache_file().unwrap();
+        assert!(
+            file.ends_with(".aws/sso/cache/ee0bfd2552fbd840c02cc48b6e823320543c450f.json"),
+            "{file:?}"
+        );
+    }
+
+    #[test]
+    fn an_expired_session_says_since_when_and_what_to_run_in_one_short_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token.json");
+        std::fs::write(
+            &file,
+            r#"{"accessToken":"t","expiresAt":"2026-12-02T09:00:00Z"}"#,
+        )
+        .unwrap();
+        let now = "2026-12-02T10:00:00Z".parse().unwrap();
+        let state = token_in(Some(file.clone()), now);
+        let e = corp().explain_state(state).unwrap();
+        assert_eq!(e.code(), "SsoLoginRequired");
+        assert_eq!(
+            e.message(),
+            "the SSO session \"corp\" expired at 2026-12-02T09:00:00Z: run `aws sso login \
+             --sso-session corp` (fintors notices the new login by itself)"
+        );
+        assert!(e.message().len() <= 200);
+        let earlier = "2026-12-02T08:00:00Z".parse().unwrap();
+        let valid = token_in(Some(file.clone()), earlier);
+        assert_eq!(
+            corp().explain_state(valid),
+            None,
+            "a valid token: something else failed"
+        );
+        std::fs::remove_file(&file).unwrap();
+        let missing = corp().explain_state(token_in(Some(file), now)).unwrap();
+        assert!(missing.message().contains("has no cached login"));
+    }
+}
