@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use aws_types::os_shim_internal::{Env, Fs};
-use fintors::config::aws_profiles::{load_from, roles_from};
 use fintors::config::Config;
+use fintors::config::aws_profiles::{load_from, roles_from};
 use fintors::model::RoleArn;
 use libfuzzer_sys::fuzz_target;
 

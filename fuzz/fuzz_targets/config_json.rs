@@ -7,10 +7,10 @@
 use std::path::Path;
 
 use fintors::config::Config;
+use fintors::ec2::instance::{Instance, zone_id};
 use fintors::model::{
     Alias, MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, MfaSerial, Region, RoleArn, SessionName,
 };
-use fintors::ec2::instance::{Instance, zone_id};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(

@@ -3,8 +3,10 @@
 //! `fintors_fuzz::WireRequest`).
 //!
 //! Besides never panicking, for every request: no CORS headers; only the statuses the routes
-//! produce (never a 500); a peer or `Host` the guard must refuse gets 403; credentials anywhere
-//! only with a valid token when IMDSv2 is required; no IMDS token for a proxied request.
+//! produce (never a 500); a peer, a browser's request or an authority the guard must refuse
+//! gets 403 (the authority being an absolute-form target's own, else the one `Host` header's),
+//! and two `Host` headers 400; credentials anywhere only with a valid token when IMDSv2 is
+//! required; no IMDS token for a proxied request.
 
 #![no_main]
 
@@ -29,11 +31,23 @@ fuzz_target!(
             return;
         };
         let request = &wire.request;
-        let host_ok = request
-            .headers()
-            .get(header::HOST)
-            .is_some_and(|h| host_allowed(h.as_bytes()));
+        let hosts = request.headers().get_all(header::HOST).iter().count();
+        // RFC 9112 §3.2.2: an absolute-form target's authority wins over the Host header.
+        let host_ok = match request.uri().authority() {
+            Some(authority) => host_allowed(authority.as_str().as_bytes()),
+            None => request
+                .headers()
+                .get(header::HOST)
+                .is_some_and(|h| host_allowed(h.as_bytes())),
+        };
+        let browser = request.headers().contains_key(header::ORIGIN)
+            || request
+                .headers()
+                .get("sec-fetch-site")
+                .is_some_and(|site| site.as_bytes() != b"none");
         let peer_ok = peer_allowed(wire.peer.ip());
+        // What the guard lets through, in its order: peer, browser, exactly one Host, authority.
+        let admitted = peer_ok && !browser && hosts <= 1 && host_ok;
         let token_ok = request
             .headers()
             .get(TOKEN_HEADER)
@@ -60,18 +74,20 @@ fuzz_target!(
             STATUSES.contains(&status.as_u16()),
             "unexpected status {status} for {path}"
         );
-        if !peer_ok || !host_ok {
+        if peer_ok && !browser && hosts > 1 {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} with two Host headers");
+        } else if !admitted {
             assert_eq!(
                 status,
                 StatusCode::FORBIDDEN,
-                "{path} answered despite peer_ok={peer_ok} host_ok={host_ok}"
+                "{path} answered despite peer_ok={peer_ok} host_ok={host_ok} browser={browser}"
             );
         }
         let has_credentials = body
             .windows(FAKE_SECRET.len())
             .any(|w| w == FAKE_SECRET.as_bytes());
         if has_credentials {
-            assert!(peer_ok && host_ok, "credentials for a refused client");
+            assert!(admitted, "credentials for a refused client");
             // Under --imdsv2-required, no GET without a valid token reveals credentials, on IMDS
             // or the role API (a server-side request forgery could make such a GET).
             assert!(
