@@ -158,27 +158,40 @@ pub async fn watch(login: SsoLogin, registry: Arc<Registry>) {
         std::fs::metadata(file).and_then(|m| m.modified()).ok()
     };
     let mut seen = modified(&file);
+    // The token's expiry, read again only when the file changes: the loop itself is one stat.
+    let mut expires = expiry(login.token(Utc::now()));
     let mut warned_for = None;
     loop {
         tokio::time::sleep(POLL).await;
         let now = modified(&file);
         if now != seen {
             seen = now;
+            expires = expiry(login.token(Utc::now()));
             tracing::info!("{} changed: retrying what failed", file.display());
             registry.retry_pending().await;
         }
-        if let TokenState::Valid { expires } = login.token(Utc::now()) {
-            let soon = expires - Utc::now() <= chrono::TimeDelta::minutes(15);
-            if soon && warned_for != Some(expires) {
-                warned_for = Some(expires);
-                tracing::warn!(
-                    "the {} expires at {} unless it is refreshed: run `{}` to extend it",
-                    login.name(),
-                    crate::model::time::format(expires),
-                    login.command()
-                );
-            }
+        let Some(expires) = expires else { continue };
+        let left = expires - Utc::now();
+        if left > chrono::TimeDelta::zero()
+            && left <= chrono::TimeDelta::minutes(15)
+            && warned_for != Some(expires)
+        {
+            warned_for = Some(expires);
+            tracing::warn!(
+                "the {} expires at {} unless it is refreshed: run `{}` to extend it",
+                login.name(),
+                crate::model::time::format(expires),
+                login.command()
+            );
         }
+    }
+}
+
+/// When a token that is still valid expires.
+fn expiry(state: TokenState) -> Option<DateTime<Utc>> {
+    match state {
+        TokenState::Valid { expires } => Some(expires),
+        TokenState::Missing | TokenState::Expired { .. } => None,
     }
 }
 

@@ -76,7 +76,7 @@ fn logging_in_region(region: &str) -> (Daemon, std::path::PathBuf) {
 }
 
 fn logged(log: &Path) -> String {
-    std::fs::read_to_string(log).unwrap()
+    crate::support::access_log(log)
 }
 
 /// An IMDS in front of fintors that refuses the token route (403, as EC2 answers a proxied

@@ -105,7 +105,7 @@ fn a_full_session_leaves_no_secret_in_stderr_or_the_access_log() {
     );
 
     let stderr = d.stderr();
-    let access_log = std::fs::read_to_string(&log).unwrap();
+    let access_log = crate::support::access_log(&log);
     // The logs did record the session, so their silence about secrets means something.
     assert!(stderr.contains("DEBUG"), "not debug logging:\n{stderr}");
     assert!(stderr.contains("AccessDenied"), "{stderr}");

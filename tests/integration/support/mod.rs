@@ -559,6 +559,13 @@ pub fn fintors_cli_at(endpoint: &str, args: &[&str]) -> std::process::Output {
         .expect("running fintors")
 }
 
+/// A running daemon's access log: read after 100 ms, ten times the writer's batching delay
+/// (`BATCH_GATHER`), so the lines of the requests just made are in it.
+pub fn access_log(path: &Path) -> String {
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::read_to_string(path).unwrap()
+}
+
 /// Where the repository's files are (shell helpers, examples).
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
