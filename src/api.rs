@@ -16,6 +16,10 @@ pub mod paths {
     pub const MFA: &str = "/mfa";
     pub const STATUS: &str = "/fintors/status";
     pub const RELOAD: &str = "/fintors/reload";
+    /// What `fintors login` sends once the user has logged in: retry every failing role now.
+    pub const RETRY: &str = "/fintors/retry";
+    /// A console sign-in URL for a role's session.
+    pub const ROLE_CONSOLE: &str = "/roles/{alias}/console";
     /// The container credentials endpoint: the active role, and a named one.
     pub const CONTAINER_ACTIVE: &str = "/creds";
     pub const CONTAINER_ROLE: &str = "/creds/{alias}";
@@ -31,6 +35,10 @@ pub mod paths {
 
     pub fn role_credentials(alias: &str) -> String {
         format!("{ROLES}/{alias}/credentials")
+    }
+
+    pub fn role_console(alias: &str) -> String {
+        format!("{ROLES}/{alias}/console")
     }
 
     /// Whether `path` is a role's credentials (`/roles/ALIAS/credentials`), which need an IMDS
@@ -137,6 +145,10 @@ pub struct StatusReport {
     /// The base credentials' IAM Identity Center session, when they come from one.
     #[serde(default)]
     pub sso: Option<SsoReport>,
+    /// What `fintors login` runs, through `sh -c`: `credentials.login_process`, else the SSO
+    /// session's `aws sso login`; `None` when the base credentials need no login.
+    #[serde(default)]
+    pub login_command: Option<String>,
     pub roles: Vec<RoleReport>,
 }
 
@@ -200,6 +212,36 @@ pub struct ErrorReport {
     pub code: String,
     pub message: String,
     pub at: DateTime<Utc>,
+}
+
+/// The console session lengths the federation endpoint's `SessionDuration` allows, in seconds.
+pub const CONSOLE_SESSION_SECONDS: std::ops::RangeInclusive<u32> = 900..=43200;
+
+/// `POST /roles/<alias>/console`: what `fintors console` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleRequest {
+    /// A console URL (`https://...`), or a service's console name (`s3`, `ec2`); `None`: the
+    /// console's home page in the role's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// The console session's length in seconds (900..=43200), as the federation endpoint's
+    /// `SessionDuration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u32>,
+}
+
+/// The answer to [`ConsoleRequest`]: the sign-in URL, which carries a sign-in token that opens
+/// the console as the role for 15 minutes, so it is a [`Secret`] until it is handed to the
+/// browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleUrl {
+    pub url: Secret,
+    /// Where the URL leads once signed in.
+    pub destination: String,
+    /// When the console session ends, if the federation endpoint was told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_seconds: Option<u32>,
 }
 
 /// `POST /bootstrap/creds` on the admin listener: base credentials handed over at run time.

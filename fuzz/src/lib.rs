@@ -218,6 +218,7 @@ fn build() -> Daemon {
         aws_profiles: false,
         imdsv2_required: false,
         sso: None,
+        federation_endpoint: None,
     };
     let v1 = build_state(
         config,

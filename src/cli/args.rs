@@ -131,6 +131,33 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Log the base identity in again (`aws sso login` for its IAM Identity Center session, or
+    /// credentials.login_process), here in this terminal; then the daemon retries every failing
+    /// role at once and says whether that fixed them
+    Login {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Open the AWS console as a role (default: the active one) in the browser, through the
+    /// federation endpoint; --print prints the sign-in URL instead (it opens the console as the
+    /// role for 15 minutes: treat it as a password)
+    Console {
+        /// Role alias [default: the active role]
+        role: Option<String>,
+        /// Print the sign-in URL instead of opening it (also what happens with no display)
+        #[arg(long)]
+        print: bool,
+        /// Where the console opens: a service (s3, ec2, iam, ...) or an https:// console URL
+        /// [default: the console home, in the role's region]
+        #[arg(long, value_name = "SERVICE|URL")]
+        destination: Option<String>,
+        /// The console session's length in seconds, 900 to 43200 (only for roles assumed from
+        /// long-term keys) [default: the federation endpoint's]
+        #[arg(long, value_name = "SECONDS", value_parser = console_seconds())]
+        duration: Option<u32>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Print a shell completion script (bash, zsh, fish, ...)
     Completions {
         #[arg(value_enum)]
@@ -139,6 +166,12 @@ pub enum Command {
     /// Make clients find fintors at http://169.254.169.254/, or with --containers containers on
     /// a bridge at http://169.254.170.2/creds/ROLE (needs root)
     Network(NetworkArgs),
+}
+
+/// `--duration`: what the federation endpoint accepts.
+fn console_seconds() -> clap::builder::RangedI64ValueParser<u32> {
+    let range = crate::api::CONSOLE_SESSION_SECONDS;
+    clap::value_parser!(u32).range(i64::from(*range.start())..=i64::from(*range.end()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -317,6 +350,21 @@ mod tests {
             assert_eq!(command, ["aws", "--region", "x"]);
         }
         assert!(Cli::try_parse_from(["fintors", "exec", "ops"]).is_err());
+    }
+
+    #[test]
+    fn console_durations_outside_the_federation_endpoints_range_are_refused() {
+        for seconds in ["899", "43201", "0"] {
+            assert!(
+                Cli::try_parse_from(["fintors", "console", "--duration", seconds]).is_err(),
+                "{seconds}"
+            );
+        }
+        let cli = Cli::try_parse_from(["fintors", "console", "ops", "--duration", "43200"]);
+        let Command::Console { role, duration, .. } = cli.unwrap().into_command() else {
+            panic!("expected console")
+        };
+        assert_eq!((role.as_deref(), duration), (Some("ops"), Some(43200)));
     }
 
     #[test]

@@ -8,12 +8,13 @@ use serde::de::DeserializeOwned;
 
 use super::args::{ClientArgs, CredsFormat, EnvFormat};
 use super::client::{ClientError, Endpoint};
-use super::pin::{self, Assignment, Pin, Place, shell_quote};
+use super::pin::{self, Assignment, Pin, Place};
 use crate::api::{
-    ApiError, MfaRequest, MfaStarted, ReloadReport, RoleList, ServedReport, StatusReport,
-    SwitchRequest, paths,
+    ApiError, MfaRequest, MfaStarted, ReloadReport, RoleList, ServedReport, SsoReport,
+    StatusReport, SwitchRequest, paths,
 };
 use crate::ec2::document::CredentialsDocument;
+use crate::model::shell;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -41,16 +42,19 @@ impl CommandError {
     }
 }
 
-type Output = Result<String, CommandError>;
+pub(super) type Output = Result<String, CommandError>;
 
 /// The `{"error": "..."}` body of a refused role API request, or the raw body.
-fn error_text(body: &[u8]) -> String {
+pub(super) fn error_text(body: &[u8]) -> String {
     serde_json::from_slice::<ApiError>(body)
         .map(|e| e.error)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).trim().to_owned())
 }
 
-fn parse<T: DeserializeOwned>(endpoint: &Endpoint, body: &[u8]) -> Result<T, CommandError> {
+pub(super) fn parse<T: DeserializeOwned>(
+    endpoint: &Endpoint,
+    body: &[u8],
+) -> Result<T, CommandError> {
     serde_json::from_slice(body).map_err(|e| {
         CommandError::Failed(format!(
             "unexpected answer from {endpoint} ({e}); is that really fintors?"
@@ -69,12 +73,27 @@ async fn get_ok(endpoint: &Endpoint, path: &str) -> Result<bytes::Bytes, Command
     Ok(body)
 }
 
+/// A bodiless `POST` (`{}`, with the JSON content type state-changing routes require) and its
+/// answer; a refusal is its one-line `error`.
+pub(super) async fn post_ok<T: DeserializeOwned>(
+    endpoint: &Endpoint,
+    path: &str,
+) -> Result<T, CommandError> {
+    let (status, reply) = endpoint
+        .request(Method::POST, path, Some("{}".into()))
+        .await?;
+    if status != StatusCode::OK {
+        return Err(CommandError::Failed(error_text(&reply)));
+    }
+    parse(endpoint, &reply)
+}
+
 pub(super) async fn report(endpoint: &Endpoint) -> Result<StatusReport, CommandError> {
     let body = get_ok(endpoint, paths::STATUS).await?;
     parse(endpoint, &body)
 }
 
-async fn active_alias(endpoint: &Endpoint) -> Result<Option<String>, CommandError> {
+pub(super) async fn active_alias(endpoint: &Endpoint) -> Result<Option<String>, CommandError> {
     let body = get_ok(endpoint, &paths::active_role()).await?;
     Ok(parse::<RoleList>(endpoint, &body)?.roles.into_iter().next())
 }
@@ -141,6 +160,23 @@ pub(super) fn unknown_role(alias: &str, report: &StatusReport) -> CommandError {
     ))
 }
 
+/// The role a subcommand acts on: the one named, else the active one.
+pub(super) async fn role_or_active(
+    endpoint: &Endpoint,
+    alias: Option<&str>,
+    command: &str,
+) -> Result<String, CommandError> {
+    match alias {
+        Some(a) => Ok(a.to_owned()),
+        None => active_alias(endpoint).await?.ok_or_else(|| {
+            CommandError::Failed(format!(
+                "no role is active: name one (`fintors {command} ROLE`) or switch with \
+                 `fintors use ROLE`"
+            ))
+        }),
+    }
+}
+
 /// `fintors current`
 pub async fn current(args: &ClientArgs) -> Output {
     let endpoint = Endpoint::discover(args)?;
@@ -153,15 +189,7 @@ pub async fn current(args: &ClientArgs) -> Output {
 /// `fintors creds [ALIAS] [--format ...]`
 pub async fn creds(args: &ClientArgs, alias: Option<&str>, format: CredsFormat) -> Output {
     let endpoint = Endpoint::discover(args)?;
-    let alias = match alias {
-        Some(a) => a.to_owned(),
-        None => active_alias(&endpoint).await?.ok_or_else(|| {
-            CommandError::Failed(
-                "no role is active: name one (`fintors creds ROLE`) or switch with `fintors use ROLE`"
-                    .into(),
-            )
-        })?,
-    };
+    let alias = role_or_active(&endpoint, alias, "creds").await?;
     let (status, body) = endpoint
         .get_in_session(&paths::role_credentials(&alias))
         .await?;
@@ -181,10 +209,10 @@ pub async fn creds(args: &ClientArgs, alias: Option<&str>, format: CredsFormat) 
         CredsFormat::Env => format!(
             "export AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\n\
              export AWS_SESSION_TOKEN={}\nexport AWS_CREDENTIAL_EXPIRATION={}\n",
-            shell_quote(&c.access_key_id),
-            shell_quote(c.secret_access_key.expose()),
-            shell_quote(c.session_token.expose()),
-            shell_quote(&expiration)
+            shell::quote(&c.access_key_id),
+            shell::quote(c.secret_access_key.expose()),
+            shell::quote(c.session_token.expose()),
+            shell::quote(&expiration)
         ),
         CredsFormat::Json => String::from_utf8_lossy(&body).into_owned() + "\n",
         CredsFormat::CredentialProcess => {
@@ -217,13 +245,7 @@ fn to_json<T: serde::Serialize>(message: &T) -> String {
 /// `fintors reload`
 pub async fn reload(args: &ClientArgs) -> Output {
     let endpoint = Endpoint::discover(args)?;
-    let (status, reply) = endpoint
-        .request(Method::POST, paths::RELOAD, Some("{}".into()))
-        .await?;
-    if status != StatusCode::OK {
-        return Err(CommandError::Failed(error_text(&reply)));
-    }
-    let r: ReloadReport = parse(&endpoint, &reply)?;
+    let r: ReloadReport = post_ok(&endpoint, paths::RELOAD).await?;
     let list = |names: &[String]| {
         if names.is_empty() {
             "none".to_owned()
@@ -356,19 +378,7 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
         None => out.push_str("container endpoint: off\n"),
     }
     if let Some(sso) = &report.sso {
-        out.push_str(&match sso.expires {
-            Some(t) if t > now => format!("{}: expires in {}\n", sso.session, human(t - now)),
-            Some(t) => format!(
-                "{}: expired at {}; run `{}`\n",
-                sso.session,
-                stamp(t),
-                sso.login_command
-            ),
-            None => format!(
-                "{}: not logged in on this machine; run `{}`\n",
-                sso.session, sso.login_command
-            ),
-        });
+        out.push_str(&sso_line(sso, now));
     }
     for device in &report.mfa {
         match device.session_expires {
@@ -425,6 +435,23 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
     Ok(out)
 }
 
+/// `SSO session "corp": expires in 7h58m`, or since when it has expired and what to run.
+pub(super) fn sso_line(sso: &SsoReport, now: DateTime<Utc>) -> String {
+    match sso.expires {
+        Some(t) if t > now => format!("{}: expires in {}\n", sso.session, human(t - now)),
+        Some(t) => format!(
+            "{}: expired at {}; run `{}`\n",
+            sso.session,
+            stamp(t),
+            sso.login_command
+        ),
+        None => format!(
+            "{}: not logged in on this machine; run `{}`\n",
+            sso.session, sso.login_command
+        ),
+    }
+}
+
 /// A role's credential requests in the last 15 minutes per door: `imds 12, container 3`, or `-`.
 fn served(report: &ServedReport) -> String {
     let doors = [
@@ -443,7 +470,7 @@ fn served(report: &ServedReport) -> String {
     }
 }
 
-fn stamp(t: DateTime<Utc>) -> String {
+pub(super) fn stamp(t: DateTime<Utc>) -> String {
     crate::model::time::format(t)
 }
 

@@ -1,13 +1,16 @@
 //! The client side of the command line: the definition ([`args`]), finding and talking to a
 //! running daemon ([`client`]), the subcommands that ask it and print what a person or a script
 //! wants to read ([`commands`]), pinning a command, shell or container to a role of its own
-//! ([`pin`]), and `fintors network` ([`network`]). It speaks the daemon's
+//! ([`pin`]), logging the base identity in again ([`login`]), opening the console as a role
+//! ([`console`]), and `fintors network` ([`network`]). It speaks the daemon's
 //! wire protocol ([`crate::api`]) and reads the configuration, never the engine or the
 //! handlers.
 
 pub mod args;
 pub mod client;
 pub mod commands;
+pub mod console;
+pub mod login;
 pub mod network;
 pub mod pin;
 
@@ -86,6 +89,20 @@ fn ask_the_daemon(command: Command) -> ExitCode {
                 client,
             } => Err(commands::exec(client, role, command).await),
             Command::Reload { client } => commands::reload(client).await,
+            Command::Login { client } => login::login(client).await,
+            Command::Console {
+                role,
+                print,
+                destination,
+                duration,
+                client,
+            } => {
+                let request = crate::api::ConsoleRequest {
+                    destination: destination.clone(),
+                    duration: *duration,
+                };
+                console::console(client, role.as_deref(), *print, request).await
+            }
             Command::Mfa {
                 code,
                 serial,

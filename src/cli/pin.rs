@@ -16,6 +16,7 @@ use crate::api::{StatusReport, paths};
 use crate::config::aws_profiles::{self, DefaultCredentials};
 use crate::ec2::CONTAINER_ADDR;
 use crate::ec2::document::ContainerError;
+use crate::model::shell;
 
 /// The variables that win over `AWS_CONTAINER_CREDENTIALS_FULL_URI` in the SDKs' default
 /// chains (environment keys, a selected profile, web identity, the relative container URI), or
@@ -192,9 +193,9 @@ pub fn render(assignments: &[Assignment], format: EnvFormat) -> String {
     let mut out = String::new();
     for (name, value) in assignments {
         let line = match (format, value) {
-            (EnvFormat::Sh, Some(v)) => format!("export {name}={}", shell_quote(v)),
+            (EnvFormat::Sh, Some(v)) => format!("export {name}={}", shell::quote(v)),
             (EnvFormat::Sh, None) => format!("unset {name}"),
-            (EnvFormat::Fish, Some(v)) => format!("set -gx {name} {}", shell_quote(v)),
+            (EnvFormat::Fish, Some(v)) => format!("set -gx {name} {}", shell::quote(v)),
             (EnvFormat::Fish, None) => format!("set -e {name}"),
             (EnvFormat::EnvFile, Some(v)) => format!("{name}={v}"),
             (EnvFormat::EnvFile, None) => continue,
@@ -206,10 +207,6 @@ pub fn render(assignments: &[Assignment], format: EnvFormat) -> String {
 }
 
 /// Quotes `s` for POSIX shells (and fish): single quotes, with embedded ones escaped.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,11 +294,5 @@ mod tests {
             "set -e A\nset -gx B 'it'\\''s'\n"
         );
         assert_eq!(render(&vars, EnvFormat::EnvFile), "B=it's\n");
-    }
-
-    #[test]
-    fn shell_quoting_survives_quotes() {
-        assert_eq!(shell_quote("a/b+c="), "'a/b+c='");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 }

@@ -25,19 +25,20 @@ pub const TOP_FIELDS: [&str; 10] = [
     "instance",
     "allow_users",
 ];
-pub const CREDENTIALS_FIELDS: [&str; 5] = [
+pub const CREDENTIALS_FIELDS: [&str; 6] = [
     "file",
     "profile",
     "mfa_serial",
     "mfa_process",
     "mfa_session_seconds",
+    "login_process",
 ];
 
 /// The whole file, every member checked; `None` when something is too wrong to go on.
 pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<Config> {
     let top = checker.object(&[], value, &TOP_FIELDS)?;
-    let (base_credentials, mfa) = match top.get("credentials") {
-        None => (BaseCredentials::DefaultChain, MfaConfig::default()),
+    let (base_credentials, mfa, login_process) = match top.get("credentials") {
+        None => (BaseCredentials::DefaultChain, MfaConfig::default(), None),
         Some(section) => read_credentials(checker, section),
     };
     let aws_profiles = checker
@@ -110,6 +111,7 @@ pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<
         aws_profiles,
         instance,
         allow_users: read_allow_users(checker, top),
+        login_process,
     })
 }
 
@@ -127,13 +129,23 @@ fn read_allow_users(checker: &mut Checker, top: &serde_json::Map<String, Value>)
     users
 }
 
-/// The `credentials` section: which profile, and MFA.
-fn read_credentials(checker: &mut Checker, section: &Value) -> (BaseCredentials, MfaConfig) {
+/// The `credentials` section: which profile, MFA, and what logs the base identity in again.
+fn read_credentials(
+    checker: &mut Checker,
+    section: &Value,
+) -> (BaseCredentials, MfaConfig, Option<String>) {
     const AT: [&str; 1] = ["credentials"];
     let mut mfa = MfaConfig::default();
     let Some(c) = checker.object(&AT, section, &CREDENTIALS_FIELDS) else {
-        return (BaseCredentials::DefaultChain, mfa);
+        return (BaseCredentials::DefaultChain, mfa, None);
     };
+    let login_process = checker.field::<String>(&AT, c, "login_process");
+    if login_process.as_ref().is_some_and(|p| p.trim().is_empty()) {
+        checker.report(
+            &["credentials", "login_process"],
+            "must not be empty; leave it out to log in with `aws sso login` for an SSO profile",
+        );
+    }
     mfa.serial = checker.field::<String>(&AT, c, "mfa_serial").and_then(|s| {
         MfaSerial::parse(&s)
             .map_err(|e| checker.report(&["credentials", "mfa_serial"], e.0))
@@ -176,7 +188,7 @@ fn read_credentials(checker: &mut Checker, section: &Value) -> (BaseCredentials,
             .map(|f| expand_tilde(&f)),
         profile,
     };
-    (base, mfa)
+    (base, mfa, login_process.filter(|p| !p.trim().is_empty()))
 }
 
 pub(super) fn resolve_default_role(

@@ -68,6 +68,10 @@ pub struct Config {
     /// Local users (names or uids) whose processes are answered besides the daemon's own user
     /// and root.
     pub allow_users: Vec<String>,
+    /// `credentials.login_process`: the command `fintors login` runs (through `sh -c`, in the
+    /// user's terminal) to log the base identity in again, e.g. `saml2aws login`; without it,
+    /// `fintors login` runs `aws sso login` for a base profile that uses IAM Identity Center.
+    pub login_process: Option<String>,
 }
 
 /// `ecs_port` / `--ecs-port`: the container credentials endpoint's port on 127.0.0.1, or `off`

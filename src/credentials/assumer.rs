@@ -11,7 +11,30 @@ use crate::model::{Credentials, Role};
 pub type AssumeFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Credentials, StsError>> + Send + 'a>>;
 
+pub type ConsoleFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<ConsoleSession, StsError>> + Send + 'a>>;
+
+/// Which role session a console sign-in may use. The federation endpoint refuses a session
+/// that was assumed with `DurationSeconds` from anything but an IAM user's long-term keys (IAM
+/// User Guide, "Enable custom identity broker access to the AWS console", step 2), and fintors
+/// always sends `DurationSeconds`; so a role assumed from temporary credentials (IAM Identity
+/// Center, an MFA session, another role) signs in with a session of its own.
+#[derive(Debug)]
+pub enum ConsoleSession {
+    /// The role's cached session will do: it was assumed from long-term keys.
+    Cached,
+    /// A session assumed for the console alone, without `DurationSeconds` (one hour, the
+    /// role-chaining limit), because the role's own was assumed from temporary credentials.
+    Fresh(Credentials),
+}
+
 /// Obtains temporary credentials for a role.
 pub trait RoleAssumer: Send + Sync + 'static {
     fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a>;
+
+    /// The session a console sign-in as `role` uses. Doubles, like long-term keys, need none of
+    /// their own.
+    fn console_session<'a>(&'a self, _role: &'a Role) -> ConsoleFuture<'a> {
+        Box::pin(async { Ok(ConsoleSession::Cached) })
+    }
 }

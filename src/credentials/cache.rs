@@ -129,6 +129,11 @@ impl RoleCache {
     }
 
     /// How many AssumeRole calls this cache has made.
+    /// What assumes the role: for what is not the cache's business, like a console session.
+    pub fn assumer(&self) -> &dyn RoleAssumer {
+        self.assumer.as_ref()
+    }
+
     pub fn sts_calls(&self) -> u64 {
         self.sts_calls.load(Ordering::Relaxed)
     }

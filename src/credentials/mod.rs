@@ -7,6 +7,7 @@
 mod assumer;
 mod bootstrap;
 pub mod cache;
+pub mod console;
 mod error;
 pub mod mfa;
 pub mod registry;
@@ -17,7 +18,7 @@ pub mod sso;
 pub mod sts;
 pub mod usage;
 
-pub use assumer::{AssumeFuture, RoleAssumer};
+pub use assumer::{AssumeFuture, ConsoleFuture, ConsoleSession, RoleAssumer};
 pub use bootstrap::Bootstrap;
 pub use cache::{Attempt, Failure, Issued, RoleCache};
 pub use error::{MfaError, StsError, one_line};

@@ -47,6 +47,12 @@ impl Reloader {
         })
     }
 
+    /// `credentials.login_process` as the running configuration has it: `fintors login` runs
+    /// what the file says now, so changing it takes a reload, not a restart.
+    pub fn login_process(&self) -> Option<String> {
+        self.current.lock().expect("poisoned").login_process.clone()
+    }
+
     pub async fn reload(&self) -> Result<Report, ConfigError> {
         let _one_at_a_time = self.running.lock().await;
         let new = match Config::read(&self.config_path, self.aws_profiles).await {

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Registry, StsError};
 use crate::config::aws_profiles;
+use crate::model::shell;
 
 /// How often [`watch`] looks at the token cache: one `stat` each time.
 const POLL: Duration = Duration::from_secs(2);
@@ -76,11 +77,12 @@ impl SsoLogin {
         }
     }
 
-    /// The command that logs in again.
+    /// The command that logs in again, as it is pasted into a shell (and as `fintors login`
+    /// runs it).
     pub fn command(&self) -> String {
         match &self.session {
-            Some(session) => format!("aws sso login --sso-session {session}"),
-            None => format!("aws sso login --profile {}", self.profile),
+            Some(session) => format!("aws sso login --sso-session {}", shell::word(session)),
+            None => format!("aws sso login --profile {}", shell::word(&self.profile)),
         }
     }
 

@@ -20,6 +20,7 @@ use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_sdk_sts::config::Region;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 
+use super::assumer::{ConsoleFuture, ConsoleSession};
 use super::sso::SsoLogin;
 use super::{AssumeFuture, Bootstrap, MfaSessions, RoleAssumer, StsError, one_line};
 use crate::config::{BaseCredentials, MfaConfig};
@@ -188,18 +189,7 @@ impl Sts {
         let mut clients = self.clients.lock().expect("sts client map poisoned");
         clients
             .entry((region.clone(), source.clone()))
-            .or_insert_with(|| {
-                let source = source.map(|profile| {
-                    SharedCredentialsProvider::new(Reloading::new(move || {
-                        SharedCredentialsProvider::new(
-                            aws_config::profile::ProfileFileCredentialsProvider::builder()
-                                .profile_name(&profile)
-                                .build(),
-                        )
-                    }))
-                });
-                self.build_client(role, source)
-            })
+            .or_insert_with(|| self.build_client(role, source.map(source_provider)))
             .clone()
     }
 
@@ -218,6 +208,17 @@ impl Sts {
         }
         aws_sdk_sts::Client::from_conf(config.build())
     }
+}
+
+/// What signs for an imported role: its `source_profile`, read afresh for every call.
+fn source_provider(profile: String) -> SharedCredentialsProvider {
+    SharedCredentialsProvider::new(Reloading::new(move || {
+        SharedCredentialsProvider::new(
+            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(&profile)
+                .build(),
+        )
+    }))
 }
 
 /// The files a base profile is read from: the AWS config file (`AWS_CONFIG_FILE`, else
@@ -240,30 +241,76 @@ fn profile_files(file: Option<&std::path::Path>) -> EnvConfigFiles {
 impl RoleAssumer for Sts {
     fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a> {
         Box::pin(async move {
-            let client = match &role.mfa_serial {
-                None => self.client(role),
-                Some(serial) => {
-                    let Some(session) = self.mfa.current(serial) else {
-                        return Err(self.mfa.required(serial));
-                    };
-                    // Not cached: the session changes when a new code arrives.
-                    self.build_client(role, Some(SharedCredentialsProvider::new(session)))
-                }
-            };
-            let output = client
-                .assume_role()
-                .role_arn(role.arn.as_str())
-                .role_session_name(role.session_name.as_str())
-                .duration_seconds(role.duration_seconds as i32)
-                .set_external_id(role.external_id.as_ref().map(|e| e.as_str().to_owned()))
-                .send()
-                .await;
-            let output = match output {
-                Ok(output) => output,
-                Err(e) => return Err(self.explain(classify(e), role).await),
-            };
-            session_credentials(output.credentials(), "AssumeRole")
+            let client = self.signing_client(role)?;
+            self.assume(&client, role, Some(role.duration_seconds))
+                .await
         })
+    }
+
+    fn console_session<'a>(&'a self, role: &'a Role) -> ConsoleFuture<'a> {
+        Box::pin(async move {
+            let client = self.signing_client(role)?;
+            // An MFA session is temporary by definition; otherwise ask the provider what it
+            // signs with (the profile's keys, SSO role credentials, a source profile's role...).
+            let signer = match &role.source_profile {
+                Some(profile) => Some(source_provider(profile.clone())),
+                None => self.base.credentials_provider(),
+            };
+            let temporary = match (&role.mfa_serial, signer) {
+                (Some(_), _) | (None, None) => true,
+                (None, Some(provider)) => match provider.provide_credentials().await {
+                    Ok(base) => base.session_token().is_some(),
+                    Err(e) => {
+                        let error = StsError::NoBaseCredentials(innermost(&e));
+                        return Err(self.explain(error, role).await);
+                    }
+                },
+            };
+            if !temporary {
+                return Ok(ConsoleSession::Cached);
+            }
+            self.assume(&client, role, None)
+                .await
+                .map(ConsoleSession::Fresh)
+        })
+    }
+}
+
+impl Sts {
+    /// The client that signs `role`'s AssumeRole: the MFA session's for a role that needs MFA
+    /// (not cached: the session changes when a new code arrives), else the shared one for its
+    /// region and source profile.
+    fn signing_client(&self, role: &Role) -> Result<aws_sdk_sts::Client, StsError> {
+        match &role.mfa_serial {
+            None => Ok(self.client(role)),
+            Some(serial) => {
+                let Some(session) = self.mfa.current(serial) else {
+                    return Err(self.mfa.required(serial));
+                };
+                Ok(self.build_client(role, Some(SharedCredentialsProvider::new(session))))
+            }
+        }
+    }
+
+    /// One AssumeRole of `role`, for `duration` seconds (STS's default of one hour if `None`).
+    async fn assume(
+        &self,
+        client: &aws_sdk_sts::Client,
+        role: &Role,
+        duration: Option<u32>,
+    ) -> Result<Credentials, StsError> {
+        let output = client
+            .assume_role()
+            .role_arn(role.arn.as_str())
+            .role_session_name(role.session_name.as_str())
+            .set_duration_seconds(duration.map(|d| d as i32))
+            .set_external_id(role.external_id.as_ref().map(|e| e.as_str().to_owned()))
+            .send()
+            .await;
+        match output {
+            Ok(output) => session_credentials(output.credentials(), "AssumeRole"),
+            Err(e) => Err(self.explain(classify(e), role).await),
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::args::ServeArgs;
 use crate::config::{Config, ConfigError, expand_tilde};
+use crate::credentials::console::{Federation, FederationEndpoint};
 use crate::credentials::sso::SsoLogin;
 use crate::credentials::{
     Bootstrap, FALLBACK_REGION, MfaSessions, Registry, Reloader, RoleAssumer, Sts,
@@ -58,6 +59,8 @@ pub enum DaemonError {
          IMDSv2 token key)"
     )]
     NoStateDir,
+    #[error("{0}")]
+    Federation(String),
 }
 
 /// `fintors` / `fintors serve`: logging, a small runtime, then [`run`] until a signal.
@@ -132,6 +135,7 @@ async fn start_engine(
         aws_profiles: args.aws_profiles,
         imdsv2_required: args.imdsv2_required,
         sso: SsoLogin::of_profile(&loaded.config.base_credentials.profile_name()).await,
+        federation_endpoint: federation_endpoint()?,
     };
     let state = build_state(
         loaded.config,
@@ -261,6 +265,9 @@ pub struct Settings {
     pub imdsv2_required: bool,
     /// The IAM Identity Center login of the base profile, if it has one.
     pub sso: Option<SsoLogin>,
+    /// `FINTORS_FEDERATION_ENDPOINT`, if set: where console sign-ins go instead of the role
+    /// partition's federation endpoint.
+    pub federation_endpoint: Option<FederationEndpoint>,
 }
 
 /// Step 3: the registry of roles over `assumer`, the reloader, and what every handler shares.
@@ -292,6 +299,7 @@ pub fn build_state(
         clock,
         imdsv2_required: settings.imdsv2_required,
         sso: settings.sso.clone(),
+        federation: Federation::new(settings.federation_endpoint.clone()),
     })
 }
 
@@ -377,6 +385,17 @@ fn admin_token() -> Option<Secret> {
         .ok()
         .filter(|t| !t.is_empty())
         .map(Secret::new)
+}
+
+/// `FINTORS_FEDERATION_ENDPOINT`, checked at start so a typo is one line now rather than a
+/// failed `fintors console` later.
+fn federation_endpoint() -> Result<Option<FederationEndpoint>, DaemonError> {
+    match std::env::var("FINTORS_FEDERATION_ENDPOINT") {
+        Ok(url) if !url.is_empty() => FederationEndpoint::parse(&url)
+            .map(Some)
+            .map_err(DaemonError::Federation),
+        _ => Ok(None),
+    }
 }
 
 /// The region of the instance when neither the config nor the active role names one: the

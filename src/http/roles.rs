@@ -1,9 +1,11 @@
-//! finto's role API under `/roles`: list the roles, inspect one, fetch its credentials, and switch
-//! the active role with `PUT /roles`.
+//! finto's role API under `/roles`: list the roles, inspect one, fetch its credentials, switch
+//! the active role with `PUT /roles`, and (fintors's own) get a console sign-in URL for a role
+//! with `POST /roles/<alias>/console`.
 //!
 //! The switching route changes what every SDK on the machine uses, so it only accepts what a web
 //! page cannot send without a CORS preflight (which fintors never grants): a JSON content type, a
-//! small body, a known alias.
+//! small body, a known alias. So does the console route, whose answer opens the console as the
+//! role.
 
 use std::sync::Arc;
 
@@ -11,13 +13,15 @@ use axum::Router;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use super::json::{error, json, json_response, read_json};
 use super::state::AppState;
 use crate::api::{
-    ApiError, RoleDescription, RoleFilter, RoleList, SwitchRequest, SwitchResponse, paths,
+    ApiError, ConsoleRequest, RoleDescription, RoleFilter, RoleList, SwitchRequest, SwitchResponse,
+    paths,
 };
+use crate::credentials::console::ConsoleError;
 use crate::credentials::{Door, SwitchError};
 
 pub fn router() -> Router<Arc<AppState>> {
@@ -25,6 +29,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route(paths::ROLES, get(list).put(switch))
         .route(paths::ROLE, get(describe))
         .route(paths::ROLE_CREDENTIALS, get(credentials))
+        .route(paths::ROLE_CONSOLE, post(console))
 }
 
 async fn list(State(state): State<Arc<AppState>>, Query(filter): Query<RoleFilter>) -> Response {
@@ -100,5 +105,30 @@ async fn switch(State(state): State<Arc<AppState>>, request: Request) -> Respons
                 message: Some(failure.error.message().to_owned()),
             },
         ),
+    }
+}
+
+async fn console(
+    State(state): State<Arc<AppState>>,
+    Path(alias): Path<String>,
+    request: Request,
+) -> Response {
+    let Some(cache) = state.registry.role(&alias) else {
+        return error(StatusCode::NOT_FOUND, format!("unknown role: {alias}"));
+    };
+    let expected = "{\"destination\": \"<url or service>\", \"duration\": <seconds>}";
+    let wanted: ConsoleRequest = match read_json(request, expected, true).await {
+        Ok(wanted) => wanted,
+        Err(refusal) => return refusal,
+    };
+    match state
+        .federation
+        .sign_in(&cache, &state.instance.region, &wanted)
+        .await
+    {
+        Ok(url) => json(StatusCode::OK, &url),
+        Err(e) if e.is_request_error() => error(StatusCode::BAD_REQUEST, e),
+        Err(e @ ConsoleError::NoCredentials { .. }) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => error(StatusCode::BAD_GATEWAY, e),
     }
 }

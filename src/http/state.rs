@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::credentials::console::Federation;
 use crate::credentials::sso::SsoLogin;
 use crate::credentials::{MfaSessions, Registry, Reloader};
 use crate::ec2::instance::Instance;
@@ -29,4 +30,6 @@ pub struct AppState {
     pub imdsv2_required: bool,
     /// The base credentials' IAM Identity Center login, for the status report.
     pub sso: Option<SsoLogin>,
+    /// Console sign-in (`fintors console`).
+    pub federation: Federation,
 }

@@ -1,5 +1,5 @@
 //! `GET /fintors/status`: what the daemon knows about itself, for `fintors status`, `fintors roles`
-//! and scripts, as [`crate::api::StatusReport`].
+//! and scripts, as [`crate::api::StatusReport`]; also the answer to `POST /fintors/retry`.
 
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use crate::api::{
     CachedReport, DoorReport, ErrorReport, MfaReport, RoleReport, ServedReport, SsoReport,
     StatusReport, paths,
 };
-use crate::credentials::sso::TokenState;
+use crate::credentials::sso::{SsoLogin, TokenState};
 use crate::credentials::{Door, DoorUsage};
 
 pub fn router() -> Router<Arc<AppState>> {
@@ -23,6 +23,11 @@ pub fn router() -> Router<Arc<AppState>> {
 }
 
 async fn status(State(state): State<Arc<AppState>>) -> Response {
+    json(StatusCode::OK, &report(&state))
+}
+
+/// What the daemon knows about itself now.
+pub(super) fn report(state: &AppState) -> StatusReport {
     let active = state.registry.active();
     let now = state.clock.now();
     let roles = state
@@ -55,7 +60,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
             }
         })
         .collect();
-    let report = StatusReport {
+    StatusReport {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         active_role: active.map(|a| a.role().alias.to_string()),
         imdsv2_required: state.imdsv2_required,
@@ -82,9 +87,12 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
             },
             login_command: login.command(),
         }),
+        login_command: state
+            .reloader
+            .login_process()
+            .or_else(|| state.sso.as_ref().map(SsoLogin::command)),
         roles,
-    };
-    json(StatusCode::OK, &report)
+    }
 }
 
 fn door(usage: DoorUsage) -> DoorReport {

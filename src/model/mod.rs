@@ -8,6 +8,7 @@ mod credentials;
 mod names;
 mod role;
 mod secret;
+pub mod shell;
 pub mod time;
 
 pub use arn::RoleArn;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A value that must never be logged. Read it with [`Secret::expose`], only where it is sent.
 #[derive(Clone, PartialEq, Eq)]
@@ -30,6 +30,14 @@ impl Secret {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d).map(Secret)
+    }
+}
+
+/// And leave in the answers whose point is to carry one (a console sign-in URL); serializing is
+/// sending, like [`Secret::expose`].
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 

@@ -107,6 +107,7 @@ fn daemon() -> Daemon {
         aws_profiles: false,
         imdsv2_required: false,
         sso: None,
+        federation_endpoint: None,
     };
     let assumer = Arc::new(FakeAssumer {
         mfa: mfa.clone(),

@@ -7,6 +7,7 @@ mod admin;
 mod aws_profiles;
 mod base_credentials;
 mod client_commands;
+mod console;
 mod container;
 mod contract;
 mod demo;

@@ -5,10 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::clients::{ClientRun, Via, go_whoami};
 use crate::support::sso::{
-    IdentityCenter, SSO_ACCESS_KEY, sso_daemon, sso_daemon_with, write_token_cache,
+    IdentityCenter, SSO_ACCESS_KEY, SSO_SESSION_PROFILE, sso_daemon, sso_daemon_with,
+    write_token_cache,
 };
-use crate::support::{Daemon, FakeSts, fintors_cli};
+use crate::support::{Daemon, FakeSts, fintors_cli, rust_whoami, write_script};
 
 const CREDS: &str = "/latest/meta-data/iam/security-credentials/example";
 const LOGIN: &str = "aws sso login --sso-session corp";
@@ -136,5 +138,175 @@ fn a_refreshable_session_keeps_serving_past_its_access_tokens_expiry() {
         status(&d).contains("SSO session \"corp\": expires in 7h"),
         "{}",
         status(&d)
+    );
+}
+
+/// An `aws` on PATH that does what `aws sso login` leaves behind (the fresh token cached as
+/// `token`) and records its arguments in `<dir>/aws-args`.
+fn fake_aws_sso_login(d: &Daemon, token: &str) -> std::path::PathBuf {
+    let dir = d.dir.path();
+    let prepared = dir.join("prepared-home");
+    write_token_cache(&prepared, "corp", token, hours(8), false);
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    write_script(
+        &bin.join("aws"),
+        &format!(
+            "printf '%s' \"$*\" > {dir}/aws-args\ncp {prepared}/.aws/sso/cache/*.json \
+             {dir}/.aws/sso/cache/\necho 'Successfully logged into Start URL'\n",
+            dir = dir.display(),
+            prepared = prepared.display()
+        ),
+    );
+    bin
+}
+
+fn login(d: &Daemon, envs: &[(&str, &str)]) -> std::process::Output {
+    crate::support::fintors_cli_with(&d.url(), &["login"], envs)
+}
+
+#[test]
+fn fintors_login_runs_aws_sso_login_for_the_session_and_the_daemon_serves_at_once() {
+    let center = IdentityCenter::start(&["fresh-token"]);
+    let sts = FakeSts::issuing();
+    let d = sso_daemon(&center, &sts, "old-token", hours(-1));
+    assert_eq!(d.get(CREDS).json()["Code"], "SsoLoginRequired");
+    let bin = fake_aws_sso_login(&d, "fresh-token");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let o = login(&d, &[("PATH", &path)]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        std::fs::read_to_string(d.dir.path().join("aws-args")).unwrap(),
+        "sso login --sso-session corp"
+    );
+    assert!(
+        stdout.contains("Successfully logged into Start URL"),
+        "the login ran in this terminal: {stdout}"
+    );
+    assert!(
+        stdout.contains("SSO session \"corp\": expires in 7h")
+            && stdout.contains("example: credentials until "),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("fintors: running `aws sso login --sso-session corp`")
+    );
+    assert_eq!(d.get(CREDS).json()["Code"], "Success");
+}
+
+#[test]
+fn a_failed_login_says_so_and_leaves_the_daemon_alone() {
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let d = sso_daemon(&center, &sts, "old-token", hours(-1));
+    let bin = d.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    write_script(&bin.join("aws"), "exit 3\n");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let o = login(&d, &[("PATH", &path)]);
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("fintors: `aws sso login --sso-session corp` failed (exit status: 3)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_configured_login_process_is_what_fintors_login_runs() {
+    let sts = FakeSts::issuing();
+    let d = Daemon::builder(
+        r#"{"credentials": {"file": "CREDS", "profile": "identity",
+                            "login_process": "echo logged in by $0 > DIR/logged-in"},
+            "roles": {"example": "arn:aws:iam::123456789012:role/example"},
+            "default_role": "example"}"#,
+    )
+    .sts(&sts.url)
+    .start();
+    let o = login(&d, &[]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        std::fs::read_to_string(d.dir.path().join("logged-in")).unwrap(),
+        "logged in by sh\n"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("example: credentials until "));
+}
+
+#[test]
+fn fintors_login_without_a_login_to_run_says_what_to_configure() {
+    let sts = FakeSts::issuing();
+    let d = Daemon::builder(crate::support::TWO_ROLES)
+        .sts(&sts.url)
+        .start();
+    let o = login(&d, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.starts_with("fintors: nothing to log in to: ")
+            && stderr.contains("credentials.login_process")
+            && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_sdk_client_shows_the_expired_session_and_its_login_command() {
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let d = sso_daemon(&center, &sts, "old-token", hours(-1));
+    let run = ClientRun::new(&d, Via::Imds);
+    let mut clients = vec![("aws-sdk-rust", rust_whoami(), vec!["--access-key"])];
+    if let Some(go) = go_whoami() {
+        clients.push(("aws-sdk-go-v2", go, vec!["imds"]));
+    }
+    for (name, program, args) in clients {
+        let (_, stderr, ok) = run.output(&program, &args);
+        assert!(!ok, "{name} got credentials");
+        assert!(
+            stderr.contains("SsoLoginRequired") && stderr.contains(LOGIN),
+            "{name} does not show the login command: {stderr}"
+        );
+        eprintln!("{name}: {}", stderr.trim());
+    }
+}
+
+#[test]
+fn roles_imported_from_aws_profiles_with_an_sso_source_profile_are_served_and_explained() {
+    let center = IdentityCenter::start(&["valid-token"]);
+    let sts = FakeSts::issuing();
+    let profiles = format!(
+        "{SSO_SESSION_PROFILE}[profile deploy]\nrole_arn = arn:aws:iam::111122223333:role/deploy\n\
+         source_profile = identity\n[profile audit]\nrole_arn = \
+         arn:aws:iam::111122223333:role/audit\nsource_profile = identity\n"
+    );
+    let builder = Daemon::builder(r#"{"aws_profiles": true, "default_role": "deploy"}"#)
+        .sts(&sts.url)
+        .file(".aws/config", &profiles)
+        .without_env("AWS_CONFIG_FILE");
+    write_token_cache(&builder.path(""), "corp", "valid-token", hours(8), false);
+    let [sso, oidc] = center.endpoints();
+    let d = builder.env(sso.0, &sso.1).env(oidc.0, &oidc.1).start();
+    let deploy = d
+        .get("/latest/meta-data/iam/security-credentials/deploy")
+        .json();
+    assert_eq!(deploy["Code"], "Success", "{deploy}");
+    let calls = sts.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].role_name(), Some("deploy"));
+    assert_eq!(
+        calls[0].access_key, SSO_ACCESS_KEY,
+        "signed with the SSO role's keys"
+    );
+
+    // The session expires; the role not fetched yet says so, with the command.
+    write_token_cache(d.dir.path(), "corp", "valid-token", hours(-1), false);
+    let audit = d.get("/roles/audit/credentials").json();
+    assert_eq!(audit["Code"], "SsoLoginRequired", "{audit}");
+    assert!(
+        audit["Message"].as_str().unwrap().contains(LOGIN),
+        "{audit}"
     );
 }

@@ -537,6 +537,13 @@ pub fn run_client(daemon: &Daemon, program: &Path, args: &[&str]) -> String {
     clients::ClientRun::new(daemon, clients::Via::Imds).run(program, args)
 }
 
+/// Writes an executable shell script (a stand-in for `aws`, a browser) at `path`.
+pub fn write_script(path: &Path, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{script}")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
 /// Runs `fintors ARGS` as a client of `daemon` (via FINTORS_ENDPOINT) and returns its output.
 pub fn fintors_cli(daemon: &Daemon, args: &[&str]) -> std::process::Output {
     fintors_cli_at(&daemon.url(), args)
@@ -544,6 +551,15 @@ pub fn fintors_cli(daemon: &Daemon, args: &[&str]) -> std::process::Output {
 
 /// Runs `fintors ARGS` against the daemon at `endpoint` (which must be on loopback).
 pub fn fintors_cli_at(endpoint: &str, args: &[&str]) -> std::process::Output {
+    fintors_cli_with(endpoint, args, &[])
+}
+
+/// [`fintors_cli_at`] with `envs` added to its environment.
+pub fn fintors_cli_with(
+    endpoint: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> std::process::Output {
     assert!(
         endpoint.starts_with("http://127."),
         "tests talk to loopback only"
@@ -555,6 +571,7 @@ pub fn fintors_cli_at(endpoint: &str, args: &[&str]) -> std::process::Output {
         .env("HOME", "/nonexistent")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("FINTORS_ENDPOINT", endpoint)
+        .envs(envs.iter().copied())
         .output()
         .expect("running fintors")
 }

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::{Daemon, FakeServer, FakeSts, Request, write_private};
+use super::{Daemon, DaemonBuilder, FakeServer, FakeSts, Request, write_private};
 
 /// The key id the portal hands out: AssumeRole calls signed with it came through SSO.
 pub const SSO_ACCESS_KEY: &str = "ASIASSOPORTAL0000001";
@@ -163,6 +163,17 @@ pub fn sso_daemon_with(
     expires_at: chrono::DateTime<chrono::Utc>,
     refresh: bool,
 ) -> Daemon {
+    sso_builder(center, sts, access_token, expires_at, refresh).start()
+}
+
+/// [`sso_daemon_with`], not started yet.
+pub fn sso_builder(
+    center: &IdentityCenter,
+    sts: &FakeSts,
+    access_token: &str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    refresh: bool,
+) -> DaemonBuilder {
     let builder = Daemon::builder(
         r#"{"credentials": {"profile": "identity"},
             "roles": {"example": "arn:aws:iam::123456789012:role/example"},
@@ -173,5 +184,5 @@ pub fn sso_daemon_with(
     .without_env("AWS_CONFIG_FILE");
     write_token_cache(&builder.path(""), "corp", access_token, expires_at, refresh);
     let [sso, oidc] = center.endpoints();
-    builder.env(sso.0, &sso.1).env(oidc.0, &oidc.1).start()
+    builder.env(sso.0, &sso.1).env(oidc.0, &oidc.1)
 }

@@ -1,0 +1,75 @@
+//! `fintors console [ROLE]`: the AWS console as a role, in the browser. The daemon makes the
+//! sign-in URL (`POST /roles/ROLE/console`, through the federation endpoint); this opens it
+//! with `$BROWSER`, else `xdg-open` (`open` on macOS), or prints it with `--print` or when there
+//! is no display to open it on (an SSH session).
+//!
+//! The URL opens the console as the role for 15 minutes, so it goes to the browser and nowhere
+//! else: not to the terminal unless asked, never to a log. An opener gets it as an argument,
+//! which other users of the machine could read in its process list for as long as it runs.
+
+use hyper::{Method, StatusCode};
+
+use super::args::ClientArgs;
+use super::client::Endpoint;
+use super::commands::{
+    CommandError, Output, error_text, parse, report, role_or_active, unknown_role,
+};
+use crate::api::{ConsoleRequest, ConsoleUrl, paths};
+
+/// `fintors console [ROLE] [--print] [--destination D] [--duration S]`
+pub async fn console(
+    args: &ClientArgs,
+    role: Option<&str>,
+    print: bool,
+    request: ConsoleRequest,
+) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    let alias = role_or_active(&endpoint, role, "console").await?;
+    let body = serde_json::to_string(&request).expect("serializes");
+    let (status, reply) = endpoint
+        .request(Method::POST, &paths::role_console(&alias), Some(body))
+        .await?;
+    match status {
+        StatusCode::OK => {}
+        StatusCode::NOT_FOUND => return Err(unknown_role(&alias, &report(&endpoint).await?)),
+        _ => return Err(CommandError::Failed(error_text(&reply))),
+    }
+    let url: ConsoleUrl = parse(&endpoint, &reply)?;
+    let Some(opener) = opener().filter(|_| !print) else {
+        return Ok(format!("{}\n", url.url.expose()));
+    };
+    let opened = std::process::Command::new(&opener)
+        .arg(url.url.expose())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match opened {
+        Ok(s) if s.success() => Ok(format!(
+            "opened the AWS console as {alias} at {} (sign-in link valid for 15 minutes)\n",
+            url.destination
+        )),
+        Ok(s) => Err(CommandError::Failed(format!(
+            "{opener} could not open the sign-in URL ({s}); use `fintors console {alias} --print`"
+        ))),
+        Err(why) => Err(CommandError::Exec {
+            program: opener,
+            why,
+        }),
+    }
+}
+
+/// What opens a URL in the user's browser: `$BROWSER`, else the desktop's opener; `None`
+/// without a display, where a browser cannot open.
+fn opener() -> Option<String> {
+    if let Some(browser) = std::env::var("BROWSER").ok().filter(|b| !b.is_empty()) {
+        return Some(browser);
+    }
+    if cfg!(target_os = "macos") {
+        return Some("open".into());
+    }
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
+    display.then(|| "xdg-open".into())
+}
