@@ -41,11 +41,15 @@ pub mod paths {
         format!("{ROLES}/{alias}/console")
     }
 
-    /// Whether `path` is a role's credentials (`/roles/ALIAS/credentials`), which need an IMDS
-    /// session under `--imdsv2-required` like the IMDS credential paths.
-    pub fn is_role_credentials(path: &str) -> bool {
+    /// Whether `path` hands out a role's powers: its credentials (`/roles/ALIAS/credentials`)
+    /// or a console sign-in as it (`/roles/ALIAS/console`), which need an IMDS session under
+    /// `--imdsv2-required` like the IMDS credential paths.
+    pub fn grants_a_role(path: &str) -> bool {
         path.strip_prefix("/roles/")
-            .and_then(|rest| rest.strip_suffix("/credentials"))
+            .and_then(|rest| {
+                rest.strip_suffix("/credentials")
+                    .or_else(|| rest.strip_suffix("/console"))
+            })
             .is_some_and(|alias| !alias.is_empty() && !alias.contains('/'))
     }
 }
@@ -262,16 +266,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn role_credentials_paths_are_recognised_by_shape() {
-        assert!(paths::is_role_credentials("/roles/dev/credentials"));
-        assert!(paths::is_role_credentials("/roles/d%65v/credentials"));
+    fn paths_that_grant_a_role_are_recognised_by_shape() {
+        assert!(paths::grants_a_role("/roles/dev/credentials"));
+        assert!(paths::grants_a_role("/roles/d%65v/credentials"));
+        assert!(paths::grants_a_role("/roles/dev/console"));
         for path in [
             "/roles",
             "/roles/dev",
             "/roles//credentials",
             "/roles/a/b/credentials",
+            "/roles//console",
         ] {
-            assert!(!paths::is_role_credentials(path), "{path}");
+            assert!(!paths::grants_a_role(path), "{path}");
         }
         assert_eq!(paths::role_credentials("dev"), "/roles/dev/credentials");
     }

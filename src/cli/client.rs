@@ -142,9 +142,14 @@ impl Endpoint {
             .await
     }
 
-    /// A GET within an IMDSv2 session: fetches a short-lived token first, so the request works
-    /// whether or not the daemon runs with `--imdsv2-required`.
-    pub async fn get_in_session(&self, path: &str) -> Result<(StatusCode, Bytes), ClientError> {
+    /// A request within an IMDSv2 session: fetches a short-lived token first, so the request
+    /// works whether or not the daemon runs with `--imdsv2-required`.
+    pub async fn request_in_session(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let (status, token) = self
             .send(Method::PUT, TOKEN_PATH, None, Some((TTL_HEADER, "60")))
             .await?;
@@ -152,7 +157,7 @@ impl Endpoint {
             return Err(self.http_error(format!("no IMDS session token: HTTP {status}")));
         }
         let token = String::from_utf8_lossy(&token).into_owned();
-        self.send(Method::GET, path, None, Some((TOKEN_HEADER, &token)))
+        self.send(method, path, body, Some((TOKEN_HEADER, &token)))
             .await
     }
 

@@ -191,7 +191,7 @@ pub async fn creds(args: &ClientArgs, alias: Option<&str>, format: CredsFormat) 
     let endpoint = Endpoint::discover(args)?;
     let alias = role_or_active(&endpoint, alias, "creds").await?;
     let (status, body) = endpoint
-        .get_in_session(&paths::role_credentials(&alias))
+        .request_in_session(Method::GET, &paths::role_credentials(&alias), None)
         .await?;
     if status == StatusCode::NOT_FOUND {
         return Err(CommandError::Failed(format!("unknown role: {alias}")));

@@ -27,7 +27,7 @@ pub async fn console(
     let alias = role_or_active(&endpoint, role, "console").await?;
     let body = serde_json::to_string(&request).expect("serializes");
     let (status, reply) = endpoint
-        .request(Method::POST, &paths::role_console(&alias), Some(body))
+        .request_in_session(Method::POST, &paths::role_console(&alias), Some(body))
         .await?;
     match status {
         StatusCode::OK => {}

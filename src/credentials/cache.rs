@@ -310,7 +310,15 @@ impl RoleCache {
         let again = self
             .last_failure()
             .is_some_and(|last| *failures > 1 && last.error == error);
-        if again {
+        if matches!(error, StsError::SsoLoginRequired(_)) {
+            // The session's, not the role's: one short line for every role it stops, with the
+            // login command, and the rest at debug.
+            if super::error::first_report_of_login(&error) {
+                tracing::warn!("{}", error.message());
+            } else {
+                tracing::debug!(role = %self.role.alias, "{}", error.message());
+            }
+        } else if again {
             tracing::debug!(
                 role = %self.role.alias,
                 code = %error.code(),

@@ -77,6 +77,26 @@ pub enum MfaError {
     Sts(#[from] StsError),
 }
 
+/// The expired-login error last logged as a warning, by any role: a session that expires stops
+/// every role it signs for, and the user needs to read that once.
+static REPORTED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Whether `error` is news to the log: not the one last warned about. A new login (the cache
+/// file changed) makes the next expiry news again even if it reads the same.
+pub(super) fn first_report_of_login(error: &StsError) -> bool {
+    let mut reported = REPORTED.lock().expect("poisoned");
+    let message = error.message();
+    if reported.as_deref() == Some(message) {
+        return false;
+    }
+    *reported = Some(message.to_owned());
+    true
+}
+
+pub(super) fn forget_reported_login() {
+    *REPORTED.lock().expect("poisoned") = None;
+}
+
 /// `text` cut to one line of at most `max` characters: what reaches a user from an SDK's or a
 /// server's words, which can hold newlines or a whole HTML page.
 pub fn one_line(text: &str, max: usize) -> String {
@@ -112,6 +132,15 @@ mod tests {
         let e = StsError::refused("AccessDenied", "not authorized");
         assert_eq!(e.to_string(), "AccessDenied: not authorized");
         assert_eq!(e.message(), "not authorized");
+    }
+
+    #[test]
+    fn an_expired_login_is_news_once_whichever_role_meets_it_until_a_new_login() {
+        let expired = StsError::SsoLoginRequired("the SSO session \"unit\" expired".into());
+        assert!(first_report_of_login(&expired), "the first role to meet it");
+        assert!(!first_report_of_login(&expired), "every other role, every retry");
+        forget_reported_login();
+        assert!(first_report_of_login(&expired), "after a new login, news again");
     }
 
     #[test]

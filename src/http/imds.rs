@@ -127,7 +127,7 @@ pub fn check_session<B>(
 ) -> Result<Option<u32>, Option<TokenError>> {
     let path = request.uri().path();
     let in_session = (path.starts_with("/latest/") && path != crate::ec2::TOKEN_PATH)
-        || crate::api::paths::is_role_credentials(path);
+        || crate::api::paths::grants_a_role(path);
     if !in_session {
         return Ok(None);
     }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::support::sso::{IdentityCenter, SSO_ACCESS_KEY, sso_builder};
-use crate::support::{Daemon, FakeServer, FakeSts, fintors_cli_with, write_script};
+use crate::support::{Daemon, FakeServer, FakeSts, fintors_cli_with, http, write_script};
 
 const CREDS: &str = "/latest/meta-data/iam/security-credentials/example";
 const SIGNIN_TOKEN: &str = "signin-token-not-for-logs";
@@ -233,4 +233,29 @@ fn a_federation_refusal_is_one_line_naming_the_endpoint() {
         "{stderr}"
     );
     assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn with_imdsv2_required_a_console_sign_in_needs_a_session_token_as_credentials_do() {
+    let (sts, fed) = (FakeSts::issuing(), federation());
+    let d = Daemon::builder(ONE_ROLE)
+        .sts(&sts.url)
+        .env(
+            "FINTORS_FEDERATION_ENDPOINT",
+            &format!("{}/federation", fed.url),
+        )
+        .arg("--imdsv2-required")
+        .start();
+    let without = http(
+        d.addr,
+        "POST",
+        "/roles/example/console",
+        &[("Content-Type", "application/json")],
+        "{}",
+    );
+    assert_eq!(without.status, 401, "{without:?}");
+    assert!(signin_requests(&fed).is_empty());
+    let o = console(&d, &["--print"], &[]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(signin_requests(&fed).len(), 1);
 }

@@ -55,7 +55,7 @@ fn an_expired_session_is_one_line_with_the_login_command_in_the_document_status_
         .filter(|l| l.contains("WARN") && l.contains(LOGIN))
         .collect();
     assert_eq!(warnings.len(), 1, "one warning, not one per retry:\n{log}");
-    assert!(warnings[0].len() <= 400, "{}", warnings[0]);
+    assert!(warnings[0].len() <= 200, "{}", warnings[0]);
     assert_eq!(sts.request_count(), 0, "nothing reached STS unsigned");
 }
 
@@ -308,5 +308,42 @@ fn roles_imported_from_aws_profiles_with_an_sso_source_profile_are_served_and_ex
     assert!(
         audit["Message"].as_str().unwrap().contains(LOGIN),
         "{audit}"
+    );
+}
+
+#[test]
+fn the_log_warns_once_when_the_session_has_15_minutes_left() {
+    let center = IdentityCenter::start(&["valid-token"]);
+    let sts = FakeSts::issuing();
+    let d = sso_daemon(
+        &center,
+        &sts,
+        "valid-token",
+        chrono::Utc::now() + chrono::Duration::minutes(10),
+    );
+    let warnings = || -> Vec<String> {
+        d.stderr()
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("unless it is refreshed"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let started = Instant::now();
+    while warnings().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Three more looks at the cache: still one warning.
+    std::thread::sleep(Duration::from_secs(6));
+    let warned = warnings();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].contains(LOGIN) && warned[0].len() <= 200,
+        "{}",
+        warned[0]
     );
 }
