@@ -138,9 +138,15 @@ mod tests {
     fn an_expired_login_is_news_once_whichever_role_meets_it_until_a_new_login() {
         let expired = StsError::SsoLoginRequired("the SSO session \"unit\" expired".into());
         assert!(first_report_of_login(&expired), "the first role to meet it");
-        assert!(!first_report_of_login(&expired), "every other role, every retry");
+        assert!(
+            !first_report_of_login(&expired),
+            "every other role, every retry"
+        );
         forget_reported_login();
-        assert!(first_report_of_login(&expired), "after a new login, news again");
+        assert!(
+            first_report_of_login(&expired),
+            "after a new login, news again"
+        );
     }
 
     #[test]

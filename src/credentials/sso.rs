@@ -149,6 +149,27 @@ fn token_in(file: Option<PathBuf>, now: DateTime<Utc>) -> TokenState {
     }
 }
 
+/// Every SSO login the daemon's credentials depend on: the base profile's (`base`) and those of
+/// the roles' source profiles (imported with `aws_profiles`), one per token cache file.
+pub async fn logins(base: Option<&SsoLogin>, registry: &Registry) -> Vec<SsoLogin> {
+    let mut logins: Vec<SsoLogin> = base.into_iter().cloned().collect();
+    let mut profiles: Vec<String> = registry
+        .caches()
+        .iter()
+        .filter_map(|cache| cache.role().source_profile.clone())
+        .collect();
+    profiles.sort();
+    profiles.dedup();
+    for profile in profiles {
+        if let Some(login) = SsoLogin::of_profile(&profile).await {
+            if !logins.iter().any(|l| l.cache_file() == login.cache_file()) {
+                logins.push(login);
+            }
+        }
+    }
+    logins
+}
+
 /// Looks at `login`'s token cache every [`POLL`]; when it changes, retries every role that is
 /// failing, so a fresh `aws sso login` is served within seconds. Also warns once when the session
 /// is 15 minutes from expiring.

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::args::ServeArgs;
 use crate::config::{Config, ConfigError, expand_tilde};
 use crate::credentials::console::{Federation, FederationEndpoint};
-use crate::credentials::sso::SsoLogin;
+use crate::credentials::sso::{self, SsoLogin};
 use crate::credentials::{
     Bootstrap, FALLBACK_REGION, MfaSessions, Registry, Reloader, RoleAssumer, Sts,
 };
@@ -148,11 +148,8 @@ async fn start_engine(
         container,
     );
     state.registry.prefetch_active().await;
-    if let Some(login) = &state.sso {
-        tokio::spawn(crate::credentials::sso::watch(
-            login.clone(),
-            state.registry.clone(),
-        ));
+    for login in sso::logins(state.sso.as_ref(), &state.registry).await {
+        tokio::spawn(sso::watch(login, state.registry.clone()));
     }
     state
         .reloader

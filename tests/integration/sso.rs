@@ -309,6 +309,28 @@ fn roles_imported_from_aws_profiles_with_an_sso_source_profile_are_served_and_ex
         audit["Message"].as_str().unwrap().contains(LOGIN),
         "{audit}"
     );
+
+    // The source profile's session is watched like a base one: a new login is served at once.
+    center.accept("fresh-token");
+    write_token_cache(d.dir.path(), "corp", "fresh-token", hours(8), false);
+    let written = Instant::now();
+    while d.get("/roles/audit/credentials").json()["Code"] != "Success" {
+        assert!(
+            written.elapsed() < Duration::from_secs(30),
+            "{}",
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("audit served {:?} after the new login", written.elapsed());
+    while !d.stderr().contains("changed: retrying what failed") {
+        assert!(
+            written.elapsed() < Duration::from_secs(30),
+            "the watcher never saw the login: {}",
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
