@@ -20,6 +20,8 @@ pub mod paths {
     pub const RETRY: &str = "/fintors/retry";
     /// A console sign-in URL for a role's session.
     pub const ROLE_CONSOLE: &str = "/roles/{alias}/console";
+    /// A console sign-in handed to the browser: one use, a minute at most.
+    pub const CONSOLE_HANDOFF: &str = "/fintors/console/{nonce}";
     /// The container credentials endpoint: the active role, and a named one.
     pub const CONTAINER_ACTIVE: &str = "/creds";
     pub const CONTAINER_ROLE: &str = "/creds/{alias}";
@@ -39,6 +41,10 @@ pub mod paths {
 
     pub fn role_console(alias: &str) -> String {
         format!("{ROLES}/{alias}/console")
+    }
+
+    pub fn console_handoff(nonce: &str) -> String {
+        format!("/fintors/console/{nonce}")
     }
 
     /// Whether `path` hands out a role's powers: its credentials (`/roles/ALIAS/credentials`)
@@ -233,14 +239,23 @@ pub struct ConsoleRequest {
     /// `SessionDuration`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<u32>,
+    /// For a browser: answer with [`ConsoleUrl::handoff`], not the URL itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub handoff: bool,
 }
 
-/// The answer to [`ConsoleRequest`]: the sign-in URL, which carries a sign-in token that opens
-/// the console as the role for 15 minutes, so it is a [`Secret`] until it is handed to the
-/// browser.
+/// The answer to [`ConsoleRequest`]. The sign-in URL carries a sign-in token that opens the
+/// console as the role for 15 minutes, so it is a [`Secret`]; a browser is given instead a
+/// handoff path on the daemon that redirects to it once (an opener's and a browser's command
+/// lines are readable by every user of the machine; the daemon refuses other users).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsoleUrl {
-    pub url: Secret,
+    /// The sign-in URL, unless a handoff was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Secret>,
+    /// `/fintors/console/<nonce>`, when a handoff was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<String>,
     /// Where the URL leads once signed in.
     pub destination: String,
     /// When the console session ends, if the federation endpoint was told.

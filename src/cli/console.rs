@@ -4,8 +4,9 @@
 //! is no display to open it on (an SSH session).
 //!
 //! The URL opens the console as the role for 15 minutes, so it goes to the browser and nowhere
-//! else: not to the terminal unless asked, never to a log. An opener gets it as an argument,
-//! which other users of the machine could read in its process list for as long as it runs.
+//! else: not to the terminal unless asked, never to a log, and not on the opener's command line
+//! either, which every user of the machine can read: the browser is given the daemon's one-use
+//! link (`/fintors/console/<nonce>`, see `http::console`), which redirects to it.
 
 use hyper::{Method, StatusCode};
 
@@ -21,10 +22,12 @@ pub async fn console(
     args: &ClientArgs,
     role: Option<&str>,
     print: bool,
-    request: ConsoleRequest,
+    mut request: ConsoleRequest,
 ) -> Output {
     let endpoint = Endpoint::discover(args)?;
     let alias = role_or_active(&endpoint, role, "console").await?;
+    let opener = opener().filter(|_| !print);
+    request.handoff = opener.is_some();
     let body = serde_json::to_string(&request).expect("serializes");
     let (status, reply) = endpoint
         .request_in_session(Method::POST, &paths::role_console(&alias), Some(body))
@@ -34,23 +37,30 @@ pub async fn console(
         StatusCode::NOT_FOUND => return Err(unknown_role(&alias, &report(&endpoint).await?)),
         _ => return Err(CommandError::Failed(error_text(&reply))),
     }
-    let url: ConsoleUrl = parse(&endpoint, &reply)?;
-    let Some(opener) = opener().filter(|_| !print) else {
-        return Ok(format!("{}\n", url.url.expose()));
+    let answer: ConsoleUrl = parse(&endpoint, &reply)?;
+    let (Some(opener), Some(handoff)) = (opener, &answer.handoff) else {
+        return match &answer.url {
+            Some(url) => Ok(format!("{}\n", url.expose())),
+            None => Err(CommandError::Failed(format!(
+                "{endpoint} answered without a sign-in URL; is that really fintors?"
+            ))),
+        };
     };
+    // The daemon's one-use link: nothing on the opener's command line opens the console.
+    let link = format!("{endpoint}{handoff}");
     let opened = std::process::Command::new(&opener)
-        .arg(url.url.expose())
+        .arg(&link)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
     match opened {
         Ok(s) if s.success() => Ok(format!(
-            "opened the AWS console as {alias} at {} (sign-in link valid for 15 minutes)\n",
-            url.destination
+            "opened the AWS console as {alias} at {} (the link works once, for a minute)\n",
+            answer.destination
         )),
         Ok(s) => Err(CommandError::Failed(format!(
-            "{opener} could not open the sign-in URL ({s}); use `fintors console {alias} --print`"
+            "{opener} could not open {link} ({s}); use `fintors console {alias} --print`"
         ))),
         Err(why) => Err(CommandError::Exec {
             program: opener,

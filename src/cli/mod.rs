@@ -100,6 +100,7 @@ fn ask_the_daemon(command: Command) -> ExitCode {
                 let request = crate::api::ConsoleRequest {
                     destination: destination.clone(),
                     duration: *duration,
+                    handoff: false,
                 };
                 console::console(client, role.as_deref(), *print, request).await
             }

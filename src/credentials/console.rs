@@ -105,6 +105,13 @@ impl FederationEndpoint {
         Ok(FederationEndpoint(url.to_owned()))
     }
 
+    /// A URL of the endpoint with a query to append to.
+    fn query(&self) -> form_urlencoded::Serializer<'static, String> {
+        let start = format!("{}?", self.0);
+        let after = start.len();
+        form_urlencoded::Serializer::for_suffix(start, after)
+    }
+
     /// The partition's endpoint.
     fn of_partition(partition: &str) -> Result<Self, ConsoleError> {
         let host = match partition {
@@ -175,7 +182,8 @@ impl Federation {
             ConsoleSession::Fresh(credentials) => credentials,
         };
         let token = signin_token(&endpoint, &session, request.duration).await?;
-        let url = form_urlencoded::Serializer::new(format!("{}?", endpoint.0))
+        let url = endpoint
+            .query()
             .append_pair("Action", "login")
             .append_pair("Issuer", ISSUER)
             .append_pair("Destination", &destination)
@@ -183,7 +191,8 @@ impl Federation {
             .finish();
         tracing::info!(role = %alias, %destination, "made a console sign-in URL");
         Ok(ConsoleUrl {
-            url: Secret::new(url),
+            url: Some(Secret::new(url)),
+            handoff: None,
             destination,
             session_seconds: request.duration,
         })
@@ -254,7 +263,7 @@ async fn signin_token(
     })
     .expect("serializes");
     let uri = {
-        let mut query = form_urlencoded::Serializer::new(format!("{}?", endpoint.0));
+        let mut query = endpoint.query();
         query.append_pair("Action", "getSigninToken");
         if let Some(d) = duration {
             query.append_pair("SessionDuration", &d.to_string());

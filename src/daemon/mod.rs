@@ -297,6 +297,7 @@ pub fn build_state(
         imdsv2_required: settings.imdsv2_required,
         sso: settings.sso.clone(),
         federation: Federation::new(settings.federation_endpoint.clone()),
+        handoffs: Arc::default(),
     })
 }
 

@@ -3,14 +3,15 @@
 //! to an [`App`] (the router, the fast path for cached credentials, the front door of
 //! [`guard`] and IMDS session checks); the routes live one file per API, named for it: [`imds`]
 //! (tokens and credentials) and [`metadata`] (the rest of the tree) under `/latest/`, [`roles`]
-//! (`/roles`, and a role's console sign-in), [`status`], [`reload`], [`retry`] and [`mfa`]
-//! (`/fintors/...`, `/mfa`) on the IMDS listener,
+//! (`/roles`, and a role's console sign-in), [`status`], [`reload`], [`retry`], [`console`]
+//! (the browser's handoff) and [`mfa`] (`/fintors/...`, `/mfa`) on the IMDS listener,
 //! [`container`] and [`admin`] on listeners of their own. Handlers ask the credential engine and
 //! the `ec2` layer; they decide nothing about credentials themselves.
 
 pub mod access_log;
 pub mod admin;
 mod app;
+pub mod console;
 pub mod container;
 pub mod guard;
 pub mod imds;

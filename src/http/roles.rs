@@ -126,6 +126,11 @@ async fn console(
         .sign_in(&cache, &state.instance.region, &wanted)
         .await
     {
+        Ok(mut url) if wanted.handoff => {
+            let signin = url.url.take().expect("a sign-in URL");
+            url.handoff = Some(paths::console_handoff(&state.handoffs.offer(signin)));
+            json(StatusCode::OK, &url)
+        }
         Ok(url) => json(StatusCode::OK, &url),
         Err(e) if e.is_request_error() => error(StatusCode::BAD_REQUEST, e),
         Err(e @ ConsoleError::NoCredentials { .. }) => error(StatusCode::SERVICE_UNAVAILABLE, e),

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::console::Handoffs;
 use crate::credentials::console::Federation;
 use crate::credentials::sso::SsoLogin;
 use crate::credentials::{MfaSessions, Registry, Reloader};
@@ -30,6 +31,7 @@ pub struct AppState {
     pub imdsv2_required: bool,
     /// The base credentials' IAM Identity Center login, for the status report.
     pub sso: Option<SsoLogin>,
-    /// Console sign-in (`fintors console`).
+    /// Console sign-in (`fintors console`), and the sign-ins waiting for the browser.
     pub federation: Federation,
+    pub handoffs: Arc<Handoffs>,
 }

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::require_client;
+use crate::support::clients::chromium;
 use crate::support::sso::{IdentityCenter, SSO_ACCESS_KEY, sso_builder};
 use crate::support::{Daemon, FakeServer, FakeSts, fintors_cli_with, http, write_script};
 
@@ -84,6 +86,13 @@ fn console_print_gives_a_sign_in_url_whose_token_came_from_the_roles_cached_sess
     );
     let calls = signin_requests(&fed);
     assert_eq!(calls.len(), 1);
+    assert!(
+        fed.requests()[0]
+            .target
+            .starts_with("/federation?Action=getSigninToken&"),
+        "{}",
+        fed.requests()[0].target
+    );
     let session: serde_json::Value = serde_json::from_str(&calls[0]["Session"]).unwrap();
     assert_eq!(session["sessionId"], served["AccessKeyId"]);
     assert_eq!(session["sessionKey"], served["SecretAccessKey"]);
@@ -182,32 +191,65 @@ fn a_role_assumed_from_sso_signs_in_with_a_session_of_its_own_assumed_without_du
     );
 }
 
-#[test]
-fn without_print_the_url_goes_to_the_browser_and_without_a_display_to_stdout() {
-    let (sts, fed) = (FakeSts::issuing(), federation());
-    let d = daemon(ONE_ROLE, &sts, &fed);
+/// `fintors console` with a `$BROWSER` that records the URL it was given: the CLI's output
+/// and that URL.
+fn open_in_browser(d: &Daemon) -> (std::process::Output, String) {
     let opened = d.dir.path().join("opened");
     let browser = d.dir.path().join("browser");
     write_script(
         &browser,
         &format!("printf '%s' \"$1\" > {}\n", opened.display()),
     );
-    let o = console(&d, &[], &[("BROWSER", browser.to_str().unwrap())]);
+    let o = console(d, &[], &[("BROWSER", browser.to_str().unwrap())]);
     assert!(o.status.success(), "{o:?}");
+    (o, std::fs::read_to_string(&opened).unwrap())
+}
+
+#[test]
+fn the_browser_gets_a_one_use_link_and_without_a_display_the_url_goes_to_stdout() {
+    let (sts, fed) = (FakeSts::issuing(), federation());
+    let d = daemon(ONE_ROLE, &sts, &fed);
+    let (o, link) = open_in_browser(&d);
     let stdout = String::from_utf8(o.stdout).unwrap();
     assert!(
         stdout.starts_with("opened the AWS console as example at https://us-east-1.console")
             && !stdout.contains(SIGNIN_TOKEN),
         "{stdout}"
     );
-    let url = std::fs::read_to_string(&opened).unwrap();
-    assert_eq!(query(&url)["SigninToken"], SIGNIN_TOKEN);
+    // What the opener's command line held (readable by every user): no sign-in token, only
+    // the daemon's link, which redirects to the sign-in URL once.
+    assert!(!link.contains(SIGNIN_TOKEN), "{link}");
+    let path = link
+        .strip_prefix(&d.url())
+        .unwrap_or_else(|| panic!("{link}"));
+    assert!(path.starts_with("/fintors/console/"), "{path}");
+    let redirect = http(d.addr, "GET", path, &[("Sec-Fetch-Site", "none")], "");
+    assert_eq!(redirect.status, 302, "{redirect:?}");
+    assert_eq!(redirect.header("cache-control"), Some("no-store"));
+    assert_eq!(redirect.header("referrer-policy"), Some("no-referrer"));
+    let signin = redirect.header("location").unwrap();
+    assert!(signin.starts_with(&format!("{}/federation?", fed.url)));
+    assert_eq!(query(signin)["SigninToken"], SIGNIN_TOKEN);
+    let again = http(d.addr, "GET", path, &[], "");
+    assert_eq!(again.status, 404, "one use: {again:?}");
+    assert!(!d.stderr().contains(SIGNIN_TOKEN));
 
     // No $BROWSER, no DISPLAY (as over SSH): printed, for the user to open elsewhere.
     let o = console(&d, &[], &[]);
     assert!(o.status.success(), "{o:?}");
     let printed = String::from_utf8(o.stdout).unwrap();
     assert_eq!(query(printed.trim())["SigninToken"], SIGNIN_TOKEN);
+}
+
+#[test]
+fn a_web_page_cannot_redeem_a_console_link() {
+    let (sts, fed) = (FakeSts::issuing(), federation());
+    let d = daemon(ONE_ROLE, &sts, &fed);
+    let (_, link) = open_in_browser(&d);
+    let path = link.strip_prefix(&d.url()).unwrap();
+    let cross_site = http(d.addr, "GET", path, &[("Sec-Fetch-Site", "cross-site")], "");
+    assert_eq!(cross_site.status, 403, "{cross_site:?}");
+    assert!(cross_site.header("location").is_none());
 }
 
 #[test]
@@ -258,4 +300,52 @@ fn with_imdsv2_required_a_console_sign_in_needs_a_session_token_as_credentials_d
     let o = console(&d, &["--print"], &[]);
     assert!(o.status.success(), "{o:?}");
     assert_eq!(signin_requests(&fed).len(), 1);
+}
+
+#[test]
+fn a_real_browser_follows_the_console_link_to_the_sign_in_url() {
+    let chromium = require_client!(chromium());
+    let sts = FakeSts::issuing();
+    let fed = FakeServer::start(|r| match r.query("Action") {
+        Some("getSigninToken") => (
+            200,
+            "application/json",
+            format!(r#"{{"SigninToken":"{SIGNIN_TOKEN}"}}"#),
+        ),
+        Some("login") => (
+            200,
+            "text/html",
+            "<html><body>signed in</body></html>".into(),
+        ),
+        _ => (404, "text/plain", "".into()),
+    });
+    let d = daemon(ONE_ROLE, &sts, &fed);
+    let dir = d.dir.path();
+    // Headless, and kept on this machine: every name but loopback fails to resolve and any
+    // other connection goes to a dead proxy, so the browser's own background traffic cannot
+    // leave (Chromium never proxies loopback).
+    let browser = dir.join("browser");
+    write_script(
+        &browser,
+        &format!(
+            "HOME={dir} exec {chromium} --headless --no-sandbox --disable-gpu --no-first-run \
+             --disable-background-networking --disable-component-update --disable-sync \
+             --user-data-dir={dir}/chromium --proxy-server=127.0.0.1:9 \
+             --host-resolver-rules='MAP * ~NOTFOUND, EXCLUDE 127.0.0.1' \
+             --dump-dom \"$1\" > {dir}/page.html 2>/dev/null\n",
+            dir = dir.display(),
+            chromium = chromium.display()
+        ),
+    );
+    let o = console(&d, &[], &[("BROWSER", browser.to_str().unwrap())]);
+    assert!(o.status.success(), "{o:?}");
+    let page = std::fs::read_to_string(dir.join("page.html")).unwrap();
+    assert!(page.contains("signed in"), "{page}");
+    let login = fed
+        .requests()
+        .into_iter()
+        .find(|r| r.query("Action") == Some("login"))
+        .expect("the browser reached the sign-in URL");
+    assert_eq!(query(&login.target)["SigninToken"], SIGNIN_TOKEN);
+    assert_eq!(login.header("sec-fetch-site"), Some("none"));
 }

@@ -90,6 +90,17 @@ pub fn go_whoami() -> Option<PathBuf> {
     required("aws-sdk-go-v2", built.clone())
 }
 
+/// Debian's Chromium, for the browser's side of `fintors console`.
+pub fn chromium() -> Option<PathBuf> {
+    let path = PathBuf::from("/usr/bin/chromium");
+    let found = if path.exists() {
+        Ok(path)
+    } else {
+        Err("install Debian's chromium".to_owned())
+    };
+    required("chromium", found)
+}
+
 /// `node` and the JS client script, once `make clients` has installed its packages.
 pub fn js_whoami() -> Option<(PathBuf, PathBuf)> {
     let dir = repo_path("tests/clients/js");
