@@ -208,7 +208,17 @@ fn open_in_browser(d: &Daemon) -> (std::process::Output, String) {
 #[test]
 fn the_browser_gets_a_one_use_link_and_without_a_display_the_url_goes_to_stdout() {
     let (sts, fed) = (FakeSts::issuing(), federation());
-    let d = daemon(ONE_ROLE, &sts, &fed);
+    let log = tempfile::tempdir().unwrap();
+    let access_log = log.path().join("access.log");
+    let d = Daemon::builder(ONE_ROLE)
+        .sts(&sts.url)
+        .env(
+            "FINTORS_FEDERATION_ENDPOINT",
+            &format!("{}/federation", fed.url),
+        )
+        .arg("--log")
+        .arg(access_log.to_str().unwrap())
+        .start();
     let (o, link) = open_in_browser(&d);
     let stdout = String::from_utf8(o.stdout).unwrap();
     assert!(
@@ -233,6 +243,11 @@ fn the_browser_gets_a_one_use_link_and_without_a_display_the_url_goes_to_stdout(
     let again = http(d.addr, "GET", path, &[], "");
     assert_eq!(again.status, 404, "one use: {again:?}");
     assert!(!d.stderr().contains(SIGNIN_TOKEN));
+    let logged = crate::support::access_log(&access_log);
+    assert!(
+        logged.contains("POST /roles/example/console") && !logged.contains(SIGNIN_TOKEN),
+        "{logged}"
+    );
 
     // No $BROWSER, no DISPLAY (as over SSH): printed, for the user to open elsewhere.
     let o = console(&d, &[], &[]);
