@@ -166,10 +166,10 @@ _fintors_complete_use() {
 
 complete -F _fintors_complete_use fintors_use
 
-# `fintors use <TAB>`, `fintors creds <TAB>` and `fintors exec <TAB>` complete role names; everything else goes to the
+# `fintors use|creds|exec|console <TAB>` complete role names; everything else goes to the
 # completion `fintors completions bash` installs (_fintors), when it is loaded.
 _fintors_complete_cli() {
-    if [ "$COMP_CWORD" -eq 2 ] && case "${COMP_WORDS[1]}" in use | creds | exec) true ;; *) false ;; esac; then
+    if [ "$COMP_CWORD" -eq 2 ] && case "${COMP_WORDS[1]}" in use | creds | exec | console) true ;; *) false ;; esac; then
         _fintors_complete_roles
     elif declare -F _fintors >/dev/null; then
         _fintors "$@"

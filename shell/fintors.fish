@@ -165,4 +165,4 @@ end
 
 complete -c fintors_use -f -a '(__fintors_roles)'
 complete -c fintors_use -f -l here -d 'pin this shell to the role'
-complete -c fintors -n '__fish_seen_subcommand_from use creds exec' -f -a '(__fintors_roles)'
+complete -c fintors -n '__fish_seen_subcommand_from use creds exec console' -f -a '(__fintors_roles)'

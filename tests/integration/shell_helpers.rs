@@ -177,12 +177,13 @@ fn completes_role_aliases(shell: &str) {
     let d = Daemon::start();
     let script = if shell == "bash" {
         "COMP_WORDS=(fintors_use ex); COMP_CWORD=1; _fintors_complete_use; printf '%s\\n' \"${COMPREPLY[@]}\"\n\
-         COMP_WORDS=(fintors use example); COMP_CWORD=2; _fintors_complete_cli; printf '%s\\n' \"${COMPREPLY[@]}\""
+         COMP_WORDS=(fintors use example); COMP_CWORD=2; _fintors_complete_cli; printf '%s\\n' \"${COMPREPLY[@]}\"\n\
+         COMP_WORDS=(fintors console ex); COMP_CWORD=2; _fintors_complete_cli; printf '%s\\n' \"${COMPREPLY[@]}\""
     } else {
-        "complete -C'fintors_use ex'; complete -C'fintors use example'"
+        "complete -C'fintors_use ex'; complete -C'fintors use example'; complete -C'fintors console ex'"
     };
     let o = run(shell, &d.url(), script);
-    let expected = "example\nexample2\nexample\nexample2\n";
+    let expected = "example\nexample2\nexample\nexample2\nexample\nexample2\n";
     assert_eq!(out(&o), expected, "{}", err(&o));
 }
 
