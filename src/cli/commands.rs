@@ -13,6 +13,7 @@ use crate::api::{
     ApiError, MfaRequest, MfaStarted, ReloadReport, RoleList, ServedReport, SsoReport,
     StatusReport, SwitchRequest, paths,
 };
+use crate::config::aws_profiles;
 use crate::ec2::document::CredentialsDocument;
 use crate::model::shell;
 
@@ -371,6 +372,12 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
         },
         report.active_role.as_deref().unwrap_or("none")
     );
+    if let Some(warning) = aws_profiles::default_credentials()
+        .await
+        .shadowing_fintors()
+    {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
     match &report.container_endpoint {
         Some(url) => out.push_str(&format!(
             "container endpoint: {url} (`fintors exec ROLE -- CMD`, `fintors env --role ROLE`)\n"

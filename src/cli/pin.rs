@@ -82,12 +82,11 @@ impl Pin {
             Place::Here => match aws_profiles::default_credentials().await {
                 DefaultCredentials::Neither => false,
                 DefaultCredentials::CredentialsFile => true,
-                DefaultCredentials::ConfigFile => {
+                shadowing @ DefaultCredentials::ConfigFile => {
                     return Err(CommandError::Failed(
-                        "the default profile in the AWS config file has credentials of its own, \
-                         which every SDK uses before fintors's: move them to a named profile and \
-                         name it in the fintors config (\"credentials\": {\"profile\": ...})"
-                            .into(),
+                        shadowing
+                            .shadowing_fintors()
+                            .expect("the config file shadows"),
                     ));
                 }
             },

@@ -45,6 +45,22 @@ pub enum DefaultCredentials {
     ConfigFile,
 }
 
+impl DefaultCredentials {
+    /// What to tell a user whose `default` profile wins over fintors in every SDK that has no
+    /// profile selected; `None` when nothing does.
+    pub fn shadowing_fintors(self) -> Option<String> {
+        let file = match self {
+            DefaultCredentials::Neither => return None,
+            DefaultCredentials::CredentialsFile => "credentials",
+            DefaultCredentials::ConfigFile => "config",
+        };
+        Some(format!(
+            "the default profile in the AWS {file} file has credentials, which SDKs use before \
+             fintors's: move them to a named profile and set \"credentials\": {{\"profile\": NAME}}"
+        ))
+    }
+}
+
 /// The keys that make a profile a credential source. Every SDK's default chain asks the
 /// selected profile (`default` when none is) before the container and IMDS providers, so a
 /// `default` profile with any of these wins over fintors: botocore's

@@ -232,6 +232,12 @@ pub async fn load(args: &ServeArgs) -> Result<Loaded, DaemonError> {
     for warning in crate::config::exposed_files(&config) {
         tracing::warn!("{warning}");
     }
+    if let Some(warning) = crate::config::aws_profiles::default_credentials()
+        .await
+        .shadowing_fintors()
+    {
+        tracing::warn!("{warning}");
+    }
     let state_dir = match args.state_dir.clone() {
         Some(dir) => dir,
         None => default_state_dir().ok_or(DaemonError::NoStateDir)?,

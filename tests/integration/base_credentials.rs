@@ -4,7 +4,7 @@
 //! signed each AssumeRole, so each test proves which source was used.
 
 use crate::support::sso::{IdentityCenter, SSO_ACCESS_KEY, sso_daemon};
-use crate::support::{BASE_ACCESS_KEY, BASE_SECRET_KEY, Daemon, FakeSts};
+use crate::support::{BASE_ACCESS_KEY, BASE_SECRET_KEY, Daemon, FakeSts, fintors_cli_with};
 
 const CREDS_PATH: &str = "/latest/meta-data/iam/security-credentials/example";
 
@@ -84,4 +84,41 @@ fn aws_shared_credentials_file_names_the_credentials_file() {
         .start();
     assert_eq!(d.get(CREDS_PATH).json()["Code"], "Success");
     assert_eq!(signers(&sts), [BASE_ACCESS_KEY]);
+}
+
+#[test]
+fn a_default_profile_with_keys_is_named_at_start_and_in_status_as_what_sdks_use_instead() {
+    const WARNING: &str = "the default profile in the AWS credentials file has credentials, \
+                           which SDKs use before fintors's";
+    let sts = FakeSts::issuing();
+    let d = Daemon::builder(&config(r#"{"profile": "default"}"#))
+        .sts(&sts.url)
+        .file(
+            ".aws/credentials",
+            &format!(
+                "[default]\naws_access_key_id = {BASE_ACCESS_KEY}\n\
+                 aws_secret_access_key = {BASE_SECRET_KEY}\n"
+            ),
+        )
+        .start();
+    assert_eq!(d.get(CREDS_PATH).json()["Code"], "Success");
+    let log = d.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains(WARNING))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.len() <= 240, "{line}");
+    let home = d.dir.path().to_str().unwrap();
+    let o = fintors_cli_with(&d.url(), &["status"], &[("HOME", home)]);
+    let status = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        status.contains(&format!("warning: {WARNING}: move them to a named profile")),
+        "{status}"
+    );
+    let elsewhere = fintors_cli_with(&d.url(), &["status"], &[]);
+    assert!(
+        !String::from_utf8(elsewhere.stdout)
+            .unwrap()
+            .contains("warning:")
+    );
 }
