@@ -152,11 +152,12 @@ pub struct StatusReport {
     /// Each MFA device the roles use, and when its session expires (`None`: no session yet).
     #[serde(default)]
     pub mfa: Vec<MfaReport>,
-    /// The base credentials' IAM Identity Center session, when they come from one.
+    /// The IAM Identity Center sessions the credentials depend on: the base profile's, then
+    /// those of imported roles' source profiles.
     #[serde(default)]
-    pub sso: Option<SsoReport>,
-    /// What `fintors login` runs, through `sh -c`: `credentials.login_process`, else the SSO
-    /// session's `aws sso login`; `None` when the base credentials need no login.
+    pub sso: Vec<SsoReport>,
+    /// What `fintors login` runs, through `sh -c`: `credentials.login_process`, else `aws sso
+    /// login` for the SSO sessions that need it; `None` when nothing needs a login.
     #[serde(default)]
     pub login_command: Option<String>,
     pub roles: Vec<RoleReport>,

@@ -131,9 +131,9 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Log the base identity in again (`aws sso login` for its IAM Identity Center session, or
-    /// credentials.login_process), here in this terminal; then the daemon retries every failing
-    /// role at once and says whether that fixed them
+    /// Log in again (`aws sso login` for the IAM Identity Center sessions the roles depend on,
+    /// or credentials.login_process), here in this terminal; then the daemon retries every
+    /// failing role at once and says whether that fixed them
     Login {
         #[command(flatten)]
         client: ClientArgs,

@@ -384,7 +384,7 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
         )),
         None => out.push_str("container endpoint: off\n"),
     }
-    if let Some(sso) = &report.sso {
+    for sso in &report.sso {
         out.push_str(&sso_line(sso, now));
     }
     for device in &report.mfa {

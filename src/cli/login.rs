@@ -1,7 +1,8 @@
 //! `fintors login`: logs the base identity in again, in this terminal, and has the daemon use
 //! the new login at once. The command is the daemon's to say (its status report's
-//! `login_command`: `credentials.login_process`, else `aws sso login` for the base profile's IAM
-//! Identity Center session), since the daemon knows which profile it actually reads. After the
+//! `login_command`: `credentials.login_process`, else `aws sso login` for each IAM Identity
+//! Center session that needs it, the base profile's or an imported role's source profile's),
+//! since the daemon knows which profiles it actually reads. After the
 //! command succeeds, `POST /fintors/retry` has every failing role asked for again now rather
 //! than after its backoff, and the answer says whether that fixed them.
 
@@ -17,7 +18,7 @@ pub async fn login(args: &ClientArgs) -> Output {
     let before = report(&endpoint).await?;
     let Some(command) = before.login_command.clone() else {
         return Err(CommandError::Failed(
-            "nothing to log in to: the base credentials do not come from IAM Identity Center; \
+            "nothing to log in to: no credentials fintors uses come from IAM Identity Center; \
              set credentials.login_process (e.g. \"saml2aws login\") for another login"
                 .into(),
         ));
@@ -44,7 +45,7 @@ pub async fn login(args: &ClientArgs) -> Output {
 /// active, served now or still failing (then the exit status is 1).
 fn outcome(before: &StatusReport, after: &StatusReport) -> Output {
     let mut out = String::new();
-    if let Some(sso) = &after.sso {
+    for sso in &after.sso {
         out.push_str(&sso_line(sso, Utc::now()));
     }
     let mut failing = Vec::new();

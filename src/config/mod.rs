@@ -70,7 +70,7 @@ pub struct Config {
     pub allow_users: Vec<String>,
     /// `credentials.login_process`: the command `fintors login` runs (through `sh -c`, in the
     /// user's terminal) to log the base identity in again, e.g. `saml2aws login`; without it,
-    /// `fintors login` runs `aws sso login` for a base profile that uses IAM Identity Center.
+    /// `fintors login` runs `aws sso login` for the IAM Identity Center sessions in use.
     pub login_process: Option<String>,
 }
 

@@ -149,17 +149,18 @@ fn token_in(file: Option<PathBuf>, now: DateTime<Utc>) -> TokenState {
     }
 }
 
-/// Every SSO login the daemon's credentials depend on: the base profile's (`base`) and those of
-/// the roles' source profiles (imported with `aws_profiles`), one per token cache file.
-pub async fn logins(base: Option<&SsoLogin>, registry: &Registry) -> Vec<SsoLogin> {
-    let mut logins: Vec<SsoLogin> = base.into_iter().cloned().collect();
-    let mut profiles: Vec<String> = registry
-        .caches()
-        .iter()
-        .filter_map(|cache| cache.role().source_profile.clone())
-        .collect();
-    profiles.sort();
-    profiles.dedup();
+/// Every SSO login the daemon's credentials depend on: the base profile's, then those of the
+/// roles' source profiles (imported with `aws_profiles`), one per token cache file.
+pub async fn logins<'a>(
+    base_profile: &str,
+    roles: impl Iterator<Item = &'a crate::model::Role>,
+) -> Vec<SsoLogin> {
+    let mut profiles = vec![base_profile.to_owned()];
+    let mut sources: Vec<String> = roles.filter_map(|r| r.source_profile.clone()).collect();
+    sources.sort();
+    sources.dedup();
+    profiles.extend(sources);
+    let mut logins: Vec<SsoLogin> = Vec::new();
     for profile in profiles {
         if let Some(login) = SsoLogin::of_profile(&profile).await {
             if !logins.iter().any(|l| l.cache_file() == login.cache_file()) {
@@ -168,6 +169,30 @@ pub async fn logins(base: Option<&SsoLogin>, registry: &Registry) -> Vec<SsoLogi
         }
     }
     logins
+}
+
+/// What logs `logins` in again: the sessions that need it (expired, or never logged in here),
+/// else all of them (to extend them), one command after the other.
+pub fn login_command(logins: &[SsoLogin], now: DateTime<Utc>) -> Option<String> {
+    login_command_for(logins, |l| l.token(now))
+}
+
+fn login_command_for(
+    logins: &[SsoLogin],
+    state: impl Fn(&SsoLogin) -> TokenState,
+) -> Option<String> {
+    let needed: Vec<&SsoLogin> = logins
+        .iter()
+        .filter(|l| !matches!(state(l), TokenState::Valid { .. }))
+        .collect();
+    let chosen: Vec<&SsoLogin> = if needed.is_empty() {
+        logins.iter().collect()
+    } else {
+        needed
+    };
+    let mut commands: Vec<String> = chosen.iter().map(|l| l.command()).collect();
+    commands.dedup();
+    (!commands.is_empty()).then(|| commands.join(" && "))
 }
 
 /// Looks at `login`'s token cache every [`POLL`]; when it changes, retries every role that is
@@ -239,6 +264,33 @@ mod tests {
             ..corp()
         };
         assert_eq!(legacy.command(), "aws sso login --profile identity");
+    }
+
+    #[test]
+    fn fintors_login_logs_in_the_sessions_that_need_it_else_all() {
+        let other = SsoLogin {
+            session: Some("other".into()),
+            ..corp()
+        };
+        let both = [corp(), other];
+        let valid = TokenState::Valid {
+            expires: "2026-12-02T18:00:00Z".parse().unwrap(),
+        };
+        let only_other_valid = |l: &SsoLogin| match l.session.as_deref() {
+            Some("other") => valid,
+            _ => TokenState::Missing,
+        };
+        assert_eq!(
+            login_command_for(&both, only_other_valid).as_deref(),
+            Some("aws sso login --sso-session corp"),
+            "only corp needs a login"
+        );
+        assert_eq!(
+            login_command_for(&both, |_| valid).as_deref(),
+            Some("aws sso login --sso-session corp && aws sso login --sso-session other"),
+            "all valid: extend them all"
+        );
+        assert_eq!(login_command_for(&[], |_| valid), None);
     }
 
     #[test]

@@ -134,7 +134,11 @@ async fn start_engine(
         config_path: expand_tilde(&args.config),
         aws_profiles: args.aws_profiles,
         imdsv2_required: args.imdsv2_required,
-        sso: SsoLogin::of_profile(&loaded.config.base_credentials.profile_name()).await,
+        sso: sso::logins(
+            &loaded.config.base_credentials.profile_name(),
+            loaded.config.roles.values(),
+        )
+        .await,
         federation_endpoint: federation_endpoint()?,
     };
     let state = build_state(
@@ -148,8 +152,8 @@ async fn start_engine(
         container,
     );
     state.registry.prefetch_active().await;
-    for login in sso::logins(state.sso.as_ref(), &state.registry).await {
-        tokio::spawn(sso::watch(login, state.registry.clone()));
+    for login in &state.sso {
+        tokio::spawn(sso::watch(login.clone(), state.registry.clone()));
     }
     state
         .reloader
@@ -266,8 +270,8 @@ pub struct Settings {
     pub config_path: PathBuf,
     pub aws_profiles: bool,
     pub imdsv2_required: bool,
-    /// The IAM Identity Center login of the base profile, if it has one.
-    pub sso: Option<SsoLogin>,
+    /// The IAM Identity Center logins the credentials depend on, base profile first.
+    pub sso: Vec<SsoLogin>,
     /// `FINTORS_FEDERATION_ENDPOINT`, if set: where console sign-ins go instead of the role
     /// partition's federation endpoint.
     pub federation_endpoint: Option<FederationEndpoint>,

@@ -29,8 +29,9 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub clock: Clock,
     pub imdsv2_required: bool,
-    /// The base credentials' IAM Identity Center login, for the status report.
-    pub sso: Option<SsoLogin>,
+    /// The IAM Identity Center logins the credentials depend on (base profile first), for the
+    /// status report and `fintors login`.
+    pub sso: Vec<SsoLogin>,
     /// Console sign-in (`fintors console`), and the sign-ins waiting for the browser.
     pub federation: Federation,
     pub handoffs: Arc<Handoffs>,

@@ -15,7 +15,7 @@ use crate::api::{
     CachedReport, DoorReport, ErrorReport, MfaReport, RoleReport, ServedReport, SsoReport,
     StatusReport, paths,
 };
-use crate::credentials::sso::{SsoLogin, TokenState};
+use crate::credentials::sso::{self, TokenState};
 use crate::credentials::{Door, DoorUsage};
 
 pub fn router() -> Router<Arc<AppState>> {
@@ -78,19 +78,23 @@ pub(super) fn report(state: &AppState) -> StatusReport {
                 serial: serial.as_str().to_owned(),
             })
             .collect(),
-        sso: state.sso.as_ref().map(|login| SsoReport {
-            session: login.name(),
-            expires: match login.token(now) {
-                TokenState::Missing => None,
-                TokenState::Valid { expires } => Some(expires),
-                TokenState::Expired { since } => Some(since),
-            },
-            login_command: login.command(),
-        }),
+        sso: state
+            .sso
+            .iter()
+            .map(|login| SsoReport {
+                session: login.name(),
+                expires: match login.token(now) {
+                    TokenState::Missing => None,
+                    TokenState::Valid { expires } => Some(expires),
+                    TokenState::Expired { since } => Some(since),
+                },
+                login_command: login.command(),
+            })
+            .collect(),
         login_command: state
             .reloader
             .login_process()
-            .or_else(|| state.sso.as_ref().map(SsoLogin::command)),
+            .or_else(|| sso::login_command(&state.sso, now)),
         roles,
     }
 }

@@ -273,10 +273,15 @@ fn an_sdk_client_shows_the_expired_session_and_its_login_command() {
     }
 }
 
-#[test]
-fn roles_imported_from_aws_profiles_with_an_sso_source_profile_are_served_and_explained() {
-    let center = IdentityCenter::start(&["valid-token"]);
-    let sts = FakeSts::issuing();
+/// A daemon with no base credentials of its own: its roles `deploy` (the default) and `audit`
+/// are imported from `~/.aws/config`, each with source profile `identity`, the SSO session
+/// `corp`'s, whose cached token is `token`.
+fn imported_roles_daemon(
+    center: &IdentityCenter,
+    sts: &FakeSts,
+    token: &str,
+    expires: chrono::DateTime<chrono::Utc>,
+) -> Daemon {
     let profiles = format!(
         "{SSO_SESSION_PROFILE}[profile deploy]\nrole_arn = arn:aws:iam::111122223333:role/deploy\n\
          source_profile = identity\n[profile audit]\nrole_arn = \
@@ -286,9 +291,40 @@ fn roles_imported_from_aws_profiles_with_an_sso_source_profile_are_served_and_ex
         .sts(&sts.url)
         .file(".aws/config", &profiles)
         .without_env("AWS_CONFIG_FILE");
-    write_token_cache(&builder.path(""), "corp", "valid-token", hours(8), false);
+    write_token_cache(&builder.path(""), "corp", token, expires, false);
     let [sso, oidc] = center.endpoints();
-    let d = builder.env(sso.0, &sso.1).env(oidc.0, &oidc.1).start();
+    builder.env(sso.0, &sso.1).env(oidc.0, &oidc.1).start()
+}
+
+#[test]
+fn fintors_login_logs_in_the_session_of_imported_roles_source_profile() {
+    let center = IdentityCenter::start(&["fresh-token"]);
+    let sts = FakeSts::issuing();
+    let d = imported_roles_daemon(&center, &sts, "old-token", hours(-1));
+    assert!(
+        status(&d).contains("SSO session \"corp\": expired at "),
+        "{}",
+        status(&d)
+    );
+    let bin = fake_aws_sso_login(&d, "fresh-token");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let o = login(&d, &[("PATH", &path)]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        std::fs::read_to_string(d.dir.path().join("aws-args")).unwrap(),
+        "sso login --sso-session corp"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("deploy: credentials until "),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn roles_imported_from_aws_profiles_with_an_sso_source_profile_are_served_and_explained() {
+    let center = IdentityCenter::start(&["valid-token"]);
+    let sts = FakeSts::issuing();
+    let d = imported_roles_daemon(&center, &sts, "valid-token", hours(8));
     let deploy = d
         .get("/latest/meta-data/iam/security-credentials/deploy")
         .json();
