@@ -156,10 +156,6 @@ pub struct StatusReport {
     /// those of imported roles' source profiles.
     #[serde(default)]
     pub sso: Vec<SsoReport>,
-    /// What `fintors login` runs, through `sh -c`: `credentials.login_process`, else `aws sso
-    /// login` for the SSO sessions that need it; `None` when nothing needs a login.
-    #[serde(default)]
-    pub login_command: Option<String>,
     pub roles: Vec<RoleReport>,
 }
 
@@ -167,10 +163,28 @@ pub struct StatusReport {
 pub struct SsoReport {
     /// `SSO session "corp"`.
     pub session: String,
+    /// The `sso-session` section's name; `None` for a legacy profile (`sso_start_url`).
+    #[serde(default)]
+    pub sso_session: Option<String>,
+    /// The profile that uses it.
+    #[serde(default)]
+    pub profile: String,
     /// When the cached token expires or expired; `None`: no login cached on this machine.
     pub expires: Option<DateTime<Utc>>,
     /// What logs in again: `aws sso login --sso-session corp`.
     pub login_command: String,
+}
+
+/// The command that logs an IAM Identity Center session in again, as arguments: what `fintors
+/// login` runs (no shell: the names come from the daemon) and what every message shows.
+pub fn sso_login_argv(sso_session: Option<&str>, profile: &str) -> Vec<String> {
+    let (flag, name) = match sso_session {
+        Some(session) => ("--sso-session", session),
+        None => ("--profile", profile),
+    };
+    ["aws", "sso", "login", flag, name]
+        .map(str::to_owned)
+        .to_vec()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,7 +266,11 @@ pub struct ConsoleRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsoleUrl {
     /// The sign-in URL, unless a handoff was asked for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::model::secret::serialize_exposed"
+    )]
     pub url: Option<Secret>,
     /// `/fintors/console/<nonce>`, when a handoff was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -217,7 +217,6 @@ fn build() -> Daemon {
         config_path,
         aws_profiles: false,
         imdsv2_required: false,
-        sso: Vec::new(),
         federation_endpoint: None,
     };
     let v1 = build_state(

@@ -46,7 +46,16 @@ pub async fn console(
             ))),
         };
     };
-    // The daemon's one-use link: nothing on the opener's command line opens the console.
+    // The daemon's one-use link: nothing on the opener's command line opens the console. Only
+    // that shape, so whatever answers on the port cannot send the browser elsewhere.
+    let nonce = handoff
+        .strip_prefix(&paths::console_handoff(""))
+        .unwrap_or("");
+    if nonce.len() != 32 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CommandError::Failed(format!(
+            "{endpoint} answered a console link of the wrong shape; is that really fintors?"
+        )));
+    }
     let link = format!("{endpoint}{handoff}");
     let opened = std::process::Command::new(&opener)
         .arg(&link)

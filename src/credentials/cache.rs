@@ -128,12 +128,12 @@ impl RoleCache {
         &self.role
     }
 
-    /// How many AssumeRole calls this cache has made.
     /// What assumes the role: for what is not the cache's business, like a console session.
     pub fn assumer(&self) -> &dyn RoleAssumer {
         self.assumer.as_ref()
     }
 
+    /// How many AssumeRole calls this cache has made.
     pub fn sts_calls(&self) -> u64 {
         self.sts_calls.load(Ordering::Relaxed)
     }
@@ -218,6 +218,26 @@ impl RoleCache {
             Ok(Err(crashed)) => std::panic::resume_unwind(crashed.into_panic()),
             Err(_) => Err(self.still_waiting()),
         }
+    }
+
+    /// Whether the cached credentials' latest refresh failed (they are still served).
+    pub fn refresh_failing(&self) -> bool {
+        let current = self.current.read().expect("poisoned").clone();
+        matches!((current, self.last_failure()), (Some(c), Some(f)) if f.at >= c.fetched_at)
+    }
+
+    /// A failed refresh tried again now rather than at its backoff (after a login, an MFA code):
+    /// the cached credentials are served meanwhile. Waits at most [`STS_WAIT`]; the call itself
+    /// runs on, as for [`RoleCache::get`].
+    pub async fn retry_refresh(self: &Arc<Self>) {
+        let this = self.clone();
+        let retry = tokio::spawn(async move {
+            let mut failures = this.flight.lock().await;
+            if this.refresh_failing() {
+                let _ = this.call_sts(&mut failures).await;
+            }
+        });
+        let _ = tokio::time::timeout(STS_WAIT, retry).await;
     }
 
     /// Obtains credentials under the flight lock: whoever comes second finds the first one's.
@@ -473,6 +493,11 @@ mod tests {
         fn push(&self, outcome: Result<(), StsError>) {
             self.script.lock().unwrap().push_back(outcome);
         }
+
+        /// Drops the scripted outcomes still to come: STS succeeds from now on.
+        fn clear(&self) {
+            self.script.lock().unwrap().clear();
+        }
     }
 
     impl RoleAssumer for ScriptedSts {
@@ -646,8 +671,8 @@ mod tests {
         assert_eq!(sts.calls(), 1);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn failing_refresh_keeps_serving_valid_credentials_and_backs_off() {
+    /// A pinned one-hour role with credentials in hand, and STS throttling the next 100 calls.
+    async fn refreshes_will_fail() -> (Clock, Arc<ScriptedSts>, Arc<RoleCache>, Arc<Issued>) {
         let clock = start();
         let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
@@ -656,6 +681,12 @@ mod tests {
         for _ in 0..100 {
             sts.push(Err(throttled()));
         }
+        (clock, sts, cache, first)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_refresh_keeps_serving_valid_credentials_and_backs_off() {
+        let (_, sts, cache, first) = refreshes_will_fail().await;
         // From the refresh point (30 min) to 5 minutes before expiry: every answer is the cached one.
         advance(TimeDelta::minutes(30)).await;
         for _ in 0..25 {
@@ -668,6 +699,25 @@ mod tests {
         // not thousands.
         assert!((5..=20).contains(&calls), "{calls} refresh attempts");
         assert_eq!(cache.last_failure().unwrap().error.code(), "Throttling");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_refresh_retried_now_replaces_the_credentials_without_waiting_out_its_backoff()
+    {
+        let (_, sts, cache, first) = refreshes_will_fail().await;
+        advance(TimeDelta::minutes(31)).await;
+        assert!(cache.refresh_failing(), "the refresh at 30 minutes failed");
+        let calls = sts.calls();
+        // The cause is fixed (a login, say); the retry does not wait for the backoff.
+        sts.clear();
+        cache.retry_refresh().await;
+        assert_eq!(sts.calls(), calls + 1);
+        assert!(!cache.refresh_failing());
+        let served = cache.get(Attempt::RespectBackoff).await.unwrap();
+        assert_ne!(
+            served.credentials.access_key_id,
+            first.credentials.access_key_id
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -85,22 +85,33 @@ pub struct FederationEndpoint(String);
 impl FederationEndpoint {
     pub fn parse(url: &str) -> Result<Self, String> {
         let bad = |why: &str| format!("FINTORS_FEDERATION_ENDPOINT={url:?} {why}");
-        let rest = if let Some(rest) = url.strip_prefix("https://") {
-            rest
-        } else if let Some(rest) = url.strip_prefix("http://") {
-            let host = rest.split('/').next().unwrap_or("");
-            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-            if !(host.starts_with("127.") || host == "[::1]" || host == "localhost") {
-                return Err(bad("sends role sessions in clear text: use https://"));
-            }
-            rest
-        } else {
-            return Err(bad("is not an https:// URL"));
+        let shape = "must be a URL like https://signin.aws.amazon.com/federation";
+        let uri: hyper::Uri = url.parse().map_err(|_| bad(shape))?;
+        let Some(authority) = uri.authority() else {
+            return Err(bad(shape));
         };
-        if rest.is_empty() || rest.contains(['?', '#', ' ']) {
-            return Err(bad(
-                "must be a URL like https://signin.aws.amazon.com/federation",
-            ));
+        if authority.as_str().contains('@') {
+            return Err(bad("must not carry a user name"));
+        }
+        if uri.query().is_some() || url.contains('#') {
+            return Err(bad(shape));
+        }
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") => {
+                let host = authority
+                    .host()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                let loopback = host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                if !loopback {
+                    return Err(bad("sends role sessions in clear text: use https://"));
+                }
+            }
+            _ => return Err(bad("is not an https:// URL")),
         }
         Ok(FederationEndpoint(url.to_owned()))
     }
@@ -153,8 +164,8 @@ impl Federation {
             return Err(ConsoleError::DurationOutOfRange(d));
         }
         let partition = role.arn.partition();
-        let region = role.region.as_ref().unwrap_or(default_region);
-        let destination = destination(partition, region, request.destination.as_deref())?;
+        let region = console_region(partition, role.region.as_ref(), default_region);
+        let destination = destination(partition, &region, request.destination.as_deref())?;
         let endpoint = match &self.endpoint {
             Some(endpoint) => endpoint.clone(),
             None => FederationEndpoint::of_partition(partition)?,
@@ -196,6 +207,24 @@ impl Federation {
             destination,
             session_seconds: request.duration,
         })
+    }
+}
+
+/// The console's region: the role's, else the instance's if it is in the role's partition,
+/// else the partition's first (a China or GovCloud role on a machine set up for `aws`).
+fn console_region(partition: &str, role: Option<&Region>, default: &Region) -> Region {
+    if let Some(region) = role {
+        return region.clone();
+    }
+    let (prefix, first) = match partition {
+        "aws-cn" => ("cn-", "cn-north-1"),
+        "aws-us-gov" => ("us-gov-", "us-gov-west-1"),
+        _ => return default.clone(),
+    };
+    if default.as_str().starts_with(prefix) {
+        default.clone()
+    } else {
+        Region::parse(first).expect("a region")
     }
 }
 
@@ -300,7 +329,7 @@ async fn signin_token(
     let request = hyper::Request::get(uri)
         .header("accept", "application/json")
         .body(Full::new(Bytes::new()))
-        .expect("a valid request");
+        .map_err(|_| unreachable("not a URL fintors can send a request to".into()))?;
     let answer = tokio::time::timeout(TIMEOUT, async {
         let response = client.request(request).await.map_err(|e| {
             // The innermost cause (DNS, refused, TLS); the URI, which holds the session, never.
@@ -385,6 +414,27 @@ mod tests {
     }
 
     #[test]
+    fn a_role_without_a_region_opens_in_its_own_partition() {
+        let us = region("us-east-1");
+        assert_eq!(console_region("aws", None, &us), us);
+        assert_eq!(
+            console_region("aws-cn", None, &us),
+            region("cn-north-1"),
+            "not us-east-1 on the China console"
+        );
+        assert_eq!(
+            console_region("aws-cn", None, &region("cn-northwest-1")),
+            region("cn-northwest-1")
+        );
+        assert_eq!(
+            console_region("aws-us-gov", None, &us),
+            region("us-gov-west-1")
+        );
+        let eu = region("eu-west-1");
+        assert_eq!(console_region("aws", Some(&eu), &us), eu);
+    }
+
+    #[test]
     fn a_destination_is_a_url_or_a_service_name_and_nothing_else() {
         let eu = region("eu-west-1");
         for bad in ["S3", "s3/../x", "http://example.com", "", "https://a b"] {
@@ -404,6 +454,8 @@ mod tests {
             "https://signin.example.com/federation",
             "http://127.0.0.1:8080/federation",
             "http://[::1]:9/federation",
+            "http://[::1]/federation",
+            "http://localhost:8080/federation",
         ] {
             assert!(FederationEndpoint::parse(good).is_ok(), "{good}");
         }
@@ -412,6 +464,13 @@ mod tests {
             "ftp://x",
             "https://",
             "https://x/federation?Action=login",
+            // Loopback in looks only: a name that resolves anywhere, and user names before
+            // the real host.
+            "http://127.0.0.1.example.com/federation",
+            "http://127.0.0.1@example.com/federation",
+            "http://localhost:1@example.com/",
+            "http://[::1]:80@example.com/",
+            "https://a\tb/federation",
         ] {
             assert!(FederationEndpoint::parse(bad).is_err(), "{bad}");
         }

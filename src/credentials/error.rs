@@ -77,24 +77,25 @@ pub enum MfaError {
     Sts(#[from] StsError),
 }
 
-/// The expired-login error last logged as a warning, by any role: a session that expires stops
-/// every role it signs for, and the user needs to read that once.
-static REPORTED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+/// The expired-login errors logged as warnings, by any role: a session that expires stops every
+/// role it signs for, and the user needs to read that once. Each message names its session, so
+/// two expired sessions are two warnings, once each.
+static REPORTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
-/// Whether `error` is news to the log: not the one last warned about. A new login (the cache
+/// Whether `error` is news to the log: not warned about already. A new login (a token cache
 /// file changed) makes the next expiry news again even if it reads the same.
 pub(super) fn first_report_of_login(error: &StsError) -> bool {
     let mut reported = REPORTED.lock().expect("poisoned");
     let message = error.message();
-    if reported.as_deref() == Some(message) {
+    if reported.iter().any(|m| m == message) {
         return false;
     }
-    *reported = Some(message.to_owned());
+    reported.push(message.to_owned());
     true
 }
 
 pub(super) fn forget_reported_login() {
-    *REPORTED.lock().expect("poisoned") = None;
+    REPORTED.lock().expect("poisoned").clear();
 }
 
 /// `text` cut to one line of at most `max` characters: what reaches a user from an SDK's or a
@@ -135,12 +136,18 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_login_is_news_once_whichever_role_meets_it_until_a_new_login() {
+    fn an_expired_login_is_news_once_per_session_whichever_role_meets_it_until_a_new_login() {
         let expired = StsError::SsoLoginRequired("the SSO session \"unit\" expired".into());
+        let other = StsError::SsoLoginRequired("the SSO session \"unit2\" expired".into());
         assert!(first_report_of_login(&expired), "the first role to meet it");
+        assert!(first_report_of_login(&other), "another session's");
         assert!(
             !first_report_of_login(&expired),
             "every other role, every retry"
+        );
+        assert!(
+            !first_report_of_login(&other),
+            "alternating roles, no repeats"
         );
         forget_reported_login();
         assert!(

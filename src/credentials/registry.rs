@@ -166,8 +166,9 @@ impl Registry {
         serials
     }
 
-    /// After the base credentials changed: assume at once every role that is failing or is
-    /// active without credentials, instead of waiting out their backoff.
+    /// After the base credentials changed: assume at once every role that is failing (with
+    /// nothing cached, or a refresh that failed) or is active without credentials, instead of
+    /// waiting out their backoff.
     pub async fn retry_pending(&self) {
         let active = self.active();
         let pending: Vec<_> = self
@@ -175,13 +176,19 @@ impl Registry {
             .values()
             .filter(|cache| {
                 let is_active = active.as_ref().is_some_and(|a| Arc::ptr_eq(a, cache));
-                cache.cached().is_none() && (is_active || cache.last_failure().is_some())
+                let nothing_to_serve =
+                    cache.cached().is_none() && (is_active || cache.last_failure().is_some());
+                nothing_to_serve || cache.refresh_failing()
             })
             .map(|cache| {
                 let cache = cache.clone();
                 // Each its own task, at once: a slow role must not hold up the others.
                 tokio::spawn(async move {
-                    let _ = cache.get(Attempt::Now).await;
+                    if cache.cached().is_some() {
+                        cache.retry_refresh().await;
+                    } else {
+                        let _ = cache.get(Attempt::Now).await;
+                    }
                 })
             })
             .collect();

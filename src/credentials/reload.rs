@@ -5,12 +5,14 @@
 //! added and removed, the active role stays if it still exists, and unchanged roles keep their
 //! cached credentials. An invalid one is rejected, with the error logged and answered, and the old
 //! configuration stays. Settings that shape listeners or the STS client (addresses, ports, base
-//! credentials, MFA, the instance) take effect at the next restart, and the reload says so.
+//! credentials, MFA, the instance) take effect at the next restart, and the reload says so. The
+//! IAM Identity Center sessions the roles depend on are looked up again, and new ones watched.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::registry::{Registry, Reloaded};
+use super::sso::{self, SsoLogin};
 use crate::config::{Config, ConfigError};
 
 /// What a reload did.
@@ -29,6 +31,10 @@ pub struct Reloader {
     registry: Arc<Registry>,
     /// One reload at a time.
     running: tokio::sync::Mutex<()>,
+    /// The SSO sessions the configuration's credentials depend on, and the token caches
+    /// watched (each once, for the daemon's lifetime).
+    sso: Mutex<Vec<SsoLogin>>,
+    watched: Mutex<Vec<PathBuf>>,
 }
 
 impl Reloader {
@@ -44,13 +50,42 @@ impl Reloader {
             current: Mutex::new(current),
             registry,
             running: tokio::sync::Mutex::new(()),
+            sso: Mutex::new(Vec::new()),
+            watched: Mutex::new(Vec::new()),
         })
     }
 
-    /// `credentials.login_process` as the running configuration has it: `fintors login` runs
-    /// what the file says now, so changing it takes a reload, not a restart.
-    pub fn login_process(&self) -> Option<String> {
-        self.current.lock().expect("poisoned").login_process.clone()
+    /// The IAM Identity Center sessions the running configuration depends on, base profile
+    /// first.
+    pub fn sso_logins(&self) -> Vec<SsoLogin> {
+        self.sso.lock().expect("poisoned").clone()
+    }
+
+    /// [`Reloader::watch_sso`] for the configuration the daemon started with.
+    pub async fn watch_current_sso(&self) {
+        let config = self.current.lock().expect("poisoned").clone();
+        self.watch_sso(&config).await;
+    }
+
+    /// Looks up the SSO sessions of `config` (the base profile's, then the roles' source
+    /// profiles') and watches the token caches not watched yet (see [`sso::watch`]).
+    async fn watch_sso(&self, config: &Config) {
+        let logins = sso::logins(
+            &config.base_credentials.profile_name(),
+            config.roles.values(),
+        )
+        .await;
+        let mut watched = self.watched.lock().expect("poisoned");
+        for login in &logins {
+            let Some(file) = login.cache_file() else {
+                continue;
+            };
+            if !watched.contains(&file) {
+                watched.push(file);
+                tokio::spawn(sso::watch(login.clone(), self.registry.clone()));
+            }
+        }
+        *self.sso.lock().expect("poisoned") = logins;
     }
 
     pub async fn reload(&self) -> Result<Report, ConfigError> {
@@ -67,6 +102,7 @@ impl Reloader {
                 return Err(e);
             }
         };
+        self.watch_sso(&new).await;
         let mut current = self.current.lock().expect("poisoned");
         let mut need_restart = Vec::new();
         let mut check = |what: &'static str, same: bool| {

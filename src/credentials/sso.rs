@@ -55,10 +55,23 @@ struct CachedToken {
 }
 
 impl SsoLogin {
-    /// The SSO login `profile` uses, if any, from the AWS config file.
+    /// The SSO login `profile` uses, if any, from the AWS config file: its own, or that of the
+    /// profile it assumes its role from (`source_profile`, followed a few links deep).
     pub async fn of_profile(profile: &str) -> Option<SsoLogin> {
         let profiles = aws_profiles::load().await.ok()?;
-        let p = profiles.get_profile(profile)?;
+        let mut name = profile;
+        let mut p = profiles.get_profile(name)?;
+        for _ in 0..8 {
+            let is_sso = p.get("sso_session").is_some() || p.get("sso_start_url").is_some();
+            match p.get("source_profile").filter(|_| !is_sso) {
+                Some(source) if source != name => {
+                    name = source;
+                    p = profiles.get_profile(name)?;
+                }
+                _ => break,
+            }
+        }
+        let profile = name;
         match p.get("sso_session") {
             Some(session) => Some(SsoLogin {
                 session: Some(session.to_owned()),
@@ -80,10 +93,11 @@ impl SsoLogin {
     /// The command that logs in again, as it is pasted into a shell (and as `fintors login`
     /// runs it).
     pub fn command(&self) -> String {
-        match &self.session {
-            Some(session) => format!("aws sso login --sso-session {}", shell::word(session)),
-            None => format!("aws sso login --profile {}", shell::word(&self.profile)),
-        }
+        let argv = crate::api::sso_login_argv(self.session.as_deref(), &self.profile);
+        argv.iter()
+            .map(|a| shell::word(a))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// How a user knows the session: `SSO session "corp"`, or by its start URL.
@@ -171,30 +185,6 @@ pub async fn logins<'a>(
     logins
 }
 
-/// What logs `logins` in again: the sessions that need it (expired, or never logged in here),
-/// else all of them (to extend them), one command after the other.
-pub fn login_command(logins: &[SsoLogin], now: DateTime<Utc>) -> Option<String> {
-    login_command_for(logins, |l| l.token(now))
-}
-
-fn login_command_for(
-    logins: &[SsoLogin],
-    state: impl Fn(&SsoLogin) -> TokenState,
-) -> Option<String> {
-    let needed: Vec<&SsoLogin> = logins
-        .iter()
-        .filter(|l| !matches!(state(l), TokenState::Valid { .. }))
-        .collect();
-    let chosen: Vec<&SsoLogin> = if needed.is_empty() {
-        logins.iter().collect()
-    } else {
-        needed
-    };
-    let mut commands: Vec<String> = chosen.iter().map(|l| l.command()).collect();
-    commands.dedup();
-    (!commands.is_empty()).then(|| commands.join(" && "))
-}
-
 /// Looks at `login`'s token cache every [`POLL`]; when it changes, retries every role that is
 /// failing, so a fresh `aws sso login` is served within seconds. Also warns once when the session
 /// is 15 minutes from expiring.
@@ -264,33 +254,6 @@ mod tests {
             ..corp()
         };
         assert_eq!(legacy.command(), "aws sso login --profile identity");
-    }
-
-    #[test]
-    fn fintors_login_logs_in_the_sessions_that_need_it_else_all() {
-        let other = SsoLogin {
-            session: Some("other".into()),
-            ..corp()
-        };
-        let both = [corp(), other];
-        let valid = TokenState::Valid {
-            expires: "2026-12-02T18:00:00Z".parse().unwrap(),
-        };
-        let only_other_valid = |l: &SsoLogin| match l.session.as_deref() {
-            Some("other") => valid,
-            _ => TokenState::Missing,
-        };
-        assert_eq!(
-            login_command_for(&both, only_other_valid).as_deref(),
-            Some("aws sso login --sso-session corp"),
-            "only corp needs a login"
-        );
-        assert_eq!(
-            login_command_for(&both, |_| valid).as_deref(),
-            Some("aws sso login --sso-session corp && aws sso login --sso-session other"),
-            "all valid: extend them all"
-        );
-        assert_eq!(login_command_for(&[], |_| valid), None);
     }
 
     #[test]

@@ -22,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::args::ServeArgs;
 use crate::config::{Config, ConfigError, expand_tilde};
 use crate::credentials::console::{Federation, FederationEndpoint};
-use crate::credentials::sso::{self, SsoLogin};
 use crate::credentials::{
     Bootstrap, FALLBACK_REGION, MfaSessions, Registry, Reloader, RoleAssumer, Sts,
 };
@@ -134,11 +133,6 @@ async fn start_engine(
         config_path: expand_tilde(&args.config),
         aws_profiles: args.aws_profiles,
         imdsv2_required: args.imdsv2_required,
-        sso: sso::logins(
-            &loaded.config.base_credentials.profile_name(),
-            loaded.config.roles.values(),
-        )
-        .await,
         federation_endpoint: federation_endpoint()?,
     };
     let state = build_state(
@@ -151,10 +145,9 @@ async fn start_engine(
         Clock::system(),
         container,
     );
+    state.reloader.watch_current_sso().await;
     state.registry.prefetch_active().await;
-    for login in &state.sso {
-        tokio::spawn(sso::watch(login.clone(), state.registry.clone()));
-    }
+
     state
         .reloader
         .on_sighup()
@@ -270,8 +263,6 @@ pub struct Settings {
     pub config_path: PathBuf,
     pub aws_profiles: bool,
     pub imdsv2_required: bool,
-    /// The IAM Identity Center logins the credentials depend on, base profile first.
-    pub sso: Vec<SsoLogin>,
     /// `FINTORS_FEDERATION_ENDPOINT`, if set: where console sign-ins go instead of the role
     /// partition's federation endpoint.
     pub federation_endpoint: Option<FederationEndpoint>,
@@ -305,7 +296,6 @@ pub fn build_state(
         tokens,
         clock,
         imdsv2_required: settings.imdsv2_required,
-        sso: settings.sso.clone(),
         federation: Federation::new(settings.federation_endpoint.clone()),
         handoffs: Arc::default(),
     })

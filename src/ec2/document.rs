@@ -39,13 +39,13 @@ pub struct CredentialsDocument {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "expose"
+        serialize_with = "crate::model::secret::serialize_exposed"
     )]
     pub secret_access_key: Option<Secret>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "expose"
+        serialize_with = "crate::model::secret::serialize_exposed"
     )]
     pub token: Option<Secret>,
     #[serde(
@@ -65,13 +65,6 @@ impl std::fmt::Debug for CredentialsDocument {
             .field("message", &self.message)
             .field("expiration", &self.expiration)
             .finish_non_exhaustive()
-    }
-}
-
-fn expose<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
-    match secret {
-        Some(secret) => s.serialize_str(secret.expose()),
-        None => s.serialize_none(),
     }
 }
 

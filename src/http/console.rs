@@ -68,7 +68,7 @@ impl Handoffs {
         let i = pending
             .iter()
             .position(|p| p.nonce.matches(nonce.as_bytes()))?;
-        Some(pending.swap_remove(i).url)
+        Some(pending.remove(i).url)
     }
 }
 

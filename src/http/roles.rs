@@ -21,7 +21,6 @@ use crate::api::{
     ApiError, ConsoleRequest, RoleDescription, RoleFilter, RoleList, SwitchRequest, SwitchResponse,
     paths,
 };
-use crate::credentials::console::ConsoleError;
 use crate::credentials::{Door, SwitchError};
 
 pub fn router() -> Router<Arc<AppState>> {
@@ -133,7 +132,8 @@ async fn console(
         }
         Ok(url) => json(StatusCode::OK, &url),
         Err(e) if e.is_request_error() => error(StatusCode::BAD_REQUEST, e),
-        Err(e @ ConsoleError::NoCredentials { .. }) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        // As for the role's credentials: STS, the base credentials or the federation endpoint
+        // failed upstream.
         Err(e) => error(StatusCode::BAD_GATEWAY, e),
     }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use super::console::Handoffs;
 use crate::credentials::console::Federation;
-use crate::credentials::sso::SsoLogin;
 use crate::credentials::{MfaSessions, Registry, Reloader};
 use crate::ec2::instance::Instance;
 use crate::ec2::tokens::Tokens;
@@ -29,9 +28,6 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub clock: Clock,
     pub imdsv2_required: bool,
-    /// The IAM Identity Center logins the credentials depend on (base profile first), for the
-    /// status report and `fintors login`.
-    pub sso: Vec<SsoLogin>,
     /// Console sign-in (`fintors console`), and the sign-ins waiting for the browser.
     pub federation: Federation,
     pub handoffs: Arc<Handoffs>,

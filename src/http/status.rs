@@ -15,7 +15,7 @@ use crate::api::{
     CachedReport, DoorReport, ErrorReport, MfaReport, RoleReport, ServedReport, SsoReport,
     StatusReport, paths,
 };
-use crate::credentials::sso::{self, TokenState};
+use crate::credentials::sso::TokenState;
 use crate::credentials::{Door, DoorUsage};
 
 pub fn router() -> Router<Arc<AppState>> {
@@ -79,7 +79,8 @@ pub(super) fn report(state: &AppState) -> StatusReport {
             })
             .collect(),
         sso: state
-            .sso
+            .reloader
+            .sso_logins()
             .iter()
             .map(|login| SsoReport {
                 session: login.name(),
@@ -88,13 +89,11 @@ pub(super) fn report(state: &AppState) -> StatusReport {
                     TokenState::Valid { expires } => Some(expires),
                     TokenState::Expired { since } => Some(since),
                 },
+                sso_session: login.session.clone(),
+                profile: login.profile.clone(),
                 login_command: login.command(),
             })
             .collect(),
-        login_command: state
-            .reloader
-            .login_process()
-            .or_else(|| sso::login_command(&state.sso, now)),
         roles,
     }
 }

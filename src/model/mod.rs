@@ -7,7 +7,7 @@ mod clock;
 mod credentials;
 mod names;
 mod role;
-mod secret;
+pub mod secret;
 pub mod shell;
 pub mod time;
 

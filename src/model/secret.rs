@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// A value that must never be logged. Read it with [`Secret::expose`], only where it is sent.
 #[derive(Clone, PartialEq, Eq)]
@@ -33,11 +33,17 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
-/// And leave in the answers whose point is to carry one (a console sign-in URL); serializing is
-/// sending, like [`Secret::expose`].
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+/// For `#[serde(serialize_with = "...")]` on the one field of a message whose point is to carry
+/// a secret (a credential document, a console sign-in URL). `Secret` itself is not `Serialize`,
+/// so no other message can carry one by accident: serializing is sending, like
+/// [`Secret::expose`], and is written out where it happens.
+pub fn serialize_exposed<S: serde::Serializer>(
+    secret: &Option<Secret>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_str(secret.expose()),
+        None => s.serialize_none(),
     }
 }
 

@@ -106,7 +106,6 @@ fn daemon() -> Daemon {
         config_path: path,
         aws_profiles: false,
         imdsv2_required: false,
-        sso: Vec::new(),
         federation_endpoint: None,
     };
     let assumer = Arc::new(FakeAssumer {

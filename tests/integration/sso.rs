@@ -161,8 +161,14 @@ fn fake_aws_sso_login(d: &Daemon, token: &str) -> std::path::PathBuf {
     bin
 }
 
+/// `fintors login`, reading the daemon's configuration file as a user's client would.
 fn login(d: &Daemon, envs: &[(&str, &str)]) -> std::process::Output {
-    crate::support::fintors_cli_with(&d.url(), &["login"], envs)
+    let config = d.dir.path().join("fintorc.json");
+    crate::support::fintors_cli_with(
+        &d.url(),
+        &["login", "--config", config.to_str().unwrap()],
+        envs,
+    )
 }
 
 #[test]
@@ -287,11 +293,24 @@ fn imported_roles_daemon(
          source_profile = identity\n[profile audit]\nrole_arn = \
          arn:aws:iam::111122223333:role/audit\nsource_profile = identity\n"
     );
-    let builder = Daemon::builder(r#"{"aws_profiles": true, "default_role": "deploy"}"#)
+    let config = r#"{"aws_profiles": true, "default_role": "deploy"}"#;
+    profiles_daemon(center, sts, config, &profiles, (token, expires))
+}
+
+/// A daemon with `config`, `~/.aws/config` holding `profiles`, and the SSO session `corp`'s
+/// token cached as `token` (access token, expiry).
+fn profiles_daemon(
+    center: &IdentityCenter,
+    sts: &FakeSts,
+    config: &str,
+    profiles: &str,
+    token: (&str, chrono::DateTime<chrono::Utc>),
+) -> Daemon {
+    let builder = Daemon::builder(config)
         .sts(&sts.url)
-        .file(".aws/config", &profiles)
+        .file(".aws/config", profiles)
         .without_env("AWS_CONFIG_FILE");
-    write_token_cache(&builder.path(""), "corp", token, expires, false);
+    write_token_cache(&builder.path(""), "corp", token.0, token.1, false);
     let [sso, oidc] = center.endpoints();
     builder.env(sso.0, &sso.1).env(oidc.0, &oidc.1).start()
 }
@@ -403,5 +422,57 @@ fn the_log_warns_once_when_the_session_has_15_minutes_left() {
         warned[0].contains(LOGIN) && warned[0].len() <= 200,
         "{}",
         warned[0]
+    );
+}
+
+#[test]
+fn a_session_behind_a_chain_of_source_profiles_is_found_and_explained() {
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let profiles = format!(
+        "{SSO_SESSION_PROFILE}[profile jump]\nrole_arn = arn:aws:iam::111122223333:role/jump\n\
+         source_profile = identity\n[profile deploy]\nrole_arn = \
+         arn:aws:iam::111122223333:role/deploy\nsource_profile = jump\n"
+    );
+    let config = r#"{"aws_profiles": true, "default_role": "deploy"}"#;
+    let d = profiles_daemon(&center, &sts, config, &profiles, ("old-token", hours(-1)));
+    let doc = d.get("/roles/deploy/credentials").json();
+    assert_eq!(doc["Code"], "SsoLoginRequired", "{doc}");
+    assert!(doc["Message"].as_str().unwrap().contains(LOGIN), "{doc}");
+    assert!(
+        status(&d).contains("SSO session \"corp\": expired at "),
+        "{}",
+        status(&d)
+    );
+}
+
+#[test]
+fn a_reload_that_imports_roles_on_an_sso_session_shows_and_watches_it() {
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let config = r#"{"aws_profiles": true,
+        "roles": {"example": "arn:aws:iam::123456789012:role/example"}}"#;
+    let d = profiles_daemon(
+        &center,
+        &sts,
+        config,
+        SSO_SESSION_PROFILE,
+        ("old-token", hours(-1)),
+    );
+    assert!(!status(&d).contains("SSO session"), "{}", status(&d));
+    std::fs::write(
+        d.dir.path().join(".aws/config"),
+        format!(
+            "{SSO_SESSION_PROFILE}[profile deploy]\nrole_arn = \
+             arn:aws:iam::111122223333:role/deploy\nsource_profile = identity\n"
+        ),
+    )
+    .unwrap();
+    let o = fintors_cli(&d, &["reload"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        status(&d).contains("SSO session \"corp\": expired at "),
+        "{}",
+        status(&d)
     );
 }
