@@ -81,7 +81,7 @@ pub async fn console(
 /// What opens a URL in the user's browser: `$BROWSER`, else the desktop's opener; `None`
 /// without a display, where a browser cannot open.
 fn opener() -> Option<String> {
-    if let Some(browser) = std::env::var("BROWSER").ok().filter(|b| !b.is_empty()) {
+    if let Some(browser) = first_browser(&std::env::var("BROWSER").unwrap_or_default()) {
         return Some(browser);
     }
     if cfg!(target_os = "macos") {
@@ -91,4 +91,27 @@ fn opener() -> Option<String> {
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
     display.then(|| "xdg-open".into())
+}
+
+/// `$BROWSER` may list several programs, `:`-separated, to try in order; the first will do.
+fn first_browser(list: &str) -> Option<String> {
+    list.split(':')
+        .map(str::trim)
+        .find(|b| !b.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_of_a_browser_list_is_used() {
+        assert_eq!(first_browser("firefox").as_deref(), Some("firefox"));
+        assert_eq!(
+            first_browser(":firefox:chromium").as_deref(),
+            Some("firefox")
+        );
+        assert_eq!(first_browser(""), None);
+    }
 }
