@@ -343,7 +343,7 @@ fn a_real_browser_follows_the_console_link_to_the_sign_in_url() {
     write_script(
         &browser,
         &format!(
-            "HOME={dir} exec {chromium} --headless --no-sandbox --disable-gpu --no-first-run \
+            "HOME={dir} exec {chromium} --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
              --disable-background-networking --disable-component-update --disable-sync \
              --user-data-dir={dir}/chromium --proxy-server=127.0.0.1:9 \
              --host-resolver-rules='MAP * ~NOTFOUND, EXCLUDE 127.0.0.1' \
