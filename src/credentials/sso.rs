@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use aws_config::profile::ProfileSet;
 use chrono::{DateTime, Utc};
 
 use super::{Registry, StsError};
@@ -58,7 +59,11 @@ impl SsoLogin {
     /// The SSO login `profile` uses, if any, from the AWS config file: its own, or that of the
     /// profile it assumes its role from (`source_profile`, followed a few links deep).
     pub async fn of_profile(profile: &str) -> Option<SsoLogin> {
-        let profiles = aws_profiles::load().await.ok()?;
+        Self::in_profiles(&aws_profiles::load().await.ok()?, profile)
+    }
+
+    /// [`SsoLogin::of_profile`] in profiles already read.
+    fn in_profiles(profiles: &ProfileSet, profile: &str) -> Option<SsoLogin> {
         let mut name = profile;
         let mut p = profiles.get_profile(name)?;
         for _ in 0..8 {
@@ -174,9 +179,13 @@ pub async fn logins<'a>(
     sources.sort();
     sources.dedup();
     profiles.extend(sources);
+    // One read of the AWS config file for all of them.
+    let Ok(files) = aws_profiles::load().await else {
+        return Vec::new();
+    };
     let mut logins: Vec<SsoLogin> = Vec::new();
     for profile in profiles {
-        if let Some(login) = SsoLogin::of_profile(&profile).await {
+        if let Some(login) = SsoLogin::in_profiles(&files, &profile) {
             if !logins.iter().any(|l| l.cache_file() == login.cache_file()) {
                 logins.push(login);
             }
