@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use crate::require_client;
 use crate::support::clients::chromium;
 use crate::support::sso::{IdentityCenter, SSO_ACCESS_KEY, sso_builder};
-use crate::support::{Daemon, FakeServer, FakeSts, fintors_cli_with, http, write_script};
+use crate::support::{
+    Daemon, DaemonBuilder, FakeServer, FakeSts, fintors_cli_with, http, write_script,
+};
 
 const CREDS: &str = "/latest/meta-data/iam/security-credentials/example";
 const SIGNIN_TOKEN: &str = "signin-token-not-for-logs";
@@ -26,13 +28,15 @@ fn federation() -> FakeServer {
 
 /// The daemon with static base keys (profile `identity`), STS `sts`, federation `fed`.
 fn daemon(config: &str, sts: &FakeSts, fed: &FakeServer) -> Daemon {
-    Daemon::builder(config)
-        .sts(&sts.url)
-        .env(
-            "FINTORS_FEDERATION_ENDPOINT",
-            &format!("{}/federation", fed.url),
-        )
-        .start()
+    builder(config, sts, fed).start()
+}
+
+/// [`daemon`], not started yet.
+fn builder(config: &str, sts: &FakeSts, fed: &FakeServer) -> DaemonBuilder {
+    Daemon::builder(config).sts(&sts.url).env(
+        "FINTORS_FEDERATION_ENDPOINT",
+        &format!("{}/federation", fed.url),
+    )
 }
 
 const ONE_ROLE: &str = r#"{"credentials": {"file": "CREDS", "profile": "identity"},
@@ -210,12 +214,7 @@ fn the_browser_gets_a_one_use_link_and_without_a_display_the_url_goes_to_stdout(
     let (sts, fed) = (FakeSts::issuing(), federation());
     let log = tempfile::tempdir().unwrap();
     let access_log = log.path().join("access.log");
-    let d = Daemon::builder(ONE_ROLE)
-        .sts(&sts.url)
-        .env(
-            "FINTORS_FEDERATION_ENDPOINT",
-            &format!("{}/federation", fed.url),
-        )
+    let d = builder(ONE_ROLE, &sts, &fed)
         .arg("--log")
         .arg(access_log.to_str().unwrap())
         .start();
@@ -295,12 +294,7 @@ fn a_federation_refusal_is_one_line_naming_the_endpoint() {
 #[test]
 fn with_imdsv2_required_a_console_sign_in_needs_a_session_token_as_credentials_do() {
     let (sts, fed) = (FakeSts::issuing(), federation());
-    let d = Daemon::builder(ONE_ROLE)
-        .sts(&sts.url)
-        .env(
-            "FINTORS_FEDERATION_ENDPOINT",
-            &format!("{}/federation", fed.url),
-        )
+    let d = builder(ONE_ROLE, &sts, &fed)
         .arg("--imdsv2-required")
         .start();
     let without = http(
