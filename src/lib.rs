@@ -8,7 +8,9 @@
 //! The folders are layers, and imports only go down them.
 //!
 //! At the bottom, [`model`] holds the value types every layer speaks: role names and ARNs that
-//! were checked where they entered, secrets whose `Debug` shows nothing, credentials, the clock.
+//! were checked where they entered, secrets whose `Debug` shows nothing, credentials, the clock;
+//! beside it, [`platform`] asks the operating system what std cannot (who owns a socket), with
+//! each system's code chosen at compile time.
 //! [`api`] is the wire protocol of fintors's own API (route paths and one type per message),
 //! shared by the daemon's handlers and the client subcommands. [`config`] reads what the user
 //! wrote (the fintors config file, and roles imported from `~/.aws/config`) into those types,
@@ -37,3 +39,4 @@ pub mod daemon;
 pub mod ec2;
 pub mod http;
 pub mod model;
+pub mod platform;

@@ -4,6 +4,7 @@
 //! shutdown. What it serves is an [`App`], the same for every listener.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::App;
 use super::guard::Refusal;
 use super::owner::{AllowedUsers, Stranger};
+use super::throttle::{self, Throttle};
 
 /// Requests must arrive whole within this time, including the next one on a kept-alive
 /// connection: a slow or idle client cannot hold a connection (and a file descriptor) forever.
@@ -80,6 +82,7 @@ pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: Ca
                 }
             },
         };
+        let watcher = graceful.watcher();
         let slot = match slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
@@ -92,45 +95,40 @@ pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: Ca
             }
         };
         let _ = stream.set_nodelay(true);
-        let stranger = limits
-            .users
-            .as_ref()
-            .and_then(|users| users.admit(peer, stream.local_addr().ok()?).err());
-        match stranger {
-            Some(Stranger::User(uid)) => tracing::warn!(
-                %peer,
-                uid,
-                "refused a connection from another user of this machine (uid {uid}); name it in \
-                 allow_users to let it in"
-            ),
-            Some(Stranger::Unknown) => {
-                tracing::warn!(%peer, "refused a connection whose local owner cannot be found")
-            }
-            None => {}
-        }
         let (id, tracked) = open.add();
         let app = app.clone();
-        let busy_marker = tracked.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let busy = Busy::mark(&busy_marker);
-            let response = match stranger {
-                None => Either::Left(app.call(request, peer)),
-                Some(_) => Either::Right(std::future::ready(app.refusal(Refusal::OtherUser))),
-            };
-            async move {
-                let response = response.await;
-                drop(busy);
-                Ok::<_, std::convert::Infallible>(response)
-            }
-        });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(MAX_REQUEST_HEAD)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let users = limits.users.clone();
+        let header_read_timeout = limits.header_read_timeout;
         let open = open.clone();
+        // Everything else happens in the connection's own task: the accept loop does no I/O
+        // but accepting, so a slow lookup or a slow stderr never delays the next accept.
         tokio::spawn(async move {
+            let stranger = users.and_then(|users| {
+                let local = stream.local_addr().ok()?;
+                users.admit(peer, local).err()
+            });
+            if let Some(stranger) = stranger {
+                warn_refused(peer, stranger);
+            }
+            let busy_marker = tracked.clone();
+            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                let busy = Busy::mark(&busy_marker);
+                let response = match stranger {
+                    None => Either::Left(app.call(request, peer)),
+                    Some(_) => Either::Right(std::future::ready(app.refusal(Refusal::OtherUser))),
+                };
+                async move {
+                    let response = response.await;
+                    drop(busy);
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .max_buf_size(MAX_REQUEST_HEAD)
+                .serve_connection(TokioIo::new(stream), service);
+            let connection = watcher.watch(connection);
             tokio::select! {
                 result = connection => if let Err(e) = result {
                     tracing::debug!(%peer, "connection closed: {e}");
@@ -152,6 +150,32 @@ pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: Ca
             "requests still running after {} s; stopping anyway",
             DRAIN_TIMEOUT.as_secs()
         );
+    }
+}
+
+/// One line for a refused connection, at most one per cause per [`throttle::INTERVAL`].
+fn warn_refused(peer: SocketAddr, stranger: Stranger) {
+    static OTHER_USER: Throttle = Throttle::new();
+    static UNKNOWN: Throttle = Throttle::new();
+    match stranger {
+        Stranger::User(uid) => {
+            if let Some(unsaid) = OTHER_USER.due() {
+                tracing::warn!(
+                    "refused a connection from {peer}, another user of this machine (uid {uid}): \
+                     name it in allow_users to let it in{}",
+                    throttle::more(unsaid)
+                );
+            }
+        }
+        Stranger::Unknown => {
+            if let Some(unsaid) = UNKNOWN.due() {
+                tracing::warn!(
+                    "refused a connection from {peer} whose local owner cannot be found (closed \
+                     before it was accepted){}",
+                    throttle::more(unsaid)
+                );
+            }
+        }
     }
 }
 
@@ -220,7 +244,6 @@ mod tests {
     use super::*;
     use axum::Router;
     use axum::routing::get;
-    use std::net::SocketAddr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 

@@ -25,6 +25,7 @@ pub mod retry;
 pub mod roles;
 pub mod state;
 pub mod status;
+pub mod throttle;
 
 pub use app::{App, imds_app};
 pub use json::MAX_BODY_BYTES;

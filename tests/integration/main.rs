@@ -19,6 +19,7 @@ mod limits;
 mod metadata;
 mod mfa;
 mod network;
+mod other_users;
 mod real_clients;
 mod reload;
 mod roles_api;

@@ -664,8 +664,22 @@ pub const CURL_STATUS: [&str; 8] = [
 
 /// `curl` as the user `uid` (which needs no entry in /etc/passwd): the HTTP status, or "000".
 fn status_as(ns: &Netns, uid: &str, url: &str, headers: &[String]) -> String {
+    status_from(ns, uid, None, url, headers)
+}
+
+/// [`status_as`], connecting from the local address `source` when given.
+fn status_from(
+    ns: &Netns,
+    uid: &str,
+    source: Option<&str>,
+    url: &str,
+    headers: &[String],
+) -> String {
     let mut c = ns.exec(&["setpriv", "--reuid", uid, "--regid", uid, "--clear-groups"]);
     c.args(CURL_STATUS);
+    if let Some(source) = source {
+        c.args(["--interface", source]);
+    }
     for h in headers {
         c.args(["-H", h]);
     }
@@ -726,7 +740,7 @@ fn another_local_user_gets_403_on_every_listener_directly_and_through_the_redire
     assert!(
         daemon
             .stderr()
-            .contains("refused a connection from another user of this machine (uid 4242)"),
+            .contains("another user of this machine (uid 4242)"),
         "{}",
         daemon.stderr()
     );
@@ -746,4 +760,35 @@ fn another_local_user_gets_403_on_every_listener_directly_and_through_the_redire
             "allowed: {url}"
         );
     }
+}
+
+/// A local user may connect to 127.0.0.1 from one of the host's other addresses. The container
+/// endpoint, which admits peers that are not on this machine by their token alone, used to take
+/// such a connection for a container's and skip the owner check.
+#[test]
+fn another_local_user_connecting_from_a_non_loopback_address_of_the_host_gets_403() {
+    let venv = require_venv!();
+    let Some(ns) = Netns::create() else { return };
+    let _moto = ns.moto(&venv);
+    // The host's "LAN" address (on lo: this namespace has no other link, and needs none).
+    ns.ok(&["ip", "addr", "add", "10.9.9.1/32", "dev", "lo"]);
+    let daemon = Daemon::builder(TWO_ROLES)
+        .netns(&ns.0)
+        .sts(format!("http://127.0.0.1:{NS_STS_PORT}"))
+        .port(NS_FINTORS_PORT)
+        .ecs_port(&(NS_FINTORS_PORT + 1).to_string())
+        .start();
+    let token = std::fs::read_to_string(daemon.dir.path().join("state/container-token")).unwrap();
+    let authorized = [format!("Authorization: {token}")];
+    let url = format!("http://127.0.0.1:{}/creds/example", NS_FINTORS_PORT + 1);
+    let lan = Some("10.9.9.1");
+    assert_eq!(status_from(&ns, "0", lan, &url, &authorized), "200");
+    assert_eq!(status_from(&ns, "4242", lan, &url, &authorized), "403");
+    assert!(
+        daemon
+            .stderr()
+            .contains("another user of this machine (uid 4242)"),
+        "{}",
+        daemon.stderr()
+    );
 }

@@ -1,0 +1,9 @@
+//! What fintors asks of the operating system beyond what std offers: today, who owns a TCP
+//! socket of this machine ([`sockets`]). Both sides of fintors need it: the daemon, to answer
+//! only its own user's connections, and the client, to send a secret only to a daemon of its own
+//! user. It sits at the bottom beside `model` and imports nothing of fintors.
+//!
+//! Platform code is chosen at compile time: each function has a Linux body and, beside it, the
+//! answer for every other system ("cannot tell").
+
+pub mod sockets;
