@@ -93,7 +93,8 @@ pub struct RoleCache {
     refresher_running: AtomicBool,
     /// The active role keeps being refreshed even when nobody asks for it.
     pinned: AtomicBool,
-    /// Unix seconds of the last request, to let roles nobody uses lapse instead of calling STS.
+    /// Unix seconds of the last request, to let roles nobody uses lapse instead of calling STS;
+    /// [`NEVER_ASKED`] until the first.
     last_access: AtomicI64,
     sts_calls: AtomicU64,
     usage: Usage,
@@ -118,7 +119,7 @@ impl RoleCache {
             flight: tokio::sync::Mutex::new(0),
             refresher_running: AtomicBool::new(false),
             pinned: AtomicBool::new(false),
-            last_access: AtomicI64::new(i64::MIN),
+            last_access: AtomicI64::new(NEVER_ASKED),
             sts_calls: AtomicU64::new(0),
             usage: Usage::default(),
         })
@@ -376,9 +377,13 @@ impl RoleCache {
     }
 
     /// Someone still needs this role: it is active, or was asked for within one session length.
+    /// A role never asked for (made active by a reload, then switched away from) is not: the
+    /// subtraction saturates rather than overflowing from [`NEVER_ASKED`].
     fn wanted(&self, now: DateTime<Utc>) -> bool {
         self.pinned.load(Ordering::Relaxed)
-            || now.timestamp() - self.last_access.load(Ordering::Relaxed)
+            || now
+                .timestamp()
+                .saturating_sub(self.last_access.load(Ordering::Relaxed))
                 <= i64::from(self.role.duration_seconds)
     }
 
@@ -433,6 +438,9 @@ impl RoleCache {
         }
     }
 }
+
+/// `last_access` of a role nobody has asked for yet.
+const NEVER_ASKED: i64 = i64::MIN;
 
 fn servable(issued: &Issued, now: DateTime<Utc>) -> bool {
     issued.credentials.expiration - now >= MIN_SERVED_LIFETIME
@@ -790,6 +798,23 @@ mod tests {
         let calls = sts.calls();
         advance(TimeDelta::hours(6)).await;
         assert_eq!(sts.calls(), calls);
+    }
+
+    /// What a reload that changes the active role, followed by a switch away before any request,
+    /// does to a role: pinned, refreshed, unpinned, never asked for. It used to overflow (a
+    /// panic in debug builds, a role refreshed forever in release builds).
+    #[tokio::test(start_paused = true)]
+    async fn a_role_active_for_a_while_but_never_asked_for_lapses_once_unpinned() {
+        let clock = start();
+        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        cache.set_pinned(true);
+        advance(TimeDelta::minutes(5)).await;
+        assert_eq!(sts.calls(), 1, "the active role is fetched ahead");
+        cache.set_pinned(false);
+        assert!(!cache.wanted(clock.now()));
+        advance(TimeDelta::hours(6)).await;
+        assert_eq!(sts.calls(), 1, "nobody asked for it: no refresh");
     }
 
     #[tokio::test(start_paused = true)]
