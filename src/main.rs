@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -9,7 +10,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => match fintors::daemon::serve(args).map_err(anyhow::Error::from) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("fintors: error: {e:#}");
+                // Not eprintln!, which panics when stderr is gone.
+                let _ = writeln!(std::io::stderr(), "fintors: error: {e:#}");
                 ExitCode::FAILURE
             }
         },

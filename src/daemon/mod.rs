@@ -73,12 +73,14 @@ pub fn serve(args: ServeArgs) -> Result<(), DaemonError> {
     // A credential daemon needs a few workers, not one per core: on a 16-core laptop a worker
     // per core would only add idle threads and resident memory.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-    tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
         .build()
         .expect("starting the tokio runtime")
-        .block_on(run(args))
+        .block_on(run(args));
+    logging::flush();
+    result
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -100,7 +102,10 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
     if let Some(log) = log {
         log.flush().await;
     }
-    tracing::info!("stopped");
+    match logging::dropped_lines() {
+        0 => tracing::info!("stopped"),
+        n => tracing::info!("stopped ({n} log lines could not be written to stderr)"),
+    }
     Ok(())
 }
 

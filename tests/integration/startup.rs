@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use crate::require_venv;
 use crate::support::{Daemon, FakeSts, TWO_ROLES, http};
@@ -181,4 +182,67 @@ fn access_log_is_private_and_records_each_request() {
         std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
         0o600
     );
+}
+
+/// The terminal a daemon was started from is closed, or the `tee` its stderr went into is
+/// killed: every log line fails from then on. The daemon keeps serving, switching and stopping.
+#[test]
+fn a_daemon_whose_stderr_is_gone_keeps_serving_switching_and_stops_on_sigterm() {
+    require_venv!();
+    let builder = Daemon::builder(TWO_ROLES);
+    let mut command = builder.command();
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = crate::support::Reaped(command.spawn().unwrap());
+    let mut stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
+    let addr: std::net::SocketAddr = loop {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
+            "fintors exited before it was ready"
+        );
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    drop(stderr);
+
+    // Each of these logs at least one line, which now fails to be written.
+    let browser = http(
+        addr,
+        "GET",
+        "/roles",
+        &[("Origin", "http://evil.example")],
+        "",
+    );
+    assert_eq!(browser.status, 403);
+    let uncached = http(
+        addr,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/example2",
+        &[],
+        "",
+    );
+    assert_eq!(uncached.status, 200, "{uncached:?}");
+    assert_eq!(uncached.json()["Code"], "Success");
+    let switched = http(
+        addr,
+        "PUT",
+        "/roles",
+        &[("Content-Type", "application/json")],
+        r#"{"alias":"example2"}"#,
+    );
+    assert_eq!(switched.status, 200, "{switched:?}");
+
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM was ignored");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
 }
