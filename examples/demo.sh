@@ -54,7 +54,8 @@ done
 # fintors's log goes to this terminal and to a file the readiness check reads.
 HOME=$demo_home \
 AWS_ENDPOINT_URL_STS=http://127.0.0.1:$STS_PORT AWS_REGION=us-east-1 \
-    "$FINTORS" --port "$PORT" --ecs-port "$ECS_PORT" 2> >(tee "$demo_home/fintors.log" >&2) &
+    "$FINTORS" --port "$PORT" --ecs-port "$ECS_PORT" --state-dir "$demo_home/state" \
+    2> >(tee "$demo_home/fintors.log" >&2) &
 fintors_pid=$!
 pids+=("$fintors_pid")
 until grep -q "listening on" "$demo_home/fintors.log" 2>/dev/null; do
@@ -75,7 +76,7 @@ cat <<TRY
 fintors is serving on http://127.0.0.1:$PORT/, with an STS emulator on 127.0.0.1:$STS_PORT.
 In another terminal, from this directory, try:
 
-  export PATH=$(dirname "$FINTORS"):\$PATH FINTORS_ENDPOINT=http://127.0.0.1:$PORT
+  export PATH=$(dirname "$FINTORS"):\$PATH FINTORS_ENDPOINT=http://127.0.0.1:$PORT FINTORS_STATE_DIR=$demo_home/state
   export AWS_ENDPOINT_URL_STS=http://127.0.0.1:$STS_PORT AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
   eval "\$(fintors env)"
   fintors roles

@@ -146,9 +146,9 @@ pub struct StatusReport {
     pub version: String,
     pub active_role: Option<String>,
     pub imdsv2_required: bool,
-    /// The container credentials endpoint's URL and token file, when it is served.
+    /// The container credentials endpoint's URL, when it is served. (Its tokens are never in
+    /// a report: a client derives them from its own user's state directory.)
     pub container_endpoint: Option<String>,
-    pub container_token_file: Option<String>,
     /// Each MFA device the roles use, and when its session expires (`None`: no session yet).
     #[serde(default)]
     pub mfa: Vec<MfaReport>,

@@ -197,6 +197,10 @@ pub struct ClientArgs {
     /// Configuration file, read for its addr/port
     #[arg(long, env = "FINTORS_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]
     pub config: String,
+    /// The daemon's state directory, where `exec` and `env --role/--ecs` read the container
+    /// key [default: $XDG_STATE_HOME/fintors or ~/.local/state/fintors]
+    #[arg(long, env = "FINTORS_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -274,8 +278,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
 
-    /// Where the IMDSv2 token key is kept [default: $XDG_STATE_HOME/fintors or
-    /// ~/.local/state/fintors]
+    /// Where the IMDSv2 token key and the container key are kept [default:
+    /// $XDG_STATE_HOME/fintors or ~/.local/state/fintors]
     #[arg(long, env = "FINTORS_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 

@@ -41,6 +41,11 @@ pub enum ClientError {
     BadEndpoint(String),
     #[error("talking to fintors at {endpoint}: {why}")]
     Http { endpoint: Endpoint, why: String },
+    #[error(
+        "what listens at {endpoint} is not your fintors ({who}): stop it, or start fintors on \
+         another --port"
+    )]
+    Impostor { endpoint: Endpoint, who: String },
 }
 
 impl std::fmt::Display for Endpoint {
@@ -161,6 +166,55 @@ impl Endpoint {
             .await
     }
 
+    /// Whether this endpoint is a loopback address, the only kind a container token is sent to.
+    pub fn is_loopback(&self) -> bool {
+        self.host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+    }
+
+    /// The mirror of the daemon's owner check: a server on this machine must run as this user
+    /// (or root) before it is told anything or believed. Whoever binds the daemon's port while it
+    /// is down would otherwise be sent tokens and handed the user's role switches. The server's
+    /// socket has its listener's owner even before it is accepted; a closed one (a minisock)
+    /// is never established, so it never passes. A daemon on another host cannot be asked.
+    #[cfg(target_os = "linux")]
+    async fn verify_server(&self, stream: &TcpStream) -> Result<(), ClientError> {
+        use crate::platform::sockets;
+        let impostor = |who: String| ClientError::Impostor {
+            endpoint: self.clone(),
+            who,
+        };
+        let (local, server) = match (stream.local_addr(), stream.peer_addr()) {
+            (Ok(local), Ok(server)) => (local, server),
+            _ => return Err(impostor("its address cannot be read".into())),
+        };
+        if !server.ip().to_canonical().is_loopback() && !sockets::is_this_hosts(server.ip()) {
+            return Ok(());
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        // Right after connect the server's side may still be half-open for a moment.
+        for _ in 0..50 {
+            match sockets::find(server, local) {
+                Ok(Some(socket)) => match socket.serving_user() {
+                    Some(uid) if uid == me || uid == 0 => return Ok(()),
+                    Some(uid) => return Err(impostor(format!("it runs as uid {uid}"))),
+                    None => {}
+                },
+                Ok(None) => {}
+                Err(e) => return Err(impostor(format!("its owner cannot be read: {e}"))),
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Err(impostor("its owner cannot be found".into()))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    async fn verify_server(&self, _: &TcpStream) -> Result<(), ClientError> {
+        Ok(())
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -178,6 +232,7 @@ impl Endpoint {
         .await
         .map_err(|_| not_running())?
         .map_err(|_| not_running())?;
+        self.verify_server(&stream).await?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.http_error(e))?;
@@ -268,6 +323,7 @@ mod tests {
         let args = ClientArgs {
             endpoint: Some("http://127.0.0.9:9".into()),
             config: "/nonexistent".into(),
+            state_dir: None,
         };
         assert_eq!(
             Endpoint::discover(&args).unwrap(),
@@ -287,6 +343,7 @@ mod tests {
         let args = ClientArgs {
             endpoint: None,
             config: path.to_str().unwrap().into(),
+            state_dir: None,
         };
         assert_eq!(
             Endpoint::discover(&args).unwrap(),
@@ -295,6 +352,7 @@ mod tests {
         let args = ClientArgs {
             endpoint: None,
             config: "/nonexistent".into(),
+            state_dir: None,
         };
         assert_eq!(
             Endpoint::discover(&args).unwrap(),

@@ -8,12 +8,14 @@ use serde::de::DeserializeOwned;
 
 use super::args::{ClientArgs, CredsFormat, EnvFormat};
 use super::client::{ClientError, Endpoint};
+use super::keys::{self, KeyError};
 use super::pin::{self, Assignment, Pin, Place};
 use crate::api::{
     ApiError, MfaRequest, MfaStarted, ReloadReport, RoleList, ServedReport, SsoReport,
     StatusReport, SwitchRequest, paths,
 };
 use crate::config::aws_profiles;
+use crate::ec2::container_tokens::Scope;
 use crate::ec2::document::CredentialsDocument;
 use crate::model::shell;
 
@@ -21,6 +23,8 @@ use crate::model::shell;
 pub enum CommandError {
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
     #[error("{0}")]
     Failed(String),
     #[error("cannot run {program}: {why}")]
@@ -305,19 +309,23 @@ pub async fn env(args: &ClientArgs, choice: EnvChoice<'_>, format: EnvFormat) ->
         }
         EnvChoice::ActiveRole => {
             let endpoint = Endpoint::discover(args)?;
-            let (url, token_file) = pin::container_endpoint(&endpoint, &report(&endpoint).await?)?;
-            let token = pin::read_token(&token_file)?;
-            // Both forms, since SDKs disagree on which wins (Java v2 reads the variable first,
-            // botocore, Go and Rust the file); both hold the same token.
+            let container = pin::container_endpoint(&endpoint, &report(&endpoint).await?)?;
+            let token = keys::container_key(args)?.token(Scope::Active);
             vec![
-                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", Some(url)),
-                ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", Some(token_file)),
-                ("AWS_CONTAINER_AUTHORIZATION_TOKEN", Some(token)),
+                (
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    Some(format!("{container}{}", paths::CONTAINER_ACTIVE)),
+                ),
+                ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", None),
+                (
+                    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                    Some(token.expose().to_owned()),
+                ),
             ]
         }
         EnvChoice::Role(role, place) => Pin::obtain(args, role, place).await?.assignments(place),
     };
-    Ok(pin::render(&assignments, format))
+    pin::render(&assignments, format)
 }
 
 /// What `fintors env` points at.

@@ -12,16 +12,19 @@
 use super::args::{ClientArgs, EnvFormat};
 use super::client::Endpoint;
 use super::commands::{CommandError, report, unknown_role};
+use super::keys;
 use crate::api::{StatusReport, paths};
 use crate::config::aws_profiles::{self, DefaultCredentials};
 use crate::ec2::CONTAINER_ADDR;
+use crate::ec2::container_tokens::Scope;
 use crate::ec2::document::ContainerError;
-use crate::model::shell;
+use crate::model::{Alias, Region, Secret, shell};
 
-/// The variables that win over `AWS_CONTAINER_CREDENTIALS_FULL_URI` in the SDKs' default
-/// chains (environment keys, a selected profile, web identity, the relative container URI), or
-/// would describe other credentials than the role's; removed for a pinned process.
-pub const OVERRIDING: [&str; 11] = [
+/// The variables that win over `AWS_CONTAINER_CREDENTIALS_FULL_URI` and its token in the SDKs'
+/// default chains (environment keys, a selected profile, web identity, the relative container
+/// URI, a token file), or would describe other credentials than the role's; removed for a
+/// pinned process.
+pub const OVERRIDING: [&str; 12] = [
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -33,7 +36,12 @@ pub const OVERRIDING: [&str; 11] = [
     "AWS_ROLE_ARN",
     "AWS_ROLE_SESSION_NAME",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 ];
+
+/// What a process pinned to one role must not keep: the way to the active role (the IMDS
+/// endpoint fintors printed) and the admin API's token.
+pub const WITHHELD: [&str; 2] = ["AWS_EC2_METADATA_SERVICE_ENDPOINT", "FINTORS_ADMIN_TOKEN"];
 
 /// Where the pinned process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,12 +59,12 @@ pub type Assignment = (&'static str, Option<String>);
 /// What pinning one role takes, checked with the daemon.
 #[derive(Debug, Clone)]
 pub struct Pin {
-    role: String,
-    /// The container endpoint on this machine, `http://127.0.0.1:PORT`.
-    endpoint: String,
-    token: String,
-    token_file: String,
-    region: Option<String>,
+    role: Alias,
+    /// The container endpoint on this machine's loopback.
+    endpoint: Endpoint,
+    /// The role's own token: it opens `/creds/ROLE` and nothing else.
+    token: Secret,
+    region: Option<Region>,
     /// The credentials file's `default` profile has keys, which the SDKs would use first.
     hide_credentials_file: bool,
 }
@@ -70,13 +78,22 @@ impl Pin {
         let Some(described) = report.roles.iter().find(|r| r.alias == role) else {
             return Err(unknown_role(role, &report));
         };
-        let (url, token_file) = container_endpoint(&daemon, &report)?;
-        let token = read_token(&token_file)?;
-        let endpoint = url
-            .strip_suffix(paths::CONTAINER_ACTIVE)
-            .unwrap_or(&url)
-            .to_owned();
-        check_obtainable(&Endpoint::parse(&endpoint)?, role, &token).await?;
+        let alias = Alias::parse(role).map_err(|e| {
+            CommandError::Failed(format!("fintors at {daemon} reports a role {role:?}: {e}"))
+        })?;
+        let region = described
+            .region
+            .as_deref()
+            .map(Region::parse)
+            .transpose()
+            .map_err(|e| {
+                CommandError::Failed(format!(
+                    "fintors at {daemon} reports an invalid region for {role}: {e}"
+                ))
+            })?;
+        let endpoint = container_endpoint(&daemon, &report)?;
+        let token = keys::container_key(args)?.token(Scope::Role(role));
+        check_obtainable(&endpoint, role, &token).await?;
         let hide_credentials_file = match place {
             Place::Container => false,
             Place::Here => match aws_profiles::default_credentials().await {
@@ -92,78 +109,69 @@ impl Pin {
             },
         };
         Ok(Pin {
-            role: role.to_owned(),
+            role: alias,
             endpoint,
             token,
-            token_file,
-            region: described.region.clone(),
+            region,
             hide_credentials_file,
         })
     }
 
     /// The environment of a process pinned to the role, in the order to apply it.
     pub fn assignments(&self, place: Place) -> Vec<Assignment> {
-        let mut vars: Vec<Assignment> = OVERRIDING.iter().map(|name| (*name, None)).collect();
+        let mut vars: Vec<Assignment> = OVERRIDING
+            .iter()
+            .chain(&WITHHELD)
+            .map(|name| (*name, None))
+            .collect();
         let set = |name, value: &str| (name, Some(value.to_owned()));
-        match place {
-            Place::Here => {
-                vars.push(set(
-                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                    &format!("{}/creds/{}", self.endpoint, self.role),
-                ));
-                // Both forms, since SDKs disagree on which wins (Java v2 reads the variable
-                // first, botocore, Go and Rust the file) and Go v2 1.17 reads the variable only.
-                vars.push(set(
-                    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-                    &self.token_file,
-                ));
-            }
-            Place::Container => {
-                vars.push(set(
-                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                    &format!("http://{CONTAINER_ADDR}/creds/{}", self.role),
-                ));
-                // A file named from elsewhere would win over the variable; the host's is not here.
-                vars.push(("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", None));
-            }
-        }
-        vars.push(set("AWS_CONTAINER_AUTHORIZATION_TOKEN", &self.token));
+        let base = match place {
+            Place::Here => self.endpoint.to_string(),
+            Place::Container => format!("http://{CONTAINER_ADDR}"),
+        };
+        vars.push(set(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            &format!("{base}{}/{}", paths::CONTAINER_ACTIVE, self.role),
+        ));
+        // The token by value only: every SDK reads the variable, and nothing on disk names it.
+        vars.push(set(
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            self.token.expose(),
+        ));
         if let Some(region) = &self.region {
-            vars.push(set("AWS_REGION", region));
-            vars.push(set("AWS_DEFAULT_REGION", region));
+            vars.push(set("AWS_REGION", region.as_str()));
+            vars.push(set("AWS_DEFAULT_REGION", region.as_str()));
         }
         if self.hide_credentials_file {
             vars.push(set("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"));
         }
-        vars.push(set("FINTORS_ROLE", &self.role));
+        vars.push(set("FINTORS_ROLE", self.role.as_str()));
         vars
     }
 }
 
-/// The container endpoint's URL and token file, as the daemon reports them.
+/// The container endpoint the daemon reports, accepted only on loopback: a token is never sent
+/// anywhere else, whatever answers on the daemon's port says.
 pub fn container_endpoint(
     daemon: &Endpoint,
     report: &StatusReport,
-) -> Result<(String, String), CommandError> {
-    match (&report.container_endpoint, &report.container_token_file) {
-        (Some(url), Some(token_file)) => Ok((url.clone(), token_file.clone())),
-        _ => Err(CommandError::Failed(format!(
+) -> Result<Endpoint, CommandError> {
+    let Some(url) = &report.container_endpoint else {
+        return Err(CommandError::Failed(format!(
             "fintors at {daemon} serves no container endpoint (it runs with --ecs-port off or \
              \"ecs_port\": false): restart it without that, or with --ecs-port PORT"
-        ))),
-    }
-}
-
-/// The container endpoint's token, from the file only the daemon's user can read.
-pub fn read_token(token_file: &str) -> Result<String, CommandError> {
-    std::fs::read_to_string(token_file)
-        .map(|token| token.trim_end().to_owned())
-        .map_err(|e| {
-            CommandError::Failed(format!(
-                "cannot read the container token {token_file}: {e} (it belongs to the user the \
-                 daemon runs as)"
-            ))
-        })
+        )));
+    };
+    let endpoint = url
+        .strip_suffix(paths::CONTAINER_ACTIVE)
+        .and_then(|base| Endpoint::parse(base).ok())
+        .filter(Endpoint::is_loopback);
+    endpoint.ok_or_else(|| {
+        CommandError::Failed(format!(
+            "fintors at {daemon} names {url:?} as its container endpoint, which is not \
+             http://LOOPBACK-IP:PORT/creds: no token is sent there"
+        ))
+    })
 }
 
 /// Fetches the role's credentials once through the container endpoint, as the pinned process
@@ -171,10 +179,10 @@ pub fn read_token(token_file: &str) -> Result<String, CommandError> {
 async fn check_obtainable(
     endpoint: &Endpoint,
     role: &str,
-    token: &str,
+    token: &Secret,
 ) -> Result<(), CommandError> {
     let path = format!("{}/{role}", paths::CONTAINER_ACTIVE);
-    let (status, body) = endpoint.get_authorized(&path, token).await?;
+    let (status, body) = endpoint.get_authorized(&path, token.expose()).await?;
     if status.is_success() {
         return Ok(());
     }
@@ -187,10 +195,18 @@ async fn check_obtainable(
 }
 
 /// `assignments` as lines for `eval` in sh or fish, or for `docker run --env-file` (which
-/// cannot remove a variable, and needs none removed in a fresh container).
-pub fn render(assignments: &[Assignment], format: EnvFormat) -> String {
+/// cannot remove a variable, and needs none removed in a fresh container). A value with a
+/// control character is refused: in an env-file a newline would start another variable.
+pub fn render(assignments: &[Assignment], format: EnvFormat) -> Result<String, CommandError> {
     let mut out = String::new();
     for (name, value) in assignments {
+        if let Some(v) = value
+            && v.chars().any(char::is_control)
+        {
+            return Err(CommandError::Failed(format!(
+                "refusing to print {name}: its value {v:?} has a control character"
+            )));
+        }
         let line = match (format, value) {
             (EnvFormat::Sh, Some(v)) => format!("export {name}={}", shell::quote(v)),
             (EnvFormat::Sh, None) => format!("unset {name}"),
@@ -202,21 +218,19 @@ pub fn render(assignments: &[Assignment], format: EnvFormat) -> String {
         out.push_str(&line);
         out.push('\n');
     }
-    out
+    Ok(out)
 }
 
-/// Quotes `s` for POSIX shells (and fish): single quotes, with embedded ones escaped.
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn pin(region: Option<&str>, hide: bool) -> Pin {
         Pin {
-            role: "ops".into(),
-            endpoint: "http://127.0.0.1:16926".into(),
-            token: "tok".into(),
-            token_file: "/state/container-token".into(),
-            region: region.map(str::to_owned),
+            role: Alias::parse("ops").unwrap(),
+            endpoint: Endpoint::parse("http://127.0.0.1:16926").unwrap(),
+            token: Secret::new("tok"),
+            region: region.map(|r| Region::parse(r).unwrap()),
             hide_credentials_file: hide,
         }
     }
@@ -226,6 +240,14 @@ mod tests {
             .rev()
             .find(|(n, _)| *n == name)
             .and_then(|(_, v)| v.as_deref())
+    }
+
+    fn report(container_endpoint: Option<&str>) -> StatusReport {
+        serde_json::from_value(serde_json::json!({
+            "version": "0", "active_role": null, "imdsv2_required": false,
+            "container_endpoint": container_endpoint, "roles": []
+        }))
+        .unwrap()
     }
 
     #[test]
@@ -239,10 +261,6 @@ mod tests {
             value(&vars, "AWS_CONTAINER_AUTHORIZATION_TOKEN"),
             Some("tok")
         );
-        assert_eq!(
-            value(&vars, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
-            Some("/state/container-token")
-        );
         assert_eq!(value(&vars, "AWS_REGION"), Some("eu-west-1"));
         assert_eq!(value(&vars, "AWS_DEFAULT_REGION"), Some("eu-west-1"));
         assert_eq!(value(&vars, "FINTORS_ROLE"), Some("ops"));
@@ -250,6 +268,19 @@ mod tests {
             assert!(vars.contains(&(name, None)), "{name} removed");
         }
         assert_eq!(value(&vars, "AWS_SHARED_CREDENTIALS_FILE"), None);
+    }
+
+    #[test]
+    fn a_pinned_process_keeps_no_token_file_no_imds_endpoint_and_no_admin_token() {
+        let vars = pin(None, false).assignments(Place::Here);
+        for name in [
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            "FINTORS_ADMIN_TOKEN",
+        ] {
+            assert!(vars.contains(&(name, None)), "{name} removed");
+            assert_eq!(value(&vars, name), None, "{name} not set again");
+        }
     }
 
     #[test]
@@ -285,13 +316,39 @@ mod tests {
     fn each_format_sets_and_removes_in_its_own_syntax() {
         let vars: Vec<Assignment> = vec![("A", None), ("B", Some("it's".into()))];
         assert_eq!(
-            render(&vars, EnvFormat::Sh),
+            render(&vars, EnvFormat::Sh).unwrap(),
             "unset A\nexport B='it'\\''s'\n"
         );
         assert_eq!(
-            render(&vars, EnvFormat::Fish),
+            render(&vars, EnvFormat::Fish).unwrap(),
             "set -e A\nset -gx B 'it'\\''s'\n"
         );
-        assert_eq!(render(&vars, EnvFormat::EnvFile), "B=it's\n");
+        assert_eq!(render(&vars, EnvFormat::EnvFile).unwrap(), "B=it's\n");
+    }
+
+    #[test]
+    fn a_value_with_a_newline_is_never_printed() {
+        let vars: Vec<Assignment> = vec![("AWS_REGION", Some("x\nAWS_PROFILE=evil".into()))];
+        for format in [EnvFormat::Sh, EnvFormat::Fish, EnvFormat::EnvFile] {
+            assert!(render(&vars, format).is_err());
+        }
+    }
+
+    #[test]
+    fn only_a_loopback_container_endpoint_is_accepted() {
+        let daemon = Endpoint::parse("http://127.0.0.1:16925").unwrap();
+        let ok = container_endpoint(&daemon, &report(Some("http://127.0.0.1:16926/creds")));
+        assert_eq!(ok.unwrap().to_string(), "http://127.0.0.1:16926");
+        for foreign in [
+            "http://evil.example:80/creds",
+            "http://10.0.0.1:16926/creds",
+            "http://localhost.evil.example/creds",
+            "http://127.0.0.1:16926/elsewhere",
+            "https://127.0.0.1:16926/creds",
+        ] {
+            let e = container_endpoint(&daemon, &report(Some(foreign)));
+            assert!(e.is_err(), "{foreign}");
+        }
+        assert!(container_endpoint(&daemon, &report(None)).is_err());
     }
 }

@@ -273,6 +273,16 @@ pub fn exposed_files(config: &Config) -> Vec<String> {
         .collect()
 }
 
+/// `$XDG_STATE_HOME/fintors`, else `~/.local/state/fintors`.
+pub fn default_state_dir() -> Option<PathBuf> {
+    match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => Some(PathBuf::from(dir).join("fintors")),
+        None => std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .map(|home| Path::new(&home).join(".local/state/fintors")),
+    }
+}
+
 /// Expands a leading `~` to the home directory, as finto and the shell do.
 pub fn expand_tilde(path: &str) -> PathBuf {
     let home = || std::env::var_os("HOME").map(PathBuf::from);

@@ -35,7 +35,7 @@ use crate::model::{Clock, Region, Secret};
 use activation::ActivationError;
 use listen::local_addr;
 pub use listen::{Listeners, bind};
-use state_dir::{CONTAINER_TOKEN_FILE, StateDir, StateError};
+use state_dir::{StateDir, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -128,10 +128,9 @@ async fn start_engine(
     );
     let container = listeners.container.as_ref().map(|listener| ContainerInfo {
         url: format!("http://{}/creds", local_addr(listener)),
-        token_file: loaded.state_dir.file(CONTAINER_TOKEN_FILE),
     });
-    let container_token = match &listeners.container {
-        Some(_) => Some(loaded.state_dir.container_token()?),
+    let container_key = match &listeners.container {
+        Some(_) => Some(loaded.state_dir.container_key()?),
         None => None,
     };
     let settings = Settings {
@@ -160,41 +159,42 @@ async fn start_engine(
     let guard = |listener: &TcpListener, allow_remote| {
         Arc::new(Guard::new(local_addr(listener), allow_remote))
     };
-    let apps =
-        Apps {
-            imds: imds_app(
+    let apps = Apps {
+        imds: imds_app(
+            state.clone(),
+            guard(&listeners.imds, args.allow_remote),
+            loaded.log.clone(),
+        ),
+        imds6: listeners.imds6.as_ref().map(|listener| {
+            imds_app(
                 state.clone(),
-                guard(&listeners.imds, args.allow_remote),
+                guard(listener, args.allow_remote),
                 loaded.log.clone(),
-            ),
-            imds6: listeners.imds6.as_ref().map(|listener| {
-                imds_app(
-                    state.clone(),
-                    guard(listener, args.allow_remote),
-                    loaded.log.clone(),
-                )
-            }),
-            container: listeners.container.as_ref().zip(container_token).map(
-                |(listener, token)| {
-                    let guard = Arc::new(Guard::for_containers(local_addr(listener)));
-                    App::new(
-                        container::app(state.clone(), guard, token),
-                        container::refused,
-                    )
-                },
-            ),
-            admin: listeners.admin.as_ref().map(|listener| {
+            )
+        }),
+        container: listeners
+            .container
+            .as_ref()
+            .zip(container_key)
+            .map(|(listener, key)| {
+                let guard = Arc::new(Guard::for_containers(local_addr(listener)));
                 App::new(
-                    admin::app(
-                        state.clone(),
-                        guard(listener, false),
-                        bootstrap,
-                        admin_token(),
-                    ),
-                    admin::refused,
+                    container::app(state.clone(), guard, key),
+                    container::refused,
                 )
             }),
-        };
+        admin: listeners.admin.as_ref().map(|listener| {
+            App::new(
+                admin::app(
+                    state.clone(),
+                    guard(listener, false),
+                    bootstrap,
+                    admin_token(),
+                ),
+                admin::refused,
+            )
+        }),
+    };
     Ok((state, apps))
 }
 
@@ -242,7 +242,7 @@ pub async fn load(args: &ServeArgs) -> Result<Loaded, DaemonError> {
     }
     let state_dir = match args.state_dir.clone() {
         Some(dir) => dir,
-        None => default_state_dir().ok_or(DaemonError::NoStateDir)?,
+        None => crate::config::default_state_dir().ok_or(DaemonError::NoStateDir)?,
     };
     let state_dir = StateDir::open(&state_dir)?;
     let tokens = Tokens::from_key(state_dir.token_key()?);
@@ -413,16 +413,6 @@ fn default_region() -> Region {
         }
     }
     Region::parse(FALLBACK_REGION).expect("the fallback is a region")
-}
-
-/// `$XDG_STATE_HOME/fintors`, else `~/.local/state/fintors`.
-pub fn default_state_dir() -> Option<PathBuf> {
-    match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        Some(dir) => Some(PathBuf::from(dir).join("fintors")),
-        None => std::env::var_os("HOME")
-            .filter(|v| !v.is_empty())
-            .map(|home| Path::new(&home).join(".local/state/fintors")),
-    }
 }
 
 /// A token cancelled at the first SIGINT or SIGTERM; every listener stops on it.

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::ec2::container_tokens::{self, ContainerKey};
 use crate::ec2::tokens::KEY_LEN;
-use crate::model::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -17,6 +17,11 @@ pub enum StateError {
         path: PathBuf,
         reason: std::io::Error,
     },
+    #[error(
+        "state directory {path} belongs to uid {uid}, not to this user: choose your own with \
+         --state-dir"
+    )]
+    NotMine { path: PathBuf, uid: u32 },
     #[error("cannot read or create {path}: {reason}")]
     Io {
         path: PathBuf,
@@ -38,16 +43,37 @@ pub enum StateError {
 pub struct StateDir(PathBuf);
 
 impl StateDir {
-    /// Opens `path`, creating it (0700) if needed.
+    /// Opens `path`, creating it (0700) if needed. An existing directory must be this user's;
+    /// one that others may read or write into is made 0700 again, with a line that says so.
     pub fn open(path: &Path) -> Result<Self, StateError> {
+        use std::os::unix::fs::MetadataExt;
+        let dir_error = |reason| StateError::Dir {
+            path: path.to_owned(),
+            reason,
+        };
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(path)
-            .map_err(|reason| StateError::Dir {
+            .map_err(dir_error)?;
+        let meta = std::fs::metadata(path).map_err(dir_error)?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(StateError::NotMine {
                 path: path.to_owned(),
-                reason,
-            })?;
+                uid: meta.uid(),
+            });
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+                .map_err(dir_error)?;
+            tracing::warn!(
+                "state directory {} was mode {mode:03o}; set to 700 (it holds keys)",
+                path.display()
+            );
+        }
         Ok(StateDir(path.to_owned()))
     }
 
@@ -107,12 +133,8 @@ impl StateDir {
     }
 }
 
-/// `n` bytes from the operating system's CSPRNG.
 /// The file holding the IMDSv2 token key.
 pub const TOKEN_KEY_FILE: &str = "imds-token.key";
-/// The file holding the container endpoint's authorization token.
-pub const CONTAINER_TOKEN_FILE: &str = "container-token";
-const CONTAINER_TOKEN_LEN: usize = 64;
 
 impl StateDir {
     /// The IMDSv2 token key, created on first use: a restart must not invalidate tokens already
@@ -124,26 +146,22 @@ impl StateDir {
         Ok(key.try_into().expect("length checked"))
     }
 
-    /// The container endpoint's authorization token, created on first use: 64 hex characters
-    /// and no newline (the Rust SDK and JS v3's `fromHttp` reject one); containers keep reading
-    /// the file they were given, so it survives restarts.
-    pub fn container_token(&self) -> Result<Secret, StateError> {
-        let token = self.secret(
-            CONTAINER_TOKEN_FILE,
-            CONTAINER_TOKEN_LEN,
-            "container token",
-            || {
-                random_bytes(CONTAINER_TOKEN_LEN / 2)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-                    .into_bytes()
-            },
+    /// The key of the container endpoint's tokens, created on first use; it survives restarts,
+    /// since containers keep the token they were started with.
+    pub fn container_key(&self) -> Result<ContainerKey, StateError> {
+        let key = self.secret(
+            container_tokens::KEY_FILE,
+            container_tokens::KEY_LEN,
+            "container tokens",
+            || random_bytes(container_tokens::KEY_LEN),
         )?;
-        Ok(Secret::new(String::from_utf8_lossy(&token).into_owned()))
+        Ok(ContainerKey::from_key(
+            key.try_into().expect("length checked"),
+        ))
     }
 }
 
+/// `n` bytes from the operating system's CSPRNG.
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).expect("the OS random number generator failed");
@@ -164,6 +182,17 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.path().join("state")), 0o700);
         assert_eq!(mode(&state.file("s")), 0o600);
+    }
+
+    #[test]
+    fn an_existing_state_directory_open_to_others_is_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        StateDir::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
     }
 
     #[test]
@@ -189,15 +218,15 @@ mod tests {
     }
 
     #[test]
-    fn the_container_token_is_hex_without_newline_and_persists() {
+    fn the_container_key_persists_so_tokens_survive_restarts() {
+        use crate::ec2::container_tokens::Scope;
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path()).unwrap();
-        let token = state.container_token().unwrap();
-        assert_eq!(token.expose().len(), 64);
-        assert!(token.expose().bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(state.container_token().unwrap(), token);
-        let on_disk = std::fs::read(state.file(CONTAINER_TOKEN_FILE)).unwrap();
-        assert!(!on_disk.ends_with(b"\n"));
+        let token = state.container_key().unwrap().token(Scope::Role("ops"));
+        assert_eq!(
+            state.container_key().unwrap().token(Scope::Role("ops")),
+            token
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! What an EC2 instance looks like to its clients, with no HTTP in it: the instance metadata
 //! service's paths and headers, its JSON documents in EC2's exact layout, the instance and its
-//! metadata tree, and the IMDSv2 session tokens. The `http` layer serves these; the client side
+//! metadata tree, the IMDSv2 session tokens and the container endpoint's tokens. The `http` layer serves these; the client side
 //! reads the same documents.
 
+pub mod container_tokens;
 pub mod document;
 pub mod instance;
 pub mod tokens;

@@ -6,8 +6,9 @@
 //! --role` and containers behind `fintors network up --containers` each name their role in the
 //! URL, and all share the role's one cache. It needs no root. It listens on 127.0.0.1 only, its
 //! guard admits this machine and its bridged containers ([`Guard::for_containers`]), and every
-//! request must carry the authorization token, compared in constant time (the daemon keeps it in
-//! a 0600 file in its state directory). Its answers and refusals are JSON, as ECS's are.
+//! request must carry the token for what it asks: `/creds/ROLE` that role's, `/creds` the active
+//! role's ([`crate::ec2::container_tokens`]), compared in constant time. A process or container
+//! pinned to one role can read no other. Its answers and refusals are JSON, as ECS's are.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,23 +22,20 @@ use axum::routing::get;
 
 use super::guard::{Guard, Refusal};
 use super::state::AppState;
+use super::throttle::{self, Throttle};
 use crate::api::paths;
 use crate::credentials::{Door, RoleCache};
+use crate::ec2::container_tokens::{ContainerKey, Scope};
 use crate::ec2::document::{ContainerCredentials, ContainerError};
-use crate::model::Secret;
 
 struct Endpoint {
     state: Arc<AppState>,
     guard: Arc<Guard>,
-    token: Secret,
+    key: ContainerKey,
 }
 
-pub fn app(state: Arc<AppState>, guard: Arc<Guard>, token: Secret) -> Router {
-    let endpoint = Arc::new(Endpoint {
-        state,
-        guard,
-        token,
-    });
+pub fn app(state: Arc<AppState>, guard: Arc<Guard>, key: ContainerKey) -> Router {
+    let endpoint = Arc::new(Endpoint { state, guard, key });
     Router::new()
         .route(paths::CONTAINER_ACTIVE, get(active_credentials))
         .route(paths::CONTAINER_ROLE, get(role_credentials))
@@ -75,19 +73,48 @@ async fn authorize(
     if let Err(refusal) = endpoint.guard.admit(peer, &request) {
         return refused(refusal);
     }
+    // Any other path is a 404 whoever asks: it opens nothing.
+    let Some(scope) = scope(request.uri().path()) else {
+        return next.run(request).await;
+    };
     // The SDKs send the token verbatim, without a "Bearer" scheme.
     match request.headers().get(header::AUTHORIZATION) {
         None => json_response(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
-            "an Authorization header with the token from the container token file is required",
+            "an Authorization header with the role's token is required (`fintors env --role ROLE`)",
         ),
-        Some(given) if endpoint.token.matches(given.as_bytes()) => next.run(request).await,
-        Some(_) => json_response(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            "wrong authorization token",
-        ),
+        Some(given) if endpoint.key.admits(scope, given.as_bytes()) => next.run(request).await,
+        Some(_) => {
+            static WRONG: Throttle = Throttle::new();
+            if let Some(unsaid) = WRONG.due() {
+                tracing::warn!(
+                    "refused a container credentials request from {peer} with a wrong token for \
+                     {}{}",
+                    match scope {
+                        Scope::Active => "the active role".to_owned(),
+                        Scope::Role(alias) => format!("role {alias}"),
+                    },
+                    throttle::more(unsaid)
+                );
+            }
+            json_response(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "wrong authorization token for this role",
+            )
+        }
+    }
+}
+
+/// What a path asks for, and so which token it needs: `/creds` the active role, `/creds/ROLE`
+/// that role.
+fn scope(path: &str) -> Option<Scope<'_>> {
+    let rest = path.strip_prefix(paths::CONTAINER_ACTIVE)?;
+    match rest.strip_prefix('/') {
+        None if rest.is_empty() => Some(Scope::Active),
+        Some(alias) if !alias.is_empty() && !alias.contains('/') => Some(Scope::Role(alias)),
+        _ => None,
     }
 }
 
@@ -127,5 +154,20 @@ async fn serve(cache: &Arc<RoleCache>) -> Response {
             failure.error.code(),
             failure.error.message(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_path_needs_the_token_of_what_it_names() {
+        assert_eq!(scope("/creds"), Some(Scope::Active));
+        assert_eq!(scope("/creds/ops"), Some(Scope::Role("ops")));
+        assert_eq!(scope("/creds/"), None);
+        assert_eq!(scope("/creds/ops/x"), None);
+        assert_eq!(scope("/credsx"), None);
+        assert_eq!(scope("/"), None);
     }
 }

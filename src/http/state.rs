@@ -1,7 +1,6 @@
 //! What the request handlers share: the engine (registry, MFA sessions, reloader), the
 //! instance, the IMDSv2 tokens and the clock, and where the container endpoint is.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::console::Handoffs;
@@ -15,7 +14,6 @@ use crate::model::Clock;
 #[derive(Clone)]
 pub struct ContainerInfo {
     pub url: String,
-    pub token_file: PathBuf,
 }
 
 #[derive(Clone)]

@@ -65,10 +65,6 @@ pub(super) fn report(state: &AppState) -> StatusReport {
         active_role: active.map(|a| a.role().alias.to_string()),
         imdsv2_required: state.imdsv2_required,
         container_endpoint: state.container.as_ref().map(|c| c.url.clone()),
-        container_token_file: state
-            .container
-            .as_ref()
-            .map(|c| c.token_file.display().to_string()),
         mfa: state
             .registry
             .mfa_serials()

@@ -2,16 +2,22 @@
 //! format, and used for real by botocore and aws-sdk-rust through `fintors env --ecs`.
 
 use crate::require_venv;
-use crate::support::clients::{ClientRun, Token, Via};
-use crate::support::{Daemon, TWO_ROLES, fintors_cli, http, rust_whoami};
+use crate::support::clients::{ClientRun, Via};
+use crate::support::{Daemon, TWO_ROLES, container_token, fintors_cli, http, rust_whoami};
 
 const EXAMPLE_ARN: &str = "arn:aws:sts::123456789012:assumed-role/example/finto-example";
 
-/// The container endpoint's address and token, as `fintors env --ecs` reports them.
-pub(crate) fn endpoint(d: &Daemon) -> (std::net::SocketAddr, String, String) {
+/// What `fintors env --ecs` prints.
+fn env_ecs(d: &Daemon) -> String {
     let o = fintors_cli(d, &["env", "--ecs"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out = String::from_utf8(o.stdout).unwrap();
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The container endpoint's address and the active role's token, as `fintors env --ecs`
+/// reports them.
+pub(crate) fn endpoint(d: &Daemon) -> (std::net::SocketAddr, String) {
+    let out = env_ecs(d);
     let value = |name: &str| {
         out.lines()
             .find_map(|l| l.strip_prefix(&format!("export {name}=")))
@@ -20,27 +26,32 @@ pub(crate) fn endpoint(d: &Daemon) -> (std::net::SocketAddr, String, String) {
             .to_owned()
     };
     let url = value("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    let token_file = value("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
     let addr = url
         .strip_prefix("http://")
         .and_then(|r| r.strip_suffix("/creds"))
         .unwrap()
         .parse()
         .unwrap();
-    let token = std::fs::read_to_string(&token_file).unwrap();
-    (addr, token, token_file)
+    (addr, value("AWS_CONTAINER_AUTHORIZATION_TOKEN"))
 }
 
 #[test]
-fn env_ecs_points_at_a_private_token_file_without_newline() {
+fn env_ecs_gives_the_active_roles_token_by_value_and_unsets_any_token_file() {
     require_venv!();
     let d = Daemon::start();
-    let (addr, token, token_file) = endpoint(&d);
+    let (addr, token) = endpoint(&d);
     assert!(addr.ip().is_loopback());
     assert_eq!(token.len(), 64);
-    assert!(!token.ends_with('\n'));
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(token, container_token(&d, None));
+    assert!(
+        env_ecs(&d)
+            .lines()
+            .any(|l| l == "unset AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+    );
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+    let key = d.state_dir().join("container.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
 
@@ -48,7 +59,7 @@ fn env_ecs_points_at_a_private_token_file_without_newline() {
 fn credentials_need_the_token() {
     require_venv!();
     let d = Daemon::start();
-    let (addr, token, _) = endpoint(&d);
+    let (addr, token) = endpoint(&d);
     assert_eq!(http(addr, "GET", "/creds", &[], "").status, 401);
     assert_eq!(
         http(addr, "GET", "/creds", &[("Authorization", "wrong")], "").status,
@@ -75,23 +86,61 @@ fn credentials_need_the_token() {
 fn a_named_role_and_unknown_roles() {
     require_venv!();
     let d = Daemon::start();
-    let (addr, token, _) = endpoint(&d);
-    let auth = [("Authorization", token.as_str())];
-    let r = http(addr, "GET", "/creds/example2", &auth, "");
+    let (addr, _) = endpoint(&d);
+    let token = container_token(&d, Some("example2"));
+    let r = http(
+        addr,
+        "GET",
+        "/creds/example2",
+        &[("Authorization", &token)],
+        "",
+    );
     assert_eq!(
         r.json()["RoleArn"],
         "arn:aws:iam::123456789012:role/path/example2"
     );
-    assert_eq!(http(addr, "GET", "/creds/nope", &auth, "").status, 404);
+    let nope = container_token(&d, Some("nope"));
+    assert_eq!(
+        http(addr, "GET", "/creds/nope", &[("Authorization", &nope)], "").status,
+        404
+    );
+}
+
+/// Pinning is a boundary: what a command or container is handed for one role opens nothing
+/// else, neither another role nor the active one.
+#[test]
+fn a_token_for_one_role_is_refused_for_another_and_for_the_active_role() {
+    require_venv!();
+    let d = Daemon::start();
+    let (addr, active) = endpoint(&d);
+    let example2 = container_token(&d, Some("example2"));
+    let get = |path: &str, token: &str| http(addr, "GET", path, &[("Authorization", token)], "");
+    assert_eq!(get("/creds/example2", &example2).status, 200);
+    assert_eq!(get("/creds/example", &example2).status, 403);
+    assert_eq!(get("/creds", &example2).status, 403);
+    assert_eq!(get("/creds/example", &active).status, 403);
+    assert_eq!(get("/creds/example2", &active).status, 403);
+    assert_eq!(get("/creds", &active).status, 200);
+    assert!(
+        d.stderr().contains("with a wrong token for role example"),
+        "{}",
+        d.stderr()
+    );
 }
 
 #[test]
 fn doubled_slashes_read_as_one() {
     require_venv!();
     let d = Daemon::start();
-    let (addr, token, _) = endpoint(&d);
-    let auth = [("Authorization", token.as_str())];
-    let r = http(addr, "GET", "//creds//example2", &auth, "");
+    let (addr, _) = endpoint(&d);
+    let token = container_token(&d, Some("example2"));
+    let r = http(
+        addr,
+        "GET",
+        "//creds//example2",
+        &[("Authorization", &token)],
+        "",
+    );
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
         r.json()["RoleArn"],
@@ -103,7 +152,7 @@ fn doubled_slashes_read_as_one() {
 fn foreign_host_header_is_refused() {
     require_venv!();
     let d = Daemon::start();
-    let (addr, token, _) = endpoint(&d);
+    let (addr, token) = endpoint(&d);
     let r = http(
         addr,
         "GET",
@@ -131,7 +180,7 @@ fn env_ecs_with_the_endpoint_off_says_how_to_turn_it_on() {
 /// Runs `program` with only the container variables (as `fintors env --ecs` prints them) as a
 /// credential source.
 fn container_client(d: &Daemon, program: &std::path::Path, args: &[&str]) -> String {
-    ClientRun::new(d, Via::Container(Token::Both)).run(program, args)
+    ClientRun::new(d, Via::Container).run(program, args)
 }
 
 #[test]

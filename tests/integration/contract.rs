@@ -18,6 +18,7 @@ use fintors::api::{
 use fintors::config::Config;
 use fintors::credentials::{AssumeFuture, MfaSessions, RoleAssumer, StsError};
 use fintors::daemon::{Settings, build_state};
+use fintors::ec2::container_tokens::{ContainerKey, Scope};
 use fintors::ec2::document::CredentialsDocument;
 use fintors::ec2::instance::Instance;
 use fintors::ec2::tokens::Tokens;
@@ -41,7 +42,10 @@ const CONFIG: &str = r#"{
 const IMDS: &str = "127.0.0.1:16925";
 const CONTAINER: &str = "127.0.0.1:16926";
 const ADMIN: &str = "127.0.0.1:16927";
-const CONTAINER_TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// The container endpoint's key; each test derives the token it needs, as the client does.
+fn container_key() -> ContainerKey {
+    ContainerKey::from_key([7; 32])
+}
 
 /// AssumeRole without STS: `broken` is refused, `mfa` waits for its session.
 struct FakeAssumer {
@@ -129,7 +133,7 @@ fn daemon() -> Daemon {
             container::app(
                 state.clone(),
                 Arc::new(Guard::for_containers(CONTAINER.parse().unwrap())),
-                Secret::new(CONTAINER_TOKEN),
+                container_key(),
             ),
             container::refused,
         ),
@@ -420,8 +424,13 @@ async fn an_mfa_code_starts_the_session_the_mfa_role_waits_for() {
 #[tokio::test]
 async fn the_container_endpoint_serves_with_its_token_and_refuses_in_json() {
     let d = daemon();
-    let auth = [("authorization", CONTAINER_TOKEN)];
-    for path in [paths::CONTAINER_ACTIVE, "/creds/ops"] {
+    let key = container_key();
+    for (path, scope) in [
+        (paths::CONTAINER_ACTIVE, Scope::Active),
+        ("/creds/ops", Scope::Role("ops")),
+    ] {
+        let token = key.token(scope);
+        let auth = [("authorization", token.expose())];
         let ok = call(&d.container, CONTAINER, Method::GET, path, &auth, None).await;
         assert_eq!(ok.status, StatusCode::OK, "{path}");
         let doc: serde_json::Value = ok.json();

@@ -26,5 +26,6 @@ mod roles_api;
 mod secrets;
 mod several_roles;
 mod shell_helpers;
+mod squatters;
 mod sso;
 mod startup;

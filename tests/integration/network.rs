@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::require_venv;
-use crate::support::{Daemon, Reaped, TWO_ROLES, http, in_ci, rust_whoami};
+use crate::support::{Daemon, Reaped, TWO_ROLES, container_token, http, in_ci, rust_whoami};
 
 const EXAMPLE_ARN: &str = "arn:aws:sts::123456789012:assumed-role/example/finto-example";
 const NS_STS_PORT: u16 = 45123;
@@ -490,6 +490,7 @@ fn network_up_containers_serves_each_bridged_container_its_role_at_the_ecs_addre
         .exec(&[env!("CARGO_BIN_EXE_fintors")])
         .args(crate::several_roles::ENV_FILE_FOR_EXAMPLE2)
         .env("FINTORS_ENDPOINT", daemon.url())
+        .env("FINTORS_STATE_DIR", daemon.state_dir())
         .env("HOME", daemon.dir.path())
         .output()
         .unwrap();
@@ -619,8 +620,7 @@ fn imds_replies_leave_with_ttl_1_and_container_replies_with_the_systems_default(
         "-sSfg",
         &format!("http://[::1]:{NS_FINTORS_PORT}{path}"),
     ]);
-    // The token file is the daemon's, readable by its user (root here).
-    let token = std::fs::read_to_string(daemon.dir.path().join("state/container-token")).unwrap();
+    let token = container_token(&daemon, Some("example"));
     let answered = ns
         .exec(&["curl", "-sSf", "-o", "/dev/null", "-H"])
         .arg(format!("Authorization: {token}"))
@@ -707,7 +707,7 @@ fn another_local_user_gets_403_on_every_listener_directly_and_through_the_redire
     };
     let daemon = start(NS_FINTORS_PORT, &[]);
     text(&fintors_network(&ns, "up"));
-    let token = std::fs::read_to_string(daemon.dir.path().join("state/container-token")).unwrap();
+    let token = container_token(&daemon, Some("example"));
     let authorized = vec![format!("Authorization: {token}")];
     let creds = "/latest/meta-data/iam/security-credentials/example";
     let urls = |port: u16| {
@@ -747,7 +747,7 @@ fn another_local_user_gets_403_on_every_listener_directly_and_through_the_redire
 
     // Named in allow_users, the same user is served.
     let allowing = start(NS_FINTORS_PORT + 10, &["--allow-users", "4242"]);
-    let token = std::fs::read_to_string(allowing.dir.path().join("state/container-token")).unwrap();
+    let token = container_token(&allowing, Some("example"));
     for (url, headers) in urls(NS_FINTORS_PORT + 10) {
         let headers: Vec<String> = if headers.is_empty() {
             headers
@@ -778,7 +778,7 @@ fn another_local_user_connecting_from_a_non_loopback_address_of_the_host_gets_40
         .port(NS_FINTORS_PORT)
         .ecs_port(&(NS_FINTORS_PORT + 1).to_string())
         .start();
-    let token = std::fs::read_to_string(daemon.dir.path().join("state/container-token")).unwrap();
+    let token = container_token(&daemon, Some("example"));
     let authorized = [format!("Authorization: {token}")];
     let url = format!("http://127.0.0.1:{}/creds/example", NS_FINTORS_PORT + 1);
     let lan = Some("10.9.9.1");

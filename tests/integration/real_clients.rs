@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use crate::support::clients::{ClientRun, Token, Via, aws_cli_v2, go_whoami, js_whoami};
+use crate::support::clients::{ClientRun, Via, aws_cli_v2, go_whoami, js_whoami};
 use crate::support::{Daemon, FakeServer, TWO_ROLES, http, run_client, rust_whoami};
 use crate::{require_client, require_venv};
 
@@ -150,18 +150,11 @@ fn botocore_falls_back_to_imdsv1() {
 }
 
 #[test]
-fn botocore_uses_the_container_endpoint_with_either_form_of_the_token() {
+fn botocore_uses_the_container_endpoint() {
     let venv = require_venv!();
     let python = venv.join("bin/python");
-    for token in [Token::File, Token::Variable] {
-        let d = Daemon::start();
-        follows_a_switch(
-            &d,
-            Via::Container(token),
-            &python,
-            &["-c", BOTO3_CONTAINER_WHOAMI],
-        );
-    }
+    let d = Daemon::start();
+    follows_a_switch(&d, Via::Container, &python, &["-c", BOTO3_CONTAINER_WHOAMI]);
 }
 
 #[test]
@@ -243,12 +236,10 @@ fn aws_sdk_rust_works_when_imdsv2_is_required() {
 }
 
 #[test]
-fn aws_sdk_rust_uses_the_container_endpoint_with_either_form_of_the_token() {
+fn aws_sdk_rust_uses_the_container_endpoint() {
     require_venv!();
-    for token in [Token::File, Token::Variable] {
-        let d = Daemon::start();
-        follows_a_switch(&d, Via::Container(token), &rust_whoami(), &["--container"]);
-    }
+    let d = Daemon::start();
+    follows_a_switch(&d, Via::Container, &rust_whoami(), &["--container"]);
 }
 
 // --- aws-sdk-go-v2 (Debian's golang-github-aws-aws-sdk-go-v2-dev) -------------------------------
@@ -295,15 +286,13 @@ fn go_v2_takes_its_region_from_the_identity_document_when_asked() {
 }
 
 /// aws-sdk-go-v2 1.17 reads the token from AWS_CONTAINER_AUTHORIZATION_TOKEN only (no `_FILE`;
-/// config/resolve_credentials.go), which is why `fintors env --ecs` sets both.
+/// config/resolve_credentials.go), which is why `fintors env` gives the token by value.
 #[test]
 fn go_v2_container_provider_follows_the_active_role() {
     let go = require_client!(go_whoami());
     require_venv!();
     let d = Daemon::start();
-    follows_a_switch(&d, Via::Container(Token::Both), &go, &["container"]);
-    let d = Daemon::start();
-    follows_a_switch(&d, Via::Container(Token::Variable), &go, &["container"]);
+    follows_a_switch(&d, Via::Container, &go, &["container"]);
 }
 
 // --- JS v3 (@aws-sdk/* from the npm registry) -------------------------------------------------
@@ -360,16 +349,14 @@ fn js_v3_from_container_metadata_follows_the_active_role() {
     require_venv!();
     let d = Daemon::start();
     let args = [script.to_str().unwrap(), "container"];
-    follows_a_switch(&d, Via::Container(Token::Variable), &node, &args);
+    follows_a_switch(&d, Via::Container, &node, &args);
 }
 
 #[test]
-fn js_v3_from_http_uses_either_form_of_the_token() {
+fn js_v3_from_http_uses_the_container_endpoint() {
     let (node, script) = require_client!(js_whoami());
     require_venv!();
     let args = [script.to_str().unwrap(), "http"];
-    for token in [Token::File, Token::Variable] {
-        let d = Daemon::start();
-        follows_a_switch(&d, Via::Container(token), &node, &args);
-    }
+    let d = Daemon::start();
+    follows_a_switch(&d, Via::Container, &node, &args);
 }

@@ -83,7 +83,7 @@ fn a_full_session_leaves_no_secret_in_stderr_or_the_access_log() {
     assert!(fintors_cli(&d, &["mfa", MFA_CODE]).status.success());
     let guarded = imds("/latest/meta-data/iam/security-credentials/guarded").json();
     assert_eq!(guarded["Code"], "Success", "{guarded}");
-    let (ecs, ecs_token, _) = endpoint(&d);
+    let (ecs, ecs_token) = endpoint(&d);
     let container = http(ecs, "GET", "/creds", &[("Authorization", &ecs_token)], "").json();
     assert!(container["SecretAccessKey"].is_string(), "{container}");
     // Errors: a forged token, a wrong container token, a wrong admin token.

@@ -9,7 +9,8 @@ use std::time::Instant;
 use crate::require_venv;
 use crate::support::clients::{ClientRun, Via, aws_cli_v2};
 use crate::support::{
-    Daemon, FakeSts, StsCall, TWO_ROLES, fintors_cli, http, issued, moto, rust_whoami,
+    Daemon, FakeSts, StsCall, TWO_ROLES, container_token, fintors_cli, http, issued, moto,
+    rust_whoami,
 };
 
 const EXAMPLE_ARN: &str = "arn:aws:sts::123456789012:assumed-role/example/finto-example";
@@ -45,11 +46,14 @@ fn exec(d: &Daemon, args: &[&str]) -> Command {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", d.dir.path())
         .env("FINTORS_ENDPOINT", d.url())
+        .env("FINTORS_STATE_DIR", d.state_dir())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ACCESS_KEY_ID", "AKIAPARENTSHELLKEY00")
         .env("AWS_SECRET_ACCESS_KEY", "parent-secret")
         .env("AWS_PROFILE", "parent")
-        .env("AWS_REGION", "us-east-1");
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("{}/", d.url()))
+        .env("FINTORS_ADMIN_TOKEN", "parent-admin-token");
     c
 }
 
@@ -104,11 +108,18 @@ fn exec_hands_over_the_endpoint_and_token_never_keys_or_a_profile() {
         uri.starts_with("http://127.0.0.1:") && uri.ends_with("/creds/example2"),
         "{uri}"
     );
-    let token_file = var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").expect("the token file");
     assert_eq!(
         var("AWS_CONTAINER_AUTHORIZATION_TOKEN").expect("the token"),
-        std::fs::read_to_string(token_file).unwrap().trim_end()
+        container_token(&d, Some("example2")),
+        "the role's own token"
     );
+    for gone in [
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        "FINTORS_ADMIN_TOKEN",
+    ] {
+        assert_eq!(var(gone), None, "{gone} reached the command");
+    }
     assert_eq!(var("FINTORS_ROLE").as_deref(), Some("example2"));
     for gone in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"] {
         assert_eq!(var(gone), None, "{gone} reached the command");
@@ -299,17 +310,12 @@ fn env_role_of_an_unknown_role_prints_nothing_to_eval() {
     assert!(o.stdout.is_empty());
 }
 
-/// The container endpoint's URL and token, as `fintors env --ecs` prints them.
-fn container_endpoint(d: &Daemon) -> (std::net::SocketAddr, String) {
-    let (addr, token, _) = crate::container::endpoint(d);
-    (addr, token)
-}
-
 #[test]
 fn status_and_roles_show_who_uses_each_role_through_which_door() {
     require_venv!();
     let d = Daemon::start();
-    let (ecs, token) = container_endpoint(&d);
+    let (ecs, _) = crate::container::endpoint(&d);
+    let token = container_token(&d, Some("example2"));
     for _ in 0..3 {
         let r = http(
             ecs,

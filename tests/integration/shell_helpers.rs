@@ -38,8 +38,9 @@ fn run(shell: &str, endpoint: &str, script: &str) -> Output {
         .unwrap()
 }
 
-/// [`run`] with the fintors command on PATH too (pinning needs it), STS at moto and a region.
-fn run_with_fintors(shell: &str, endpoint: &str, script: &str) -> Output {
+/// [`run`] with the fintors command on PATH too (pinning needs it, and the daemon's state
+/// directory), STS at moto and a region.
+fn run_with_fintors(shell: &str, daemon: &Daemon, script: &str) -> Output {
     let helpers: PathBuf = repo_path(&format!("shell/fintors.{shell}"));
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_fintors"))
         .parent()
@@ -50,7 +51,8 @@ fn run_with_fintors(shell: &str, endpoint: &str, script: &str) -> Output {
         .env_clear()
         .env("PATH", format!("{}:{}", bin.display(), bare_path()))
         .env("HOME", "/nonexistent")
-        .env("FINTORS_ENDPOINT", endpoint)
+        .env("FINTORS_ENDPOINT", daemon.url())
+        .env("FINTORS_STATE_DIR", daemon.state_dir())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ENDPOINT_URL_STS", crate::support::moto())
         .output()
@@ -158,7 +160,7 @@ fn pins_the_shell_to_a_role_and_unpins_it_back(shell: &str) {
              fintors_prompt; echo"
         )
     };
-    let o = run_with_fintors(shell, &d.url(), &script);
+    let o = run_with_fintors(shell, &d, &script);
     assert_eq!(
         out(&o),
         "pinned:example2\n[example2] \n\

@@ -119,22 +119,13 @@ pub fn js_whoami() -> Option<(PathBuf, PathBuf)> {
 pub enum Via {
     /// `eval "$(fintors env)"`: IMDS at the endpoint fintors prints.
     Imds,
-    /// `eval "$(fintors env --ecs)"`, keeping one or both of the token's forms; IMDS disabled,
-    /// so the container endpoint is the only way to credentials.
-    Container(Token),
+    /// `eval "$(fintors env --ecs)"` over a stale token file variable (which it must unset);
+    /// IMDS disabled, so the container endpoint is the only way to credentials.
+    Container,
     /// `fintors exec ROLE -- client ...`, IMDS disabled.
     Exec(&'static str),
     /// A shell pinned with `eval "$(fintors env --role ROLE)"`, IMDS disabled.
     Pinned(&'static str),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Token {
-    Both,
-    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` alone.
-    File,
-    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN` alone.
-    Variable,
 }
 
 /// One run of a client program against a daemon.
@@ -191,15 +182,12 @@ impl<'a> ClientRun<'a> {
     pub fn output(&self, program: &Path, args: &[&str]) -> (String, String, bool) {
         let home = self.daemon.dir.path().join("client-home");
         std::fs::create_dir_all(&home).unwrap();
-        let (env_args, unset) = match self.via {
+        let (env_args, stale) = match self.via {
             Via::Imds => (String::new(), ""),
-            Via::Container(Token::Both) => (" --ecs".into(), ""),
-            Via::Container(Token::File) => {
-                (" --ecs".into(), "unset AWS_CONTAINER_AUTHORIZATION_TOKEN")
-            }
-            Via::Container(Token::Variable) => (
+            // A token file left from elsewhere would win over the printed token in most SDKs.
+            Via::Container => (
                 " --ecs".into(),
-                "unset AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                "export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/nonexistent\n",
             ),
             Via::Pinned(role) => (format!(" --role {role}"), ""),
             Via::Exec(_) => (String::new(), ""),
@@ -207,7 +195,7 @@ impl<'a> ClientRun<'a> {
         let mut script = match self.via {
             Via::Exec(_) => String::new(),
             _ => format!(
-                "exports=$(\"$FINTORS\" env{env_args}) || exit 99\neval \"$exports\"\n{unset}\n"
+                "{stale}exports=$(\"$FINTORS\" env{env_args}) || exit 99\neval \"$exports\"\n"
             ),
         };
         if let Some(url) = &self.imds_endpoint {
@@ -232,6 +220,7 @@ impl<'a> ClientRun<'a> {
             .env("HOME", &home)
             .env("FINTORS", env!("CARGO_BIN_EXE_fintors"))
             .env("FINTORS_ENDPOINT", self.daemon.url())
+            .env("FINTORS_STATE_DIR", self.daemon.state_dir())
             .env("AWS_CONFIG_FILE", home.join("none"))
             .env("AWS_SHARED_CREDENTIALS_FILE", home.join("none"))
             .env("AWS_ENDPOINT_URL_STS", moto())

@@ -307,6 +307,11 @@ impl Daemon {
         self.child.id()
     }
 
+    /// The daemon's `--state-dir`, where a client of its user finds the container key.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
     /// Kills the daemon and hands back its directory (config, state), e.g. to restart on it.
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
@@ -516,6 +521,16 @@ impl DaemonBuilder {
     }
 }
 
+/// The container endpoint's token for `role` (`None`: the active role's `/creds`), derived from
+/// the daemon's key as `fintors env` derives it.
+pub fn container_token(daemon: &Daemon, role: Option<&str>) -> String {
+    use fintors::ec2::container_tokens::{ContainerKey, KEY_FILE, Scope};
+    let key = std::fs::read(daemon.state_dir().join(KEY_FILE)).unwrap();
+    let key = ContainerKey::from_key(key.try_into().unwrap());
+    let scope = role.map_or(Scope::Active, Scope::Role);
+    key.token(scope).expose().to_owned()
+}
+
 /// Writes `contents` to a file only its owner can read, as a careful user keeps a config and
 /// credentials (fintors warns about any other).
 pub fn write_private(path: &Path, contents: impl AsRef<[u8]>) {
@@ -544,9 +559,15 @@ pub fn write_script(path: &Path, script: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
-/// Runs `fintors ARGS` as a client of `daemon` (via FINTORS_ENDPOINT) and returns its output.
+/// Runs `fintors ARGS` as a client of `daemon` (via FINTORS_ENDPOINT, and FINTORS_STATE_DIR for
+/// the container key) and returns its output.
 pub fn fintors_cli(daemon: &Daemon, args: &[&str]) -> std::process::Output {
-    fintors_cli_at(&daemon.url(), args)
+    let state = daemon.state_dir();
+    fintors_cli_with(
+        &daemon.url(),
+        args,
+        &[("FINTORS_STATE_DIR", state.to_str().unwrap())],
+    )
 }
 
 /// Runs `fintors ARGS` against the daemon at `endpoint` (which must be on loopback).
