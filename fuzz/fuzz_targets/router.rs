@@ -5,7 +5,7 @@
 //! Besides never panicking, for every request: no CORS headers; only the statuses the routes
 //! produce (never a 500); a peer, a browser's request or an authority the guard must refuse
 //! gets 403 (the authority being an absolute-form target's own, else the one `Host` header's),
-//! and two `Host` headers 400; credentials anywhere only with a valid token when IMDSv2 is
+//! and no or two `Host` headers 400; credentials anywhere only with a valid token when IMDSv2 is
 //! required; no IMDS token for a proxied request.
 
 #![no_main]
@@ -43,11 +43,14 @@ fuzz_target!(
         let browser = request.headers().contains_key(header::ORIGIN)
             || request
                 .headers()
-                .get("sec-fetch-site")
-                .is_some_and(|site| site.as_bytes() != b"none");
+                .get_all("sec-fetch-site")
+                .iter()
+                .any(|site| site.as_bytes() != b"none");
+        // No authority at all (no Host, no absolute-form target) is as malformed as two Hosts.
+        let malformed = hosts > 1 || (hosts == 0 && request.uri().authority().is_none());
         let peer_ok = peer_allowed(wire.peer.ip());
         // What the guard lets through, in its order: peer, browser, exactly one Host, authority.
-        let admitted = peer_ok && !browser && hosts <= 1 && host_ok;
+        let admitted = peer_ok && !browser && !malformed && host_ok;
         let token_ok = request
             .headers()
             .get(TOKEN_HEADER)
@@ -74,8 +77,8 @@ fuzz_target!(
             STATUSES.contains(&status.as_u16()),
             "unexpected status {status} for {path}"
         );
-        if peer_ok && !browser && hosts > 1 {
-            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} with two Host headers");
+        if peer_ok && !browser && malformed {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} without exactly one Host");
         } else if !admitted {
             assert_eq!(
                 status,

@@ -199,17 +199,20 @@ impl Guard {
 
 /// What browsers send and no SDK does: `Origin` (on every cross-origin request, and on
 /// same-origin ones but GET and HEAD), and `Sec-Fetch-Site` (on every request, `none` only for
-/// one the user typed or bookmarked, which is no page's doing).
+/// one the user typed or bookmarked, which is no page's doing). Every `Sec-Fetch-Site` counts,
+/// not only the first: a second one saying `cross-site` is still a page's request.
 fn from_browser<B>(request: &axum::http::Request<B>) -> bool {
     let headers = request.headers();
     headers.contains_key(header::ORIGIN)
         || headers
-            .get("sec-fetch-site")
-            .is_some_and(|site| site.as_bytes() != b"none")
+            .get_all("sec-fetch-site")
+            .iter()
+            .any(|site| site.as_bytes() != b"none")
 }
 
 /// The authority the request is for: an absolute-form target's own (whose `Host` header a
-/// server must ignore, RFC 9112 §3.2.2), else the one `Host` header's; two of them are an error.
+/// server must ignore, RFC 9112 §3.2.2), else the one `Host` header's. None, or two, is a
+/// malformed request (400, RFC 9112 §3.2).
 fn authority<B>(request: &axum::http::Request<B>) -> Result<Option<&str>, Refusal> {
     let mut hosts = request.headers().get_all(header::HOST).iter();
     let first = hosts.next();
@@ -219,7 +222,10 @@ fn authority<B>(request: &axum::http::Request<B>) -> Result<Option<&str>, Refusa
     if let Some(target) = request.uri().authority() {
         return Ok(Some(target.as_str()));
     }
-    Ok(first.and_then(|h| h.to_str().ok()))
+    match first {
+        Some(host) => Ok(host.to_str().ok()),
+        None => Err(Refusal::BadHostHeader),
+    }
 }
 
 fn header<B>(request: &axum::http::Request<B>, name: header::HeaderName) -> Option<&str> {
@@ -258,6 +264,24 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_second_sec_fetch_site_is_judged_too() {
+        let mut request = request("/roles", &[("Host", "127.0.0.1:16925")]);
+        for site in ["none", "cross-site"] {
+            request
+                .headers_mut()
+                .append("sec-fetch-site", site.parse().unwrap());
+        }
+        let verdict = guard("127.0.0.1:16925", false).check(LOCAL.parse().unwrap(), &request);
+        assert_eq!(verdict, Err(Refusal::FromBrowser));
+    }
+
+    #[test]
+    fn a_request_without_host_is_malformed() {
+        assert_eq!(check("/roles", &[]), Err(Refusal::BadHostHeader));
+        assert_eq!(Refusal::BadHostHeader.status(), 400);
     }
 
     #[test]

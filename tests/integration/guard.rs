@@ -14,7 +14,8 @@ fn every_listener() -> (Daemon, Vec<Probe>) {
         .arg("--admin-port")
         .arg("0")
         .start();
-    let (ecs, token, _) = crate::container::endpoint(&d);
+    let (ecs, _) = crate::container::endpoint(&d);
+    let token = crate::support::container_token(&d, Some("example"));
     let admin = d.logged_addr("admin API on");
     let creds = "/latest/meta-data/iam/security-credentials/example".to_owned();
     assert_eq!(d.get(&creds).status, 200, "cached before the probes");
@@ -145,11 +146,16 @@ fn metadata_and_local_host_names_are_accepted() {
 }
 
 #[test]
-fn request_without_host_is_403() {
+fn a_request_without_host_is_400() {
     require_venv!();
     let d = Daemon::start();
-    let r = crate::support::raw_request(d.addr, b"GET /roles HTTP/1.0\r\n\r\n");
-    assert_eq!(r.status, 403);
+    for request in [
+        &b"GET /roles HTTP/1.0\r\n\r\n"[..],
+        b"GET /latest/meta-data/iam/security-credentials/example HTTP/1.1\r\n\r\n",
+    ] {
+        let r = crate::support::raw_request(d.addr, request);
+        assert_eq!(r.status, 400);
+    }
 }
 
 /// Two namespaces joined by a veth pair: the daemon's host and a neighbour on its LAN.
