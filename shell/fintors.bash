@@ -23,17 +23,25 @@ _fintors_endpoint() {
 # _fintors_request METHOD PATH [JSON]: sets _fintors_status and _fintors_body; returns 2 when the
 # daemon cannot be reached.
 _fintors_request() {
-    local endpoint out
+    local endpoint out token
     endpoint=$(_fintors_endpoint)
+    local args=(-sS --max-time "${_FINTORS_TIMEOUT:-30}" -X "$1" -w '\n%{http_code}')
     if [ -n "${3-}" ]; then
-        out=$(curl -sS --max-time "${_FINTORS_TIMEOUT:-30}" -X "$1" -H 'Content-Type: application/json' \
-            --data-binary "$3" -w '\n%{http_code}' "$endpoint$2" 2>/dev/null)
-    else
-        out=$(curl -sS --max-time "${_FINTORS_TIMEOUT:-30}" -X "$1" -w '\n%{http_code}' "$endpoint$2" 2>/dev/null)
-    fi || {
+        args+=(-H 'Content-Type: application/json' --data-binary "$3")
+    fi
+    out=$(curl "${args[@]}" "$endpoint$2" 2>/dev/null) || {
         echo "fintors is not running at $endpoint: start it with \`fintors serve\` (or set FINTORS_ENDPOINT)" >&2
         return 2
     }
+    # 401: the daemon runs with --imdsv2-required, where its API needs an IMDS session too.
+    if [ "${out##*$'\n'}" = 401 ]; then
+        token=$(curl -sS --max-time 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' \
+            "$endpoint/latest/api/token" 2>/dev/null) &&
+            out=$(curl "${args[@]}" -H "X-aws-ec2-metadata-token: $token" "$endpoint$2" 2>/dev/null) || {
+            echo "fintors is not running at $endpoint: start it with \`fintors serve\` (or set FINTORS_ENDPOINT)" >&2
+            return 2
+        }
+    fi
     _fintors_status=${out##*$'\n'}
     _fintors_body=${out%$'\n'*}
 }

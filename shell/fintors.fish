@@ -39,6 +39,16 @@ function __fintors_request
         echo "fintors is not running at $endpoint: start it with `fintors serve` (or set FINTORS_ENDPOINT)" >&2
         return 2
     end
+    # 401: the daemon runs with --imdsv2-required, where its API needs an IMDS session too.
+    if test "$out[-1]" = 401
+        set -l token (curl -sS --max-time 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' \
+            $endpoint/latest/api/token 2>/dev/null)
+        and set out (curl $args -H "X-aws-ec2-metadata-token: $token" $endpoint$argv[2] 2>/dev/null)
+        or begin
+            echo "fintors is not running at $endpoint: start it with `fintors serve` (or set FINTORS_ENDPOINT)" >&2
+            return 2
+        end
+    end
     set -g __fintors_status $out[-1]
     # (`string join` fails when there is nothing to join: a one-line body.)
     set -g __fintors_body (string join \n -- $out[1..-2])

@@ -47,6 +47,19 @@ pub mod paths {
         format!("/fintors/console/{nonce}")
     }
 
+    /// Whether `path` is fintors's own API on the IMDS listener, which under
+    /// `--imdsv2-required` needs an IMDS session like everything under `/latest/`: its GETs show
+    /// role ARNs and account ids that a server-side request forgery could otherwise read. Not the
+    /// console handoff, which a browser opens (it cannot send the header; its nonce is its
+    /// secret).
+    pub fn in_api(path: &str) -> bool {
+        let api = path == ROLES
+            || path.starts_with("/roles/")
+            || path == MFA
+            || path.starts_with("/fintors/");
+        api && !path.starts_with("/fintors/console/")
+    }
+
     /// Whether `path` hands out a role's powers: its credentials (`/roles/ALIAS/credentials`)
     /// or a console sign-in as it (`/roles/ALIAS/console`), which need an IMDS session under
     /// `--imdsv2-required` like the IMDS credential paths.

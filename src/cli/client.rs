@@ -127,14 +127,20 @@ impl Endpoint {
         }
     }
 
-    /// Sends one request; `body`, if any, is JSON.
+    /// Sends one request; `body`, if any, is JSON. A 401 means the daemon runs with
+    /// `--imdsv2-required`, where its API too needs an IMDS session: then it is sent again
+    /// within one.
     pub async fn request(
         &self,
         method: Method,
         path: &str,
         body: Option<String>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        self.send(method, path, body, None).await
+        let answer = self.send(method.clone(), path, body.clone(), None).await?;
+        if answer.0 == StatusCode::UNAUTHORIZED {
+            return self.request_in_session(method, path, body).await;
+        }
+        Ok(answer)
     }
 
     /// A GET with `Authorization: token`, as the SDKs send the container endpoint's token.

@@ -102,9 +102,10 @@ impl IntoResponse for Unauthorized {
     }
 }
 
-/// The IMDS session check, for everything under `/latest/` except the token route, and for the
+/// The IMDS session check, for everything under `/latest/` except the token route, for the
 /// role API's credentials (a server-side request forgery that can make a GET could otherwise
-/// read them there, which is what `--imdsv2-required` is meant to stop): `Ok(Some(n))`
+/// read them there, which is what `--imdsv2-required` is meant to stop), and under
+/// `--imdsv2-required` for all of fintors's API but the browser's console handoff: `Ok(Some(n))`
 /// for a valid token with `n` seconds left, `Ok(None)` for an IMDSv1 request (or any other path),
 /// `Unauthorized` when the token is invalid, or missing under `--imdsv2-required`.
 pub fn session<B>(
@@ -127,7 +128,8 @@ pub fn check_session<B>(
 ) -> Result<Option<u32>, Option<TokenError>> {
     let path = request.uri().path();
     let in_session = (path.starts_with("/latest/") && path != crate::ec2::TOKEN_PATH)
-        || crate::api::paths::grants_a_role(path);
+        || crate::api::paths::grants_a_role(path)
+        || (state.imdsv2_required && crate::api::paths::in_api(path));
     if !in_session {
         return Ok(None);
     }

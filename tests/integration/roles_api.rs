@@ -61,7 +61,6 @@ fn role_credentials_need_a_session_token_when_imdsv2_is_required() {
     // --imdsv2-required it must not find credentials on the role API either.
     let d = Daemon::builder(TWO_ROLES).arg("--imdsv2-required").start();
     assert_eq!(d.get("/roles/example/credentials").status, 401);
-    assert_eq!(d.get("/roles").status, 200, "listing needs no session");
     let token = d.token();
     let r = http(
         d.addr,
@@ -73,6 +72,39 @@ fn role_credentials_need_a_session_token_when_imdsv2_is_required() {
     assert_eq!(r.json()["Code"], "Success");
     let creds = crate::support::fintors_cli(&d, &["creds", "example", "--format", "json"]);
     assert!(creds.status.success(), "{creds:?}");
+}
+
+/// What a forged GET could read besides credentials: role ARNs, account ids, the status.
+#[test]
+fn the_whole_api_needs_a_session_token_when_imdsv2_is_required() {
+    require_venv!();
+    let d = Daemon::builder(TWO_ROLES).arg("--imdsv2-required").start();
+    let token = d.token();
+    for path in [
+        "/roles",
+        "/roles?status=active",
+        "/roles/example",
+        "/fintors/status",
+    ] {
+        assert_eq!(d.get(path).status, 401, "{path}");
+        let r = http(
+            d.addr,
+            "GET",
+            path,
+            &[("X-aws-ec2-metadata-token", &token)],
+            "",
+        );
+        assert_eq!(r.status, 200, "{path}");
+    }
+    for args in [
+        &["status"][..],
+        &["roles"],
+        &["use", "example2"],
+        &["current"],
+    ] {
+        let o = crate::support::fintors_cli(&d, args);
+        assert!(o.status.success(), "{args:?}: {o:?}");
+    }
 }
 
 #[test]

@@ -96,6 +96,30 @@ fn switches_through_the_role_api(shell: &str) {
     );
 }
 
+/// Under --imdsv2-required the role API needs an IMDS session too; the helpers get one when
+/// they are told so (a 401), and otherwise send one request as before.
+fn work_when_the_daemon_requires_imdsv2(shell: &str) {
+    require_venv!();
+    if !shell_available(shell) {
+        return;
+    }
+    let d = Daemon::builder(crate::support::TWO_ROLES)
+        .arg("--imdsv2-required")
+        .start();
+    let script = if shell == "bash" {
+        "fintors_use example2 && fintors_roles"
+    } else {
+        "fintors_use example2; and fintors_roles"
+    };
+    let o = run(shell, &d.url(), script);
+    assert_eq!(
+        out(&o),
+        "active role: example2\n  example\n* example2\n",
+        "{}",
+        err(&o)
+    );
+}
+
 fn unknown_role_is_refused_with_status_1(shell: &str) {
     require_venv!();
     if !shell_available(shell) {
@@ -221,6 +245,7 @@ macro_rules! for_each_shell {
 for_each_shell!(
     lists_roles_with_the_active_one_marked,
     switches_through_the_role_api,
+    work_when_the_daemon_requires_imdsv2,
     unknown_role_is_refused_with_status_1,
     prompt_shows_the_active_role,
     pins_the_shell_to_a_role_and_unpins_it_back,
