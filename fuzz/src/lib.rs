@@ -236,7 +236,7 @@ fn build() -> Daemon {
     });
     let guard = Arc::new(Guard::new(BOUND.parse().expect("an address"), false));
     // The access log runs too (its writer thread appends to /dev/null), for its path handling.
-    let log = AccessLog::open(Path::new("/dev/null")).ok();
+    let log = AccessLog::open(Path::new("/dev/null"), u64::MAX).ok();
     // With an access log every request is routed; without one (the IMDSv2-only service) cached
     // credentials take the fast path: both paths get fuzzed.
     let app = imds_app(v1.clone(), guard.clone(), log);

@@ -274,9 +274,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PORT")]
     pub admin_port: Option<u16>,
 
-    /// Append an HTTP access log to FILE (created with mode 0600)
+    /// Append an HTTP access log to FILE (created with mode 0600; reopened on SIGHUP)
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+
+    /// Rotate the access log to FILE.1 once it reaches this many bytes
+    #[arg(long, value_name = "BYTES", default_value_t = crate::http::access_log::DEFAULT_MAX_BYTES, requires = "log")]
+    pub log_max_bytes: u64,
 
     /// Where the IMDSv2 token key and the container key are kept [default:
     /// $XDG_STATE_HOME/fintors or ~/.local/state/fintors]

@@ -156,6 +156,9 @@ async fn start_engine(
         .reloader
         .on_sighup()
         .map_err(|reason| DaemonError::Signals { reason })?;
+    if let Some(log) = &loaded.log {
+        reopen_on_sighup(log.clone())?;
+    }
     let guard = |listener: &TcpListener, allow_remote| {
         Arc::new(Guard::new(local_addr(listener), allow_remote))
     };
@@ -252,7 +255,11 @@ pub async fn load(args: &ServeArgs) -> Result<Loaded, DaemonError> {
         &default_region(),
         instance::boot_time(),
     );
-    let log = args.log.as_deref().map(AccessLog::open).transpose()?;
+    let log = args
+        .log
+        .as_deref()
+        .map(|path| AccessLog::open(path, args.log_max_bytes))
+        .transpose()?;
     Ok(Loaded {
         config,
         state_dir,
@@ -413,6 +420,18 @@ fn default_region() -> Region {
         }
     }
     Region::parse(FALLBACK_REGION).expect("the fallback is a region")
+}
+
+/// Reopens the access log at every SIGHUP, after logrotate moved it (beside the reload).
+fn reopen_on_sighup(log: Arc<AccessLog>) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).map_err(|reason| DaemonError::Signals { reason })?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            log.reopen().await;
+        }
+    });
+    Ok(())
 }
 
 /// A token cancelled at the first SIGINT or SIGTERM; every listener stops on it.

@@ -3,70 +3,109 @@
 //!
 //! It records the peer, the method, the path (never the query, never a header value: tokens and
 //! credentials travel in headers and bodies) and the outcome. The request path only queues the
-//! line's parts ([`Entry`], no copying, no formatting) on a bounded queue; a writer thread formats
-//! and writes them in batches, so a slow disk never delays a credential response, and the fast
-//! path for cached credentials stays fast with a log. If the queue is full a line is dropped and
-//! counted rather than making a request wait; at a graceful shutdown the daemon waits for the
-//! queue to be written ([`AccessLog::flush`]).
+//! line's parts ([`Entry`]: a copy of the path and the agent, capped, never a reference into the
+//! request's read buffer, which would keep that whole buffer alive while the line waits); a
+//! writer thread formats and writes them in batches, so a slow disk never delays a credential
+//! response. The queue is bounded by bytes ([`MAX_QUEUED_BYTES`]): under a flood, memory stays
+//! flat and lines are dropped and counted rather than making a request wait. At a graceful
+//! shutdown the daemon waits for the queue to be written ([`AccessLog::flush`]).
+//!
+//! The file is opened without following a link, must be this user's, and is made 0600 if it is
+//! not; request data is written with control and shell-significant bytes percent-encoded, so a
+//! log line pasted or appended anywhere runs nothing. `SIGHUP` reopens it (after logrotate moved
+//! it), and past `--log-max-bytes` it is rotated to `FILE.1`.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use axum::body::HttpBody as _;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, Method, Uri, Version, header};
+use axum::http::{Method, Version, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tokio::sync::{mpsc, oneshot};
 
-/// Lines queued at most: a second of a busy daemon's requests, which the writer drains every
-/// [`BATCH_GATHER`]; about 2 MiB at worst.
+use super::throttle::{self, Throttle};
+
+/// Lines queued at most, whatever their size.
 const QUEUE: usize = 16 * 1024;
+/// Bytes queued at most (entries and their text): what a flood can add to the daemon's memory.
+pub const MAX_QUEUED_BYTES: usize = 1024 * 1024;
+/// The most of a path, and of a user agent, a line keeps.
+const MAX_PATH: usize = 1024;
+const MAX_AGENT: usize = 256;
+/// The default size past which the log is rotated to `FILE.1`.
+pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct AccessLog {
     lines: mpsc::Sender<Message>,
+    /// Bytes of the entries queued and not yet written.
+    queued: Arc<AtomicUsize>,
     dropped: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open access log {path}: {reason}")]
-pub struct AccessLogError {
-    path: PathBuf,
-    reason: std::io::Error,
+pub enum AccessLogError {
+    #[error("cannot open access log {path}: {reason}")]
+    Open {
+        path: PathBuf,
+        reason: std::io::Error,
+    },
+    #[error(
+        "access log {path} belongs to uid {uid}, not to this user: remove it or choose another \
+         --log"
+    )]
+    NotMine { path: PathBuf, uid: u32 },
+    #[error("access log {path} is not a regular file: choose another --log")]
+    NotAFile { path: PathBuf },
+    #[error("access log {path} is a symbolic link, which fintors does not follow: name the file")]
+    Link { path: PathBuf },
 }
 
-/// What the request path hands the writer: the parts of one line, taken without copying (the
-/// URI and the user agent share the request's buffer). Formatting, the clock's text and the
+/// What the request path hands the writer: the parts of one line, the path and the agent
+/// copied (and capped), so nothing of the request is kept. Formatting, the clock's text and the
 /// write all happen on the writer's thread.
 #[derive(Debug)]
 pub struct Entry {
     pub at: chrono::DateTime<chrono::Utc>,
     pub peer: IpAddr,
     pub method: Method,
-    pub uri: Uri,
     pub version: Version,
     pub status: u16,
     pub size: Option<u64>,
-    pub agent: Option<HeaderValue>,
+    /// The path's bytes, then the agent's.
+    text: Box<[u8]>,
+    path_len: usize,
+    has_agent: bool,
 }
 
 impl Entry {
     /// The parts of `request` a line needs, before it is answered.
     pub fn of<B>(request: &axum::http::Request<B>, peer: SocketAddr) -> Entry {
+        let path = request.uri().path().as_bytes();
+        let path = &path[..path.len().min(MAX_PATH)];
+        let agent = request.headers().get(header::USER_AGENT).map(|a| {
+            let a = a.as_bytes();
+            &a[..a.len().min(MAX_AGENT)]
+        });
+        let mut text = Vec::with_capacity(path.len() + agent.map_or(0, <[u8]>::len));
+        text.extend_from_slice(path);
+        text.extend_from_slice(agent.unwrap_or_default());
         Entry {
             at: chrono::Utc::now(),
             peer: peer.ip(),
             method: request.method().clone(),
-            uri: request.uri().clone(),
             version: request.version(),
             status: 0,
             size: None,
-            agent: request.headers().get(header::USER_AGENT).cloned(),
+            text: text.into_boxed_slice(),
+            path_len: path.len(),
+            has_agent: agent.is_some(),
         }
     }
 
@@ -77,15 +116,21 @@ impl Entry {
         self
     }
 
+    /// What the entry holds in memory while it waits.
+    fn weight(&self) -> usize {
+        std::mem::size_of::<Entry>() + self.text.len()
+    }
+
     /// Writes the Common Log Format line plus the user agent; the path only, never the query.
     fn write(&self, out: &mut impl Write, clock: &mut Stamp) -> std::io::Result<()> {
+        let (path, agent) = self.text.split_at(self.path_len);
         write!(
             out,
             "{} - - [{}] \"{} {} {:?}\" {} ",
             self.peer,
             clock.of(self.at),
-            self.method,
-            Clean(self.uri.path().as_bytes()),
+            Clean(self.method.as_str().as_bytes()),
+            Clean(path),
             self.version,
             self.status,
         )?;
@@ -93,22 +138,25 @@ impl Entry {
             Some(n) => write!(out, "{n}")?,
             None => out.write_all(b"-")?,
         }
-        match &self.agent {
-            Some(agent) => writeln!(out, " \"{}\"", Clean(agent.as_bytes())),
-            None => out.write_all(b" \"-\"\n"),
+        if self.has_agent {
+            writeln!(out, " \"{}\"", Clean(agent))
+        } else {
+            out.write_all(b" \"-\"\n")
         }
     }
 }
 
-/// Text as one line can hold it: control characters and quotes become `?`, so a request stays
-/// on its line and the quoting unambiguous; what is not UTF-8 is replaced.
+/// Request data as a line can hold it harmlessly: control characters (a line break would forge
+/// a line), the quote (it would end the field), and what a shell reads inside double quotes or
+/// between words (`$`, `` ` ``, `\\`, `!`, `'`, `;`, `&`, `|`, `<`, `>`) are percent-encoded, so
+/// the line runs nothing wherever it ends up; what is not UTF-8 is replaced.
 struct Clean<'a>(&'a [u8]);
 
 impl std::fmt::Display for Clean<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for c in String::from_utf8_lossy(self.0).chars() {
-            if c.is_control() || c == '"' {
-                f.write_str("?")?;
+            if c.is_control() || "\"$`\\!';&|<>".contains(c) {
+                write!(f, "%{:02X}", u32::from(c))?;
             } else {
                 std::fmt::Write::write_char(f, c)?;
             }
@@ -122,47 +170,112 @@ enum Message {
     Entry(Box<Entry>),
     /// Write out and flush everything queued before this, then say so.
     Flush(oneshot::Sender<()>),
+    /// Close the file and open the path again (`SIGHUP`, after logrotate moved it).
+    Reopen,
+}
+
+/// Opens `path` for appending as the log must be: created 0600, not through a link, this
+/// user's (a file another user planted is refused), made 0600 if others could read it. A
+/// character device (`/dev/null`) is accepted as it is.
+fn open_private(path: &Path) -> Result<std::fs::File, AccessLogError> {
+    let open = |reason| AccessLogError::Open {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|reason| match reason.raw_os_error() {
+            Some(libc::ELOOP) => AccessLogError::Link {
+                path: path.to_owned(),
+            },
+            _ => open(reason),
+        })?;
+    let meta = file.metadata().map_err(open)?;
+    if std::os::unix::fs::FileTypeExt::is_char_device(&meta.file_type()) {
+        return Ok(file);
+    }
+    if !meta.is_file() {
+        return Err(AccessLogError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if meta.uid() != unsafe { libc::geteuid() } {
+        return Err(AccessLogError::NotMine {
+            path: path.to_owned(),
+            uid: meta.uid(),
+        });
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(open)?;
+        tracing::warn!(
+            "access log {} was mode {mode:03o}; set to 600",
+            path.display()
+        );
+    }
+    Ok(file)
 }
 
 impl AccessLog {
-    /// Opens (creating 0600) `path` for appending and starts the writer thread.
-    pub fn open(path: &Path) -> Result<Arc<Self>, AccessLogError> {
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|reason| AccessLogError {
-                path: path.to_owned(),
-                reason,
-            })?;
+    /// Opens `path` (see [`open_private`]) and starts the writer thread, which rotates the file
+    /// to `FILE.1` once it reaches `max_bytes`.
+    pub fn open(path: &Path, max_bytes: u64) -> Result<Arc<Self>, AccessLogError> {
+        let file = open_private(path)?;
         let (lines, rx) = mpsc::channel::<Message>(QUEUE);
-        let path = path.to_owned();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer = Writer {
+            path: path.to_owned(),
+            max_bytes,
+            written: file.metadata().map_or(0, |m| m.len()),
+            out: std::io::BufWriter::with_capacity(64 * 1024, file),
+            queued: queued.clone(),
+        };
         std::thread::Builder::new()
             .name("fintors-access-log".into())
-            .spawn(move || write_lines(file, rx, &path))
-            .map_err(|reason| AccessLogError {
+            .spawn(move || writer.run(rx))
+            .map_err(|reason| AccessLogError::Open {
                 path: PathBuf::from("(writer thread)"),
                 reason,
             })?;
         Ok(Arc::new(AccessLog {
             lines,
+            queued,
             dropped: AtomicU64::new(0),
         }))
     }
 
-    /// Queues one line; never waits. A full queue drops the line and counts it.
+    /// Queues one line; never waits. A full queue (by lines or by bytes) drops the line and
+    /// counts it.
     pub fn record(&self, entry: Entry) {
-        if self
-            .lines
-            .try_send(Message::Entry(Box::new(entry)))
-            .is_err()
+        let weight = entry.weight();
+        let queued = self.queued.fetch_add(weight, Ordering::AcqRel);
+        if queued + weight > MAX_QUEUED_BYTES
+            || self
+                .lines
+                .try_send(Message::Entry(Box::new(entry)))
+                .is_err()
         {
+            self.queued.fetch_sub(weight, Ordering::AcqRel);
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() {
-                tracing::warn!("access log is falling behind: {n} lines dropped so far");
+            static BEHIND: Throttle = Throttle::new();
+            if let Some(unsaid) = BEHIND.due() {
+                tracing::warn!(
+                    "access log is falling behind: {n} lines dropped so far{}",
+                    throttle::more(unsaid)
+                );
             }
         }
+    }
+
+    /// Has the writer reopen the file, for logrotate (`SIGHUP`).
+    pub async fn reopen(&self) {
+        let _ = self.lines.send(Message::Reopen).await;
     }
 
     /// Waits until every line queued so far is in the file: at shutdown, so a graceful stop
@@ -180,34 +293,98 @@ impl AccessLog {
 /// and an idle daemon's writer sleeps in `recv` with no wake-ups at all.
 const BATCH_GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// The writer: takes the queue in batches, formats into a buffer and writes each batch at once,
-/// so a quiet log is on disk within [`BATCH_GATHER`] and a busy one costs one write per batch.
-fn write_lines(file: std::fs::File, mut rx: mpsc::Receiver<Message>, path: &Path) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
-    let mut clock = Stamp::default();
-    let report = |result: std::io::Result<()>| {
-        if let Err(e) = result {
-            tracing::error!("writing access log {}: {e}", path.display());
-        }
-    };
-    while let Some(first) = rx.blocking_recv() {
-        let mut next = Some(first);
-        loop {
-            while let Some(message) = next.take().or_else(|| rx.try_recv().ok()) {
-                match message {
-                    Message::Entry(entry) => report(entry.write(&mut out, &mut clock)),
-                    Message::Flush(done) => {
-                        report(out.flush());
-                        let _ = done.send(());
+/// The writer thread's side: the file, its size, and where to rotate it.
+struct Writer {
+    path: PathBuf,
+    max_bytes: u64,
+    written: u64,
+    out: std::io::BufWriter<std::fs::File>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Writer {
+    /// Takes the queue in batches, formats into a buffer and writes each batch at once, so a
+    /// quiet log is on disk within [`BATCH_GATHER`] and a busy one costs one write per batch.
+    fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+        let mut clock = Stamp::default();
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            loop {
+                while let Some(message) = next.take().or_else(|| rx.try_recv().ok()) {
+                    match message {
+                        Message::Entry(entry) => {
+                            let mut counted = Counted(&mut self.out, 0);
+                            let wrote = entry.write(&mut counted, &mut clock);
+                            self.written += counted.1;
+                            self.report(wrote);
+                            self.queued.fetch_sub(entry.weight(), Ordering::AcqRel);
+                        }
+                        Message::Flush(done) => {
+                            let flushed = self.out.flush();
+                            self.report(flushed);
+                            let _ = done.send(());
+                        }
+                        Message::Reopen => self.reopen(false),
                     }
                 }
-            }
-            report(out.flush());
-            std::thread::sleep(BATCH_GATHER);
-            if rx.is_empty() {
-                break;
+                let flushed = self.out.flush();
+                self.report(flushed);
+                if self.written >= self.max_bytes {
+                    self.reopen(true);
+                }
+                std::thread::sleep(BATCH_GATHER);
+                if rx.is_empty() {
+                    break;
+                }
             }
         }
+    }
+
+    /// Opens the path again; first moves the full file to `FILE.1` when `rotate`.
+    fn reopen(&mut self, rotate: bool) {
+        let flushed = self.out.flush();
+        self.report(flushed);
+        if rotate {
+            let mut old = self.path.clone().into_os_string();
+            old.push(".1");
+            let renamed = std::fs::rename(&self.path, old);
+            self.report(renamed);
+        }
+        match open_private(&self.path) {
+            Ok(file) => {
+                self.written = file.metadata().map_or(0, |m| m.len());
+                self.out = std::io::BufWriter::with_capacity(64 * 1024, file);
+            }
+            Err(e) => tracing::error!("{e}; logging on to the file already open"),
+        }
+    }
+
+    fn report(&self, result: std::io::Result<()>) {
+        if let Err(e) = result {
+            static FAILED: Throttle = Throttle::new();
+            if let Some(unsaid) = FAILED.due() {
+                tracing::error!(
+                    "writing access log {}: {e}{}",
+                    self.path.display(),
+                    throttle::more(unsaid)
+                );
+            }
+        }
+    }
+}
+
+/// A writer that counts what goes through it.
+struct Counted<'a, W>(&'a mut W, u64);
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
 
@@ -260,7 +437,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(line).unwrap(),
             "127.0.0.1 - - [02/Dec/2026:10:11:12 +0000] \"GET /latest/meta-data/iam/x HTTP/1.1\" \
-             200 42 \"aws-sdk-go-v2/1.17 ?quoted?\"\n"
+             200 42 \"aws-sdk-go-v2/1.17 %22quoted%22\"\n"
         );
     }
 
@@ -276,5 +453,70 @@ mod tests {
         let line = String::from_utf8(line).unwrap();
         assert!(line.starts_with("::1 - - ["), "{line}");
         assert!(line.ends_with("\" 0 - \"-\"\n"), "{line}");
+    }
+
+    #[test]
+    fn request_data_that_a_shell_would_run_is_percent_encoded() {
+        let request = axum::http::Request::get("/$(touch$IFS/tmp/x);id&'!")
+            .header(header::USER_AGENT, "a\\b`id`|c<d>")
+            .body(())
+            .unwrap();
+        let mut line = Vec::new();
+        Entry::of(&request, "127.0.0.1:5000".parse().unwrap())
+            .write(&mut line, &mut Stamp::default())
+            .unwrap();
+        let line = String::from_utf8(line).unwrap();
+        for c in ['$', '`', ';', '|', '&', '\\', '\'', '!', '<', '>'] {
+            assert!(!line.contains(c), "{c} in {line}");
+        }
+        assert!(
+            line.contains("/%24(touch%24IFS/tmp/x)%3Bid%26%27%21 "),
+            "{line}"
+        );
+        assert!(line.contains("\"a%5Cb%60id%60%7Cc%3Cd%3E\""), "{line}");
+    }
+
+    #[test]
+    fn an_entry_keeps_a_capped_copy_not_the_request() {
+        let long = format!("/{}", "a".repeat(10_000));
+        let request = axum::http::Request::get(long.as_str())
+            .header(header::USER_AGENT, "b".repeat(10_000))
+            .body(())
+            .unwrap();
+        let entry = Entry::of(&request, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(entry.text.len(), MAX_PATH + MAX_AGENT);
+    }
+
+    #[test]
+    fn a_log_file_owned_by_another_user_or_behind_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("victims-bashrc");
+        std::fs::write(&target, "").unwrap();
+        let link = dir.path().join("access.log");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(matches!(
+            open_private(&link),
+            Err(AccessLogError::Link { .. })
+        ));
+        if unsafe { libc::geteuid() } == 0 {
+            let theirs = dir.path().join("theirs.log");
+            std::fs::write(&theirs, "").unwrap();
+            std::os::unix::fs::chown(&theirs, Some(4242), Some(4242)).unwrap();
+            assert!(matches!(
+                open_private(&theirs),
+                Err(AccessLogError::NotMine { uid: 4242, .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_log_file_others_can_read_is_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        open_private(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

@@ -15,6 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::http::header;
 
+use super::throttle::{self, Throttle};
 use crate::ec2::CONTAINER_ADDR;
 
 /// The addresses real clients use for IMDS; a browser sends these as `Host` only for a page whose
@@ -153,20 +154,39 @@ impl Guard {
         request: &axum::http::Request<B>,
     ) -> Result<(), Refusal> {
         let refusal = self.check(peer, request);
+        static OTHER_HOST: Throttle = Throttle::new();
+        static UNKNOWN_HOST: Throttle = Throttle::new();
+        static BROWSER: Throttle = Throttle::new();
+        // One line per cause per interval: a page or a scanner can make thousands a second.
         match refusal {
             Err(Refusal::OtherHost) => {
-                tracing::warn!(%peer, "refused a request from another host (use --allow-remote to permit)");
+                if let Some(unsaid) = OTHER_HOST.due() {
+                    tracing::warn!(
+                        "refused a request from another host, {peer} (use --allow-remote to \
+                         permit){}",
+                        throttle::more(unsaid)
+                    );
+                }
             }
-            Err(Refusal::UnknownHostHeader) => tracing::warn!(
-                %peer,
-                host = authority(request).ok().flatten().unwrap_or("<none>"),
-                "refused a request for an unknown Host (DNS rebinding?)"
-            ),
-            Err(Refusal::FromBrowser) => tracing::warn!(
-                %peer,
-                origin = header(request, header::ORIGIN).unwrap_or("<none>"),
-                "refused a request from a web browser"
-            ),
+            Err(Refusal::UnknownHostHeader) => {
+                if let Some(unsaid) = UNKNOWN_HOST.due() {
+                    tracing::warn!(
+                        "refused a request from {peer} for an unknown Host, {:?} (DNS \
+                         rebinding?){}",
+                        authority(request).ok().flatten().unwrap_or("<none>"),
+                        throttle::more(unsaid)
+                    );
+                }
+            }
+            Err(Refusal::FromBrowser) => {
+                if let Some(unsaid) = BROWSER.due() {
+                    tracing::warn!(
+                        "refused a request from a web browser at {peer}, origin {:?}{}",
+                        header(request, header::ORIGIN).unwrap_or("<none>"),
+                        throttle::more(unsaid)
+                    );
+                }
+            }
             Err(Refusal::BadHostHeader) => {
                 tracing::debug!(%peer, "refused a request without exactly one Host header")
             }

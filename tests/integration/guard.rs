@@ -265,3 +265,27 @@ fn no_state_changing_route_accepts_what_a_form_can_send() {
         r#"{"roles":["example"]}"#
     );
 }
+
+/// A page (or a scanner) can make thousands of refused requests a second: the log says so in
+/// one line per cause per 10 s, with a count, not a line each.
+#[test]
+fn a_flood_of_refused_requests_is_one_log_line_per_cause_with_a_count() {
+    require_venv!();
+    let d = Daemon::start();
+    for _ in 0..300 {
+        let r = http(
+            d.addr,
+            "GET",
+            "/roles",
+            &[("Origin", "http://evil.example")],
+            "",
+        );
+        assert_eq!(r.status, 403);
+        let r = http(d.addr, "GET", "/roles", &[("Host", "evil.example")], "");
+        assert_eq!(r.status, 403);
+    }
+    let log = d.stderr();
+    let lines = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(lines("refused a request from a web browser"), 1, "{log}");
+    assert_eq!(lines("for an unknown Host"), 1, "{log}");
+}

@@ -246,3 +246,79 @@ fn a_daemon_whose_stderr_is_gone_keeps_serving_switching_and_stops_on_sigterm() 
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// A log path another user planted as a link (to the victim's shell rc, say) is not followed:
+/// the daemon does not start, and says why in one line.
+#[test]
+fn an_access_log_behind_a_symbolic_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rc = dir.path().join("bashrc");
+    std::fs::write(&rc, "# the victim's\n").unwrap();
+    let log = dir.path().join("access.log");
+    std::os::unix::fs::symlink(&rc, &log).unwrap();
+    let sts = FakeSts::access_denied();
+    let output = Daemon::builder(TWO_ROLES)
+        .sts(&sts.url)
+        .arg("--log")
+        .arg(log.to_str().unwrap())
+        .command()
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("is a symbolic link"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&rc).unwrap(), "# the victim's\n");
+}
+
+#[test]
+fn an_existing_access_log_others_can_read_is_made_private_with_a_line() {
+    require_venv!();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let d = Daemon::builder(TWO_ROLES)
+        .arg("--log")
+        .arg(log.to_str().unwrap())
+        .start();
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        d.stderr().contains("was mode 644; set to 600"),
+        "{}",
+        d.stderr()
+    );
+}
+
+/// logrotate moves the file and sends SIGHUP; past --log-max-bytes fintors rotates by itself.
+#[test]
+fn the_access_log_reopens_on_sighup_and_rotates_past_its_size_cap() {
+    require_venv!();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let d = Daemon::builder(TWO_ROLES)
+        .arg("--log")
+        .arg(log.to_str().unwrap())
+        .arg("--log-max-bytes")
+        .arg("2000")
+        .start();
+    assert_eq!(d.get("/roles").status, 200);
+    crate::support::access_log(&log);
+    std::fs::rename(&log, dir.path().join("rotated-by-logrotate")).unwrap();
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.get("/roles?status=active").status, 200);
+    let reopened = crate::support::access_log(&log);
+    assert!(reopened.contains("/roles"), "{reopened}");
+
+    for _ in 0..40 {
+        assert_eq!(d.get("/roles").status, 200);
+    }
+    crate::support::access_log(&log);
+    let old = std::fs::metadata(dir.path().join("access.log.1")).expect("rotated to .1");
+    assert!(old.len() >= 2000, "{}", old.len());
+    assert!(std::fs::metadata(&log).unwrap().len() < 4000);
+}
