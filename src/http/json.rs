@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::listener::{Connection, HEADER_READ_TIMEOUT};
 use crate::api::ApiError;
 
 /// Requests are `{"alias":"..."}` or a set of credentials; anything much larger is not one.
@@ -60,7 +61,8 @@ pub async fn read_json<T: DeserializeOwned>(
     })
 }
 
-/// The body of a state-changing request: JSON content type, at most [`MAX_BODY_BYTES`].
+/// The body of a state-changing request: JSON content type, at most [`MAX_BODY_BYTES`], within
+/// the listener's deadline (a stalled body is 408, and its connection evictable meanwhile).
 pub async fn read_json_body(request: Request) -> Result<Bytes, Response> {
     let content_type = request
         .headers()
@@ -92,7 +94,22 @@ pub async fn read_json_body(request: Request) -> Result<Bytes, Response> {
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(too_large());
     }
-    axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
-        .await
-        .map_err(|_| too_large())
+    let connection = request.extensions().get::<Connection>().cloned();
+    let _waiting = connection.as_ref().map(Connection::waiting_for_body);
+    let deadline = connection.map_or(HEADER_READ_TIMEOUT, |c| c.body_deadline());
+    match tokio::time::timeout(
+        deadline,
+        axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES),
+    )
+    .await
+    {
+        Ok(body) => body.map_err(|_| too_large()),
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s",
+                deadline.as_secs_f32()
+            ),
+        )),
+    }
 }

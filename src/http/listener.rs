@@ -111,18 +111,29 @@ pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: Ca
                 warn_refused(peer, stranger);
             }
             let busy_marker = tracked.clone();
-            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                let busy = Busy::mark(&busy_marker);
-                let response = match stranger {
-                    None => Either::Left(app.call(request, peer)),
-                    Some(_) => Either::Right(std::future::ready(app.refusal(Refusal::OtherUser))),
-                };
-                async move {
-                    let response = response.await;
-                    drop(busy);
-                    Ok::<_, std::convert::Infallible>(response)
-                }
-            });
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    let busy = Busy::mark(&busy_marker);
+                    // Only a request with a body can stall on it; the rest (every credential GET)
+                    // skip the extension's allocation.
+                    if !hyper::body::Body::is_end_stream(request.body()) {
+                        request.extensions_mut().insert(Connection {
+                            tracked: busy_marker.clone(),
+                            body_deadline: header_read_timeout,
+                        });
+                    }
+                    let response = match stranger {
+                        None => Either::Left(app.call(request, peer)),
+                        Some(_) => {
+                            Either::Right(std::future::ready(app.refusal(Refusal::OtherUser)))
+                        }
+                    };
+                    async move {
+                        let response = response.await;
+                        drop(busy);
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_read_timeout)
@@ -190,7 +201,48 @@ struct OpenConnections {
 struct Tracked {
     /// Requests in flight on the connection.
     busy: AtomicUsize,
+    /// Of those, the ones whose handler waits for the request's body.
+    waiting_for_body: AtomicUsize,
     evict: tokio::sync::Notify,
+}
+
+impl Tracked {
+    /// Nothing in flight but requests waiting for a body that has not come: an idle or a
+    /// stalled connection, which may make room for a new one.
+    fn evictable(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == self.waiting_for_body.load(Ordering::Acquire)
+    }
+}
+
+/// The connection a request with a body came on, in the request's extensions: the handler that
+/// reads the body says it waits ([`Connection::waiting_for_body`]) and gives up after
+/// [`Connection::body_deadline`], so a client that sends a head and then stalls (a thousand of
+/// them, say) neither holds a handler forever nor keeps its connection from being evicted at the
+/// cap like an idle one.
+#[derive(Clone)]
+pub struct Connection {
+    tracked: Arc<Tracked>,
+    body_deadline: Duration,
+}
+
+impl Connection {
+    pub fn body_deadline(&self) -> Duration {
+        self.body_deadline
+    }
+
+    /// Marks the connection as waiting for a body until the guard is dropped.
+    pub fn waiting_for_body(&self) -> WaitingForBody {
+        self.tracked.waiting_for_body.fetch_add(1, Ordering::AcqRel);
+        WaitingForBody(self.tracked.clone())
+    }
+}
+
+pub struct WaitingForBody(Arc<Tracked>);
+
+impl Drop for WaitingForBody {
+    fn drop(&mut self) {
+        self.0.waiting_for_body.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl OpenConnections {
@@ -205,13 +257,14 @@ impl OpenConnections {
         self.lock().remove(&id);
     }
 
-    /// Asks the oldest connection with no request in flight to close. Removing it from the map
-    /// here keeps a burst of evictions from picking the same one twice.
+    /// Asks the oldest connection with no request in flight (but ones stalled on their body)
+    /// to close. Removing it from the map here keeps a burst of evictions from picking the same
+    /// one twice.
     fn evict_oldest_idle(&self) {
         let mut by_age = self.lock();
         let idle = by_age
             .iter()
-            .find(|(_, t)| t.busy.load(Ordering::Acquire) == 0)
+            .find(|(_, t)| t.evictable())
             .map(|(id, _)| *id);
         if let Some(tracked) = idle.and_then(|id| by_age.remove(&id)) {
             tracked.evict.notify_one();
@@ -243,30 +296,62 @@ impl Drop for Busy {
 mod tests {
     use super::*;
     use axum::Router;
+    use axum::response::IntoResponse;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    /// A listener with room for three connections and a header timeout nobody waits for; `/slow`
-    /// answers only once `release` is notified.
+    /// A listener with room for three connections and a header timeout nobody waits for;
+    /// `/slow` answers only once `release` is notified, `PUT /body` once it has read its body.
     async fn small_server(release: Arc<tokio::sync::Notify>) -> SocketAddr {
+        server_with_deadline(release, Duration::from_secs(600)).await
+    }
+
+    async fn server_with_deadline(
+        release: Arc<tokio::sync::Notify>,
+        header_read_timeout: Duration,
+    ) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = Router::new().route("/", get(|| async { "ok" })).route(
-            "/slow",
-            get(move || async move {
-                release.notified().await;
-                "slow"
-            }),
-        );
+        let app = Router::new()
+            .route("/", get(|| async { "ok" }))
+            .route(
+                "/slow",
+                get(move || async move {
+                    release.notified().await;
+                    "slow"
+                }),
+            )
+            .route(
+                "/body",
+                axum::routing::put(|request: axum::extract::Request| async move {
+                    match crate::http::json::read_json_body(request).await {
+                        Ok(_) => "read".into_response(),
+                        Err(refusal) => refusal,
+                    }
+                }),
+            );
         let limits = Limits {
             max_connections: 3,
-            header_read_timeout: Duration::from_secs(600),
+            header_read_timeout,
             users: None,
         };
         let app = App::new(app, crate::http::imds::refused);
         tokio::spawn(serve(listener, app, limits, CancellationToken::new()));
         addr
+    }
+
+    /// Sends the head of a JSON `PUT /body` that announces a body and never sends it.
+    async fn stall_on_body(addr: SocketAddr) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(
+                b"PUT /body HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                  Content-Length: 20\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        stream
     }
 
     async fn request(stream: &mut TcpStream, path: &str) -> String {
@@ -330,5 +415,32 @@ mod tests {
         let mut response = String::new();
         busy.read_to_string(&mut response).await.unwrap();
         assert!(response.ends_with("slow"), "{response}");
+    }
+
+    #[tokio::test]
+    async fn connections_stalled_on_their_bodies_are_evicted_at_the_cap_like_idle_ones() {
+        let addr = small_server(Arc::default()).await;
+        let mut stalled = Vec::new();
+        for _ in 0..3 {
+            stalled.push(stall_on_body(addr).await);
+        }
+        a_new_client_is_served(addr).await;
+        assert!(
+            closed(&mut stalled[0]).await,
+            "the oldest stalled connection stays"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_arrive_within_the_deadline_is_408() {
+        let addr = server_with_deadline(Arc::default(), Duration::from_millis(300)).await;
+        let mut stalled = stall_on_body(addr).await;
+        let mut response = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut response))
+            .await
+            .expect("no answer after the deadline")
+            .unwrap();
+        let response = String::from_utf8_lossy(&response[..n]);
+        assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     }
 }
