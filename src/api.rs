@@ -247,10 +247,15 @@ pub struct CachedReport {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReport {
+    /// STS's error code, or fintors's own ([`SSO_LOGIN_REQUIRED`]).
     pub code: String,
     pub message: String,
     pub at: DateTime<Utc>,
 }
+
+/// The code of a role's error (and of its IMDS error document) while an IAM Identity Center
+/// session it depends on has expired; the session itself is reported in [`StatusReport`]'s `sso`.
+pub const SSO_LOGIN_REQUIRED: &str = "SsoLoginRequired";
 
 /// The console session lengths the federation endpoint's `SessionDuration` allows, in seconds.
 pub const CONSOLE_SESSION_SECONDS: std::ops::RangeInclusive<u32> = 900..=43200;

@@ -11,8 +11,8 @@ use super::client::{ClientError, Endpoint};
 use super::keys::{self, KeyError};
 use super::pin::{self, Assignment, Pin, Place};
 use crate::api::{
-    ApiError, MfaRequest, MfaStarted, ReloadReport, RoleList, ServedReport, SsoReport,
-    StatusReport, SwitchRequest, paths,
+    ApiError, MfaRequest, MfaStarted, ReloadReport, RoleList, SSO_LOGIN_REQUIRED, ServedReport,
+    SsoReport, StatusReport, SwitchRequest, paths,
 };
 use crate::config::aws_profiles;
 use crate::ec2::container_tokens::Scope;
@@ -437,14 +437,23 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
             if role.sts_calls == 1 { "" } else { "s" },
             served(&role.served)
         ));
-        if let Some(e) = &role.last_error {
-            out.push_str(&format!(
+        match &role.last_error {
+            // The session's own line above says when it expired and what to run.
+            Some(e) if e.code == SSO_LOGIN_REQUIRED && !report.sso.is_empty() => {
+                out.push_str(&format!(
+                    "  {:width$}  waiting for an SSO login (see above) since {}\n",
+                    "",
+                    stamp(e.at)
+                ));
+            }
+            Some(e) => out.push_str(&format!(
                 "  {:width$}  last STS error at {}: {}: {}\n",
                 "",
                 stamp(e.at),
                 e.code,
                 e.message
-            ));
+            )),
+            None => {}
         }
     }
     Ok(out)

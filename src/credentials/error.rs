@@ -50,7 +50,7 @@ impl StsError {
             StsError::Unreachable(_) => "StsUnreachable",
             StsError::Malformed(_) => "MalformedResponse",
             StsError::MfaRequired(_) => "MfaRequired",
-            StsError::SsoLoginRequired(_) => "SsoLoginRequired",
+            StsError::SsoLoginRequired(_) => crate::api::SSO_LOGIN_REQUIRED,
         }
     }
 

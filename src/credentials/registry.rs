@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use super::RoleAssumer;
 use super::cache::{Attempt, Failure, Issued, RoleCache};
+use super::{RoleAssumer, StsError};
 use crate::config::Config;
 use crate::model::{Alias, Clock, MfaSerial};
 
@@ -143,13 +143,19 @@ impl Registry {
     pub async fn prefetch_active(&self) {
         if let Some(active) = self.active() {
             active.set_pinned(true);
-            if let Err(f) = active.get(Attempt::Now).await {
-                tracing::error!(
-                    role = %active.role().alias,
-                    code = %f.error.code(),
-                    "could not assume the default role at start-up: {}; will keep trying",
+            match active.get(Attempt::Now).await {
+                Ok(_) => {}
+                // The session's own warning says it, once for every role that needs it.
+                Err(f) if matches!(f.error, StsError::SsoLoginRequired(_)) => tracing::debug!(
+                    "the default role {} waits for an SSO login",
+                    active.role().alias
+                ),
+                Err(f) => tracing::error!(
+                    "the default role {} could not be assumed at start-up (retrying): {}: {}",
+                    active.role().alias,
+                    f.error.code(),
                     f.error.message()
-                );
+                ),
             }
         }
     }

@@ -146,7 +146,7 @@ impl SsoLogin {
             }
         };
         Some(StsError::SsoLoginRequired(format!(
-            "the {} {state}: run `{}` (fintors notices the new login by itself)",
+            "the {} {state}: run `{}` (fintors picks it up)",
             self.name(),
             self.command()
         )))
@@ -291,7 +291,7 @@ mod tests {
         assert_eq!(
             e.message(),
             "the SSO session \"corp\" expired at 2026-12-02T09:00:00Z: run `aws sso login \
-             --sso-session corp` (fintors notices the new login by itself)"
+             --sso-session corp` (fintors picks it up)"
         );
         assert!(e.message().len() <= 200);
         let earlier = "2026-12-02T08:00:00Z".parse().unwrap();

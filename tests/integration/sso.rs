@@ -476,3 +476,25 @@ fn a_reload_that_imports_roles_on_an_sso_session_shows_and_watches_it() {
         status(&d)
     );
 }
+
+/// An expired session is one fact: said once in `fintors status` (not again inside each role's
+/// last error) and once in the log (not a warning and an error), every line within 160
+/// characters.
+#[test]
+fn an_expired_session_is_said_once_in_the_status_and_the_log_each_line_within_160() {
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let d = sso_daemon(&center, &sts, "old-token", hours(-1));
+    assert_eq!(d.get(CREDS).json()["Code"], "SsoLoginRequired");
+    let status = status(&d);
+    for line in status.lines() {
+        assert!(line.chars().count() <= 160, "{} chars: {line}", line.len());
+    }
+    assert_eq!(status.matches(LOGIN).count(), 1, "{status}");
+    std::thread::sleep(Duration::from_millis(100));
+    let log = d.stderr();
+    for line in log.lines() {
+        assert!(line.chars().count() <= 160, "{} chars: {line}", line.len());
+    }
+    assert_eq!(log.matches(LOGIN).count(), 1, "{log}");
+}
