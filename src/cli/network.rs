@@ -320,8 +320,11 @@ pub fn macos_down() -> Vec<Cmd> {
 pub struct ContainersState {
     /// The bridge's `route_localnet`; `None`: there is no such interface.
     pub route_localnet: Option<bool>,
-    /// Our rules in `iptables -S` form, for any bridge.
+    /// Our rules in `iptables -S` form, for any bridge: the redirect (nat), the guard (raw),
+    /// and the guard as versions before 0.1 put it (filter), which `up` replaces and `down`
+    /// removes.
     pub nat_rules: Vec<String>,
+    pub raw_rules: Vec<String>,
     pub filter_rules: Vec<String>,
 }
 
@@ -332,13 +335,29 @@ fn container_redirect_rule(bridge: &str, target: SocketAddrV4) -> String {
     )
 }
 
-/// Drops what arrives from the bridge for 127.0.0.0/8 unless the redirect sent it there: with
-/// `route_localnet` on, a container could otherwise reach every loopback listener directly.
+/// Drops what arrives from the bridge for 127.0.0.0/8: with `route_localnet` on, a container
+/// could otherwise reach every loopback listener of the host (Docker's API, databases, dev
+/// servers). In the raw table's PREROUTING, before any filter rule and before the redirect's DNAT
+/// (so the redirected traffic, still addressed to 169.254.170.2 there, passes): an earlier
+/// `ACCEPT` on the bridge in INPUT (`ufw allow in on docker0`) cannot outrank it. `up` inserts it
+/// first in its chain.
 fn container_guard_rule(bridge: &str, comment: &str) -> String {
+    format!("-A PREROUTING -d 127.0.0.0/8 -i {bridge} -m comment --comment {comment} -j DROP")
+}
+
+/// The guard as earlier versions put it, in filter INPUT, where an earlier ACCEPT outranked it.
+fn legacy_guard_rule(bridge: &str, comment: &str) -> String {
     format!(
         "-A INPUT -d 127.0.0.0/8 -i {bridge} -m conntrack ! --ctstate DNAT -m comment --comment \
          {comment} -j DROP"
     )
+}
+
+/// Whether the guard for `bridge` is in place, and with which comment.
+fn guard_comment(state: &ContainersState, bridge: &str) -> Option<&'static str> {
+    [CONTAINERS_COMMENT, LOCALNET_COMMENT]
+        .into_iter()
+        .find(|c| state.raw_rules.contains(&container_guard_rule(bridge, c)))
 }
 
 fn route_localnet_path(bridge: &str) -> String {
@@ -363,19 +382,25 @@ pub fn containers_up(
         return Err(NetworkError::NoBridge(bridge.to_owned()));
     };
     let mut plan = Vec::new();
-    let guarded = [CONTAINERS_COMMENT, LOCALNET_COMMENT].iter().any(|c| {
-        state
+    // The guard goes in before route_localnet opens loopback to the bridge. Its comment says
+    // whether `up` turned route_localnet on (a legacy guard's says so too), for `down`.
+    if guard_comment(state, bridge).is_none() {
+        let legacy_localnet = state
             .filter_rules
-            .contains(&container_guard_rule(bridge, c))
-    });
-    // The guard goes in before route_localnet opens loopback to the bridge.
-    if !guarded {
-        let comment = if route_localnet {
+            .contains(&legacy_guard_rule(bridge, LOCALNET_COMMENT));
+        let comment = if route_localnet && !legacy_localnet {
             CONTAINERS_COMMENT
         } else {
             LOCALNET_COMMENT
         };
-        plan.push(iptables("filter", &container_guard_rule(bridge, comment)));
+        let rule =
+            container_guard_rule(bridge, comment).replacen("-A PREROUTING", "-I PREROUTING 1", 1);
+        plan.push(iptables("raw", &rule));
+        for legacy in &state.filter_rules {
+            if legacy.contains(&format!(" -i {bridge} ")) {
+                plan.push(iptables("filter", &legacy.replacen("-A ", "-D ", 1)));
+            }
+        }
     }
     if !route_localnet {
         plan.push(set_route_localnet(bridge, true));
@@ -393,13 +418,16 @@ pub fn containers_down(state: &ContainersState) -> Vec<Cmd> {
     for rule in &state.nat_rules {
         plan.push(iptables("nat", &rule.replacen("-A ", "-D ", 1)));
     }
-    for rule in &state.filter_rules {
-        if rule.contains(&format!("--comment {LOCALNET_COMMENT} ")) {
-            if let Some(bridge) = rule.split(" -i ").nth(1).and_then(|r| r.split(' ').next()) {
-                plan.push(set_route_localnet(bridge, false));
+    let guards = [("raw", &state.raw_rules), ("filter", &state.filter_rules)];
+    for (table, rules) in guards {
+        for rule in rules {
+            if rule.contains(&format!("--comment {LOCALNET_COMMENT} ")) {
+                if let Some(bridge) = rule.split(" -i ").nth(1).and_then(|r| r.split(' ').next()) {
+                    plan.push(set_route_localnet(bridge, false));
+                }
             }
+            plan.push(iptables(table, &rule.replacen("-A ", "-D ", 1)));
         }
-        plan.push(iptables("filter", &rule.replacen("-A ", "-D ", 1)));
     }
     plan
 }
@@ -424,6 +452,7 @@ pub fn observe_containers(bridge: &str) -> Result<ContainersState, NetworkError>
             .ok()
             .map(|v| v.trim() != "0"),
         nat_rules: our_rules("iptables", "nat", "PREROUTING", &ours)?,
+        raw_rules: our_rules("iptables", "raw", "PREROUTING", &ours)?,
         filter_rules: our_rules("iptables", "filter", "INPUT", &ours)?,
     })
 }
@@ -616,15 +645,11 @@ fn run_containers(args: &NetworkArgs, config: Option<&Config>) -> Result<(), Net
             let redirect = state
                 .nat_rules
                 .contains(&container_redirect_rule(&args.bridge, target));
-            let guard = [CONTAINERS_COMMENT, LOCALNET_COMMENT].iter().any(|c| {
-                state
-                    .filter_rules
-                    .contains(&container_guard_rule(&args.bridge, c))
-            });
+            let guard = guard_comment(&state, &args.bridge).is_some();
             let present = |on: bool| if on { "present" } else { "absent" };
             println!(
                 "{CONTAINER_ADDR}:80 from {} -> {target}: {}\nroute_localnet on {}: {}\n\
-                 guard against other loopback traffic from {}: {}",
+                 guard against other loopback traffic from {} (raw PREROUTING): {}",
                 args.bridge,
                 present(redirect),
                 args.bridge,
@@ -847,7 +872,7 @@ mod tests {
         assert_eq!(
             plan,
             [
-                "iptables -w -t filter -A INPUT -d 127.0.0.0/8 -i docker0 -m conntrack '!' --ctstate DNAT -m comment --comment fintors-localnet -j DROP",
+                "iptables -w -t raw -I PREROUTING 1 -d 127.0.0.0/8 -i docker0 -m comment --comment fintors-localnet -j DROP",
                 "sh -c 'echo 1 > /proc/sys/net/ipv4/conf/docker0/route_localnet'",
                 "iptables -w -t nat -A PREROUTING -d 169.254.170.2/32 -i docker0 -p tcp -m tcp --dport 80 -m comment --comment fintors-containers -j DNAT --to-destination 127.0.0.1:16926",
             ]
@@ -859,7 +884,8 @@ mod tests {
         let state = ContainersState {
             route_localnet: Some(true),
             nat_rules: vec![container_redirect_rule("docker0", to(16926))],
-            filter_rules: vec![container_guard_rule("docker0", LOCALNET_COMMENT)],
+            raw_rules: vec![container_guard_rule("docker0", LOCALNET_COMMENT)],
+            filter_rules: vec![],
         };
         assert!(
             containers_up(&state, "docker0", to(16926))
@@ -873,10 +899,11 @@ mod tests {
         let state = ContainersState {
             route_localnet: Some(true),
             nat_rules: vec![container_redirect_rule("br0", to(1))],
-            filter_rules: vec![
+            raw_rules: vec![
                 container_guard_rule("br0", LOCALNET_COMMENT),
                 container_guard_rule("br1", CONTAINERS_COMMENT),
             ],
+            filter_rules: vec![],
         };
         let plan = lines(&containers_down(&state));
         assert_eq!(plan.len(), 4);
@@ -885,8 +912,33 @@ mod tests {
             plan[1],
             "sh -c 'echo 0 > /proc/sys/net/ipv4/conf/br0/route_localnet'"
         );
-        assert!(plan[2].contains("-D INPUT") && plan[2].contains("-i br0"));
-        assert!(plan[3].contains("-D INPUT") && plan[3].contains("-i br1"));
+        assert!(plan[2].contains("-t raw -D PREROUTING") && plan[2].contains("-i br0"));
+        assert!(plan[3].contains("-t raw -D PREROUTING") && plan[3].contains("-i br1"));
+    }
+
+    #[test]
+    fn containers_up_moves_a_legacy_filter_guard_to_the_raw_table_keeping_its_meaning() {
+        let state = ContainersState {
+            route_localnet: Some(true),
+            nat_rules: vec![container_redirect_rule("docker0", to(16926))],
+            raw_rules: vec![],
+            filter_rules: vec![legacy_guard_rule("docker0", LOCALNET_COMMENT)],
+        };
+        let plan = lines(&containers_up(&state, "docker0", to(16926)).unwrap());
+        assert_eq!(plan.len(), 2, "{plan:?}");
+        assert!(plan[0].contains("-t raw -I PREROUTING 1") && plan[0].contains("fintors-localnet"));
+        assert!(plan[1].contains("-t filter -D INPUT"));
+        let down = ContainersState {
+            raw_rules: vec![container_guard_rule("docker0", CONTAINERS_COMMENT)],
+            filter_rules: vec![legacy_guard_rule("docker0", LOCALNET_COMMENT)],
+            ..ContainersState::default()
+        };
+        let plan = lines(&containers_down(&down));
+        assert!(
+            plan.iter().any(|c| c.contains("route_localnet")),
+            "{plan:?}"
+        );
+        assert_eq!(plan.iter().filter(|c| c.contains(" -D ")).count(), 2);
     }
 
     #[test]

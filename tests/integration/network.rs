@@ -400,6 +400,7 @@ fn the_readme_set_up_needs_no_flags_and_no_endpoint_variables() {
 fn containers_snapshot(ns: &Netns, bridge: &str) -> String {
     [
         ns.ok(&["iptables", "-w", "-t", "nat", "-S"]),
+        ns.ok(&["iptables", "-w", "-t", "raw", "-S"]),
         ns.ok(&["iptables", "-w", "-t", "filter", "-S"]),
         ns.ok(&[
             "cat",
@@ -791,4 +792,119 @@ fn another_local_user_connecting_from_a_non_loopback_address_of_the_host_gets_40
         "{}",
         daemon.stderr()
     );
+}
+
+/// A container that routes 127.0.0.0/8 to the host through the bridge reaches the host's
+/// loopback-only services once `route_localnet` is on, unless something drops that traffic
+/// first. `network up --containers` drops it where no filter rule can come before it, so an
+/// ACCEPT on the bridge (what `ufw allow in on docker0` adds) does not open the host's loopback.
+#[test]
+fn after_network_up_containers_no_container_reaches_a_loopback_service_despite_a_prior_accept() {
+    let venv = require_venv!();
+    let Some(host) = Netns::create() else { return };
+    const ECS_PORT: u16 = 16926;
+    const PRIVATE_PORT: u16 = 18080;
+    bridge(&host, "br-fintors", "10.77.0.1");
+    let container = container_on(&host, "br-fintors", "10.77.0.2", "10.77.0.1");
+    // The container's attack: 127.0.0.0/8 routed out through the bridge, not to its own lo.
+    let iface = container.ok(&["sh", "-c", "ls /sys/class/net | grep '^vc'"]);
+    let iface = iface.trim();
+    // (Without 127.0.0.1 on its lo, replies from the host's 127.0.0.1 are not martians to it.)
+    container.ok(&["ip", "addr", "del", "127.0.0.1/8", "dev", "lo"]);
+    container.ok(&[
+        "ip",
+        "route",
+        "add",
+        "127.0.0.0/8",
+        "via",
+        "10.77.0.1",
+        "dev",
+        iface,
+    ]);
+    container.ok(&[
+        "sysctl",
+        "-qw",
+        &format!("net.ipv4.conf.{iface}.route_localnet=1"),
+    ]);
+    // A service of the host's that listens on loopback only.
+    let _private = Reaped(
+        host.exec(&[
+            venv.join("bin/python").to_str().unwrap(),
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &PRIVATE_PORT.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    host.wait_for_port(PRIVATE_PORT);
+    let reach = || {
+        container
+            .exec(&[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "3",
+            ])
+            .arg(format!("http://127.0.0.1:{PRIVATE_PORT}/"))
+            .output()
+            .unwrap()
+    };
+    let localnet = "/proc/sys/net/ipv4/conf/br-fintors/route_localnet";
+    // The attack works where route_localnet is on and nothing drops it: the test's control.
+    host.ok(&["sh", "-c", &format!("echo 1 > {localnet}")]);
+    assert_eq!(
+        text(&reach()),
+        "200",
+        "the control: the attack reaches loopback"
+    );
+    host.ok(&["sh", "-c", &format!("echo 0 > {localnet}")]);
+
+    host.ok(&[
+        "iptables",
+        "-w",
+        "-I",
+        "INPUT",
+        "-i",
+        "br-fintors",
+        "-j",
+        "ACCEPT",
+    ]);
+    let daemon = Daemon::builder(TWO_ROLES)
+        .netns(&host.0)
+        .sts("http://127.0.0.1:1")
+        .port(NS_FINTORS_PORT)
+        .ecs_port(&ECS_PORT.to_string())
+        .start();
+    text(&fintors_containers(&host, "up", "br-fintors", ECS_PORT));
+    let o = reach();
+    let answered = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !o.status.success() && answered != "200",
+        "a container reached a loopback-only service: {answered}"
+    );
+    // The redirect still works: the container endpoint answers (401 without a token).
+    let ecs = container.ok(&[
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "3",
+        "http://169.254.170.2/creds/example",
+    ]);
+    assert_eq!(ecs, "401");
+    let status = text(&fintors_containers(&host, "status", "br-fintors", ECS_PORT));
+    assert!(status.contains("(raw PREROUTING): present"), "{status}");
+    drop(daemon);
 }
