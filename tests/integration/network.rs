@@ -663,6 +663,15 @@ pub const CURL_STATUS: [&str; 8] = [
     "5",
 ];
 
+/// The daemon logged that it refused the other user of these tests.
+fn assert_refused_uid_4242(daemon: &Daemon) {
+    let log = daemon.stderr();
+    assert!(
+        log.contains("another user of this machine (uid 4242)"),
+        "{log}"
+    );
+}
+
 /// `curl` as the user `uid` (which needs no entry in /etc/passwd): the HTTP status, or "000".
 fn status_as(ns: &Netns, uid: &str, url: &str, headers: &[String]) -> String {
     status_from(ns, uid, None, url, headers)
@@ -738,13 +747,7 @@ fn another_local_user_gets_403_on_every_listener_directly_and_through_the_redire
             "the daemon's user: {url}"
         );
     }
-    assert!(
-        daemon
-            .stderr()
-            .contains("another user of this machine (uid 4242)"),
-        "{}",
-        daemon.stderr()
-    );
+    assert_refused_uid_4242(&daemon);
 
     // Named in allow_users, the same user is served.
     let allowing = start(NS_FINTORS_PORT + 10, &["--allow-users", "4242"]);
@@ -785,13 +788,7 @@ fn another_local_user_connecting_from_a_non_loopback_address_of_the_host_gets_40
     let lan = Some("10.9.9.1");
     assert_eq!(status_from(&ns, "0", lan, &url, &authorized), "200");
     assert_eq!(status_from(&ns, "4242", lan, &url, &authorized), "403");
-    assert!(
-        daemon
-            .stderr()
-            .contains("another user of this machine (uid 4242)"),
-        "{}",
-        daemon.stderr()
-    );
+    assert_refused_uid_4242(&daemon);
 }
 
 /// A container that routes 127.0.0.0/8 to the host through the bridge reaches the host's
@@ -844,16 +841,7 @@ fn after_network_up_containers_no_container_reaches_a_loopback_service_despite_a
     host.wait_for_port(PRIVATE_PORT);
     let reach = || {
         container
-            .exec(&[
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "3",
-            ])
+            .exec(&CURL_STATUS)
             .arg(format!("http://127.0.0.1:{PRIVATE_PORT}/"))
             .output()
             .unwrap()
@@ -892,17 +880,13 @@ fn after_network_up_containers_no_container_reaches_a_loopback_service_despite_a
         "a container reached a loopback-only service: {answered}"
     );
     // The redirect still works: the container endpoint answers (401 without a token).
-    let ecs = container.ok(&[
-        "curl",
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "--max-time",
-        "3",
-        "http://169.254.170.2/creds/example",
-    ]);
+    let ecs = text(
+        &container
+            .exec(&CURL_STATUS)
+            .arg("http://169.254.170.2/creds/example")
+            .output()
+            .unwrap(),
+    );
     assert_eq!(ecs, "401");
     let status = text(&fintors_containers(&host, "status", "br-fintors", ECS_PORT));
     assert!(status.contains("(raw PREROUTING): present"), "{status}");
