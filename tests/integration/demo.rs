@@ -8,12 +8,19 @@ use std::time::Duration;
 use crate::require_venv;
 use crate::support::{free_port, repo_path};
 
+/// The demo, in a process group of its own (as a terminal's foreground job is), with its
+/// temporary files under `home/tmp`.
 fn demo(venv: &std::path::Path, home: &std::path::Path, port: u16, sts_port: u16) -> Command {
+    use std::os::unix::process::CommandExt;
+    let tmp = home.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let mut c = Command::new("bash");
     c.arg(repo_path("examples/demo.sh"))
+        .process_group(0)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home)
+        .env("TMPDIR", tmp)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("VENV", venv)
         .env("FINTORS", env!("CARGO_BIN_EXE_fintors"))
@@ -104,8 +111,10 @@ fn the_commands_the_demo_prints_work_as_printed() {
     assert!(out.contains("* example\n"), "fintors_roles: {out}");
     assert!(out.contains("is running at http://127.0.0.1:"), "{out}");
 
-    // Ctrl-C stops both, and the demo's files go with them.
-    unsafe { libc::kill(demo.0.id() as i32, libc::SIGINT) };
+    // Ctrl-C (SIGINT to the whole foreground group: bash, moto, fintors, the tee of its log)
+    // stops both at the first press, and the demo's files go with them.
+    let group = demo.0.id() as i32;
+    unsafe { libc::kill(-group, libc::SIGINT) };
     let mut demo = demo;
     let status = wait_with_timeout(&mut demo.0, Duration::from_secs(20));
     assert_eq!(
@@ -113,6 +122,27 @@ fn the_commands_the_demo_prints_work_as_printed() {
         Some(0),
         "the demo did not stop"
     );
+    std::thread::sleep(Duration::from_millis(500));
+    // (A zombie is no process: the tee of a process substitution is reaped by init, which in
+    // some containers never reaps.)
+    let ps = Command::new("ps")
+        .args(["-e", "-o", "pgid=,stat=,args="])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let group = group.to_string();
+    let left: Vec<&str> = ps
+        .lines()
+        .filter(|l| {
+            let mut fields = l.split_whitespace();
+            fields.next() == Some(group.as_str()) && !fields.next().unwrap_or("").starts_with('Z')
+        })
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
+    let files: Vec<_> = std::fs::read_dir(home.path().join("tmp"))
+        .unwrap()
+        .collect();
+    assert!(files.is_empty(), "left behind: {files:?}");
     let log = log.join().unwrap();
     assert!(!log.contains("readable by other users"), "{log}");
 }
