@@ -41,11 +41,26 @@ pub enum ClientError {
     BadEndpoint(String),
     #[error("talking to fintors at {endpoint}: {why}")]
     Http { endpoint: Endpoint, why: String },
+    #[error("{endpoint} is not known to be your fintors: {why}")]
+    Impostor { endpoint: Endpoint, why: Unverified },
+}
+
+/// Why the server at an endpoint of this machine is not taken for the user's own fintors.
+#[derive(Debug, thiserror::Error)]
+pub enum Unverified {
     #[error(
-        "what listens at {endpoint} is not your fintors ({who}): stop it, or start fintors on \
-         another --port"
+        "it runs as uid {0} (stop it, use another --port, or trust it with FINTORS_DAEMON_UID={0})"
     )]
-    Impostor { endpoint: Endpoint, who: String },
+    OtherUser(u32),
+    #[error(
+        "a redirected metadata address hides who serves it (set FINTORS_ENDPOINT to the \
+         daemon's own address)"
+    )]
+    ThroughRedirect,
+    #[error("no socket of its side of the connection can be found")]
+    NotFound,
+    #[error("its owner cannot be read ({0})")]
+    Unreadable(std::io::Error),
 }
 
 impl std::fmt::Display for Endpoint {
@@ -179,41 +194,51 @@ impl Endpoint {
             .is_ok_and(|ip| ip.to_canonical().is_loopback())
     }
 
-    /// The mirror of the daemon's owner check: a server on this machine must run as this user
-    /// (or root) before it is told anything or believed. Whoever binds the daemon's port while it
-    /// is down would otherwise be sent tokens and handed the user's role switches. The server's
-    /// socket has its listener's owner even before it is accepted; a closed one (a minisock)
-    /// is never established, so it never passes. A daemon on another host cannot be asked.
+    /// The mirror of the daemon's owner check: a server on this machine must run as this user,
+    /// root, or the uid in `FINTORS_DAEMON_UID` (a daemon of another user that names this one in
+    /// its allow_users), before it is told anything or believed. Whoever binds the daemon's port
+    /// while it is down would otherwise be sent tokens and handed the user's role switches. The
+    /// server's socket has its listener's owner even before it is accepted; a closed one (a
+    /// minisock) is never established, so it never passes. A daemon on another host cannot be
+    /// asked.
     #[cfg(target_os = "linux")]
     async fn verify_server(&self, stream: &TcpStream) -> Result<(), ClientError> {
         use crate::platform::sockets;
-        let impostor = |who: String| ClientError::Impostor {
+        let impostor = |why| ClientError::Impostor {
             endpoint: self.clone(),
-            who,
+            why,
         };
         let (local, server) = match (stream.local_addr(), stream.peer_addr()) {
             (Ok(local), Ok(server)) => (local, server),
-            _ => return Err(impostor("its address cannot be read".into())),
+            (Err(e), _) | (_, Err(e)) => return Err(impostor(Unverified::Unreadable(e))),
         };
-        if !server.ip().to_canonical().is_loopback() && !sockets::is_this_hosts(server.ip()) {
+        if !server.ip().to_canonical().is_loopback() && !sockets::is_this_hosts(server) {
             return Ok(());
         }
         // SAFETY: geteuid has no preconditions and cannot fail.
         let me = unsafe { libc::geteuid() };
-        // Right after connect the server's side may still be half-open for a moment.
-        for _ in 0..50 {
+        let trusted = std::env::var("FINTORS_DAEMON_UID")
+            .ok()
+            .and_then(|uid| uid.trim().parse::<u32>().ok());
+        // Right after connect the server's side may still be half-open, or wait for room in a
+        // full accept queue: ask again for a second at most.
+        for attempt in 0..100 {
             match sockets::find(server, local) {
                 Ok(Some(socket)) => match socket.serving_user() {
-                    Some(uid) if uid == me || uid == 0 => return Ok(()),
-                    Some(uid) => return Err(impostor(format!("it runs as uid {uid}"))),
+                    Some(uid) if uid == me || uid == 0 || Some(uid) == trusted => return Ok(()),
+                    Some(uid) => return Err(impostor(Unverified::OtherUser(uid))),
                     None => {}
                 },
+                // Through `network up`'s redirect the server's socket has other addresses.
+                Ok(None) if is_metadata_address(server) => {
+                    return Err(impostor(Unverified::ThroughRedirect));
+                }
                 Ok(None) => {}
-                Err(e) => return Err(impostor(format!("its owner cannot be read: {e}"))),
+                Err(e) => return Err(impostor(Unverified::Unreadable(e))),
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(Duration::from_millis(2 + attempt / 10)).await;
         }
-        Err(impostor("its owner cannot be found".into()))
+        Err(impostor(Unverified::NotFound))
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -273,6 +298,16 @@ impl Endpoint {
             .to_bytes();
         Ok((status, body))
     }
+}
+
+/// 169.254.169.254 or fd00:ec2::254, on port 80: where `network up` redirects to the daemon.
+#[cfg(target_os = "linux")]
+fn is_metadata_address(addr: std::net::SocketAddr) -> bool {
+    let metadata: [std::net::IpAddr; 2] = [
+        std::net::Ipv4Addr::new(169, 254, 169, 254).into(),
+        std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254).into(),
+    ];
+    addr.port() == 80 && metadata.contains(&addr.ip().to_canonical())
 }
 
 #[cfg(test)]

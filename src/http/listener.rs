@@ -103,9 +103,9 @@ pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: Ca
         // Everything else happens in the connection's own task: the accept loop does no I/O
         // but accepting, so a slow lookup or a slow stderr never delays the next accept.
         tokio::spawn(async move {
-            let stranger = users.and_then(|users| {
-                let local = stream.local_addr().ok()?;
-                users.admit(peer, local).err()
+            let stranger = users.and_then(|users| match stream.local_addr() {
+                Ok(local) => users.admit(peer, client_destination(&stream, local)).err(),
+                Err(_) => Some(Stranger::Unknown),
             });
             if let Some(stranger) = stranger {
                 warn_refused(peer, stranger);
@@ -162,6 +162,18 @@ pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: Ca
             DRAIN_TIMEOUT.as_secs()
         );
     }
+}
+
+/// Where the client connected to (before `network up`'s redirect), for the owner lookup.
+#[cfg(target_os = "linux")]
+fn client_destination(stream: &tokio::net::TcpStream, local: SocketAddr) -> SocketAddr {
+    use std::os::fd::AsFd;
+    crate::platform::sockets::original_destination(stream.as_fd(), local)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn client_destination(_: &tokio::net::TcpStream, local: SocketAddr) -> SocketAddr {
+    local
 }
 
 /// One line for a refused connection, at most one per cause per [`throttle::INTERVAL`].

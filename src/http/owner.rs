@@ -45,14 +45,15 @@ impl AllowedUsers {
         AllowedUsers { uids }
     }
 
-    /// Whether the connection from `peer` to `local` may be answered; `Ok` for peers not on this
-    /// machine (nothing to look up) and on systems other than Linux.
+    /// Whether the connection from `peer` may be answered, its client having connected to
+    /// `remote` ([`sockets::original_destination`]); `Ok` for peers not on this machine (nothing
+    /// to look up) and on systems other than Linux.
     #[cfg(target_os = "linux")]
-    pub fn admit(&self, peer: SocketAddr, local: SocketAddr) -> Result<(), Stranger> {
-        if !from_this_host(peer.ip()) {
+    pub fn admit(&self, peer: SocketAddr, remote: SocketAddr) -> Result<(), Stranger> {
+        if !from_this_host(peer) {
             return Ok(());
         }
-        match owner(peer, local) {
+        match owner(peer, remote) {
             Some(uid) if self.uids.contains(&uid) => Ok(()),
             Some(uid) => Err(Stranger::User(uid)),
             None => Err(Stranger::Unknown),
@@ -66,12 +67,12 @@ impl AllowedUsers {
     }
 }
 
-/// Whether a connection from `ip` was made on this machine: loopback, the metadata addresses
+/// Whether a connection from `peer` was made on this machine: loopback, the metadata addresses
 /// `network up` puts on `lo`, and any other address of this host's own (a local user may connect
 /// to 127.0.0.1 from the host's LAN address); a bridged container's address is not.
 #[cfg(target_os = "linux")]
-fn from_this_host(ip: IpAddr) -> bool {
-    is_local(ip) || sockets::is_this_hosts(ip)
+fn from_this_host(peer: SocketAddr) -> bool {
+    is_local(peer.ip()) || sockets::is_this_hosts(peer)
 }
 
 /// Addresses a connection from this machine comes from: loopback, and the metadata addresses
@@ -85,19 +86,13 @@ fn is_local(ip: IpAddr) -> bool {
 }
 
 /// The user of the process that holds the client's socket: the one whose own address is `peer`
-/// and whose remote one is `local` or, redirected, a metadata address's port 80. `None` when no
-/// process holds it any more (it was closed before this lookup; see
-/// [`crate::platform::sockets`]) or it cannot be found: unknown, so refused.
+/// and whose remote one is `remote`, exactly (see [`sockets::original_destination`] for why no
+/// other). `None` when no process holds it any more (it was closed before this lookup; see
+/// [`crate::platform::sockets`]), it cannot be found, or the kernel cannot be asked: unknown,
+/// so refused.
 #[cfg(target_os = "linux")]
-fn owner(peer: SocketAddr, local: SocketAddr) -> Option<u32> {
-    let redirected = [
-        SocketAddr::from((Ipv4Addr::new(169, 254, 169, 254), 80)),
-        SocketAddr::from((Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254), 80)),
-    ];
-    std::iter::once(local)
-        .chain(redirected)
-        .find_map(|remote| sockets::find(peer, remote).ok().flatten())
-        .and_then(|socket| socket.held_by())
+fn owner(peer: SocketAddr, remote: SocketAddr) -> Option<u32> {
+    sockets::find(peer, remote).ok().flatten()?.held_by()
 }
 
 #[cfg(test)]
@@ -124,10 +119,10 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn loopback_metadata_and_this_hosts_own_addresses_are_this_machine() {
-        assert!(from_this_host("169.254.169.254".parse().unwrap()));
-        assert!(from_this_host("::ffff:127.0.0.1".parse().unwrap()));
-        assert!(from_this_host("127.0.0.53".parse().unwrap()));
-        assert!(!from_this_host("172.17.0.2".parse().unwrap()));
+        assert!(from_this_host("169.254.169.254:5000".parse().unwrap()));
+        assert!(from_this_host("[::ffff:127.0.0.1]:5000".parse().unwrap()));
+        assert!(from_this_host("127.0.0.53:5000".parse().unwrap()));
+        assert!(!from_this_host("172.17.0.2:5000".parse().unwrap()));
     }
 
     #[test]
@@ -165,5 +160,21 @@ mod tests {
             AllowedUsers::new([]).admit("127.0.0.1:2".parse().unwrap(), server),
             Err(Stranger::Unknown)
         );
+    }
+
+    /// No guessing among destinations: a client whose own socket is not found (bound to a
+    /// device, or reset) must not pass on another process's socket that shares its address and
+    /// port but connected elsewhere (to the real 169.254.169.254:80, say).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_connection_is_judged_by_exactly_the_destination_its_client_connected_to() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(server).unwrap();
+        let peer = client.local_addr().unwrap();
+        let users = AllowedUsers::new([]);
+        assert_eq!(users.admit(peer, server), Ok(()));
+        let elsewhere: SocketAddr = "169.254.169.254:80".parse().unwrap();
+        assert_eq!(users.admit(peer, elsewhere), Err(Stranger::Unknown));
     }
 }

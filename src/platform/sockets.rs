@@ -56,17 +56,87 @@ impl Socket {
 /// The TCP socket whose own address is `local` and whose remote one is `remote`: `Ok(None)` when
 /// there is none, `Err` when this system cannot be asked.
 pub fn find(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<Socket>> {
+    // A dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d; its socket is an IPv4 one.
+    let (local, remote) = (canonical(local), canonical(remote));
     match sock_diag::find(local, remote) {
         Err(e) if e.kind() != io::ErrorKind::Unsupported => find_in_proc(local, remote),
         answer => answer,
     }
 }
 
-/// Whether `ip` is one of this host's own addresses: binding a socket to it works only then (a
-/// few microseconds, no table to read). Where `net.ipv4.ip_nonlocal_bind` is on every address
-/// binds, so every peer is taken for a local one, which fails closed.
-pub fn is_this_hosts(ip: IpAddr) -> bool {
-    std::net::UdpSocket::bind(SocketAddr::new(ip.to_canonical(), 0)).is_ok()
+/// Whether `peer`'s address is one of this host's own: binding a socket to it works only then
+/// (a few microseconds, no table to read). Only "not available" means another host's: any other
+/// failure (out of descriptors, say) counts as this host's, so that the caller looks the
+/// connection up rather than waving it through. Where `net.ipv4.ip_nonlocal_bind` is on every
+/// address binds, so every peer is taken for a local one, which fails closed too.
+pub fn is_this_hosts(peer: SocketAddr) -> bool {
+    let mut probe = match peer {
+        SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some() => {
+            SocketAddr::new(v6.ip().to_canonical(), 0)
+        }
+        other => other,
+    };
+    // The port must be free; the scope of a link-local address is kept.
+    probe.set_port(0);
+    match std::net::UdpSocket::bind(probe) {
+        Ok(_) => true,
+        Err(e) => e.kind() != io::ErrorKind::AddrNotAvailable,
+    }
+}
+
+/// Where the client of an accepted connection connected to: the destination a DNAT (`fintors
+/// network up`'s redirect of 169.254.169.254:80) rewrote, as conntrack remembers it, else the
+/// connection's own local address. Its owner is looked up by exactly this one tuple: trying
+/// other candidates would let a client whose own socket cannot be found (bound to a device, or
+/// reset) borrow another process's socket that happens to share its address and port.
+#[cfg(target_os = "linux")]
+pub fn original_destination(stream: std::os::fd::BorrowedFd<'_>, local: SocketAddr) -> SocketAddr {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    match local {
+        SocketAddr::V4(_) => {
+            // SAFETY: an all-zero sockaddr_in is a valid value.
+            let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            // SAFETY: the buffer and its length describe `addr`, which outlives the call.
+            let got = unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_IP,
+                    libc::SO_ORIGINAL_DST,
+                    (&raw mut addr).cast(),
+                    &mut len,
+                )
+            };
+            if got == 0 && i32::from(addr.sin_family) == libc::AF_INET {
+                let ip = std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
+                return SocketAddr::from((ip, u16::from_be(addr.sin_port)));
+            }
+            local
+        }
+        SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_none() => {
+            // SAFETY: an all-zero sockaddr_in6 is a valid value.
+            let mut addr: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            // SAFETY: as above.
+            let got = unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_IPV6,
+                    libc::IP6T_SO_ORIGINAL_DST,
+                    (&raw mut addr).cast(),
+                    &mut len,
+                )
+            };
+            if got == 0 && i32::from(addr.sin6_family) == libc::AF_INET6 {
+                let ip = std::net::Ipv6Addr::from(addr.sin6_addr.s6_addr);
+                return SocketAddr::from((ip, u16::from_be(addr.sin6_port)));
+            }
+            local
+        }
+        // An IPv4 client of a dual-stack listener: no IPv6 conntrack entry to ask.
+        SocketAddr::V6(_) => local,
+    }
 }
 
 /// The slow way: the socket tables in `/proc/net`.
@@ -408,9 +478,38 @@ mod tests {
 
     #[test]
     fn this_hosts_addresses_are_told_from_others() {
-        assert!(is_this_hosts("127.0.0.1".parse().unwrap()));
-        assert!(is_this_hosts("::ffff:127.0.0.2".parse().unwrap()));
-        assert!(!is_this_hosts("192.0.2.77".parse().unwrap()), "TEST-NET-1");
+        assert!(is_this_hosts("127.0.0.1:5000".parse().unwrap()));
+        assert!(is_this_hosts("[::ffff:127.0.0.2]:5000".parse().unwrap()));
+        assert!(
+            !is_this_hosts("192.0.2.77:5000".parse().unwrap()),
+            "TEST-NET-1"
+        );
+    }
+
+    #[test]
+    fn an_ipv4_client_of_a_dual_stack_listener_is_found_by_its_mapped_addresses() {
+        let Ok(listener) = TcpListener::bind("[::]:0") else {
+            eprintln!("skipped: no IPv6 on this machine");
+            return;
+        };
+        let port = listener.local_addr().unwrap().port();
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        let local = accepted.local_addr().unwrap();
+        assert!(peer.is_ipv6() && local.is_ipv6(), "{peer} {local}");
+        assert_eq!(canonical(peer), client.local_addr().unwrap());
+        let found = find(peer, local).unwrap().unwrap();
+        assert_eq!(found.held_by(), Some(me()));
+    }
+
+    #[test]
+    fn a_connection_not_redirected_was_made_to_the_listeners_own_address() {
+        use std::os::fd::AsFd;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(server).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert_eq!(original_destination(accepted.as_fd(), server), server);
     }
 
     #[test]
