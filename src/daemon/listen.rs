@@ -39,7 +39,7 @@ pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, Daemon
             let imds = bind_at(addr, "--port").await?;
             let imds6 = match addr.ip() {
                 IpAddr::V4(v4) if v4.is_loopback() => {
-                    also_on_ipv6_loopback(local_addr(&imds).port()).await
+                    also_on_ipv6_loopback(local_addr(&imds).port(), addr.port() != 0).await?
                 }
                 _ => None,
             };
@@ -69,18 +69,28 @@ pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, Daemon
     })
 }
 
-/// [::1]:`port`, or `None` with a warning where IPv6 is off or the port is taken there: IPv4
-/// clients are served either way.
-async fn also_on_ipv6_loopback(port: u16) -> Option<TcpListener> {
+/// [::1]:`port`, or `None` with a warning where IPv6 is off: IPv4 clients are served either way.
+/// A port the user chose (the default included) that something else holds on [::1] is an
+/// error, not a warning: that holder, another user's process say, would be sent every IPv6
+/// client's requests, `network up`'s redirect of fd00:ec2::254 included. A port picked with 0
+/// that happens to be taken there only warns.
+async fn also_on_ipv6_loopback(
+    port: u16,
+    chosen: bool,
+) -> Result<Option<TcpListener>, DaemonError> {
     let addr = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
     match TcpListener::bind(addr).await {
-        Ok(listener) => Some(listener),
+        Ok(listener) => Ok(Some(listener)),
+        Err(e) if chosen && e.kind() == std::io::ErrorKind::AddrInUse => Err(DaemonError::Bind {
+            addr,
+            why: explain_bind_error(&e, addr, "--port"),
+        }),
         Err(e) => {
             tracing::warn!(
                 "not serving IMDS on http://{addr} ({e}): clients in IPv6 endpoint mode will not \
                  reach fintors"
             );
-            None
+            Ok(None)
         }
     }
 }

@@ -65,6 +65,8 @@ pub enum AccessLogError {
     NotAFile { path: PathBuf },
     #[error("access log {path} is a symbolic link, which fintors does not follow: name the file")]
     Link { path: PathBuf },
+    #[error("access log {path} has {links} names (hard links): remove it or choose another --log")]
+    Linked { path: PathBuf, links: u64 },
 }
 
 /// What the request path hands the writer: the parts of one line, the path and the agent
@@ -147,15 +149,16 @@ impl Entry {
 }
 
 /// Request data as a line can hold it harmlessly: control characters (a line break would forge
-/// a line), the quote (it would end the field), and what a shell reads inside double quotes or
-/// between words (`$`, `` ` ``, `\\`, `!`, `'`, `;`, `&`, `|`, `<`, `>`) are percent-encoded, so
-/// the line runs nothing wherever it ends up; what is not UTF-8 is replaced.
+/// a line), the quote (it would end the field), what a shell reads inside double quotes or
+/// between words (`$`, `` ` ``, `\\`, `!`, `'`, `;`, `&`, `|`, `<`, `>`), and `%` itself (so an
+/// encoded byte is never taken for one the client sent) are percent-encoded, so the line runs
+/// nothing wherever it ends up; what is not UTF-8 is replaced.
 struct Clean<'a>(&'a [u8]);
 
 impl std::fmt::Display for Clean<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for c in String::from_utf8_lossy(self.0).chars() {
-            if c.is_control() || "\"$`\\!';&|<>".contains(c) {
+            if c.is_control() || "\"$`\\!';&|<>%".contains(c) {
                 write!(f, "%{:02X}", u32::from(c))?;
             } else {
                 std::fmt::Write::write_char(f, c)?;
@@ -186,7 +189,8 @@ fn open_private(path: &Path) -> Result<std::fs::File, AccessLogError> {
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        // Not through a link; and a FIFO planted at the path must not block the open.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|reason| match reason.raw_os_error() {
             Some(libc::ELOOP) => AccessLogError::Link {
@@ -208,6 +212,13 @@ fn open_private(path: &Path) -> Result<std::fs::File, AccessLogError> {
         return Err(AccessLogError::NotMine {
             path: path.to_owned(),
             uid: meta.uid(),
+        });
+    }
+    // A second name for the file: a hard link someone planted to one of this user's own files.
+    if meta.nlink() > 1 {
+        return Err(AccessLogError::Linked {
+            path: path.to_owned(),
+            links: meta.nlink(),
         });
     }
     let mode = meta.permissions().mode() & 0o777;
@@ -355,7 +366,17 @@ impl Writer {
                 self.written = file.metadata().map_or(0, |m| m.len());
                 self.out = std::io::BufWriter::with_capacity(64 * 1024, file);
             }
-            Err(e) => tracing::error!("{e}; logging on to the file already open"),
+            Err(e) => {
+                // Go on with the file already open, and try again only after as much again.
+                self.written = 0;
+                static REOPEN: Throttle = Throttle::new();
+                if let Some(unsaid) = REOPEN.due() {
+                    tracing::error!(
+                        "{e}; logging on to the file already open{}",
+                        throttle::more(unsaid)
+                    );
+                }
+            }
         }
     }
 
@@ -507,6 +528,34 @@ mod tests {
                 Err(AccessLogError::NotMine { uid: 4242, .. })
             ));
         }
+    }
+
+    #[test]
+    fn a_hard_link_or_a_fifo_in_place_of_the_log_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join("bashrc");
+        std::fs::write(&mine, "").unwrap();
+        let planted = dir.path().join("access.log");
+        std::fs::hard_link(&mine, &planted).unwrap();
+        assert!(matches!(
+            open_private(&planted),
+            Err(AccessLogError::Linked { links: 2, .. })
+        ));
+        let fifo = dir.path().join("fifo.log");
+        let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        // With no reader, a blocking open would wait forever.
+        assert!(open_private(&fifo).is_err());
+    }
+
+    #[test]
+    fn a_percent_in_a_path_is_encoded_too() {
+        let request = axum::http::Request::get("/a%2Fb").body(()).unwrap();
+        let mut line = Vec::new();
+        Entry::of(&request, "127.0.0.1:5000".parse().unwrap())
+            .write(&mut line, &mut Stamp::default())
+            .unwrap();
+        assert!(String::from_utf8(line).unwrap().contains("/a%252Fb "));
     }
 
     #[test]

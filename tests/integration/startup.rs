@@ -322,3 +322,29 @@ fn the_access_log_reopens_on_sighup_and_rotates_past_its_size_cap() {
     assert!(old.len() >= 2000, "{}", old.len());
     assert!(std::fs::metadata(&log).unwrap().len() < 4000);
 }
+
+/// Another process (another user's, say) holding the daemon's port on [::1] would be sent every
+/// IPv6 client's requests, `network up`'s redirect of fd00:ec2::254 included: the daemon does
+/// not start beside it.
+#[test]
+fn a_port_held_on_ipv6_loopback_stops_the_start() {
+    let port = crate::support::free_port();
+    let Ok(_squatter) = std::net::TcpListener::bind(("::1", port)) else {
+        crate::support::skipped("no IPv6 loopback on this machine");
+        return;
+    };
+    let sts = FakeSts::access_denied();
+    let output = Daemon::builder(TWO_ROLES)
+        .sts(&sts.url)
+        .port(port)
+        .command()
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("[::1]:{port}")) && stderr.contains("already in use"),
+        "{stderr}"
+    );
+}
