@@ -279,7 +279,7 @@ pub struct ServeArgs {
     pub log: Option<PathBuf>,
 
     /// Rotate the access log to FILE.1 once it reaches this many bytes
-    #[arg(long, value_name = "BYTES", default_value_t = crate::http::access_log::DEFAULT_MAX_BYTES, requires = "log")]
+    #[arg(long, value_name = "BYTES", default_value_t = crate::config::DEFAULT_LOG_MAX_BYTES, requires = "log")]
     pub log_max_bytes: u64,
 
     /// Where the IMDSv2 token key and the container key are kept [default:

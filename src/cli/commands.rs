@@ -1,107 +1,27 @@
-//! The client subcommands (`roles`, `use`, `current`, `creds`, `status`): each asks the daemon
-//! over HTTP and turns the answer into what a person or a script wants to read. They return their
+//! The client subcommands `roles`, `use`, `current`, `creds`, `reload`, `mfa`, `env`, `exec` and
+//! `status` (`console` and `login` have files of their own): each asks the daemon over HTTP
+//! ([`super::daemon`]) and turns the answer into what a person or a script wants to read. They return their
 //! output instead of printing it, so tests can check it and `main` decides where it goes.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use hyper::{Method, StatusCode};
-use serde::de::DeserializeOwned;
 
 use super::args::{ClientArgs, CredsFormat, EnvFormat};
-use super::client::{ClientError, Endpoint};
-use super::keys::{self, KeyError};
+use super::client::Endpoint;
+use super::daemon::{
+    CommandError, Output, active_alias, error_text, parse, post_ok, report, role_or_active,
+    unknown_role,
+};
+use super::keys;
 use super::pin::{self, Assignment, Pin, Place};
 use crate::api::{
-    ApiError, MfaRequest, MfaStarted, ReloadReport, RoleList, SSO_LOGIN_REQUIRED, ServedReport,
-    SsoReport, StatusReport, SwitchRequest, paths,
+    MfaRequest, MfaStarted, ReloadReport, SSO_LOGIN_REQUIRED, ServedReport, SsoReport,
+    SwitchRequest, paths,
 };
 use crate::config::aws_profiles;
 use crate::ec2::container_tokens::Scope;
 use crate::ec2::document::CredentialsDocument;
 use crate::model::shell;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    #[error("{0}")]
-    Failed(String),
-    #[error("cannot run {program}: {why}")]
-    Exec {
-        program: String,
-        why: std::io::Error,
-    },
-}
-
-impl CommandError {
-    /// 2 when the daemon is not there at all, 1 when it said no; for `exec`, a shell's 127
-    /// and 126 when the command is not found or cannot be run.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CommandError::Client(ClientError::NotRunning { .. }) => 2,
-            CommandError::Exec { why, .. } if why.kind() == std::io::ErrorKind::NotFound => 127,
-            CommandError::Exec { .. } => 126,
-            _ => 1,
-        }
-    }
-}
-
-pub(super) type Output = Result<String, CommandError>;
-
-/// The `{"error": "..."}` body of a refused role API request, or the raw body.
-pub(super) fn error_text(body: &[u8]) -> String {
-    serde_json::from_slice::<ApiError>(body)
-        .map(|e| e.error)
-        .unwrap_or_else(|_| String::from_utf8_lossy(body).trim().to_owned())
-}
-
-pub(super) fn parse<T: DeserializeOwned>(
-    endpoint: &Endpoint,
-    body: &[u8],
-) -> Result<T, CommandError> {
-    serde_json::from_slice(body).map_err(|e| {
-        CommandError::Failed(format!(
-            "unexpected answer from {endpoint} ({e}); is that really fintors?"
-        ))
-    })
-}
-
-async fn get_ok(endpoint: &Endpoint, path: &str) -> Result<bytes::Bytes, CommandError> {
-    let (status, body) = endpoint.request(Method::GET, path, None).await?;
-    if status != StatusCode::OK {
-        return Err(CommandError::Failed(format!(
-            "{endpoint}{path}: {status}: {}",
-            error_text(&body)
-        )));
-    }
-    Ok(body)
-}
-
-/// A bodiless `POST` (`{}`, with the JSON content type state-changing routes require) and its
-/// answer; a refusal is its one-line `error`.
-pub(super) async fn post_ok<T: DeserializeOwned>(
-    endpoint: &Endpoint,
-    path: &str,
-) -> Result<T, CommandError> {
-    let (status, reply) = endpoint
-        .request(Method::POST, path, Some("{}".into()))
-        .await?;
-    if status != StatusCode::OK {
-        return Err(CommandError::Failed(error_text(&reply)));
-    }
-    parse(endpoint, &reply)
-}
-
-pub(super) async fn report(endpoint: &Endpoint) -> Result<StatusReport, CommandError> {
-    let body = get_ok(endpoint, paths::STATUS).await?;
-    parse(endpoint, &body)
-}
-
-pub(super) async fn active_alias(endpoint: &Endpoint) -> Result<Option<String>, CommandError> {
-    let body = get_ok(endpoint, &paths::active_role()).await?;
-    Ok(parse::<RoleList>(endpoint, &body)?.roles.into_iter().next())
-}
 
 /// `fintors roles`
 pub async fn roles(args: &ClientArgs, as_json: bool) -> Output {
@@ -153,32 +73,6 @@ pub async fn use_role(args: &ClientArgs, alias: &str) -> Output {
         StatusCode::OK => Ok(format!("active role: {alias}\n")),
         StatusCode::NOT_FOUND => Err(unknown_role(alias, &report(&endpoint).await?)),
         _ => Err(CommandError::Failed(error_text(&reply))),
-    }
-}
-
-/// "unknown role: X (configured: a, b)".
-pub(super) fn unknown_role(alias: &str, report: &StatusReport) -> CommandError {
-    let known: Vec<&str> = report.roles.iter().map(|r| r.alias.as_str()).collect();
-    CommandError::Failed(format!(
-        "unknown role: {alias} (configured: {})",
-        known.join(", ")
-    ))
-}
-
-/// The role a subcommand acts on: the one named, else the active one.
-pub(super) async fn role_or_active(
-    endpoint: &Endpoint,
-    alias: Option<&str>,
-    command: &str,
-) -> Result<String, CommandError> {
-    match alias {
-        Some(a) => Ok(a.to_owned()),
-        None => active_alias(endpoint).await?.ok_or_else(|| {
-            CommandError::Failed(format!(
-                "no role is active: name one (`fintors {command} ROLE`) or switch with \
-                 `fintors use ROLE`"
-            ))
-        }),
     }
 }
 
@@ -521,15 +415,5 @@ mod tests {
         assert_eq!(human(TimeDelta::seconds(59 * 60 + 59)), "59m");
         assert_eq!(human(TimeDelta::seconds(11 * 3600 + 5 * 60)), "11h05m");
         assert_eq!(human(TimeDelta::seconds(-3)), "expired");
-    }
-
-    #[test]
-    fn not_running_exits_2_and_refusals_exit_1() {
-        let endpoint = Endpoint::parse("http://127.0.0.1:1").unwrap();
-        assert_eq!(
-            CommandError::Client(ClientError::NotRunning { endpoint }).exit_code(),
-            2
-        );
-        assert_eq!(CommandError::Failed("no".into()).exit_code(), 1);
     }
 }

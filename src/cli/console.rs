@@ -12,7 +12,7 @@ use hyper::{Method, StatusCode};
 
 use super::args::ClientArgs;
 use super::client::Endpoint;
-use super::commands::{
+use super::daemon::{
     CommandError, Output, error_text, parse, report, role_or_active, unknown_role,
 };
 use crate::api::{ConsoleRequest, ConsoleUrl, paths};

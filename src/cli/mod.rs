@@ -10,6 +10,7 @@ pub mod args;
 pub mod client;
 pub mod commands;
 pub mod console;
+pub mod daemon;
 pub mod keys;
 pub mod login;
 pub mod network;

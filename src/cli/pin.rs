@@ -11,7 +11,7 @@
 
 use super::args::{ClientArgs, EnvFormat};
 use super::client::Endpoint;
-use super::commands::{CommandError, report, unknown_role};
+use super::daemon::{CommandError, report, unknown_role};
 use super::keys;
 use crate::api::{StatusReport, paths};
 use crate::config::aws_profiles::{self, DefaultCredentials};

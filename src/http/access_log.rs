@@ -38,8 +38,6 @@ pub const MAX_QUEUED_BYTES: usize = 1024 * 1024;
 /// The most of a path, and of a user agent, a line keeps.
 const MAX_PATH: usize = 1024;
 const MAX_AGENT: usize = 256;
-/// The default size past which the log is rotated to `FILE.1`.
-pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct AccessLog {

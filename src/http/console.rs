@@ -5,8 +5,7 @@
 //! minute, and, like every route, only for this user's processes; it answers with a redirect to
 //! the sign-in URL that no cache or referrer keeps.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -17,59 +16,9 @@ use axum::routing::get;
 use super::json::error;
 use super::state::AppState;
 use crate::api::paths;
-use crate::model::Secret;
-
-/// How long a handoff waits for the browser.
-const VALID_FOR: Duration = Duration::from_secs(60);
-/// Sign-ins waiting at once; the oldest goes first. A person opens one at a time.
-const MAX_PENDING: usize = 16;
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new().route(paths::CONSOLE_HANDOFF, get(hand_off))
-}
-
-/// Sign-in URLs waiting for the browser, each under a random nonce.
-#[derive(Default)]
-pub struct Handoffs {
-    pending: Mutex<Vec<Pending>>,
-}
-
-struct Pending {
-    nonce: Secret,
-    url: Secret,
-    until: Instant,
-}
-
-impl Handoffs {
-    /// Keeps `url` for the browser; the nonce that fetches it once.
-    pub fn offer(&self, url: Secret) -> String {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).expect("the OS random number generator failed");
-        let nonce: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let mut pending = self.pending.lock().expect("poisoned");
-        let now = Instant::now();
-        pending.retain(|p| p.until > now);
-        if pending.len() >= MAX_PENDING {
-            pending.remove(0);
-        }
-        pending.push(Pending {
-            nonce: Secret::new(nonce.clone()),
-            url,
-            until: now + VALID_FOR,
-        });
-        nonce
-    }
-
-    /// The URL kept under `nonce`, if it is still waiting; never again after.
-    pub fn take(&self, nonce: &str) -> Option<Secret> {
-        let mut pending = self.pending.lock().expect("poisoned");
-        let now = Instant::now();
-        pending.retain(|p| p.until > now);
-        let i = pending
-            .iter()
-            .position(|p| p.nonce.matches(nonce.as_bytes()))?;
-        Some(pending.remove(i).url)
-    }
 }
 
 async fn hand_off(State(state): State<Arc<AppState>>, Path(nonce): Path<String>) -> Response {
@@ -87,33 +36,5 @@ async fn hand_off(State(state): State<Arc<AppState>>, Path(nonce): Path<String>)
             StatusCode::NOT_FOUND,
             "this console link was used already or has expired: run `fintors console` again",
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_handoff_is_taken_once_and_only_with_its_nonce() {
-        let handoffs = Handoffs::default();
-        let nonce = handoffs.offer(Secret::new("https://signin/x"));
-        assert_eq!(nonce.len(), 32);
-        assert!(handoffs.take("0".repeat(32).as_str()).is_none());
-        assert_eq!(
-            handoffs.take(&nonce).map(|u| u.expose().to_owned()),
-            Some("https://signin/x".to_owned())
-        );
-        assert!(handoffs.take(&nonce).is_none(), "used");
-    }
-
-    #[test]
-    fn only_the_latest_handoffs_wait() {
-        let handoffs = Handoffs::default();
-        let first = handoffs.offer(Secret::new("first"));
-        for _ in 0..MAX_PENDING {
-            handoffs.offer(Secret::new("later"));
-        }
-        assert!(handoffs.take(&first).is_none());
     }
 }

@@ -14,6 +14,7 @@ mod app;
 pub mod console;
 pub mod container;
 pub mod guard;
+pub mod handoffs;
 pub mod imds;
 mod json;
 pub mod listener;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::console::Handoffs;
+use super::handoffs::Handoffs;
 use crate::credentials::console::Federation;
 use crate::credentials::{MfaSessions, Registry, Reloader};
 use crate::ec2::instance::Instance;
