@@ -35,9 +35,12 @@ test: venv clients
 	AWS_EC2_METADATA_DISABLED=true FINTORS_VENV=$(abspath $(VENV)) $(CARGO) test
 
 # The whole workspace: fintors, the code the tests and benchmarks share, the benchmarks.
+# And the declared rust-version against what the locked dependencies need (tests/msrv.py).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) metadata --format-version 1 --locked \
+		--filter-platform "$$(rustc -vV | sed -n 's/^host: //p')" | $(PYTHON) tests/msrv.py
 
 install:
 	$(CARGO) install --locked --path . --root $(PREFIX)

@@ -421,10 +421,10 @@ pub fn containers_down(state: &ContainersState) -> Vec<Cmd> {
     let guards = [("raw", &state.raw_rules), ("filter", &state.filter_rules)];
     for (table, rules) in guards {
         for rule in rules {
-            if rule.contains(&format!("--comment {LOCALNET_COMMENT} ")) {
-                if let Some(bridge) = rule.split(" -i ").nth(1).and_then(|r| r.split(' ').next()) {
-                    plan.push(set_route_localnet(bridge, false));
-                }
+            if rule.contains(&format!("--comment {LOCALNET_COMMENT} "))
+                && let Some(bridge) = rule.split(" -i ").nth(1).and_then(|r| r.split(' ').next())
+            {
+                plan.push(set_route_localnet(bridge, false));
             }
             plan.push(iptables(table, &rule.replacen("-A ", "-D ", 1)));
         }

@@ -247,13 +247,13 @@ impl RoleCache {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
-        if attempt == Attempt::RespectBackoff && *failures > 0 {
-            if let Some(f) = self
+        if attempt == Attempt::RespectBackoff
+            && *failures > 0
+            && let Some(f) = self
                 .last_failure()
                 .filter(|f| self.clock.now() < f.retry_at)
-            {
-                return Err(f);
-            }
+        {
+            return Err(f);
         }
         let result = self.call_sts(&mut failures).await;
         drop(failures);

@@ -185,10 +185,10 @@ pub async fn logins<'a>(
     };
     let mut logins: Vec<SsoLogin> = Vec::new();
     for profile in profiles {
-        if let Some(login) = SsoLogin::in_profiles(&files, &profile) {
-            if !logins.iter().any(|l| l.cache_file() == login.cache_file()) {
-                logins.push(login);
-            }
+        if let Some(login) = SsoLogin::in_profiles(&files, &profile)
+            && !logins.iter().any(|l| l.cache_file() == login.cache_file())
+        {
+            logins.push(login);
         }
     }
     logins

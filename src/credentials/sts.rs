@@ -321,10 +321,10 @@ impl Sts {
     async fn explain(&self, error: StsError, role: &Role) -> StsError {
         if matches!(error, StsError::NoBaseCredentials(_)) {
             let profile = role.source_profile.as_deref().unwrap_or(&self.base_profile);
-            if let Some(login) = SsoLogin::of_profile(profile).await {
-                if let Some(expired) = login.explain(self.clock.now()) {
-                    return expired;
-                }
+            if let Some(login) = SsoLogin::of_profile(profile).await
+                && let Some(expired) = login.explain(self.clock.now())
+            {
+                return expired;
             }
         }
         self.name_the_source(error, role)
