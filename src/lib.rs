@@ -5,7 +5,9 @@
 //!
 //! # Layout
 //!
-//! The folders are layers, and imports only go down them.
+//! The folders are layers, and imports only go down them. `ARCHITECTURE.md` at the top of the
+//! repository has the layer map with what each may import and the route → file table;
+//! `tests/layers.rs` enforces both.
 //!
 //! At the bottom, [`model`] holds the value types every layer speaks: role names and ARNs that
 //! were checked where they entered, secrets whose `Debug` shows nothing, credentials, the clock;
@@ -18,18 +20,21 @@
 //!
 //! [`ec2`] is what an EC2 instance looks like, with no HTTP in it: the IMDS paths and headers,
 //! its JSON documents in EC2's exact layout, the instance and its metadata tree, IMDSv2 tokens.
-//! [`credentials`] is the engine, also without HTTP: STS behind the `RoleAssumer` seam, MFA
-//! sessions, one refresh-ahead cache per role, the registry of roles and the active one, reload.
+//! [`credentials`] is the engine, without an HTTP server: STS behind the `RoleAssumer` seam,
+//! MFA sessions, one refresh-ahead cache per role, the registry of roles and the active one,
+//! reload, SSO sessions, console sign-in.
 //!
 //! [`http`] is the request path, top to bottom: the listener's accept loop, the app (router,
 //! fast path for cached credentials, the guard), and one file per API, named for it (`imds`,
-//! `metadata`, `roles`, `status`, `reload`, `mfa`, `container`, `admin`): the handler of a
-//! route is found from its first path segment. [`daemon`] is the composition root, the only
-//! module that sees every layer: load, bind, build the state, spawn the listeners, wait.
+//! `metadata`, `roles`, `status`, `reload`, `retry`, `console`, `mfa`, `container`, `admin`):
+//! ARCHITECTURE.md's route table names the file of every route. [`daemon`] is the composition
+//! root, the only module that sees every layer: load, bind, build the state, spawn the
+//! listeners, wait.
 //!
-//! [`cli`] is the client side (the command line's definition, finding the daemon, the client
-//! subcommands, `fintors network`); it uses `api`, `config`, `ec2`'s protocol facts and
-//! `model`, never `http` or `credentials`.
+//! [`cli`] is the client side (the command line's definition, finding and verifying the daemon,
+//! the requests the subcommands share, the subcommands, `fintors network`); it uses `api`,
+//! `config`, `ec2`'s protocol facts, `platform` and `model`, never `http`, `credentials` or
+//! `daemon`.
 
 pub mod api;
 pub mod cli;

@@ -400,3 +400,55 @@ fn the_reader_expands_use_groups_and_resolves_super_in_inline_modules() {
         "owner uses platform::sockets"
     );
 }
+
+/// The string constants of `file` (`pub const NAME: &str = "VALUE";`), by value.
+fn constants(file: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("pub const ")?;
+            let (name, rest) = rest.split_once(": &str = \"")?;
+            let value = rest.strip_suffix("\";")?;
+            Some((value.to_owned(), name.to_owned()))
+        })
+        .collect()
+}
+
+/// ARCHITECTURE.md's route table is the map a newcomer follows: each route must be handled in
+/// the file it names (the file routes the path, literally or through its constant).
+#[test]
+fn every_route_in_architecture_md_is_handled_in_the_file_it_names() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let map = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let mut known = constants(&src().join("api.rs"));
+    known.extend(constants(&src().join("ec2/mod.rs")));
+    let mut checked = 0;
+    let routes = map
+        .split("\n## Routes")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Routes section");
+    for row in routes.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (route, handler) = (cells[1], cells[3]);
+        let file = handler.split('`').nth(1).expect("a handler file");
+        let code = std::fs::read_to_string(src().join("http").join(file))
+            .unwrap_or_else(|_| panic!("{row}: no src/http/{file}"));
+        for path in route.split('`').skip(1).step_by(2) {
+            let path = path.split_once(' ').map_or(path, |(_, p)| p);
+            let bare = path.split('[').next().unwrap().trim_end_matches('/');
+            let by_constant = known
+                .get(bare)
+                .is_some_and(|name| code.contains(name.as_str()));
+            assert!(
+                code.contains(&format!("\"{bare}")) || by_constant,
+                "ARCHITECTURE.md says {path} is handled in src/http/{file}, which does not route it"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} routes read: is the table still there?"
+    );
+}

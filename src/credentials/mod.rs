@@ -1,8 +1,9 @@
-//! The credential engine, with no HTTP in it: STS behind the [`RoleAssumer`] seam, MFA
+//! The credential engine, with no HTTP server in it: STS behind the [`RoleAssumer`] seam, MFA
 //! sessions, one cache per role that refreshes ahead of expiry, the registry of roles and the
-//! active one, and reloading the configuration into it. The `http` layer asks it for
-//! credentials; nothing here knows how it was asked, only through which door ([`usage`]), so that
-//! a user can see who uses a role.
+//! active one, reloading the configuration into it, and the console sign-in (whose federation
+//! endpoint it calls as a client, as it calls STS). The `http` layer asks it for credentials;
+//! nothing here knows how it was asked, only through which door ([`usage`]), so that a user can
+//! see who uses a role.
 
 mod assumer;
 mod bootstrap;

@@ -8,11 +8,11 @@ pub mod document;
 pub mod instance;
 pub mod tokens;
 
-/// `PUT` here with [`TTL_HEADER`] for an IMDSv2 session token.
 /// The address ECS serves container credentials on, and one of the few every SDK accepts plain
 /// HTTP for in `AWS_CONTAINER_CREDENTIALS_FULL_URI` (besides loopback, 169.254.170.23 and
 /// fd00:ec2::23): what `fintors network up --containers` gives containers on a bridge.
 pub const CONTAINER_ADDR: &str = "169.254.170.2";
+/// `PUT` here with [`TTL_HEADER`] for an IMDSv2 session token.
 pub const TOKEN_PATH: &str = "/latest/api/token";
 /// The session token, on every IMDSv2 request.
 pub const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
