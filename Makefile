@@ -35,10 +35,12 @@ test: venv clients
 	AWS_EC2_METADATA_DISABLED=true FINTORS_VENV=$(abspath $(VENV)) $(CARGO) test
 
 # The whole workspace: fintors, the code the tests and benchmarks share, the benchmarks.
-# And the declared rust-version against what the locked dependencies need (tests/msrv.py).
+# And the docs (no broken link), and the declared rust-version against what the locked
+# dependencies need (tests/msrv.py). The lint policy itself is in Cargo.toml's [lints].
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace --quiet
 	$(CARGO) metadata --format-version 1 --locked \
 		--filter-platform "$$(rustc -vV | sed -n 's/^host: //p')" | $(PYTHON) tests/msrv.py
 

@@ -5,7 +5,7 @@
 //! connection cap, other clients still served), and minutes of mixed traffic with role switches
 //! and refreshes forced by short sessions (no failed request, nothing within its last minute ever
 //! served, RSS stable, one AssumeRole per role per refresh). Figures go to
-//! bench/results/<date>-soak.md; the exit status says whether every verdict held.
+//! `bench/results/<date>-soak.md`; the exit status says whether every verdict held.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

@@ -10,7 +10,7 @@
 //!
 //! The IPv6 metadata address, fd00:ec2::254 (where SDKs go with
 //! `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6`), gets the same: the address on `lo`, port 80
-//! redirected to the daemon on [::1] (`ip6tables`), and a drop from other interfaces. An IPv6
+//! redirected to the daemon on `[::1]` (`ip6tables`), and a drop from other interfaces. An IPv6
 //! address has no label, so the drop rule's comment records that `up` added it.
 //!
 //! `--containers` is the same for containers on a bridge (docker0 by default): their requests to

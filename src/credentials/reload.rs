@@ -61,7 +61,7 @@ impl Reloader {
         self.sso.lock().expect("poisoned").clone()
     }
 
-    /// [`Reloader::watch_sso`] for the configuration the daemon started with.
+    /// `Reloader::watch_sso` for the configuration the daemon started with.
     pub async fn watch_current_sso(&self) {
         let config = self.current.lock().expect("poisoned").clone();
         self.watch_sso(&config).await;

@@ -194,7 +194,7 @@ pub async fn logins<'a>(
     logins
 }
 
-/// Looks at `login`'s token cache every [`POLL`]; when it changes, retries every role that is
+/// Looks at `login`'s token cache every `POLL`; when it changes, retries every role that is
 /// failing, so a fresh `aws sso login` is served within seconds. Also warns once when the session
 /// is 15 minutes from expiring.
 pub async fn watch(login: SsoLogin, registry: Arc<Registry>) {

@@ -12,7 +12,7 @@ use crate::config::{Config, ContainerPort, DEFAULT_ADDR, DEFAULT_PORT};
 /// Every listener the daemon serves on.
 pub struct Listeners {
     pub imds: TcpListener,
-    /// IMDS on [::1] too, at the same port, when it listens on 127.0.0.1: where `network up`
+    /// IMDS on `[::1]` too, at the same port, when it listens on 127.0.0.1: where `network up`
     /// sends the IPv6 metadata address.
     pub imds6: Option<TcpListener>,
     pub container: Option<TcpListener>,

@@ -26,6 +26,7 @@ pub fn allowed(names: &[String]) -> Result<AllowedUsers, UnknownUser> {
 /// The uid of the user `name`, from the system's user database.
 fn uid_of(name: &str) -> Option<u32> {
     let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: an all-zero passwd (null pointers, zero ids) is a valid value to be filled in.
     let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buffer = vec![0 as libc::c_char; 16 * 1024];
     let mut found: *mut libc::passwd = std::ptr::null_mut();

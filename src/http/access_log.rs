@@ -232,7 +232,7 @@ fn open_private(path: &Path) -> Result<std::fs::File, AccessLogError> {
 }
 
 impl AccessLog {
-    /// Opens `path` (see [`open_private`]) and starts the writer thread, which rotates the file
+    /// Opens `path` (see `open_private`) and starts the writer thread, which rotates the file
     /// to `FILE.1` once it reaches `max_bytes`.
     pub fn open(path: &Path, max_bytes: u64) -> Result<Arc<Self>, AccessLogError> {
         let file = open_private(path)?;
@@ -517,6 +517,7 @@ mod tests {
             open_private(&link),
             Err(AccessLogError::Link { .. })
         ));
+        // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } == 0 {
             let theirs = dir.path().join("theirs.log");
             std::fs::write(&theirs, "").unwrap();
@@ -541,6 +542,7 @@ mod tests {
         ));
         let fifo = dir.path().join("fifo.log");
         let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: `name` is a NUL-terminated path that outlives the call.
         assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
         // With no reader, a blocking open would wait forever.
         assert!(open_private(&fifo).is_err());

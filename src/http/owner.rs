@@ -101,6 +101,7 @@ mod tests {
 
     #[test]
     fn the_daemons_user_and_root_are_always_allowed() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
         let me = unsafe { libc::geteuid() };
         let users = AllowedUsers::new([4242]);
         assert!(users.uids.contains(&me) && users.uids.contains(&0) && users.uids.contains(&4242));

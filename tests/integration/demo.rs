@@ -114,7 +114,7 @@ fn the_commands_the_demo_prints_work_as_printed() {
     // Ctrl-C (SIGINT to the whole foreground group: bash, moto, fintors, the tee of its log)
     // stops both at the first press, and the demo's files go with them.
     let group = demo.0.id() as i32;
-    unsafe { libc::kill(-group, libc::SIGINT) };
+    crate::support::send_signal(-group, libc::SIGINT);
     let mut demo = demo;
     let status = wait_with_timeout(&mut demo.0, Duration::from_secs(20));
     assert_eq!(
@@ -153,7 +153,7 @@ struct Stopped(std::process::Child);
 
 impl Drop for Stopped {
     fn drop(&mut self) {
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        crate::support::send_signal(self.0.id() as i32, libc::SIGTERM);
         if wait_with_timeout(&mut self.0, Duration::from_secs(10)).is_none() {
             let _ = self.0.kill();
             let _ = self.0.wait();

@@ -22,7 +22,7 @@ pub struct Netns(pub String);
 impl Netns {
     /// `None` (test skipped) where namespaces are impossible; under CI they must work.
     pub fn create() -> Option<Netns> {
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = crate::support::euid() == 0;
         let tools = ["ip", "iptables"]
             .iter()
             .all(|t| Command::new(t).arg("--version").output().is_ok());

@@ -12,7 +12,7 @@ const ATTACKER: &str = "4242";
 
 /// Whether this test may run commands as another user; says why not when it may not.
 fn can_switch_users() -> bool {
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = crate::support::euid() == 0;
     let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
     if root && setpriv {
         return true;
@@ -36,7 +36,7 @@ fn as_attacker(script: &str) {
 }
 
 fn signal(daemon: &Daemon, signal: libc::c_int) {
-    assert_eq!(unsafe { libc::kill(daemon.pid() as i32, signal) }, 0);
+    assert!(crate::support::send_signal(daemon.pid() as i32, signal));
 }
 
 fn active(daemon: &Daemon) -> String {

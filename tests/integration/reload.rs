@@ -42,7 +42,7 @@ fn sighup_swaps_roles_keeping_the_active_one_and_its_cache() {
         .get("/latest/meta-data/iam/security-credentials/example")
         .json();
     write_config(&d, NEXT);
-    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    crate::support::send_signal(d.pid() as i32, libc::SIGHUP);
     wait_for(&d, "roles not reloaded", || {
         d.get("/roles").json() == json!({"roles": ["example", "example3"]})
     });
@@ -90,7 +90,7 @@ fn an_invalid_config_is_rejected_and_the_running_one_kept() {
         err.contains("the running one is kept") && err.contains("role \"x\", field \"arn\""),
         "{err}"
     );
-    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    crate::support::send_signal(d.pid() as i32, libc::SIGHUP);
     wait_for(&d, "SIGHUP rejection not logged", || {
         d.stderr().matches("reload rejected").count() >= 2
     });

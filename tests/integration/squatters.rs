@@ -112,7 +112,7 @@ fn a_region_with_a_newline_is_never_printed_for_eval() {
 /// listening socket is not its user's and sends nothing, not even its request line.
 #[test]
 fn a_port_squatted_by_another_user_is_told_nothing() {
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = crate::support::euid() == 0;
     if !root {
         let why = "the squatter test needs root to run a listener as another user";
         assert!(!in_ci(), "{why}");

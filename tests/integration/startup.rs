@@ -235,7 +235,7 @@ fn a_daemon_whose_stderr_is_gone_keeps_serving_switching_and_stops_on_sigterm() 
     );
     assert_eq!(switched.status, 200, "{switched:?}");
 
-    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    crate::support::send_signal(child.0.id() as i32, libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.0.try_wait().unwrap() {
@@ -308,7 +308,7 @@ fn the_access_log_reopens_on_sighup_and_rotates_past_its_size_cap() {
     assert_eq!(d.get("/roles").status, 200);
     crate::support::access_log(&log);
     std::fs::rename(&log, dir.path().join("rotated-by-logrotate")).unwrap();
-    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    crate::support::send_signal(d.pid() as i32, libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(d.get("/roles?status=active").status, 200);
     let reopened = crate::support::access_log(&log);

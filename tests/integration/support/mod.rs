@@ -37,6 +37,19 @@ pub const TWO_ROLES: &str = r#"{
   "default_role": "example"
 }"#;
 
+/// This process's effective uid (root may switch users in a test; others skip those tests).
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Sends `signal` to process `pid` (negative: its process group), as a terminal or a user
+/// would; whether it arrived.
+pub fn send_signal(pid: i32, signal: libc::c_int) -> bool {
+    // SAFETY: kill(2) has no memory preconditions; the tests only signal processes they started.
+    unsafe { libc::kill(pid, signal) == 0 }
+}
+
 /// Says that the calling test skips, where a person running `cargo test` sees it: libtest
 /// captures what a passing test prints with `eprintln!`, so this writes to stderr directly.
 pub fn skipped(why: &str) {
@@ -322,7 +335,7 @@ impl Daemon {
     /// Stops the daemon with SIGTERM and returns its exit status; its directory stays until the
     /// `Daemon` is dropped.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        send_signal(self.child.id() as i32, libc::SIGTERM);
         self.child.wait().unwrap()
     }
 }

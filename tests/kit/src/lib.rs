@@ -1,5 +1,5 @@
 //! What the end-to-end tests (`tests/integration`) and the benchmarks (`bench`) share, so each
-//! exists once: a raw HTTP client ([`http`]) and fake AWS endpoints on loopback ([`fake`]).
+//! exists once: a raw HTTP client ([`mod@http`]) and fake AWS endpoints on loopback ([`fake`]).
 
 pub mod fake;
 pub mod http;
