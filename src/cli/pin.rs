@@ -210,7 +210,7 @@ pub fn render(assignments: &[Assignment], format: EnvFormat) -> Result<String, C
         let line = match (format, value) {
             (EnvFormat::Sh, Some(v)) => format!("export {name}={}", shell::quote(v)),
             (EnvFormat::Sh, None) => format!("unset {name}"),
-            (EnvFormat::Fish, Some(v)) => format!("set -gx {name} {}", shell::quote(v)),
+            (EnvFormat::Fish, Some(v)) => format!("set -gx {name} {}", shell::quote_fish(v)),
             (EnvFormat::Fish, None) => format!("set -e {name}"),
             (EnvFormat::EnvFile, Some(v)) => format!("{name}={v}"),
             (EnvFormat::EnvFile, None) => continue,
@@ -321,7 +321,7 @@ mod tests {
         );
         assert_eq!(
             render(&vars, EnvFormat::Fish).unwrap(),
-            "set -e A\nset -gx B 'it'\\''s'\n"
+            "set -e A\nset -gx B 'it\\'s'\n"
         );
         assert_eq!(render(&vars, EnvFormat::EnvFile).unwrap(), "B=it's\n");
     }

@@ -1,10 +1,15 @@
-//! Quoting for POSIX shells (and fish, which reads single quotes the same way): what fintors
-//! prints for `eval`, and the commands it tells a user to run, must mean what they say when
-//! pasted, whatever a value holds.
+//! Quoting for POSIX shells, and for fish, which does not read single quotes the same way
+//! (inside them `\\` and `\'` are escapes): what fintors prints for `eval` or `source`, and the
+//! commands it tells a user to run, must mean what they say when pasted, whatever a value holds.
 
 /// `s` in single quotes, each `'` in it closed, escaped and reopened.
 pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// `s` in single quotes as fish reads them: `\` and `'` escaped with a backslash.
+pub fn quote_fish(s: &str) -> String {
+    format!("'{}'", s.replace('\\', r"\\").replace('\'', r"\'"))
 }
 
 /// `s` as one word of a command line: as it is when no shell would read it differently (the
@@ -24,6 +29,13 @@ mod tests {
     fn quoting_survives_single_quotes() {
         assert_eq!(quote("a/b+c="), "'a/b+c='");
         assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn fish_quoting_escapes_backslashes_and_quotes_inside_the_quotes() {
+        assert_eq!(quote_fish("it's"), r"'it\'s'");
+        assert_eq!(quote_fish(r"a\\b"), r"'a\\\\b'");
+        assert_eq!(quote_fish("plain"), "'plain'");
     }
 
     #[test]
