@@ -72,7 +72,7 @@ pub async fn use_role(args: &ClientArgs, alias: &str) -> Output {
     match status {
         StatusCode::OK => Ok(format!("active role: {alias}\n")),
         StatusCode::NOT_FOUND => Err(unknown_role(alias, &report(&endpoint).await?)),
-        _ => Err(CommandError::Failed(error_text(&reply))),
+        _ => Err(CommandError::Refused(error_text(&reply))),
     }
 }
 
@@ -93,15 +93,14 @@ pub async fn creds(args: &ClientArgs, alias: Option<&str>, format: CredsFormat) 
         .request_in_session(Method::GET, &paths::role_credentials(&alias), None)
         .await?;
     if status == StatusCode::NOT_FOUND {
-        return Err(CommandError::Failed(format!("unknown role: {alias}")));
+        return Err(unknown_role(&alias, &report(&endpoint).await?));
     }
     let doc: CredentialsDocument = parse(&endpoint, &body)?;
     let Some(c) = doc.credentials() else {
-        return Err(CommandError::Failed(format!(
-            "no credentials for {alias}: {}: {}",
-            doc.code,
-            doc.message.unwrap_or_default()
-        )));
+        return Err(CommandError::NoCredentials {
+            why: format!("{}: {}", doc.code, doc.message.unwrap_or_default()),
+            role: alias,
+        });
     };
     let expiration = stamp(c.expiration);
     Ok(match format {
@@ -180,7 +179,7 @@ pub async fn mfa(args: &ClientArgs, code: &str, serial: Option<&str>) -> Output 
         .request(Method::PUT, paths::MFA, Some(body))
         .await?;
     if status != StatusCode::OK {
-        return Err(CommandError::Failed(error_text(&reply)));
+        return Err(CommandError::Refused(error_text(&reply)));
     }
     let started: MfaStarted = parse(&endpoint, &reply)?;
     Ok(format!(

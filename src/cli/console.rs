@@ -35,15 +35,16 @@ pub async fn console(
     match status {
         StatusCode::OK => {}
         StatusCode::NOT_FOUND => return Err(unknown_role(&alias, &report(&endpoint).await?)),
-        _ => return Err(CommandError::Failed(error_text(&reply))),
+        _ => return Err(CommandError::Refused(error_text(&reply))),
     }
     let answer: ConsoleUrl = parse(&endpoint, &reply)?;
     let (Some(opener), Some(handoff)) = (opener, &answer.handoff) else {
         return match &answer.url {
             Some(url) => Ok(format!("{}\n", url.expose())),
-            None => Err(CommandError::Failed(format!(
-                "{endpoint} answered without a sign-in URL; is that really fintors?"
-            ))),
+            None => Err(CommandError::NotFintors {
+                endpoint: endpoint.clone(),
+                why: "no sign-in URL".into(),
+            }),
         };
     };
     // The daemon's one-use link: nothing on the opener's command line opens the console. Only
@@ -52,9 +53,10 @@ pub async fn console(
         .strip_prefix(&paths::console_handoff(""))
         .unwrap_or("");
     if nonce.len() != 32 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(CommandError::Failed(format!(
-            "{endpoint} answered a console link of the wrong shape; is that really fintors?"
-        )));
+        return Err(CommandError::NotFintors {
+            endpoint: endpoint.clone(),
+            why: "a console link of the wrong shape".into(),
+        });
     }
     let link = format!("{endpoint}{handoff}");
     let opened = std::process::Command::new(&opener)
@@ -68,9 +70,12 @@ pub async fn console(
             "opened the AWS console as {alias} at {} (the link works once, for a minute)\n",
             answer.destination
         )),
-        Ok(s) => Err(CommandError::Failed(format!(
-            "{opener} could not open {link} ({s}); use `fintors console {alias} --print`"
-        ))),
+        Ok(status) => Err(CommandError::BrowserFailed {
+            opener,
+            link,
+            status,
+            alias,
+        }),
         Err(why) => Err(CommandError::Exec {
             program: opener,
             why,

@@ -10,14 +10,74 @@ use super::client::{ClientError, Endpoint};
 use super::keys::KeyError;
 use crate::api::{ApiError, RoleList, StatusReport, paths};
 
+/// Why a client subcommand failed, one variant per cause; each is one line for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The daemon said no; its one-line reason.
     #[error("{0}")]
-    Failed(String),
+    Refused(String),
+    /// A request the daemon answered with an error status.
+    #[error("{endpoint}{path}: {status}: {why}")]
+    Answered {
+        endpoint: Endpoint,
+        path: String,
+        status: StatusCode,
+        why: String,
+    },
+    #[error("unknown role: {alias} (configured: {})", known.join(", "))]
+    UnknownRole { alias: String, known: Vec<String> },
+    #[error(
+        "no role is active: name one (`fintors {command} ROLE`) or switch with `fintors use ROLE`"
+    )]
+    NoActiveRole { command: &'static str },
+    #[error("no credentials for {role}: {why}")]
+    NoCredentials { role: String, why: String },
+    /// An answer fintors never gives: something else answers there.
+    #[error("unexpected answer from {endpoint} ({why}); is that really fintors?")]
+    NotFintors { endpoint: Endpoint, why: String },
+    /// A value in the daemon's report that fintors never reports.
+    #[error("fintors at {daemon} reports {what}")]
+    BadReport { daemon: Endpoint, what: String },
+    #[error(
+        "fintors at {daemon} serves no container endpoint (it runs with --ecs-port off or \
+         \"ecs_port\": false): restart it without that, or with --ecs-port PORT"
+    )]
+    NoContainerEndpoint { daemon: Endpoint },
+    #[error(
+        "fintors at {daemon} names {url:?} as its container endpoint, which is not \
+         http://LOOPBACK-IP:PORT/creds: no token is sent there"
+    )]
+    ForeignContainerEndpoint { daemon: Endpoint, url: String },
+    #[error("refusing to print {name}: its value {value:?} has a control character")]
+    ControlCharacter { name: &'static str, value: String },
+    /// A `default` profile with keys in the config file, which SDKs would use first: the fix.
+    #[error("{0}")]
+    Shadowed(String),
+    #[error("{opener} could not open {link} ({status}); use `fintors console {alias} --print`")]
+    BrowserFailed {
+        opener: String,
+        link: String,
+        status: std::process::ExitStatus,
+        alias: String,
+    },
+    #[error("the daemon reported an SSO session named {0:?}, which is no name to log in with")]
+    BadSessionName(String),
+    #[error(
+        "nothing to log in to: no credentials fintors uses come from IAM Identity Center; set \
+         credentials.login_process (e.g. \"saml2aws login\") for another login"
+    )]
+    NothingToLogIn,
+    #[error("`{command}` failed ({status}); the daemon was not asked to retry")]
+    LoginFailed {
+        command: String,
+        status: std::process::ExitStatus,
+    },
+    #[error("logged in, but {}", .0.join("; "))]
+    StillFailing(Vec<String>),
     #[error("cannot run {program}: {why}")]
     Exec {
         program: String,
@@ -48,20 +108,21 @@ pub fn error_text(body: &[u8]) -> String {
 }
 
 pub fn parse<T: DeserializeOwned>(endpoint: &Endpoint, body: &[u8]) -> Result<T, CommandError> {
-    serde_json::from_slice(body).map_err(|e| {
-        CommandError::Failed(format!(
-            "unexpected answer from {endpoint} ({e}); is that really fintors?"
-        ))
+    serde_json::from_slice(body).map_err(|e| CommandError::NotFintors {
+        endpoint: endpoint.clone(),
+        why: e.to_string(),
     })
 }
 
 async fn get_ok(endpoint: &Endpoint, path: &str) -> Result<bytes::Bytes, CommandError> {
     let (status, body) = endpoint.request(Method::GET, path, None).await?;
     if status != StatusCode::OK {
-        return Err(CommandError::Failed(format!(
-            "{endpoint}{path}: {status}: {}",
-            error_text(&body)
-        )));
+        return Err(CommandError::Answered {
+            endpoint: endpoint.clone(),
+            path: path.to_owned(),
+            status,
+            why: error_text(&body),
+        });
     }
     Ok(body)
 }
@@ -76,7 +137,7 @@ pub async fn post_ok<T: DeserializeOwned>(
         .request(Method::POST, path, Some("{}".into()))
         .await?;
     if status != StatusCode::OK {
-        return Err(CommandError::Failed(error_text(&reply)));
+        return Err(CommandError::Refused(error_text(&reply)));
     }
     parse(endpoint, &reply)
 }
@@ -93,27 +154,23 @@ pub async fn active_alias(endpoint: &Endpoint) -> Result<Option<String>, Command
 
 /// "unknown role: X (configured: a, b)".
 pub fn unknown_role(alias: &str, report: &StatusReport) -> CommandError {
-    let known: Vec<&str> = report.roles.iter().map(|r| r.alias.as_str()).collect();
-    CommandError::Failed(format!(
-        "unknown role: {alias} (configured: {})",
-        known.join(", ")
-    ))
+    CommandError::UnknownRole {
+        alias: alias.to_owned(),
+        known: report.roles.iter().map(|r| r.alias.clone()).collect(),
+    }
 }
 
 /// The role a subcommand acts on: the one named, else the active one.
 pub async fn role_or_active(
     endpoint: &Endpoint,
     alias: Option<&str>,
-    command: &str,
+    command: &'static str,
 ) -> Result<String, CommandError> {
     match alias {
         Some(a) => Ok(a.to_owned()),
-        None => active_alias(endpoint).await?.ok_or_else(|| {
-            CommandError::Failed(format!(
-                "no role is active: name one (`fintors {command} ROLE`) or switch with \
-                 `fintors use ROLE`"
-            ))
-        }),
+        None => active_alias(endpoint)
+            .await?
+            .ok_or(CommandError::NoActiveRole { command }),
     }
 }
 
@@ -128,6 +185,6 @@ mod tests {
             CommandError::Client(ClientError::NotRunning { endpoint }).exit_code(),
             2
         );
-        assert_eq!(CommandError::Failed("no".into()).exit_code(), 1);
+        assert_eq!(CommandError::Refused("no".into()).exit_code(), 1);
     }
 }

@@ -29,11 +29,7 @@ pub async fn login(args: &ClientArgs) -> Output {
         None => sso_logins(&before.sso, Utc::now())?,
     };
     if commands.is_empty() {
-        return Err(CommandError::Failed(
-            "nothing to log in to: no credentials fintors uses come from IAM Identity Center; \
-             set credentials.login_process (e.g. \"saml2aws login\") for another login"
-                .into(),
-        ));
+        return Err(CommandError::NothingToLogIn);
     }
     for argv in &commands {
         run(argv)?;
@@ -62,9 +58,7 @@ fn sso_logins(
         let name = s.sso_session.as_deref().unwrap_or(&s.profile);
         // One argument each, so no name can smuggle in a command; none may pass for an option.
         if name.is_empty() || name.starts_with('-') {
-            return Err(CommandError::Failed(format!(
-                "the daemon reported an SSO session named {name:?}, which is no name to log in with"
-            )));
+            return Err(CommandError::BadSessionName(name.to_owned()));
         }
         let argv = sso_login_argv(s.sso_session.as_deref(), &s.profile);
         if !commands.contains(&argv) {
@@ -93,9 +87,10 @@ fn run(argv: &[String]) -> Result<(), CommandError> {
             why,
         })?;
     if !status.success() {
-        return Err(CommandError::Failed(format!(
-            "`{shown}` failed ({status}); the daemon was not asked to retry"
-        )));
+        return Err(CommandError::LoginFailed {
+            command: shown,
+            status,
+        });
     }
     Ok(())
 }
@@ -130,10 +125,7 @@ fn outcome(before: &StatusReport, after: &StatusReport) -> Output {
         return Ok(out);
     }
     print!("{out}");
-    Err(CommandError::Failed(format!(
-        "logged in, but {}",
-        failing.join("; ")
-    )))
+    Err(CommandError::StillFailing(failing))
 }
 
 #[cfg(test)]

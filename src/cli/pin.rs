@@ -78,18 +78,18 @@ impl Pin {
         let Some(described) = report.roles.iter().find(|r| r.alias == role) else {
             return Err(unknown_role(role, &report));
         };
-        let alias = Alias::parse(role).map_err(|e| {
-            CommandError::Failed(format!("fintors at {daemon} reports a role {role:?}: {e}"))
+        let alias = Alias::parse(role).map_err(|e| CommandError::BadReport {
+            daemon: daemon.clone(),
+            what: format!("a role {role:?}: {e}"),
         })?;
         let region = described
             .region
             .as_deref()
             .map(Region::parse)
             .transpose()
-            .map_err(|e| {
-                CommandError::Failed(format!(
-                    "fintors at {daemon} reports an invalid region for {role}: {e}"
-                ))
+            .map_err(|e| CommandError::BadReport {
+                daemon: daemon.clone(),
+                what: format!("an invalid region for {role}: {e}"),
             })?;
         let endpoint = container_endpoint(&daemon, &report)?;
         let token = keys::container_key(args)?.token(Scope::Role(role));
@@ -100,7 +100,7 @@ impl Pin {
                 DefaultCredentials::Neither => false,
                 DefaultCredentials::CredentialsFile => true,
                 shadowing @ DefaultCredentials::ConfigFile => {
-                    return Err(CommandError::Failed(
+                    return Err(CommandError::Shadowed(
                         shadowing
                             .shadowing_fintors()
                             .expect("the config file shadows"),
@@ -157,20 +157,17 @@ pub fn container_endpoint(
     report: &StatusReport,
 ) -> Result<Endpoint, CommandError> {
     let Some(url) = &report.container_endpoint else {
-        return Err(CommandError::Failed(format!(
-            "fintors at {daemon} serves no container endpoint (it runs with --ecs-port off or \
-             \"ecs_port\": false): restart it without that, or with --ecs-port PORT"
-        )));
+        return Err(CommandError::NoContainerEndpoint {
+            daemon: daemon.clone(),
+        });
     };
     let endpoint = url
         .strip_suffix(paths::CONTAINER_ACTIVE)
         .and_then(|base| Endpoint::parse(base).ok())
         .filter(Endpoint::is_loopback);
-    endpoint.ok_or_else(|| {
-        CommandError::Failed(format!(
-            "fintors at {daemon} names {url:?} as its container endpoint, which is not \
-             http://LOOPBACK-IP:PORT/creds: no token is sent there"
-        ))
+    endpoint.ok_or_else(|| CommandError::ForeignContainerEndpoint {
+        daemon: daemon.clone(),
+        url: url.clone(),
     })
 }
 
@@ -186,12 +183,13 @@ async fn check_obtainable(
     if status.is_success() {
         return Ok(());
     }
-    Err(CommandError::Failed(
-        match serde_json::from_slice::<ContainerError>(&body) {
-            Ok(e) => format!("no credentials for {role}: {}: {}", e.code, e.message),
-            Err(_) => format!("no credentials for {role}: {endpoint}{path} answered {status}"),
+    Err(CommandError::NoCredentials {
+        role: role.to_owned(),
+        why: match serde_json::from_slice::<ContainerError>(&body) {
+            Ok(e) => format!("{}: {}", e.code, e.message),
+            Err(_) => format!("{endpoint}{path} answered {status}"),
         },
-    ))
+    })
 }
 
 /// `assignments` as lines for `eval` in sh or fish, or for `docker run --env-file` (which
@@ -203,9 +201,10 @@ pub fn render(assignments: &[Assignment], format: EnvFormat) -> Result<String, C
         if let Some(v) = value
             && v.chars().any(char::is_control)
         {
-            return Err(CommandError::Failed(format!(
-                "refusing to print {name}: its value {v:?} has a control character"
-            )));
+            return Err(CommandError::ControlCharacter {
+                name,
+                value: v.clone(),
+            });
         }
         let line = match (format, value) {
             (EnvFormat::Sh, Some(v)) => format!("export {name}={}", shell::quote(v)),
