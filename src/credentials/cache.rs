@@ -15,6 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::error::LoginWarnings;
 use super::usage::{Door, Usage};
 use super::{RoleAssumer, StsError};
 use crate::ec2::document::{CredentialsDocument, render};
@@ -98,6 +99,8 @@ pub struct RoleCache {
     last_access: AtomicI64,
     sts_calls: AtomicU64,
     usage: Usage,
+    /// The expired logins already warned about, shared by the roles of a registry.
+    login_warnings: Arc<LoginWarnings>,
 }
 
 impl std::fmt::Debug for RoleCache {
@@ -110,6 +113,16 @@ impl std::fmt::Debug for RoleCache {
 
 impl RoleCache {
     pub fn new(role: Role, assumer: Arc<dyn RoleAssumer>, clock: Clock) -> Arc<Self> {
+        Self::sharing(role, assumer, clock, Arc::default())
+    }
+
+    /// A cache whose expired-login warnings are `login_warnings`, shared with other roles.
+    pub fn sharing(
+        role: Role,
+        assumer: Arc<dyn RoleAssumer>,
+        clock: Clock,
+        login_warnings: Arc<LoginWarnings>,
+    ) -> Arc<Self> {
         Arc::new(RoleCache {
             role,
             assumer,
@@ -122,6 +135,7 @@ impl RoleCache {
             last_access: AtomicI64::new(NEVER_ASKED),
             sts_calls: AtomicU64::new(0),
             usage: Usage::default(),
+            login_warnings,
         })
     }
 
@@ -334,7 +348,7 @@ impl RoleCache {
         if matches!(error, StsError::SsoLoginRequired(_)) {
             // The session's, not the role's: one short line for every role it stops, with the
             // login command, and the rest at debug.
-            if super::error::first_report_of_login(&error) {
+            if self.login_warnings.first_report(&error) {
                 tracing::warn!("{}", error.message());
             } else {
                 tracing::debug!(role = %self.role.alias, "{}", error.message());

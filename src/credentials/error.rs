@@ -77,25 +77,33 @@ pub enum MfaError {
     Sts(#[from] StsError),
 }
 
-/// The expired-login errors logged as warnings, by any role: a session that expires stops every
-/// role it signs for, and the user needs to read that once. Each message names its session, so
-/// two expired sessions are two warnings, once each.
-static REPORTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-/// Whether `error` is news to the log: not warned about already. A new login (a token cache
-/// file changed) makes the next expiry news again even if it reads the same.
-pub(super) fn first_report_of_login(error: &StsError) -> bool {
-    let mut reported = REPORTED.lock().expect("poisoned");
-    let message = error.message();
-    if reported.iter().any(|m| m == message) {
-        return false;
-    }
-    reported.push(message.to_owned());
-    true
+/// The expired-login errors logged as warnings, by any role of one registry: a session that
+/// expires stops every role it signs for, and the user needs to read that once. Each message
+/// names its session, so two expired sessions are two warnings, once each. Shared by the roles
+/// of a registry (not process-wide, so two daemons in one process, as tests run them, do not
+/// silence each other).
+#[derive(Debug, Default)]
+pub struct LoginWarnings {
+    reported: std::sync::Mutex<Vec<String>>,
 }
 
-pub(super) fn forget_reported_login() {
-    REPORTED.lock().expect("poisoned").clear();
+impl LoginWarnings {
+    /// Whether `error` is news to the log: not warned about already. A new login (a token
+    /// cache file changed, [`LoginWarnings::forget`]) makes the next expiry news again even if
+    /// it reads the same.
+    pub fn first_report(&self, error: &StsError) -> bool {
+        let mut reported = self.reported.lock().expect("poisoned");
+        let message = error.message();
+        if reported.iter().any(|m| m == message) {
+            return false;
+        }
+        reported.push(message.to_owned());
+        true
+    }
+
+    pub fn forget(&self) {
+        self.reported.lock().expect("poisoned").clear();
+    }
 }
 
 /// `text` cut to one line of at most `max` characters: what reaches a user from an SDK's or a
@@ -139,19 +147,20 @@ mod tests {
     fn an_expired_login_is_news_once_per_session_whichever_role_meets_it_until_a_new_login() {
         let expired = StsError::SsoLoginRequired("the SSO session \"unit\" expired".into());
         let other = StsError::SsoLoginRequired("the SSO session \"unit2\" expired".into());
-        assert!(first_report_of_login(&expired), "the first role to meet it");
-        assert!(first_report_of_login(&other), "another session's");
+        let warnings = LoginWarnings::default();
+        assert!(warnings.first_report(&expired), "the first role to meet it");
+        assert!(warnings.first_report(&other), "another session's");
         assert!(
-            !first_report_of_login(&expired),
+            !warnings.first_report(&expired),
             "every other role, every retry"
         );
         assert!(
-            !first_report_of_login(&other),
+            !warnings.first_report(&other),
             "alternating roles, no repeats"
         );
-        forget_reported_login();
+        warnings.forget();
         assert!(
-            first_report_of_login(&expired),
+            warnings.first_report(&expired),
             "after a new login, news again"
         );
     }

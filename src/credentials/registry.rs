@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use super::cache::{Attempt, Failure, Issued, RoleCache};
+use super::error::LoginWarnings;
 use super::{RoleAssumer, StsError};
 use crate::config::Config;
 use crate::model::{Alias, Clock, MfaSerial};
@@ -19,6 +20,8 @@ pub struct Registry {
     active: RwLock<Option<Arc<RoleCache>>>,
     assumer: Arc<dyn RoleAssumer>,
     clock: Clock,
+    /// The expired logins warned about, once for all the roles.
+    login_warnings: Arc<LoginWarnings>,
 }
 
 /// What a reload changed.
@@ -43,13 +46,19 @@ pub enum SwitchError {
 impl Registry {
     /// One cache per configured role; the default role, if any, starts active.
     pub fn new(config: &Config, assumer: Arc<dyn RoleAssumer>, clock: Clock) -> Self {
+        let login_warnings = Arc::<LoginWarnings>::default();
         let roles: BTreeMap<Alias, Arc<RoleCache>> = config
             .roles
             .iter()
             .map(|(alias, role)| {
                 (
                     alias.clone(),
-                    RoleCache::new(role.clone(), assumer.clone(), clock),
+                    RoleCache::sharing(
+                        role.clone(),
+                        assumer.clone(),
+                        clock,
+                        login_warnings.clone(),
+                    ),
                 )
             })
             .collect();
@@ -59,6 +68,7 @@ impl Registry {
             active: RwLock::new(active),
             assumer,
             clock,
+            login_warnings,
         }
     }
 
@@ -101,11 +111,11 @@ impl Registry {
                 Some(cache) if cache.role() == role => cache.clone(),
                 Some(_) => {
                     summary.changed.push(alias.to_string());
-                    RoleCache::new(role.clone(), self.assumer.clone(), self.clock)
+                    self.cache_for(role)
                 }
                 None => {
                     summary.added.push(alias.to_string());
-                    RoleCache::new(role.clone(), self.assumer.clone(), self.clock)
+                    self.cache_for(role)
                 }
             };
             roles.insert(alias.clone(), cache);
@@ -174,6 +184,21 @@ impl Registry {
 
     /// After the base credentials changed: assume at once every role that is failing (with
     /// nothing cached, or a refresh that failed) or is active without credentials, instead of
+    /// A new cache for `role`, sharing the registry's STS, clock and login warnings.
+    fn cache_for(&self, role: &crate::model::Role) -> Arc<RoleCache> {
+        RoleCache::sharing(
+            role.clone(),
+            self.assumer.clone(),
+            self.clock,
+            self.login_warnings.clone(),
+        )
+    }
+
+    /// After a new login: the next expiry of any session is news again.
+    pub fn forget_login_warnings(&self) {
+        self.login_warnings.forget();
+    }
+
     /// waiting out their backoff.
     pub async fn retry_pending(&self) {
         let active = self.active();

@@ -215,7 +215,7 @@ pub async fn watch(login: SsoLogin, registry: Arc<Registry>) {
             seen = now;
             expires = expiry(login.token(Utc::now()));
             tracing::info!("{} changed: retrying what failed", file.display());
-            super::error::forget_reported_login();
+            registry.forget_login_warnings();
             registry.retry_pending().await;
         }
         let Some(expires) = expires else { continue };
