@@ -215,8 +215,7 @@ impl Endpoint {
         if !server.ip().to_canonical().is_loopback() && !sockets::is_this_hosts(server) {
             return Ok(());
         }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
+        let me = crate::platform::users::effective_uid();
         let trusted = std::env::var("FINTORS_DAEMON_UID")
             .ok()
             .and_then(|uid| uid.trim().parse::<u32>().ok());

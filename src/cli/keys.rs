@@ -48,8 +48,7 @@ pub fn container_key(args: &ClientArgs) -> Result<ContainerKey, KeyError> {
         .open(&path)
         .map_err(read)?;
     let uid = file.metadata().map_err(read)?.uid();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if uid != unsafe { libc::geteuid() } {
+    if uid != crate::platform::users::effective_uid() {
         return Err(KeyError::NotMine { path, uid });
     }
     let mut key = Vec::with_capacity(KEY_LEN + 1);

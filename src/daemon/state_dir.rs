@@ -57,8 +57,7 @@ impl StateDir {
             .create(path)
             .map_err(dir_error)?;
         let meta = std::fs::metadata(path).map_err(dir_error)?;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
+        let me = crate::platform::users::effective_uid();
         if meta.uid() != me {
             return Err(StateError::NotMine {
                 path: path.to_owned(),

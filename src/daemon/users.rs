@@ -3,6 +3,7 @@
 //! is one line before anything listens.
 
 use crate::http::owner::AllowedUsers;
+use crate::platform::users::uid_of;
 
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -21,27 +22,6 @@ pub fn allowed(names: &[String]) -> Result<AllowedUsers, UnknownUser> {
         })
         .collect::<Result<Vec<u32>, _>>()?;
     Ok(AllowedUsers::new(uids))
-}
-
-/// The uid of the user `name`, from the system's user database.
-fn uid_of(name: &str) -> Option<u32> {
-    let name = std::ffi::CString::new(name).ok()?;
-    // SAFETY: an all-zero passwd (null pointers, zero ids) is a valid value to be filled in.
-    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call, the buffer's length is its real length, and
-    // `found` is read only after the call, which sets it to null or to `&mut entry`.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            name.as_ptr(),
-            &mut entry,
-            buffer.as_mut_ptr(),
-            buffer.len(),
-            &mut found,
-        )
-    };
-    (rc == 0 && !found.is_null()).then_some(entry.pw_uid)
 }
 
 #[cfg(test)]

@@ -205,8 +205,7 @@ fn open_private(path: &Path) -> Result<std::fs::File, AccessLogError> {
             path: path.to_owned(),
         });
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if meta.uid() != unsafe { libc::geteuid() } {
+    if meta.uid() != crate::platform::users::effective_uid() {
         return Err(AccessLogError::NotMine {
             path: path.to_owned(),
             uid: meta.uid(),
@@ -517,8 +516,7 @@ mod tests {
             open_private(&link),
             Err(AccessLogError::Link { .. })
         ));
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
+        if crate::platform::users::effective_uid() == 0 {
             let theirs = dir.path().join("theirs.log");
             std::fs::write(&theirs, "").unwrap();
             std::os::unix::fs::chown(&theirs, Some(4242), Some(4242)).unwrap();

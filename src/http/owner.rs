@@ -36,8 +36,7 @@ pub enum Stranger {
 impl AllowedUsers {
     /// The daemon's own user and root, and `others`.
     pub fn new(others: impl IntoIterator<Item = u32>) -> Self {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
+        let me = crate::platform::users::effective_uid();
         let mut uids = vec![me, 0];
         uids.extend(others);
         uids.sort_unstable();
@@ -101,8 +100,7 @@ mod tests {
 
     #[test]
     fn the_daemons_user_and_root_are_always_allowed() {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
+        let me = crate::platform::users::effective_uid();
         let users = AllowedUsers::new([4242]);
         assert!(users.uids.contains(&me) && users.uids.contains(&0) && users.uids.contains(&4242));
     }

@@ -1,5 +1,6 @@
-//! What fintors asks of the operating system beyond what std offers: today, who owns a TCP
-//! socket of this machine ([`sockets`]). Both sides of fintors need it: the daemon, to answer
+//! What fintors asks of the operating system beyond what std offers: who owns a TCP socket of
+//! this machine ([`sockets`]), and a user's uid by name ([`users`]). All of fintors's FFI is
+//! here. Both sides of fintors need it: the daemon, to answer
 //! only its own user's connections, and the client, to send a secret only to a daemon of its own
 //! user. It sits at the bottom beside `model` and imports nothing of fintors.
 //!
@@ -7,3 +8,4 @@
 //! answer for every other system ("cannot tell").
 
 pub mod sockets;
+pub mod users;

@@ -360,24 +360,85 @@ mod sock_diag {
         asked[2..4].copy_from_slice(&request.id.dport);
         asked[4..20].copy_from_slice(&request.id.src);
         asked[20..].copy_from_slice(&request.id.dst);
-        Ok(parse(&answer[..got as usize], &asked))
+        parse(&answer[..got as usize], &asked)
     }
 
-    /// The socket in an answer; `None` for netlink's error message (ENOENT: no such socket) and
-    /// for an answer about any socket but the one `asked` names.
-    fn parse(answer: &[u8], asked: &[u8; ADDRESSES_LEN]) -> Option<Socket> {
-        let kind = u16::from_ne_bytes(answer.get(4..6)?.try_into().ok()?);
-        if kind != SOCK_DIAG_BY_FAMILY || answer.get(ID_AT..ID_AT + ADDRESSES_LEN)? != asked {
-            return None;
-        }
+    const NLMSG_ERROR: u16 = 2;
+
+    /// The socket in an answer. Netlink's error message is `Ok(None)` for ENOENT (no such
+    /// socket) and the error otherwise; an answer shorter than it says, or about any socket but
+    /// the one `asked` names, is `Ok(None)` too: nothing found that can be trusted.
+    fn parse(answer: &[u8], asked: &[u8; ADDRESSES_LEN]) -> io::Result<Option<Socket>> {
         let word = |at: usize| -> Option<u32> {
             Some(u32::from_ne_bytes(answer.get(at..at + 4)?.try_into().ok()?))
         };
-        Some(Socket {
-            uid: word(UID_AT)?,
-            inode: word(INODE_AT)?,
-            state: TcpState(*answer.get(STATE_AT)?),
-        })
+        let (Some(len), Some(kind)) = (word(0), answer.get(4..6)) else {
+            return Ok(None);
+        };
+        if (len as usize) > answer.len() {
+            return Ok(None);
+        }
+        match u16::from_ne_bytes([kind[0], kind[1]]) {
+            NLMSG_ERROR => {
+                let code = word(16).map_or(0, |c| -(c as i32));
+                if code == 0 || code == libc::ENOENT {
+                    Ok(None)
+                } else {
+                    Err(io::Error::from_raw_os_error(code))
+                }
+            }
+            SOCK_DIAG_BY_FAMILY if answer.get(ID_AT..ID_AT + ADDRESSES_LEN) == Some(asked) => {
+                Ok((|| {
+                    Some(Socket {
+                        uid: word(UID_AT)?,
+                        inode: word(INODE_AT)?,
+                        state: TcpState(*answer.get(STATE_AT)?),
+                    })
+                })())
+            }
+            _ => Ok(None),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// A netlink error message carrying `errno` (negated, as the kernel sends it).
+        fn error_message(errno: i32) -> Vec<u8> {
+            let mut m = Vec::new();
+            m.extend_from_slice(&36u32.to_ne_bytes());
+            m.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
+            m.extend_from_slice(&[0u8; 10]);
+            m.extend_from_slice(&(-errno).to_ne_bytes());
+            m.extend_from_slice(&[0u8; 16]);
+            m
+        }
+
+        #[test]
+        fn netlink_errors_are_no_socket_for_enoent_and_errors_otherwise() {
+            let asked = [0u8; ADDRESSES_LEN];
+            assert!(
+                parse(&error_message(libc::ENOENT), &asked)
+                    .unwrap()
+                    .is_none()
+            );
+            let e = parse(&error_message(libc::EPERM), &asked).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+        }
+
+        #[test]
+        fn a_truncated_or_foreign_answer_is_no_socket() {
+            let asked = [1u8; ADDRESSES_LEN];
+            assert!(parse(&[0u8; 3], &asked).unwrap().is_none());
+            let mut claims_more = error_message(libc::ENOENT);
+            claims_more[0..4].copy_from_slice(&1000u32.to_ne_bytes());
+            assert!(parse(&claims_more, &asked).unwrap().is_none());
+            let mut other = vec![0u8; INODE_AT + 4];
+            other[0..4].copy_from_slice(&((INODE_AT + 4) as u32).to_ne_bytes());
+            other[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+            assert!(parse(&other, &asked).unwrap().is_none(), "another socket's");
+        }
     }
 }
 

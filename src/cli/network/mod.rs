@@ -72,8 +72,7 @@ pub enum NetworkError {
 }
 
 pub(super) fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    crate::platform::users::effective_uid() == 0
 }
 
 /// Runs `fintors network ...`.
