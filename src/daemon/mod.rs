@@ -8,6 +8,7 @@
 pub mod activation;
 mod listen;
 mod logging;
+mod signals;
 pub mod state_dir;
 mod users;
 
@@ -89,7 +90,7 @@ pub async fn run(args: ServeArgs) -> Result<(), DaemonError> {
     let limits = limits(&args, &loaded.config)?;
     let listeners = bind(&args, &loaded.config).await?;
     // Installed before the port reports ready, so a SIGTERM right after start-up is graceful.
-    let shutdown = shutdown_on_signals()?;
+    let shutdown = signals::shutdown_on_signals()?;
     let config_path = loaded.config.path.clone();
     let log = loaded.log.clone();
     let (state, apps) = start_engine(&args, loaded, &listeners).await?;
@@ -157,7 +158,7 @@ async fn start_engine(
         .on_sighup()
         .map_err(|reason| DaemonError::Signals { reason })?;
     if let Some(log) = &loaded.log {
-        reopen_on_sighup(log.clone())?;
+        signals::reopen_on_sighup(log.clone())?;
     }
     let guard = |listener: &TcpListener, allow_remote| {
         Arc::new(Guard::new(local_addr(listener), allow_remote))
@@ -420,36 +421,6 @@ fn default_region() -> Region {
         }
     }
     Region::parse(FALLBACK_REGION).expect("the fallback is a region")
-}
-
-/// Reopens the access log at every SIGHUP, after logrotate moved it (beside the reload).
-fn reopen_on_sighup(log: Arc<AccessLog>) -> Result<(), DaemonError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = signal(SignalKind::hangup()).map_err(|reason| DaemonError::Signals { reason })?;
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            log.reopen().await;
-        }
-    });
-    Ok(())
-}
-
-/// A token cancelled at the first SIGINT or SIGTERM; every listener stops on it.
-fn shutdown_on_signals() -> Result<CancellationToken, DaemonError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let signals = |kind| signal(kind).map_err(|reason| DaemonError::Signals { reason });
-    let mut term = signals(SignalKind::terminate())?;
-    let mut int = signals(SignalKind::interrupt())?;
-    let token = CancellationToken::new();
-    let cancel = token.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        }
-        cancel.cancel();
-    });
-    Ok(token)
 }
 
 /// The common soft limit of 1024 open files would cap the daemon's connections well below what
