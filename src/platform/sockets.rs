@@ -95,48 +95,37 @@ pub fn original_destination(stream: std::os::fd::BorrowedFd<'_>, local: SocketAd
     let fd = stream.as_raw_fd();
     match local {
         SocketAddr::V4(_) => {
-            // SAFETY: an all-zero sockaddr_in is a valid value.
-            let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            // SAFETY: the buffer and its length describe `addr`, which outlives the call.
-            let got = unsafe {
-                libc::getsockopt(
-                    fd,
-                    libc::SOL_IP,
-                    libc::SO_ORIGINAL_DST,
-                    (&raw mut addr).cast(),
-                    &mut len,
-                )
-            };
-            if got == 0 && i32::from(addr.sin_family) == libc::AF_INET {
-                let ip = std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
-                return SocketAddr::from((ip, u16::from_be(addr.sin_port)));
+            match sockopt::<libc::sockaddr_in>(fd, libc::SOL_IP, libc::SO_ORIGINAL_DST) {
+                Some(addr) if i32::from(addr.sin_family) == libc::AF_INET => SocketAddr::from((
+                    std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
+                    u16::from_be(addr.sin_port),
+                )),
+                _ => local,
             }
-            local
         }
         SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_none() => {
-            // SAFETY: an all-zero sockaddr_in6 is a valid value.
-            let mut addr: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-            // SAFETY: as above.
-            let got = unsafe {
-                libc::getsockopt(
-                    fd,
-                    libc::SOL_IPV6,
-                    libc::IP6T_SO_ORIGINAL_DST,
-                    (&raw mut addr).cast(),
-                    &mut len,
-                )
-            };
-            if got == 0 && i32::from(addr.sin6_family) == libc::AF_INET6 {
-                let ip = std::net::Ipv6Addr::from(addr.sin6_addr.s6_addr);
-                return SocketAddr::from((ip, u16::from_be(addr.sin6_port)));
+            match sockopt::<libc::sockaddr_in6>(fd, libc::SOL_IPV6, libc::IP6T_SO_ORIGINAL_DST) {
+                Some(addr) if i32::from(addr.sin6_family) == libc::AF_INET6 => SocketAddr::from((
+                    std::net::Ipv6Addr::from(addr.sin6_addr.s6_addr),
+                    u16::from_be(addr.sin6_port),
+                )),
+                _ => local,
             }
-            local
         }
         // An IPv4 client of a dual-stack listener: no IPv6 conntrack entry to ask.
         SocketAddr::V6(_) => local,
     }
+}
+
+/// `getsockopt(fd, level, name)` read into a `T` (a sockaddr), if the kernel answers.
+#[cfg(target_os = "linux")]
+fn sockopt<T: Copy>(fd: std::os::fd::RawFd, level: libc::c_int, name: libc::c_int) -> Option<T> {
+    let mut value = std::mem::MaybeUninit::<T>::zeroed();
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: the buffer is `len` writable bytes that outlive the call.
+    let got = unsafe { libc::getsockopt(fd, level, name, value.as_mut_ptr().cast(), &mut len) };
+    // SAFETY: zeroed, then written by the kernel: either way an initialised plain-data value.
+    (got == 0).then(|| unsafe { value.assume_init() })
 }
 
 /// The slow way: the socket tables in `/proc/net`.

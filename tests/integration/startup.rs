@@ -8,8 +8,13 @@ use crate::require_venv;
 use crate::support::{Daemon, FakeSts, TWO_ROLES, http};
 
 fn failed_start(config: &str) -> String {
+    start_fails(Daemon::builder(config))
+}
+
+/// Starts the daemon `builder` makes, which must fail with exit status 1; its stderr.
+fn start_fails(builder: crate::support::DaemonBuilder) -> String {
     let sts = FakeSts::access_denied();
-    let output = Daemon::builder(config)
+    let output = builder
         .sts(&sts.url)
         .command()
         .stdout(Stdio::null())
@@ -256,17 +261,11 @@ fn an_access_log_behind_a_symbolic_link_is_refused() {
     std::fs::write(&rc, "# the victim's\n").unwrap();
     let log = dir.path().join("access.log");
     std::os::unix::fs::symlink(&rc, &log).unwrap();
-    let sts = FakeSts::access_denied();
-    let output = Daemon::builder(TWO_ROLES)
-        .sts(&sts.url)
-        .arg("--log")
-        .arg(log.to_str().unwrap())
-        .command()
-        .stdout(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = start_fails(
+        Daemon::builder(TWO_ROLES)
+            .arg("--log")
+            .arg(log.to_str().unwrap()),
+    );
     assert!(stderr.contains("is a symbolic link"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&rc).unwrap(), "# the victim's\n");
 }
@@ -333,16 +332,7 @@ fn a_port_held_on_ipv6_loopback_stops_the_start() {
         crate::support::skipped("no IPv6 loopback on this machine");
         return;
     };
-    let sts = FakeSts::access_denied();
-    let output = Daemon::builder(TWO_ROLES)
-        .sts(&sts.url)
-        .port(port)
-        .command()
-        .stdout(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = start_fails(Daemon::builder(TWO_ROLES).port(port));
     assert!(
         stderr.contains(&format!("[::1]:{port}")) && stderr.contains("already in use"),
         "{stderr}"
