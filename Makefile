@@ -31,8 +31,16 @@ $(JS_CLIENT)/node_modules/.installed: $(JS_CLIENT)/package-lock.json
 	else echo "npm is not installed: the JS v3 client tests will be skipped"; fi
 
 # Every test process runs with AWS_EC2_METADATA_DISABLED=true: nothing may ask a real IMDS.
+# A test whose client, venv or root is missing passes without running (under CI=true it fails
+# instead); libtest can only call it "ok", so the end of the run names each one and why.
+SKIPPED_LOG := $(abspath target/skipped-tests.txt)
 test: venv clients
-	AWS_EC2_METADATA_DISABLED=true FINTORS_VENV=$(abspath $(VENV)) $(CARGO) test
+	@mkdir -p target && rm -f $(SKIPPED_LOG)
+	AWS_EC2_METADATA_DISABLED=true FINTORS_VENV=$(abspath $(VENV)) FINTORS_SKIPPED=$(SKIPPED_LOG) $(CARGO) test
+	@if [ -s $(SKIPPED_LOG) ]; then \
+		echo "make test: $$(wc -l < $(SKIPPED_LOG)) tests passed without running:"; \
+		sort $(SKIPPED_LOG) | sed 's/^/  /'; \
+	fi
 
 # The whole workspace: fintors, the code the tests and benchmarks share, the benchmarks.
 # And the docs (no broken link), and the declared rust-version against what the locked
