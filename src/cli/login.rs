@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 
 use super::args::ClientArgs;
 use super::client::Endpoint;
-use super::commands::{sso_line, stamp};
 use super::daemon::{CommandError, Output, post_ok, report};
+use super::status::{sso_line, stamp};
 use crate::api::{SsoReport, StatusReport, paths, sso_login_argv};
 use crate::config::{Config, expand_tilde};
 use crate::model::shell;

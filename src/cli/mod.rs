@@ -15,6 +15,7 @@ pub mod keys;
 pub mod login;
 pub mod network;
 pub mod pin;
+pub mod status;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -63,7 +64,7 @@ fn ask_the_daemon(command: Command) -> ExitCode {
                 format,
                 client,
             } => commands::creds(client, alias.as_deref(), *format).await,
-            Command::Status { json, client } => commands::status(client, *json).await,
+            Command::Status { json, client } => status::status(client, *json).await,
             Command::Env {
                 ecs,
                 role,
