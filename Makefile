@@ -36,11 +36,14 @@ $(JS_CLIENT)/node_modules/.installed: $(JS_CLIENT)/package-lock.json
 SKIPPED_LOG := $(abspath target/skipped-tests.txt)
 test: venv clients
 	@mkdir -p target && rm -f $(SKIPPED_LOG)
-	AWS_EC2_METADATA_DISABLED=true FINTORS_VENV=$(abspath $(VENV)) FINTORS_SKIPPED=$(SKIPPED_LOG) $(CARGO) test
-	@if [ -s $(SKIPPED_LOG) ]; then \
+	@status=0; \
+	AWS_EC2_METADATA_DISABLED=true FINTORS_VENV=$(abspath $(VENV)) FINTORS_SKIPPED=$(SKIPPED_LOG) \
+		$(CARGO) test || status=$$?; \
+	if [ -s $(SKIPPED_LOG) ]; then \
 		echo "make test: $$(wc -l < $(SKIPPED_LOG)) tests passed without running:"; \
 		sort $(SKIPPED_LOG) | sed 's/^/  /'; \
-	fi
+	fi; \
+	exit $$status
 
 # The whole workspace: fintors, the code the tests and benchmarks share, the benchmarks.
 # And the docs (no broken link), and the declared rust-version against what the locked

@@ -46,10 +46,10 @@ pub const WITHHELD: [&str; 2] = ["AWS_EC2_METADATA_SERVICE_ENDPOINT", "FINTORS_A
 /// Where the pinned process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
-    /// On this machine: the endpoint on 127.0.0.1, the token by file and by value.
+    /// On this machine: the endpoint on 127.0.0.1, the token by value.
     Here,
     /// In a container on the bridge `network up --containers` serves: the endpoint at
-    /// 169.254.170.2, the token by value (the host's file is not there).
+    /// 169.254.170.2, the token by value.
     Container,
 }
 

@@ -23,11 +23,11 @@ pub use source::{Position, Problem};
 
 use crate::model::{Alias, MfaSerial, Role};
 
-/// Where the daemon listens and the clients look, with no flags and no configuration: loopback
-/// needs no root, and `fintors network up` forwards 169.254.169.254:80 here for every SDK.
 /// The size past which the access log (`--log`) is rotated to `FILE.1`, unless
 /// `--log-max-bytes` says otherwise.
 pub const DEFAULT_LOG_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Where the daemon listens and the clients look, with no flags and no configuration: loopback
+/// needs no root, and `fintors network up` forwards 169.254.169.254:80 here for every SDK.
 pub const DEFAULT_ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 pub const DEFAULT_PORT: u16 = 16925;
 /// The container credentials endpoint's port, next to IMDS's: on by default, because it is how

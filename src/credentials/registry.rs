@@ -182,8 +182,6 @@ impl Registry {
         serials
     }
 
-    /// After the base credentials changed: assume at once every role that is failing (with
-    /// nothing cached, or a refresh that failed) or is active without credentials, instead of
     /// A new cache for `role`, sharing the registry's STS, clock and login warnings.
     fn cache_for(&self, role: &crate::model::Role) -> Arc<RoleCache> {
         RoleCache::sharing(
@@ -199,6 +197,8 @@ impl Registry {
         self.login_warnings.forget();
     }
 
+    /// After the base credentials changed: assume at once every role that is failing (with
+    /// nothing cached, or a refresh that failed) or is active without credentials, instead of
     /// waiting out their backoff.
     pub async fn retry_pending(&self) {
         let active = self.active();

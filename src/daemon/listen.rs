@@ -29,7 +29,15 @@ pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, Daemon
                 addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
                 why: e.to_string(),
             })?;
-            (imds, None)
+            // Passed 127.0.0.1:PORT, the daemon still holds [::1]:PORT itself: `network up`
+            // sends fd00:ec2::254 there, and nobody else may hold it.
+            let bound = local_addr(&imds);
+            let imds6 = if bound.ip().is_loopback() && bound.is_ipv4() {
+                also_on_ipv6_loopback(bound.port(), true).await?
+            } else {
+                None
+            };
+            (imds, imds6)
         }
         None => {
             let addr = SocketAddr::new(

@@ -95,7 +95,8 @@ pub fn original_destination(stream: std::os::fd::BorrowedFd<'_>, local: SocketAd
     let fd = stream.as_raw_fd();
     match local {
         SocketAddr::V4(_) => {
-            match sockopt::<libc::sockaddr_in>(fd, libc::SOL_IP, libc::SO_ORIGINAL_DST) {
+            // SAFETY: sockaddr_in is plain data, valid for any bytes.
+            match unsafe { sockopt::<libc::sockaddr_in>(fd, libc::SOL_IP, libc::SO_ORIGINAL_DST) } {
                 Some(addr) if i32::from(addr.sin_family) == libc::AF_INET => SocketAddr::from((
                     std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
                     u16::from_be(addr.sin_port),
@@ -104,7 +105,10 @@ pub fn original_destination(stream: std::os::fd::BorrowedFd<'_>, local: SocketAd
             }
         }
         SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_none() => {
-            match sockopt::<libc::sockaddr_in6>(fd, libc::SOL_IPV6, libc::IP6T_SO_ORIGINAL_DST) {
+            // SAFETY: sockaddr_in6 is plain data, valid for any bytes.
+            match unsafe {
+                sockopt::<libc::sockaddr_in6>(fd, libc::SOL_IPV6, libc::IP6T_SO_ORIGINAL_DST)
+            } {
                 Some(addr) if i32::from(addr.sin6_family) == libc::AF_INET6 => SocketAddr::from((
                     std::net::Ipv6Addr::from(addr.sin6_addr.s6_addr),
                     u16::from_be(addr.sin6_port),
@@ -117,14 +121,22 @@ pub fn original_destination(stream: std::os::fd::BorrowedFd<'_>, local: SocketAd
     }
 }
 
-/// `getsockopt(fd, level, name)` read into a `T` (a sockaddr), if the kernel answers.
+/// `getsockopt(fd, level, name)` read into a `T`, if the kernel answers.
+///
+/// # Safety
+/// `T` must be plain data for which every bit pattern is a valid value (a C sockaddr).
 #[cfg(target_os = "linux")]
-fn sockopt<T: Copy>(fd: std::os::fd::RawFd, level: libc::c_int, name: libc::c_int) -> Option<T> {
+unsafe fn sockopt<T: Copy>(
+    fd: std::os::fd::RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> Option<T> {
     let mut value = std::mem::MaybeUninit::<T>::zeroed();
     let mut len = std::mem::size_of::<T>() as libc::socklen_t;
     // SAFETY: the buffer is `len` writable bytes that outlive the call.
     let got = unsafe { libc::getsockopt(fd, level, name, value.as_mut_ptr().cast(), &mut len) };
-    // SAFETY: zeroed, then written by the kernel: either way an initialised plain-data value.
+    // SAFETY: zeroed, then written by the kernel; any bit pattern is a valid `T` (the caller's
+    // promise).
     (got == 0).then(|| unsafe { value.assume_init() })
 }
 
@@ -369,7 +381,7 @@ mod sock_diag {
         }
         match u16::from_ne_bytes([kind[0], kind[1]]) {
             NLMSG_ERROR => {
-                let code = word(16).map_or(0, |c| -(c as i32));
+                let code = word(16).map_or(0, |c| (c as i32).wrapping_neg());
                 if code == 0 || code == libc::ENOENT {
                     Ok(None)
                 } else {
