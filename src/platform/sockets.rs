@@ -460,9 +460,18 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::time::Duration;
 
+    /// A listener on loopback and a client connected to it, not yet accepted: the listener,
+    /// the client, the server's address and the client's.
+    fn connected() -> (TcpListener, TcpStream, SocketAddr, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let client = TcpStream::connect(server).unwrap();
+        let peer = client.local_addr().unwrap();
+        (listener, client, server, peer)
+    }
+
     fn me() -> u32 {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        unsafe { libc::geteuid() }
+        crate::platform::users::effective_uid()
     }
 
     #[cfg(target_endian = "little")]
@@ -493,10 +502,7 @@ mod tests {
 
     #[test]
     fn an_open_connection_is_held_by_this_user_by_either_lookup() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let server = listener.local_addr().unwrap();
-        let client = TcpStream::connect(server).unwrap();
-        let peer = client.local_addr().unwrap();
+        let (_listener, _client, server, peer) = connected();
         let by_diag = sock_diag::find(peer, server).unwrap().unwrap();
         assert_eq!(by_diag.held_by(), Some(me()));
         assert_eq!(find_in_proc(peer, server).unwrap(), Some(by_diag));
@@ -521,10 +527,7 @@ mod tests {
     /// the time the daemon looks, the client's socket is a minisock that reads as root's.
     #[test]
     fn a_connection_closed_before_it_is_accepted_has_no_holder() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let server = listener.local_addr().unwrap();
-        let mut client = TcpStream::connect(server).unwrap();
-        let peer = client.local_addr().unwrap();
+        let (listener, mut client, server, peer) = connected();
         client.write_all(b"PUT /roles HTTP/1.1\r\n\r\n").unwrap();
         drop(client);
         // Long enough for the FIN's acknowledgement and the minisock (~40 ms).
@@ -567,19 +570,14 @@ mod tests {
     #[test]
     fn a_connection_not_redirected_was_made_to_the_listeners_own_address() {
         use std::os::fd::AsFd;
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let server = listener.local_addr().unwrap();
-        let _client = TcpStream::connect(server).unwrap();
+        let (listener, _client, server, _) = connected();
         let (accepted, _) = listener.accept().unwrap();
         assert_eq!(original_destination(accepted.as_fd(), server), server);
     }
 
     #[test]
     fn the_server_side_of_a_connection_names_the_listeners_user_before_and_after_accept() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let server = listener.local_addr().unwrap();
-        let client = TcpStream::connect(server).unwrap();
-        let peer = client.local_addr().unwrap();
+        let (listener, _client, server, peer) = connected();
         let queued = find(server, peer).unwrap().unwrap();
         assert_eq!(queued.serving_user(), Some(me()), "{queued:?}");
         let _accepted = listener.accept().unwrap();
@@ -589,10 +587,7 @@ mod tests {
 
     #[test]
     fn a_server_that_closed_at_once_serves_nobody() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let server = listener.local_addr().unwrap();
-        let client = TcpStream::connect(server).unwrap();
-        let peer = client.local_addr().unwrap();
+        let (listener, _client, server, peer) = connected();
         drop(listener.accept().unwrap());
         std::thread::sleep(Duration::from_millis(300));
         let socket = find(server, peer).unwrap();
