@@ -102,7 +102,7 @@ fn a_default_profile_with_keys_is_named_at_start_and_in_status_as_what_sdks_use_
         )
         .start();
     assert_eq!(d.get(CREDS_PATH).json()["Code"], "Success");
-    let log = d.stderr();
+    let log = d.log_with(WARNING);
     let line = log
         .lines()
         .find(|l| l.contains("WARN") && l.contains(WARNING))

@@ -152,7 +152,7 @@ fn status_and_log_name_the_last_sts_error_of_each_role() {
         "MalformedResponse"
     );
     assert_eq!(last_error_code(&status, "healthy"), None);
-    let log = d.stderr();
+    let log = d.settled_log();
     for (arn, code) in [
         ("role/throttled", "Throttling"),
         ("role/expired", "ExpiredToken"),

@@ -284,7 +284,7 @@ fn a_flood_of_refused_requests_is_one_log_line_per_cause_with_a_count() {
         let r = http(d.addr, "GET", "/roles", &[("Host", "evil.example")], "");
         assert_eq!(r.status, 403);
     }
-    let log = d.stderr();
+    let log = d.settled_log();
     let lines = |what: &str| log.lines().filter(|l| l.contains(what)).count();
     assert_eq!(lines("refused a request from a web browser"), 1, "{log}");
     assert_eq!(lines("for an unknown Host"), 1, "{log}");

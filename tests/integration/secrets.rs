@@ -104,7 +104,7 @@ fn a_full_session_leaves_no_secret_in_stderr_or_the_access_log() {
         403
     );
 
-    let stderr = d.stderr();
+    let stderr = d.settled_log();
     let access_log = crate::support::access_log(&log);
     // The logs did record the session, so their silence about secrets means something.
     assert!(stderr.contains("DEBUG"), "not debug logging:\n{stderr}");

@@ -292,6 +292,36 @@ impl Daemon {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The log once it holds `needle`. A line reaches stderr through the daemon's writer thread
+    /// and this process's reader, after the reply to the request that caused it: asserting on
+    /// [`Daemon::stderr`] straight after a reply races them.
+    pub fn log_with(&self, needle: &str) -> String {
+        self.log_when(needle, |log| log.contains(needle))
+    }
+
+    /// The log with every line queued before this call written: a SIGHUP's "reloading" line
+    /// follows them through the daemon's one writer queue. For asserting what was *not* logged,
+    /// or how often. Reloads the unchanged configuration, which changes nothing.
+    pub fn settled_log(&self) -> String {
+        const MARK: &str = "SIGHUP: reloading the configuration";
+        let before = self.stderr().matches(MARK).count();
+        assert!(send_signal(self.pid() as i32, libc::SIGHUP));
+        self.log_when(MARK, |log| log.matches(MARK).count() > before)
+    }
+
+    /// The log once `done` holds of it; panics with the log after 10 s.
+    fn log_when(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.stderr();
+            if done(&log) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "{what:?} never logged:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The address the daemon logged after `label` ("admin API on http://...").
     pub fn logged_addr(&self, label: &str) -> SocketAddr {
         let log = self.stderr();
