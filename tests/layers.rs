@@ -407,7 +407,7 @@ fn the_reader_expands_use_groups_and_resolves_super_in_inline_modules() {
     );
     // A file whose inline module says `use super::...` depends on nothing new by it.
     let owner = src().join("http/owner.rs");
-    let platform = src().join("platform/sockets.rs");
+    let platform = src().join("platform/sockets/mod.rs");
     assert!(
         graph()[&owner].contains(&platform),
         "owner uses platform::sockets"

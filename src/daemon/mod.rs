@@ -2,13 +2,15 @@
 //! named steps, each of which can fail with one line that names the thing and the fix:
 //! [`load`] (the configuration, the state directory, the instance), [`bind`] (every listener,
 //! before anything else is started; in `listen.rs`), [`build_state`] (the engine and what the handlers share;
-//! the fuzz targets build theirs with it too), [`spawn`] (the listeners' accept loops), and
+//! the fuzz targets build theirs with it too), [`spawn`] (the listeners' accept loops; in `spawn.rs`), and
 //! waiting for a signal. The default role's credentials are obtained before the ready line.
 
 pub mod activation;
+mod environment;
 mod listen;
 mod logging;
 mod signals;
+mod spawn;
 pub mod state_dir;
 mod users;
 
@@ -17,25 +19,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::cli::args::ServeArgs;
 use crate::config::{Config, ConfigError, expand_tilde};
 use crate::credentials::console::{Federation, FederationEndpoint};
-use crate::credentials::{
-    Bootstrap, FALLBACK_REGION, MfaSessions, Registry, Reloader, RoleAssumer, Sts,
-};
+use crate::credentials::{Bootstrap, MfaSessions, Registry, Reloader, RoleAssumer, Sts};
 use crate::ec2::instance::{self, Instance};
 use crate::ec2::tokens::Tokens;
 use crate::http::access_log::{AccessLog, AccessLogError};
 use crate::http::guard::Guard;
-use crate::http::listener::{self, Limits};
 use crate::http::{App, AppState, ContainerInfo, admin, container, imds_app};
-use crate::model::{Clock, Region, Secret};
+use crate::model::Clock;
 use activation::ActivationError;
+use environment::{admin_token, default_region, federation_endpoint};
 use listen::local_addr;
 pub use listen::{Listeners, bind};
+use spawn::limits;
+pub use spawn::{Apps, spawn};
 use state_dir::{StateDir, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -312,115 +312,6 @@ pub fn build_state(
         federation: Federation::new(settings.federation_endpoint.clone()),
         handoffs: Arc::default(),
     })
-}
-
-/// What each listener serves.
-pub struct Apps {
-    pub imds: App,
-    pub imds6: Option<App>,
-    pub container: Option<App>,
-    pub admin: Option<App>,
-}
-
-/// What every listener allows: the default limits, for the users `--allow-users` (else the
-/// config's `allow_users`) names besides the daemon's own and root.
-fn limits(args: &ServeArgs, config: &Config) -> Result<Limits, DaemonError> {
-    let names = if args.allow_users.is_empty() {
-        &config.allow_users
-    } else {
-        &args.allow_users
-    };
-    Ok(Limits {
-        users: Some(Arc::new(users::allowed(names)?)),
-        ..Limits::default()
-    })
-}
-
-/// Step 4: an accept loop per listener, all stopping on `shutdown`, each with `limits`.
-pub fn spawn(
-    listeners: Listeners,
-    apps: Apps,
-    limits: &Limits,
-    shutdown: &CancellationToken,
-) -> Vec<JoinHandle<()>> {
-    let mut servers = vec![tokio::spawn(listener::serve(
-        listeners.imds,
-        apps.imds,
-        limits.clone(),
-        shutdown.clone(),
-    ))];
-    if let (Some(listener), Some(app)) = (listeners.imds6, apps.imds6) {
-        tracing::debug!("IMDS also on http://{}", local_addr(&listener));
-        servers.push(tokio::spawn(listener::serve(
-            listener,
-            app,
-            limits.clone(),
-            shutdown.clone(),
-        )));
-    }
-    if let (Some(listener), Some(app)) = (listeners.container, apps.container) {
-        tracing::info!(
-            "container credentials on http://{}/creds (`fintors exec ROLE -- CMD`)",
-            local_addr(&listener)
-        );
-        servers.push(tokio::spawn(listener::serve(
-            listener,
-            app,
-            limits.clone(),
-            shutdown.clone(),
-        )));
-    }
-    if let (Some(listener), Some(app)) = (listeners.admin, apps.admin) {
-        tracing::info!(
-            "admin API on http://{} ({})",
-            local_addr(&listener),
-            if admin_token().is_some() {
-                "FINTORS_ADMIN_TOKEN required"
-            } else {
-                "no token"
-            }
-        );
-        servers.push(tokio::spawn(listener::serve(
-            listener,
-            app,
-            limits.clone(),
-            shutdown.clone(),
-        )));
-    }
-    servers
-}
-
-/// `FINTORS_ADMIN_TOKEN`, when set: the admin API's bearer token.
-fn admin_token() -> Option<Secret> {
-    std::env::var("FINTORS_ADMIN_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(Secret::new)
-}
-
-/// `FINTORS_FEDERATION_ENDPOINT`, checked at start so a typo is one line now rather than a
-/// failed `fintors console` later.
-fn federation_endpoint() -> Result<Option<FederationEndpoint>, DaemonError> {
-    match std::env::var("FINTORS_FEDERATION_ENDPOINT") {
-        Ok(url) if !url.is_empty() => FederationEndpoint::parse(&url)
-            .map(Some)
-            .map_err(DaemonError::Federation),
-        _ => Ok(None),
-    }
-}
-
-/// The region of the instance when neither the config nor the active role names one: the
-/// standard variables, else STS's fallback.
-fn default_region() -> Region {
-    for name in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
-        if let Some(value) = std::env::var(name).ok().filter(|r| !r.is_empty()) {
-            match Region::parse(&value) {
-                Ok(region) => return region,
-                Err(e) => tracing::warn!("{name} ignored: {e}"),
-            }
-        }
-    }
-    Region::parse(FALLBACK_REGION).expect("the fallback is a region")
 }
 
 /// The common soft limit of 1024 open files would cap the daemon's connections well below what
