@@ -2,7 +2,8 @@
 //!
 //! The apps are the real ones (`fintors::http::imds_app`, `fintors::http::admin::app`), over the
 //! state `fintors::daemon::build_state` builds for the daemon, with a fixed
-//! configuration with four roles. AssumeRole is a fake ([`FakeSts`]); the MFA sessions' STS
+//! configuration with four roles. AssumeRole is the shared double
+//! (`fintors::credentials::scripted::ScriptedAssumer`); the MFA sessions' STS
 //! client has a connector that answers every call with an STS error and counts it. So no target
 //! opens a socket, and nothing asks 169.254.169.254.
 //!
@@ -25,14 +26,15 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, Uri, response};
 use http_body_util::BodyExt;
 
 use fintors::config::Config;
-use fintors::credentials::{AssumeFuture, Bootstrap, MfaSessions, RoleAssumer, StsError};
+use fintors::credentials::scripted::ScriptedAssumer;
+use fintors::credentials::{Bootstrap, MfaSessions};
 use fintors::daemon::{Settings, build_state};
 use fintors::ec2::instance::Instance;
 use fintors::ec2::tokens::Tokens;
 use fintors::http::access_log::AccessLog;
 use fintors::http::guard::Guard;
 use fintors::http::{App, AppState, imds_app};
-use fintors::model::{Clock, Credentials, Region, Role, Secret};
+use fintors::model::{Clock, Region};
 
 /// Every target calls this first.
 pub fn no_imds() {
@@ -91,38 +93,9 @@ pub const CONFIG: &str = r#"{
 pub const ALIASES: [&str; 4] = ["broken", "dev", "mfa", "prod"];
 pub const MFA_SERIAL: &str = "arn:aws:iam::123456789012:mfa/fuzz";
 
-/// What the fake AssumeRole hands out; a response carrying it carries credentials.
-pub const FAKE_SECRET: &str = "fuzz-secret-access-key";
-
-/// AssumeRole without STS: `broken` is refused, `mfa` needs an MFA session first (which the
-/// refusing STS never grants), every other role gets one-hour credentials.
-struct FakeSts {
-    mfa: Arc<MfaSessions>,
-}
-
-impl RoleAssumer for FakeSts {
-    fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a> {
-        Box::pin(async move {
-            if role.alias.as_str() == "broken" {
-                return Err(StsError::refused(
-                    "AccessDenied",
-                    "not authorized to perform sts:AssumeRole",
-                ));
-            }
-            if let Some(serial) = &role.mfa_serial {
-                if self.mfa.current(serial).is_none() {
-                    return Err(self.mfa.required(serial));
-                }
-            }
-            Ok(Credentials {
-                access_key_id: "ASIAFUZZFUZZFUZZFUZZ".into(),
-                secret_access_key: Secret::new(FAKE_SECRET),
-                session_token: Secret::new("fuzz-session-token"),
-                expiration: chrono::Utc::now() + chrono::TimeDelta::hours(1),
-            })
-        })
-    }
-}
+/// What every secret the fake AssumeRole hands out starts with: a response carrying it
+/// carries credentials.
+pub use fintors::credentials::scripted::SECRET_PREFIX as FAKE_SECRET;
 
 const STS_DENIED: &str = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <Error><Type>Sender</Type><Code>AccessDenied</Code>
@@ -222,7 +195,13 @@ fn build() -> Daemon {
     let v1 = build_state(
         config,
         &settings,
-        Arc::new(FakeSts { mfa: mfa.clone() }),
+        // AssumeRole without STS: `broken` is refused, `mfa` needs an MFA session first (which
+        // the refusing STS never grants), every other role gets one-hour credentials.
+        Arc::new(
+            ScriptedAssumer::new(Clock::system())
+                .refusing("broken")
+                .with_mfa(mfa.clone()),
+        ),
         mfa,
         instance,
         Arc::new(Tokens::from_key([7; 32])),

@@ -15,6 +15,7 @@ pub mod registry;
 pub mod reload;
 #[cfg(test)]
 mod replay;
+pub mod scripted;
 pub mod sso;
 pub mod sts;
 pub mod usage;

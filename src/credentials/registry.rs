@@ -266,34 +266,9 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::credentials::AssumeFuture;
-    use crate::model::{Credentials, Role, Secret};
-
-    /// An STS that answers one AssumeRole per permit added to `gate`.
-    struct Gated {
-        gate: Semaphore,
-        calls: AtomicU32,
-    }
-
-    impl RoleAssumer for Gated {
-        fn assume_role<'a>(&'a self, _: &'a Role) -> AssumeFuture<'a> {
-            Box::pin(async move {
-                self.calls.fetch_add(1, Ordering::SeqCst);
-                self.gate.acquire().await.expect("open").forget();
-                Ok(Credentials {
-                    access_key_id: "ASIATEST".into(),
-                    secret_access_key: Secret::new("s"),
-                    session_token: Secret::new("t"),
-                    expiration: chrono::Utc::now() + chrono::TimeDelta::hours(1),
-                })
-            })
-        }
-    }
+    use crate::credentials::scripted::ScriptedAssumer;
 
     fn config(roles: &str) -> Config {
         Config::parse(
@@ -306,20 +281,11 @@ mod tests {
     const A: &str = r#""a": "arn:aws:iam::123456789012:role/a""#;
     const B: &str = r#""b": "arn:aws:iam::123456789012:role/b""#;
 
-    fn registry(roles: &str) -> (Arc<Registry>, Arc<Gated>) {
-        let sts = Arc::new(Gated {
-            gate: Semaphore::new(0),
-            calls: AtomicU32::new(0),
-        });
+    /// The registry over an STS whose answers the test lets through one by one.
+    fn registry(roles: &str) -> (Arc<Registry>, Arc<ScriptedAssumer>) {
+        let sts = Arc::new(ScriptedAssumer::new(Clock::system()).gated());
         let registry = Arc::new(Registry::new(&config(roles), sts.clone(), Clock::system()));
         (registry, sts)
-    }
-
-    /// Waits until the gated STS has been asked `n` times.
-    async fn asked(sts: &Gated, n: u32) {
-        while sts.calls.load(Ordering::SeqCst) < n {
-            tokio::task::yield_now().await;
-        }
     }
 
     #[tokio::test]
@@ -329,10 +295,10 @@ mod tests {
             let registry = registry.clone();
             async move { registry.switch("b").await.map(|_| ()) }
         });
-        asked(&sts, 1).await;
+        sts.asked(1).await;
         let summary = registry.reload(&config(A));
         assert_eq!(summary.removed, ["b"]);
-        sts.gate.add_permits(1);
+        sts.answer(1);
         match switching.await.unwrap() {
             Err(SwitchError::Removed(alias)) => assert_eq!(alias.as_str(), "b"),
             other => panic!("the switch should have failed: {other:?}"),
@@ -348,9 +314,9 @@ mod tests {
             let registry = registry.clone();
             async move { registry.switch("b").await.map(|_| ()) }
         });
-        asked(&sts, 1).await;
+        sts.asked(1).await;
         registry.reload(&config(&format!("{A}, {B}")));
-        sts.gate.add_permits(1);
+        sts.answer(1);
         switching.await.unwrap().unwrap();
         assert_eq!(registry.active().unwrap().role().alias.as_str(), "b");
     }
@@ -362,6 +328,6 @@ mod tests {
             registry.switch("nope").await,
             Err(SwitchError::UnknownRole(_))
         ));
-        assert_eq!(sts.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(sts.calls(), 0);
     }
 }

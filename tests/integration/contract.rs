@@ -1,11 +1,10 @@
 //! Every route's contract, in-process: the real apps (`App::call`, what the accept loop and the
-//! fuzz targets call) over the state `daemon::build_state` builds, with a fake `RoleAssumer`,
+//! fuzz targets call) over the state `daemon::build_state` builds, with the shared `ScriptedAssumer`,
 //! so no emulator and no socket. The JSON answers are read with the wire types of
 //! `fintors::api`, the ones the client subcommands use: a handler and the client cannot drift.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::body::Body;
 use http_body_util::BodyExt;
@@ -16,7 +15,8 @@ use fintors::api::{
     paths,
 };
 use fintors::config::Config;
-use fintors::credentials::{AssumeFuture, MfaSessions, RoleAssumer, StsError};
+use fintors::credentials::MfaSessions;
+use fintors::credentials::scripted::ScriptedAssumer;
 use fintors::daemon::{Settings, build_state};
 use fintors::ec2::container_tokens::{ContainerKey, Scope};
 use fintors::ec2::document::CredentialsDocument;
@@ -24,7 +24,7 @@ use fintors::ec2::instance::Instance;
 use fintors::ec2::tokens::Tokens;
 use fintors::http::guard::Guard;
 use fintors::http::{App, AppState, admin, container, imds_app};
-use fintors::model::{Clock, Credentials, Region, Role, Secret};
+use fintors::model::{Clock, Region};
 
 use crate::support::{FakeSts, issued};
 
@@ -45,34 +45,6 @@ const ADMIN: &str = "127.0.0.1:16927";
 /// The container endpoint's key; each test derives the token it needs, as the client does.
 fn container_key() -> ContainerKey {
     ContainerKey::from_key([7; 32])
-}
-
-/// AssumeRole without STS: `broken` is refused, `mfa` waits for its session.
-struct FakeAssumer {
-    mfa: Arc<MfaSessions>,
-    calls: AtomicU32,
-}
-
-impl RoleAssumer for FakeAssumer {
-    fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a> {
-        Box::pin(async move {
-            let n = self.calls.fetch_add(1, Ordering::SeqCst);
-            if role.alias.as_str() == "broken" {
-                return Err(StsError::refused("AccessDenied", "not authorized"));
-            }
-            if let Some(serial) = &role.mfa_serial
-                && self.mfa.current(serial).is_none()
-            {
-                return Err(self.mfa.required(serial));
-            }
-            Ok(Credentials {
-                access_key_id: format!("ASIACONTRACT{n:08}"),
-                secret_access_key: Secret::new("contract-secret"),
-                session_token: Secret::new("contract-token"),
-                expiration: chrono::Utc::now() + chrono::TimeDelta::hours(1),
-            })
-        })
-    }
 }
 
 struct Daemon {
@@ -112,10 +84,12 @@ fn daemon() -> Daemon {
         imdsv2_required: false,
         federation_endpoint: None,
     };
-    let assumer = Arc::new(FakeAssumer {
-        mfa: mfa.clone(),
-        calls: AtomicU32::new(0),
-    });
+    // AssumeRole without STS: `broken` is refused, `mfa` waits for its session.
+    let assumer = Arc::new(
+        ScriptedAssumer::new(Clock::system())
+            .refusing("broken")
+            .with_mfa(mfa.clone()),
+    );
     let state = build_state(
         config,
         &settings,

@@ -399,70 +399,12 @@ pub fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::AssumeFuture;
-    use crate::model::{Alias, RoleArn, Secret, SessionName};
-    use std::collections::VecDeque;
-    use std::sync::Mutex;
+    use crate::credentials::scripted::ScriptedAssumer;
+    use crate::model::{Alias, RoleArn, SessionName};
 
-    /// An STS double: answers from a script (success by default) after an optional delay, with
-    /// the session lifetime it is told, and counts calls.
-    struct ScriptedSts {
-        clock: Clock,
-        lifetime: TimeDelta,
-        delay: Mutex<Duration>,
-        script: Mutex<VecDeque<Result<(), StsError>>>,
-        calls: AtomicU64,
-    }
-
-    impl ScriptedSts {
-        fn new(clock: Clock, lifetime: TimeDelta) -> Arc<Self> {
-            Self::with(clock, lifetime, Duration::ZERO, [])
-        }
-        fn with(
-            clock: Clock,
-            lifetime: TimeDelta,
-            delay: Duration,
-            script: impl IntoIterator<Item = Result<(), StsError>>,
-        ) -> Arc<Self> {
-            Arc::new(ScriptedSts {
-                clock,
-                lifetime,
-                delay: Mutex::new(delay),
-                script: Mutex::new(script.into_iter().collect()),
-                calls: AtomicU64::new(0),
-            })
-        }
-        fn calls(&self) -> u64 {
-            self.calls.load(Ordering::SeqCst)
-        }
-        fn slow_down(&self, delay: Duration) {
-            *self.delay.lock().unwrap() = delay;
-        }
-        fn push(&self, outcome: Result<(), StsError>) {
-            self.script.lock().unwrap().push_back(outcome);
-        }
-
-        /// Drops the scripted outcomes still to come: STS succeeds from now on.
-        fn clear(&self) {
-            self.script.lock().unwrap().clear();
-        }
-    }
-
-    impl RoleAssumer for ScriptedSts {
-        fn assume_role<'a>(&'a self, _role: &'a Role) -> AssumeFuture<'a> {
-            Box::pin(async move {
-                let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-                let delay = *self.delay.lock().unwrap();
-                tokio::time::sleep(delay).await;
-                let outcome = self.script.lock().unwrap().pop_front().unwrap_or(Ok(()));
-                outcome.map(|()| Credentials {
-                    access_key_id: format!("ASIA{n:016}"),
-                    secret_access_key: Secret::new(format!("secret-{n}")),
-                    session_token: Secret::new(format!("token-{n}")),
-                    expiration: self.clock.now() + self.lifetime,
-                })
-            })
-        }
+    /// The shared STS double, issuing sessions of `lifetime`.
+    fn sts(clock: Clock, lifetime: TimeDelta) -> ScriptedAssumer {
+        ScriptedAssumer::new(clock).lasting(lifetime)
     }
 
     fn role(duration_seconds: u32) -> Role {
@@ -494,7 +436,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn concurrent_requests_share_one_assume_role() {
         let clock = start();
-        let sts = ScriptedSts::with(clock, TimeDelta::hours(1), Duration::from_millis(800), []);
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)).delayed(Duration::from_millis(800)));
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
         let requests: Vec<_> = (0..100)
             .map(|_| {
@@ -513,7 +455,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn cached_credentials_are_served_without_calling_sts() {
         let clock = start();
-        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)));
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
         let first = cache.get(Attempt::RespectBackoff).await.unwrap();
         advance(TimeDelta::minutes(10)).await;
@@ -525,7 +467,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn long_sessions_refresh_thirty_five_minutes_before_expiry() {
         let clock = start();
-        let sts = ScriptedSts::new(clock, TimeDelta::hours(12));
+        let sts = Arc::new(sts(clock, TimeDelta::hours(12)));
         let cache = RoleCache::new(role(43_200), sts.clone(), clock);
         cache.set_pinned(true);
         let first = cache.get(Attempt::RespectBackoff).await.unwrap();
@@ -544,7 +486,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_hour_sessions_refresh_at_half_life() {
         let clock = start();
-        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)));
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
         cache.set_pinned(true);
         cache.get(Attempt::RespectBackoff).await.unwrap();
@@ -559,7 +501,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn short_sessions_refresh_at_half_life() {
         let clock = start();
-        let sts = ScriptedSts::new(clock, TimeDelta::minutes(15));
+        let sts = Arc::new(sts(clock, TimeDelta::minutes(15)));
         let cache = RoleCache::new(role(900), sts.clone(), clock);
         cache.set_pinned(true);
         cache.get(Attempt::RespectBackoff).await.unwrap();
@@ -572,7 +514,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn requests_never_wait_for_a_slow_refresh() {
         let clock = start();
-        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)));
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
         cache.set_pinned(true);
         let first = cache.get(Attempt::RespectBackoff).await.unwrap();
@@ -589,7 +531,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_client_giving_up_does_not_cancel_its_assume_role() {
         let clock = start();
-        let sts = ScriptedSts::with(clock, TimeDelta::hours(1), Duration::from_secs(3), []);
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)).delayed(Duration::from_secs(3)));
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
         // An SDK client times out after about a second and drops its request.
         let gave_up = tokio::time::timeout(Duration::from_secs(1), cache.get(Attempt::Now)).await;
@@ -604,7 +546,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_hung_sts_holds_a_request_no_longer_than_the_wait_bound() {
         let clock = start();
-        let sts = ScriptedSts::with(clock, TimeDelta::hours(1), Duration::from_secs(60), []);
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)).delayed(Duration::from_secs(60)));
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
         let before = tokio::time::Instant::now();
         let failure = cache.get(Attempt::RespectBackoff).await.unwrap_err();
@@ -620,9 +562,9 @@ mod tests {
     }
 
     /// A pinned one-hour role with credentials in hand, and STS throttling the next 100 calls.
-    async fn refreshes_will_fail() -> (Clock, Arc<ScriptedSts>, Arc<RoleCache>, Arc<Issued>) {
+    async fn refreshes_will_fail() -> (Clock, Arc<ScriptedAssumer>, Arc<RoleCache>, Arc<Issued>) {
         let clock = start();
-        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)));
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
         cache.set_pinned(true);
         let first = cache.get(Attempt::RespectBackoff).await.unwrap();
@@ -671,7 +613,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn expired_credentials_are_never_served() {
         let clock = start();
-        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)));
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
         cache.get(Attempt::RespectBackoff).await.unwrap();
         for _ in 0..1000 {
@@ -689,11 +631,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn requests_during_backoff_fail_at_once_without_calling_sts() {
         let clock = start();
-        let sts = ScriptedSts::with(
-            clock,
-            TimeDelta::hours(1),
-            Duration::ZERO,
-            [Err(throttled()), Err(throttled())],
+        let sts = Arc::new(
+            sts(clock, TimeDelta::hours(1)).scripted([Err(throttled()), Err(throttled())]),
         );
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
         assert!(cache.get(Attempt::RespectBackoff).await.is_err());
@@ -712,12 +651,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn service_resumes_after_sts_recovers_without_requests() {
         let clock = start();
-        let sts = ScriptedSts::with(
-            clock,
-            TimeDelta::hours(1),
-            Duration::ZERO,
-            [Err(throttled()), Err(throttled()), Err(throttled())],
-        );
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)).scripted([
+            Err(throttled()),
+            Err(throttled()),
+            Err(throttled()),
+        ]));
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
         assert!(cache.get(Attempt::RespectBackoff).await.is_err());
         cache.set_pinned(true);
@@ -729,7 +667,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn idle_roles_lapse_instead_of_refreshing_forever() {
         let clock = start();
-        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)));
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
         cache.get(Attempt::RespectBackoff).await.unwrap();
         advance(TimeDelta::hours(6)).await;
@@ -746,7 +684,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_role_active_for_a_while_but_never_asked_for_lapses_once_unpinned() {
         let clock = start();
-        let sts = ScriptedSts::new(clock, TimeDelta::hours(1));
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)));
         let cache = RoleCache::new(role(3600), sts.clone(), clock);
         cache.set_pinned(true);
         advance(TimeDelta::minutes(5)).await;
@@ -760,7 +698,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn too_short_lived_credentials_are_refused() {
         let clock = start();
-        let sts = ScriptedSts::new(clock, TimeDelta::seconds(30));
+        let sts = Arc::new(sts(clock, TimeDelta::seconds(30)));
         let cache = RoleCache::new(role(900), sts.clone(), clock);
         let failure = cache.get(Attempt::RespectBackoff).await.unwrap_err();
         assert_eq!(failure.error.code(), "MalformedResponse");
