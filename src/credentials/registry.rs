@@ -182,6 +182,11 @@ impl Registry {
         serials
     }
 
+    /// The clock every cache of the registry judges validity by.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
     /// A new cache for `role`, sharing the registry's STS, clock and login warnings.
     fn cache_for(&self, role: &crate::model::Role) -> Arc<RoleCache> {
         RoleCache::sharing(

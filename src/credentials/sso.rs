@@ -196,35 +196,22 @@ pub async fn logins<'a>(
 
 /// Looks at `login`'s token cache every `POLL`; when it changes, retries every role that is
 /// failing, so a fresh `aws sso login` is served within seconds. Also warns once when the session
-/// is 15 minutes from expiring.
+/// is 15 minutes from expiring. Time is the registry's clock.
 pub async fn watch(login: SsoLogin, registry: Arc<Registry>) {
     let Some(file) = login.cache_file() else {
         return;
     };
-    let modified = |file: &PathBuf| -> Option<SystemTime> {
-        std::fs::metadata(file).and_then(|m| m.modified()).ok()
-    };
-    let mut seen = modified(&file);
-    // The token's expiry, read again only when the file changes: the loop itself is one stat.
-    let mut expires = expiry(login.token(Utc::now()));
-    let mut warned_for = None;
+    let clock = registry.clock();
+    let mut cache = CacheWatch::new(file, clock.now());
     loop {
         tokio::time::sleep(POLL).await;
-        let now = modified(&file);
-        if now != seen {
-            seen = now;
-            expires = expiry(login.token(Utc::now()));
-            tracing::info!("{} changed: retrying what failed", file.display());
+        let seen = cache.look(clock.now());
+        if seen.changed {
+            tracing::info!("{} changed: retrying what failed", cache.file.display());
             registry.forget_login_warnings();
             registry.retry_pending().await;
         }
-        let Some(expires) = expires else { continue };
-        let left = expires - Utc::now();
-        if left > chrono::TimeDelta::zero()
-            && left <= chrono::TimeDelta::minutes(15)
-            && warned_for != Some(expires)
-        {
-            warned_for = Some(expires);
+        if let Some(expires) = seen.expiring {
             tracing::warn!(
                 "the {} expires at {} unless it is refreshed: run `{}` to extend it",
                 login.name(),
@@ -233,6 +220,61 @@ pub async fn watch(login: SsoLogin, registry: Arc<Registry>) {
             );
         }
     }
+}
+
+/// How long before the session ends the log warns.
+const EXPIRY_WARNING: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// What [`watch`] knows of a token cache file between looks: when it last changed, and the
+/// token's expiry as of then (read again only when the file changes: a look is one `stat`).
+struct CacheWatch {
+    file: PathBuf,
+    modified: Option<SystemTime>,
+    expires: Option<DateTime<Utc>>,
+    warned_for: Option<DateTime<Utc>>,
+}
+
+/// What one look saw.
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    /// The file changed since the last look (a login, a logout, a refresh).
+    changed: bool,
+    /// The session ends within [`EXPIRY_WARNING`] at this time, not said before.
+    expiring: Option<DateTime<Utc>>,
+}
+
+impl CacheWatch {
+    fn new(file: PathBuf, now: DateTime<Utc>) -> CacheWatch {
+        CacheWatch {
+            modified: modified(&file),
+            expires: expiry(token_in(Some(file.clone()), now)),
+            file,
+            warned_for: None,
+        }
+    }
+
+    fn look(&mut self, now: DateTime<Utc>) -> Seen {
+        let modified = modified(&self.file);
+        let changed = modified != self.modified;
+        if changed {
+            self.modified = modified;
+            self.expires = expiry(token_in(Some(self.file.clone()), now));
+        }
+        let expiring = self.expires.filter(|&expires| {
+            let left = expires - now;
+            left > chrono::TimeDelta::zero()
+                && left <= EXPIRY_WARNING
+                && self.warned_for != Some(expires)
+        });
+        if expiring.is_some() {
+            self.warned_for = expiring;
+        }
+        Seen { changed, expiring }
+    }
+}
+
+fn modified(file: &PathBuf) -> Option<SystemTime> {
+    std::fs::metadata(file).and_then(|m| m.modified()).ok()
 }
 
 /// When a token that is still valid expires.
@@ -253,6 +295,87 @@ mod tests {
             start_url: "https://corp.awsapps.com/start".into(),
             profile: "identity".into(),
         }
+    }
+
+    /// A token cache file with `expires_at`, stamped as written at `written` seconds past the
+    /// epoch (so a rewrite within the file system's timestamp granularity still reads as one).
+    fn write_token(file: &std::path::Path, expires_at: DateTime<Utc>, written: u64) {
+        std::fs::write(
+            file,
+            format!(
+                r#"{{"accessToken":"t","expiresAt":"{}"}}"#,
+                expires_at.to_rfc3339()
+            ),
+        )
+        .unwrap();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(written);
+        std::fs::File::options()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_watch_sees_a_new_login_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token.json");
+        let now = at("2026-12-02T10:00:00Z");
+        let mut watch = CacheWatch::new(file.clone(), now);
+        assert!(!watch.look(now).changed, "no file yet, none now");
+        write_token(&file, at("2026-12-02T18:00:00Z"), 1);
+        assert!(watch.look(now).changed);
+        assert!(!watch.look(now).changed, "seen already");
+        write_token(&file, at("2026-12-02T19:00:00Z"), 2);
+        assert!(watch.look(now).changed, "logged in again");
+        std::fs::remove_file(&file).unwrap();
+        assert!(watch.look(now).changed, "logged out");
+    }
+
+    #[test]
+    fn the_watch_warns_once_fifteen_minutes_before_the_session_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token.json");
+        let ends = at("2026-12-02T18:00:00Z");
+        write_token(&file, ends, 1);
+        let mut watch = CacheWatch::new(file.clone(), at("2026-12-02T10:00:00Z"));
+        assert_eq!(watch.look(at("2026-12-02T17:44:59Z")).expiring, None);
+        assert_eq!(watch.look(at("2026-12-02T17:45:00Z")).expiring, Some(ends));
+        assert_eq!(
+            watch.look(at("2026-12-02T17:50:00Z")).expiring,
+            None,
+            "once"
+        );
+        assert_eq!(
+            watch.look(at("2026-12-02T18:00:01Z")).expiring,
+            None,
+            "ended"
+        );
+    }
+
+    #[test]
+    fn a_refreshed_session_is_warned_about_again_near_its_new_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token.json");
+        write_token(&file, at("2026-12-02T18:00:00Z"), 1);
+        let mut watch = CacheWatch::new(file.clone(), at("2026-12-02T10:00:00Z"));
+        assert!(watch.look(at("2026-12-02T17:50:00Z")).expiring.is_some());
+        let later = at("2026-12-03T02:00:00Z");
+        write_token(&file, later, 2);
+        let seen = watch.look(at("2026-12-02T17:51:00Z"));
+        assert_eq!(
+            seen,
+            Seen {
+                changed: true,
+                expiring: None
+            }
+        );
+        assert_eq!(watch.look(at("2026-12-03T01:50:00Z")).expiring, Some(later));
     }
 
     #[test]

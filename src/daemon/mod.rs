@@ -28,6 +28,7 @@ use crate::ec2::instance::{self, Instance};
 use crate::ec2::tokens::Tokens;
 use crate::http::access_log::{AccessLog, AccessLogError};
 use crate::http::guard::Guard;
+use crate::http::handoffs::Handoffs;
 use crate::http::{App, AppState, ContainerInfo, admin, container, imds_app};
 use crate::model::Clock;
 use activation::ActivationError;
@@ -310,7 +311,7 @@ pub fn build_state(
         clock,
         imdsv2_required: settings.imdsv2_required,
         federation: Federation::new(settings.federation_endpoint.clone()),
-        handoffs: Arc::default(),
+        handoffs: Arc::new(Handoffs::new(clock)),
     })
 }
 
