@@ -107,6 +107,19 @@ pub async fn default_credentials() -> DefaultCredentials {
     }
 }
 
+/// A profile that names a permission set (`sso_session`, `sso_account_id`, `sso_role_name`) as
+/// a role. A legacy profile (`sso_start_url` of its own, no session) is left alone: the portal
+/// is asked with a session's login.
+fn permission_set(profile: &aws_config::profile::Profile) -> Option<RawRole> {
+    Some(RawRole {
+        sso_session: Some(profile.get("sso_session")?.to_owned()),
+        account_id: Some(profile.get("sso_account_id")?.to_owned()),
+        role_name: Some(profile.get("sso_role_name")?.to_owned()),
+        region: profile.get("region").map(str::to_owned),
+        ..RawRole::default()
+    })
+}
+
 pub fn roles_from(profiles: &ProfileSet) -> Imported {
     let mut imported = Imported::default();
     let mut names: Vec<&str> = profiles.profiles().collect();
@@ -116,6 +129,19 @@ pub fn roles_from(profiles: &ProfileSet) -> Imported {
             continue;
         };
         let Some(arn) = profile.get("role_arn") else {
+            if let Some(set) = permission_set(profile) {
+                match set.validate(name) {
+                    Ok(role) => imported.roles.push(role),
+                    Err(wrong) => {
+                        let why: Vec<String> =
+                            wrong.iter().map(|(f, e)| format!("{f}: {e}")).collect();
+                        imported.skipped.push(format!(
+                            "AWS profile \"{name}\" skipped: {}",
+                            why.join("; ")
+                        ));
+                    }
+                }
+            }
             continue;
         };
         let skip = |why: String| format!("AWS profile \"{name}\" skipped: {why}");
@@ -150,6 +176,7 @@ pub fn roles_from(profiles: &ProfileSet) -> Imported {
             external_id: profile.get("external_id").map(str::to_owned),
             region: profile.get("region").map(str::to_owned),
             mfa_serial: profile.get("mfa_serial").map(str::to_owned),
+            ..RawRole::default()
         };
         match raw.validate(name) {
             Ok(mut role) => {
@@ -215,5 +242,35 @@ mod tests {
             "{reasons}"
         );
         assert!(reasons.contains("\"bad\" skipped: arn:"), "{reasons}");
+    }
+
+    #[tokio::test]
+    async fn profiles_naming_a_permission_set_become_permission_set_roles() {
+        let imported = import(
+            "[profile payments-dev]\nsso_session = corp\nsso_account_id = 111122223333\n\
+             sso_role_name = Developer\nregion = eu-west-1\n\
+             [profile legacy]\nsso_start_url = https://old.awsapps.com/start\n\
+             sso_account_id = 111122223333\nsso_role_name = Developer\n\
+             [profile broken]\nsso_session = corp\nsso_account_id = 42\nsso_role_name = Developer\n\
+             [sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = us-east-1\n",
+        )
+        .await;
+        assert_eq!(imported.roles.len(), 1, "{:?}", imported.skipped);
+        let dev = &imported.roles[0];
+        assert_eq!(dev.alias.as_str(), "payments-dev");
+        assert_eq!(
+            dev.source,
+            crate::model::RoleSource::PermissionSet(crate::model::PermissionSet {
+                sso_session: "corp".into(),
+                account_id: "111122223333".into(),
+                role_name: "Developer".into(),
+            })
+        );
+        assert_eq!(dev.region.as_ref().unwrap().as_str(), "eu-west-1");
+        let reasons = imported.skipped.join("\n");
+        assert!(
+            reasons.contains("\"broken\" skipped: account_id/role_name"),
+            "{reasons}"
+        );
     }
 }

@@ -451,6 +451,41 @@ mod tests {
     }
 
     #[test]
+    fn a_permission_set_is_written_with_its_session_account_and_role_name() {
+        let c = parse(
+            r#"{ "roles": { "dev": { "sso_session": "corp", "account_id": "111122223333",
+                                     "role_name": "Developer", "region": "eu-west-1" } } }"#,
+        )
+        .unwrap();
+        let r = c.roles.values().next().unwrap();
+        assert_eq!(r.kind(), "sso");
+        assert_eq!(r.region.as_ref().unwrap().as_str(), "eu-west-1");
+        assert_eq!(r.arn.account_id(), "111122223333");
+    }
+
+    #[test]
+    fn a_permission_set_missing_a_part_or_mixed_with_assume_options_is_refused_naming_each() {
+        let e = error(
+            r#"{ "roles": {
+                 "a": { "sso_session": "corp", "role_name": "Developer" },
+                 "b": { "sso_session": "corp", "account_id": "111122223333",
+                        "role_name": "Developer", "duration_seconds": 7200 },
+                 "c": { "arn": "arn:aws:iam::123456789012:role/c", "sso_session": "corp" },
+                 "d": { "session_name": "x" } } }"#,
+        );
+        assert!(e.contains("missing field `account_id`"), "{e}");
+        assert!(
+            e.contains("`duration_seconds` does not apply to a permission set"),
+            "{e}"
+        );
+        assert!(e.contains("`arn` and `sso_session` both given"), "{e}");
+        assert!(
+            e.contains("or `sso_session`, `account_id` and `role_name`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn credentials_section_defaults_to_the_default_profile_in_the_standard_files() {
         let c = parse(r#"{"credentials": {}, "roles": {"a": "arn:aws:iam::123456789012:role/a"}}"#)
             .unwrap();

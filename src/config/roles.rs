@@ -6,16 +6,28 @@ use serde_json::Value;
 use super::source::Checker;
 use crate::model::{
     Alias, DEFAULT_DURATION_SECONDS, ExternalId, Invalid, MAX_DURATION_SECONDS,
-    MIN_DURATION_SECONDS, MfaSerial, Region, Role, RoleArn, SessionName,
+    MIN_DURATION_SECONDS, MfaSerial, PermissionSet, Region, Role, RoleArn, RoleSource, SessionName,
 };
 
 /// The options a role object may carry.
-pub const ROLE_FIELDS: [&str; 6] = [
+pub const ROLE_FIELDS: [&str; 9] = [
     "arn",
     "session_name",
     "duration_seconds",
     "external_id",
     "region",
+    "mfa_serial",
+    "sso_session",
+    "account_id",
+    "role_name",
+];
+
+/// The fields of an assumed role that a permission set has no use for: the portal sets the
+/// session, and no MFA or external id is asked.
+const ASSUME_ONLY: [&str; 4] = [
+    "session_name",
+    "duration_seconds",
+    "external_id",
     "mfa_serial",
 ];
 
@@ -28,10 +40,15 @@ pub struct RawRole {
     pub external_id: Option<String>,
     pub region: Option<String>,
     pub mfa_serial: Option<String>,
+    /// A permission set: the sso-session, the account and the role name, instead of an ARN.
+    pub sso_session: Option<String>,
+    pub account_id: Option<String>,
+    pub role_name: Option<String>,
 }
 
 impl RawRole {
-    /// Reads `roles.<alias>` from the config: an ARN string, or an object of [`ROLE_FIELDS`].
+    /// Reads `roles.<alias>` from the config: an ARN string, or an object of [`ROLE_FIELDS`]
+    /// with an `arn`, or with `sso_session`, `account_id` and `role_name` for a permission set.
     pub(super) fn read(checker: &mut Checker, alias: &str, value: &Value) -> Option<RawRole> {
         let at = ["roles", alias];
         if let Value::String(arn) = value {
@@ -49,11 +66,49 @@ impl RawRole {
         }
         let object = checker.object(&at, value, &ROLE_FIELDS)?;
         let arn = checker.field::<String>(&at, object, "arn");
-        if !object.contains_key("arn") {
-            checker.report(&at, "missing field `arn`: the role's ARN");
+        let sso_session = checker.field::<String>(&at, object, "sso_session");
+        match (
+            object.contains_key("arn"),
+            object.contains_key("sso_session"),
+        ) {
+            (false, false) => checker.report(
+                &at,
+                "missing field `arn` (the role's ARN), or `sso_session`, `account_id` and \
+                 `role_name` for an Identity Center permission set",
+            ),
+            (true, true) => checker.report(
+                &at,
+                "`arn` and `sso_session` both given: a role is assumed by ARN or is a \
+                 permission set, not both",
+            ),
+            _ => {}
+        }
+        if sso_session.is_some() {
+            for field in ["account_id", "role_name"] {
+                if !object.contains_key(field) {
+                    checker.report(
+                        &at,
+                        format!("missing field `{field}` of the permission set"),
+                    );
+                }
+            }
+            for field in ASSUME_ONLY {
+                if object.contains_key(field) {
+                    checker.report(
+                        &at,
+                        format!(
+                            "`{field}` does not apply to a permission set (the portal sets the \
+                             session): remove it"
+                        ),
+                    );
+                }
+            }
         }
         Some(RawRole {
-            arn: arn?,
+            arn: arn.unwrap_or_default(),
+            sso_session,
+            account_id: checker.field(&at, object, "account_id"),
+            role_name: checker.field(&at, object, "role_name"),
             session_name: checker.field(&at, object, "session_name"),
             duration_seconds: checker.field(&at, object, "duration_seconds"),
             external_id: checker.field(&at, object, "external_id"),
@@ -67,7 +122,23 @@ impl RawRole {
         let mut wrong = Vec::new();
         let mut check = Wrong(&mut wrong);
         let alias = check.of("alias", Alias::parse(alias));
-        let arn = check.of("arn", RoleArn::parse(&self.arn));
+        let (source, arn) = match (&self.sso_session, &self.account_id, &self.role_name) {
+            (Some(session), Some(account), Some(role_name)) => (
+                RoleSource::PermissionSet(PermissionSet {
+                    sso_session: session.clone(),
+                    account_id: account.clone(),
+                    role_name: role_name.clone(),
+                }),
+                check.of(
+                    "account_id/role_name",
+                    RoleArn::parse(&format!("arn:aws:iam::{account}:role/{role_name}")),
+                ),
+            ),
+            _ => (
+                RoleSource::Assume,
+                check.of("arn", RoleArn::parse(&self.arn)),
+            ),
+        };
         let session_name = match &self.session_name {
             Some(s) => check.of("session_name", SessionName::parse(s)),
             None => alias.as_ref().map(SessionName::default_for),
@@ -105,6 +176,7 @@ impl RawRole {
         let role = || {
             Some(Role {
                 alias: alias?,
+                source,
                 arn: arn?,
                 session_name: session_name?,
                 duration_seconds: duration_seconds?,
@@ -174,5 +246,43 @@ mod tests {
         .validate("a")
         .unwrap_err();
         assert_eq!(wrong[0].0, "duration_seconds");
+    }
+
+    fn permission_set(session: &str, account: &str, role_name: &str) -> RawRole {
+        RawRole {
+            sso_session: Some(session.into()),
+            account_id: Some(account.into()),
+            role_name: Some(role_name.into()),
+            ..RawRole::default()
+        }
+    }
+
+    #[test]
+    fn a_permission_set_is_a_role_of_its_own_kind_named_by_account_and_role_name() {
+        let role = permission_set("corp", "111122223333", "Developer")
+            .validate("dev")
+            .unwrap();
+        assert_eq!(
+            role.source,
+            RoleSource::PermissionSet(PermissionSet {
+                sso_session: "corp".into(),
+                account_id: "111122223333".into(),
+                role_name: "Developer".into(),
+            })
+        );
+        assert_eq!(role.kind(), "sso");
+        assert_eq!(
+            role.arn.as_str(),
+            "arn:aws:iam::111122223333:role/Developer"
+        );
+    }
+
+    #[test]
+    fn a_permission_set_with_a_bad_account_id_is_refused() {
+        let wrong = permission_set("corp", "1111", "Developer")
+            .validate("dev")
+            .unwrap_err();
+        assert_eq!(wrong[0].0, "account_id/role_name");
+        assert!(wrong[0].1.0.contains("12 digits"), "{}", wrong[0].1.0);
     }
 }

@@ -263,7 +263,7 @@ impl Registry {
         if let Some(previous) = previous.filter(|p| !Arc::ptr_eq(p, &cache)) {
             previous.set_pinned(false);
         }
-        tracing::info!(role = %cache.role().alias, "active role is now {}", cache.role().arn);
+        tracing::info!(role = %cache.role().alias, "active role is now {}", cache.role().describe());
         Ok(issued)
     }
 }

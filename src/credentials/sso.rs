@@ -95,6 +95,15 @@ impl SsoLogin {
         }
     }
 
+    /// The login of the `[sso-session NAME]` section, if the AWS config file has it.
+    pub fn of_session(profiles: &ProfileSet, name: &str) -> Option<SsoLogin> {
+        Some(SsoLogin {
+            session: Some(name.to_owned()),
+            start_url: profiles.sso_session(name)?.get("sso_start_url")?.to_owned(),
+            profile: name.to_owned(),
+        })
+    }
+
     /// The command that logs in again, as it is pasted into a shell (and as `fintors login`
     /// runs it).
     pub fn command(&self) -> String {
@@ -168,14 +177,28 @@ fn token_in(file: Option<PathBuf>, now: DateTime<Utc>) -> TokenState {
     }
 }
 
-/// Every SSO login the daemon's credentials depend on: the base profile's, then those of the
-/// roles' source profiles (imported with `aws_profiles`), one per token cache file.
+/// Every SSO login the daemon's credentials depend on: the base profile's, those of the roles'
+/// source profiles (imported with `aws_profiles`), and the sessions of permission-set roles, one
+/// per token cache file.
 pub async fn logins<'a>(
     base_profile: &str,
     roles: impl Iterator<Item = &'a crate::model::Role>,
 ) -> Vec<SsoLogin> {
+    let roles: Vec<&crate::model::Role> = roles.collect();
     let mut profiles = vec![base_profile.to_owned()];
-    let mut sources: Vec<String> = roles.filter_map(|r| r.source_profile.clone()).collect();
+    let mut sessions: Vec<&str> = roles
+        .iter()
+        .filter_map(|r| match &r.source {
+            crate::model::RoleSource::PermissionSet(set) => Some(set.sso_session.as_str()),
+            crate::model::RoleSource::Assume => None,
+        })
+        .collect();
+    sessions.sort_unstable();
+    sessions.dedup();
+    let mut sources: Vec<String> = roles
+        .iter()
+        .filter_map(|r| r.source_profile.clone())
+        .collect();
     sources.sort();
     sources.dedup();
     profiles.extend(sources);
@@ -183,11 +206,15 @@ pub async fn logins<'a>(
     let Ok(files) = aws_profiles::load().await else {
         return Vec::new();
     };
+    let of_profiles = profiles
+        .iter()
+        .filter_map(|profile| SsoLogin::in_profiles(&files, profile));
+    let of_permission_sets = sessions
+        .iter()
+        .filter_map(|session| SsoLogin::of_session(&files, session));
     let mut logins: Vec<SsoLogin> = Vec::new();
-    for profile in profiles {
-        if let Some(login) = SsoLogin::in_profiles(&files, &profile)
-            && !logins.iter().any(|l| l.cache_file() == login.cache_file())
-        {
+    for login in of_profiles.chain(of_permission_sets) {
+        if !logins.iter().any(|l| l.cache_file() == login.cache_file()) {
             logins.push(login);
         }
     }

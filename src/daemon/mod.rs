@@ -23,7 +23,8 @@ use tokio::net::TcpListener;
 use crate::cli::args::ServeArgs;
 use crate::config::{Config, ConfigError, expand_tilde};
 use crate::credentials::console::{Federation, FederationEndpoint};
-use crate::credentials::{Bootstrap, MfaSessions, Registry, Reloader, RoleAssumer, Sts};
+use crate::credentials::portal::Portal;
+use crate::credentials::{Bootstrap, MfaSessions, Registry, Reloader, RoleAssumer, Sources, Sts};
 use crate::ec2::instance::{self, Instance};
 use crate::ec2::tokens::Tokens;
 use crate::http::access_log::{AccessLog, AccessLogError};
@@ -141,11 +142,16 @@ async fn start_engine(
         imdsv2_required: args.imdsv2_required,
         federation_endpoint: federation_endpoint()?,
     };
+    let mfa = sts.mfa.clone();
+    let sources = Arc::new(Sources {
+        sts,
+        portal: Portal::new(Clock::system()).await,
+    });
     let state = build_state(
         loaded.config,
         &settings,
-        sts.clone(),
-        sts.mfa.clone(),
+        sources,
+        mfa,
         loaded.instance,
         Arc::new(loaded.tokens),
         Clock::system(),

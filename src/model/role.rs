@@ -13,6 +13,11 @@ pub const DEFAULT_DURATION_SECONDS: u32 = 3_600;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Role {
     pub alias: Alias,
+    /// Where its credentials come from.
+    pub source: RoleSource,
+    /// The role's ARN. For a permission set, the role as the portal names it
+    /// (`arn:aws:iam::ACCOUNT:role/ROLE_NAME`): IAM's own name for it (`AWSReservedSSO_...`) is
+    /// something the portal does not tell.
     pub arn: RoleArn,
     pub session_name: SessionName,
     pub duration_seconds: u32,
@@ -24,4 +29,56 @@ pub struct Role {
     pub source_profile: Option<String>,
     /// The MFA device whose session assumes this role (the role's own, else the credentials').
     pub mfa_serial: Option<MfaSerial>,
+}
+
+/// Where a role's credentials come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RoleSource {
+    /// STS `AssumeRole` of the role's ARN, signed with the base credentials (or those of its
+    /// `source_profile`).
+    #[default]
+    Assume,
+    /// An IAM Identity Center permission set: the access portal's `GetRoleCredentials`, with
+    /// the access token of an sso-session's login. No STS call and no base credentials; the
+    /// portal sets the session's name and length.
+    PermissionSet(PermissionSet),
+}
+
+/// A permission set in one account, as the access portal names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionSet {
+    /// The `[sso-session NAME]` of the AWS config file whose login the portal is asked with.
+    pub sso_session: String,
+    /// Twelve digits (checked with the role's ARN).
+    pub account_id: String,
+    pub role_name: String,
+}
+
+impl Role {
+    /// The kind of source, as `fintors roles --json` names it.
+    pub fn kind(&self) -> &'static str {
+        match self.source {
+            RoleSource::Assume => "assume",
+            RoleSource::PermissionSet(_) => "sso",
+        }
+    }
+
+    /// The call that obtains its credentials, for messages.
+    pub fn operation(&self) -> &'static str {
+        match self.source {
+            RoleSource::Assume => "AssumeRole",
+            RoleSource::PermissionSet(_) => "GetRoleCredentials",
+        }
+    }
+
+    /// What the role is, for a log line: its ARN, or the permission set and its account.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            RoleSource::Assume => self.arn.to_string(),
+            RoleSource::PermissionSet(set) => format!(
+                "permission set {} in account {} (SSO session \"{}\")",
+                set.role_name, set.account_id, set.sso_session
+            ),
+        }
+    }
 }

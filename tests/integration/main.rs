@@ -20,6 +20,7 @@ mod metadata;
 mod mfa;
 mod network;
 mod other_users;
+mod permission_sets;
 mod real_clients;
 mod reload;
 mod roles_api;

@@ -452,11 +452,12 @@ fn a_reload_that_imports_roles_on_an_sso_session_shows_and_watches_it() {
     let sts = FakeSts::issuing();
     let config = r#"{"aws_profiles": true,
         "roles": {"example": "arn:aws:iam::123456789012:role/example"}}"#;
+    // At first no profile uses the session (an SSO profile would be a permission-set role).
     let d = profiles_daemon(
         &center,
         &sts,
         config,
-        SSO_SESSION_PROFILE,
+        "[profile plain]\nregion = us-east-1\n",
         ("old-token", hours(-1)),
     );
     assert!(!status(&d).contains("SSO session"), "{}", status(&d));

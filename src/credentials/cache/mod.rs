@@ -21,7 +21,7 @@ use super::error::LoginWarnings;
 use super::usage::{Door, Usage};
 use super::{RoleAssumer, StsError};
 use crate::ec2::document::{CredentialsDocument, render};
-use crate::model::{Clock, Credentials, Role, time};
+use crate::model::{Clock, Credentials, Role, RoleSource, time};
 
 /// Credentials with less life than this are not handed out: a client could not use them.
 pub const MIN_SERVED_LIFETIME: TimeDelta = TimeDelta::seconds(60);
@@ -281,9 +281,10 @@ impl RoleCache {
     fn still_waiting(&self) -> Arc<Failure> {
         let now = self.clock.now();
         let error = StsError::Timeout(format!(
-            "STS has not answered AssumeRole for {} within {} s; fintors keeps waiting for it \
-             in the background, ask again in a moment",
-            self.role.arn,
+            "no answer to {} for {} within {} s; fintors keeps waiting for it in the \
+             background, ask again in a moment",
+            self.role.operation(),
+            self.role.describe(),
             STS_WAIT.as_secs()
         ));
         Failure::new(error, now, now)
@@ -301,7 +302,12 @@ impl RoleCache {
                 tracing::info!(
                     role = %self.role.alias,
                     expires = %time::format(issued.credentials.expiration),
-                    "assumed role {}", self.role.arn
+                    "{} {}",
+                    match self.role.source {
+                        RoleSource::Assume => "assumed role",
+                        RoleSource::PermissionSet(_) => "got the credentials of",
+                    },
+                    self.role.describe()
                 );
                 *self.current.write().expect("poisoned") = Some(issued.clone());
                 Ok(issued)
@@ -358,7 +364,10 @@ impl RoleCache {
                 code = %error.code(),
                 attempt = *failures,
                 retry_in_ms = delay.as_millis() as u64,
-                "AssumeRole {} failed again: {}", self.role.arn, error.message()
+                "{} {} failed again: {}",
+                self.role.operation(),
+                self.role.describe(),
+                error.message()
             );
         } else {
             tracing::warn!(
@@ -366,7 +375,10 @@ impl RoleCache {
                 code = %error.code(),
                 attempt = *failures,
                 retry_in_ms = delay.as_millis() as u64,
-                "AssumeRole {} failed: {}", self.role.arn, error.message()
+                "{} {} failed: {}",
+                self.role.operation(),
+                self.role.describe(),
+                error.message()
             );
         }
         let failure = Failure::new(
@@ -410,6 +422,7 @@ mod tests {
     fn role(duration_seconds: u32) -> Role {
         let alias = Alias::parse("dev").unwrap();
         Role {
+            source: RoleSource::Assume,
             arn: RoleArn::parse("arn:aws:iam::123456789012:role/dev").unwrap(),
             session_name: SessionName::default_for(&alias),
             alias,

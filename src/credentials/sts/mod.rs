@@ -19,8 +19,7 @@ use aws_sdk_sts::config::Region;
 
 mod answers;
 
-use answers::innermost;
-pub(crate) use answers::{classify, session_credentials};
+pub(crate) use answers::{MAX_MESSAGE, classify, innermost, session_credentials};
 
 use super::assumer::{ConsoleFuture, ConsoleSession};
 use super::sso::SsoLogin;
@@ -32,7 +31,14 @@ use crate::model::{Clock, Credentials, Role};
 pub const FALLBACK_REGION: &str = "us-east-1";
 
 /// How long one AssumeRole may take, retries included, before fintors gives up on it for now.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// [`OPERATION_TIMEOUT`] for every call of an AWS client of fintors's (STS, the SSO portal).
+pub(crate) fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
 
 /// The base credentials as STS calls see them: bootstrapped ones if any, else the configured
 /// source, read afresh on every call (see [`Reloading`]), so a rotated credentials file is picked
@@ -165,11 +171,7 @@ impl Sts {
             .credentials_provider(provider)
             .identity_cache(aws_config::identity::IdentityCache::no_cache())
             .region(region_chain)
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .operation_timeout(OPERATION_TIMEOUT)
-                    .build(),
-            )
+            .timeout_config(timeouts())
             .load()
             .await;
         Sts {

@@ -44,11 +44,18 @@ impl IdentityCenter {
             let token = r.header("x-amz-sso_bearer_token").unwrap_or("");
             let known = accepted.lock().unwrap().iter().any(|t| t == token);
             match (r.path(), known) {
-                ("/federation/credentials", true) => (200, "application/json", role_credentials()),
+                ("/federation/credentials", true) => (
+                    200,
+                    "application/json",
+                    role_credentials(
+                        r.query("account_id").unwrap_or(""),
+                        r.query("role_name").unwrap_or(""),
+                    ),
+                ),
                 ("/federation/credentials", false) => (
                     401,
                     "application/json",
-                    r#"{"message":"Session token not found or invalid"}"#.into(),
+                    r#"{"message":"Session token not found or invalid","__type":"com.amazonaws.switchboard.portal#UnauthorizedException"}"#.into(),
                 ),
                 _ => (404, "application/json", "{}".into()),
             }
@@ -102,10 +109,25 @@ impl IdentityCenter {
     }
 }
 
-fn role_credentials() -> String {
+/// The access key id the portal gives for `role_name` in `account_id`: [`SSO_ACCESS_KEY`] for
+/// the `identity` profile's permission set, a distinct one for every other, so a test can tell
+/// whose credentials a client got.
+pub fn portal_key(account_id: &str, role_name: &str) -> String {
+    if (account_id, role_name) == ("111122223333", "Developer") {
+        return SSO_ACCESS_KEY.to_owned();
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in account_id.bytes().chain([b'/']).chain(role_name.bytes()) {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("ASIA{hash:016X}")
+}
+
+fn role_credentials(account_id: &str, role_name: &str) -> String {
     let expiration = (chrono::Utc::now() + chrono::Duration::hours(1)).timestamp_millis();
+    let key = portal_key(account_id, role_name);
     format!(
-        r#"{{"roleCredentials":{{"accessKeyId":"{SSO_ACCESS_KEY}","secretAccessKey":"sso-secret","sessionToken":"sso-session-token","expiration":{expiration}}}}}"#
+        r#"{{"roleCredentials":{{"accessKeyId":"{key}","secretAccessKey":"sso-secret","sessionToken":"sso-session-token","expiration":{expiration}}}}}"#
     )
 }
 

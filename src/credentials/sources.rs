@@ -1,0 +1,32 @@
+//! Every kind of role behind the one [`RoleAssumer`] the caches use: a role is a source of
+//! credentials, and this is where its kind picks the source. Assumed roles go to STS
+//! ([`Sts`]), permission sets to the Identity Center portal ([`Portal`]).
+
+use std::sync::Arc;
+
+use super::assumer::{ConsoleFuture, ConsoleSession};
+use super::portal::Portal;
+use super::{AssumeFuture, RoleAssumer, Sts};
+use crate::model::{Role, RoleSource};
+
+pub struct Sources {
+    pub sts: Arc<Sts>,
+    pub portal: Portal,
+}
+
+impl RoleAssumer for Sources {
+    fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a> {
+        match &role.source {
+            RoleSource::Assume => self.sts.assume_role(role),
+            RoleSource::PermissionSet(set) => Box::pin(self.portal.role_credentials(set)),
+        }
+    }
+
+    fn console_session<'a>(&'a self, role: &'a Role) -> ConsoleFuture<'a> {
+        match &role.source {
+            RoleSource::Assume => self.sts.console_session(role),
+            // The portal's credentials are a session already: the console signs in with them.
+            RoleSource::PermissionSet(_) => Box::pin(async { Ok(ConsoleSession::Cached) }),
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! IAM Identity Center permission sets as roles: served with the portal's credentials through
+//! every door, with no STS call and no base credentials. The portal and OIDC are the fakes on
+//! 127.0.0.1 ([`IdentityCenter`]); STS is a fake that answers `GetCallerIdentity` with the key
+//! that signed it, so a real client's answer says whose credentials it was given.
+
+use crate::support::clients::{ClientRun, Via, aws_cli_v2, go_whoami, js_whoami};
+use crate::support::sso::{IdentityCenter, portal_key, write_token_cache};
+use crate::support::{Daemon, FakeSts, StsCall, rust_whoami, sts_error, venv};
+
+const DEV_ACCOUNT: &str = "444455556666";
+const OPS_ACCOUNT: &str = "777788889999";
+const CREDS: &str = "/latest/meta-data/iam/security-credentials/";
+
+/// Two permission sets in two accounts of the session `corp`; `dev` is the default.
+const CONFIG: &str = r#"{
+  "roles": {
+    "dev": { "sso_session": "corp", "account_id": "444455556666", "role_name": "Developer" },
+    "ops": { "sso_session": "corp", "account_id": "777788889999", "role_name": "Operator",
+             "region": "eu-west-1" }
+  },
+  "default_role": "dev"
+}"#;
+
+/// `~/.aws/config` with the session only: no profile, no base credentials anywhere.
+const SESSION_ONLY: &str = "[sso-session corp]\n\
+    sso_start_url = https://corp.awsapps.com/start\n\
+    sso_region = us-east-1\n\
+    sso_registration_scopes = sso:account:access\n";
+
+/// An STS that knows only `GetCallerIdentity`, and answers it with the signing key as the
+/// session name: `arn:aws:sts::000000000000:assumed-role/sso/<key>`.
+fn identity_sts() -> FakeSts {
+    FakeSts::start(|call: &StsCall| match call.action.as_str() {
+        "GetCallerIdentity" => (
+            200,
+            format!(
+                r#"<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <GetCallerIdentityResult>
+    <Arn>{}</Arn>
+    <UserId>AROAEXAMPLE:{}</UserId>
+    <Account>000000000000</Account>
+  </GetCallerIdentityResult>
+  <ResponseMetadata><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ResponseMetadata>
+</GetCallerIdentityResponse>"#,
+                signed_by(&call.access_key),
+                call.access_key
+            ),
+        ),
+        other => sts_error(400, "InvalidAction", other),
+    })
+}
+
+/// What [`identity_sts`] says to a caller signing with `key`.
+fn signed_by(key: &str) -> String {
+    format!("arn:aws:sts::000000000000:assumed-role/sso/{key}")
+}
+
+/// [`CONFIG`]'s daemon with the session's token valid for eight hours.
+fn daemon(center: &IdentityCenter, sts: &FakeSts) -> Daemon {
+    daemon_with(center, sts, CONFIG, SESSION_ONLY, "valid-token", 8)
+}
+
+/// A daemon with `config` and `~/.aws/config` holding `profiles`, the session `corp`'s cached
+/// token `token` expiring in `hours` (past if negative), both SSO endpoints at `center`.
+fn daemon_with(
+    center: &IdentityCenter,
+    sts: &FakeSts,
+    config: &str,
+    profiles: &str,
+    token: &str,
+    hours: i64,
+) -> Daemon {
+    let builder = Daemon::builder(config)
+        .sts(&sts.url)
+        .file(".aws/config", profiles)
+        .without_env("AWS_CONFIG_FILE");
+    let expires = chrono::Utc::now() + chrono::Duration::hours(hours);
+    write_token_cache(&builder.path(""), "corp", token, expires, false);
+    let [sso, oidc] = center.endpoints();
+    builder.env(sso.0, &sso.1).env(oidc.0, &oidc.1).start()
+}
+
+#[test]
+fn a_permission_set_is_served_with_the_portals_keys_for_its_account_and_no_sts_call() {
+    let center = IdentityCenter::start(&["valid-token"]);
+    let sts = identity_sts();
+    let d = daemon(&center, &sts);
+    let dev = d.get(&format!("{CREDS}dev")).json();
+    assert_eq!(dev["Code"], "Success", "{dev}\n{}", d.stderr());
+    assert_eq!(dev["AccessKeyId"], portal_key(DEV_ACCOUNT, "Developer"));
+    assert_eq!(d.switch("ops").status, 200);
+    let ops = d.get(&format!("{CREDS}ops")).json();
+    assert_eq!(ops["AccessKeyId"], portal_key(OPS_ACCOUNT, "Operator"));
+    assert_eq!(
+        center.credential_calls(),
+        ["valid-token", "valid-token"],
+        "one GetRoleCredentials per role, with the session's token"
+    );
+    assert_eq!(sts.request_count(), 0, "no STS call");
+    d.log_with("got the credentials of permission set Operator in account 777788889999");
+}
+
+#[test]
+fn an_expired_session_is_one_line_with_the_login_command_for_a_permission_set() {
+    let center = IdentityCenter::start(&[]);
+    let sts = identity_sts();
+    let d = daemon_with(&center, &sts, CONFIG, SESSION_ONLY, "old-token", -1);
+    let doc = d.get(&format!("{CREDS}dev")).json();
+    assert_eq!(doc["Code"], "SsoLoginRequired", "{doc}");
+    let message = doc["Message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the SSO session \"corp\" expired at ")
+            && message.ends_with("run `aws sso login --sso-session corp` (fintors picks it up)")
+            && message.len() <= 160,
+        "{message}"
+    );
+    assert!(
+        center.credential_calls().is_empty(),
+        "no call with a dead token"
+    );
+}
+
+#[test]
+fn a_token_the_portal_refuses_is_a_login_required_not_an_unknown_failure() {
+    // The cache says valid; the portal no longer accepts it (signed out elsewhere).
+    let center = IdentityCenter::start(&[]);
+    let sts = identity_sts();
+    let d = daemon(&center, &sts);
+    let doc = d.get(&format!("{CREDS}dev")).json();
+    assert_eq!(doc["Code"], "SsoLoginRequired", "{doc}");
+    assert!(
+        doc["Message"]
+            .as_str()
+            .unwrap()
+            .contains("was refused by the portal: run `aws sso login --sso-session corp`"),
+        "{doc}"
+    );
+}
+
+/// Every real client, given IMDS as `fintors env` prints it, is served the switched-to
+/// permission set's credentials and signs with them.
+#[test]
+fn every_real_client_signs_with_the_switched_to_permission_sets_keys() {
+    let center = IdentityCenter::start(&["valid-token"]);
+    let sts = identity_sts();
+    let d = daemon(&center, &sts);
+    assert_eq!(d.switch("ops").status, 200);
+    let expected = signed_by(&portal_key(OPS_ACCOUNT, "Operator"));
+    let run = ClientRun::new(&d, Via::Imds).env("AWS_ENDPOINT_URL_STS", &sts.url);
+    let mut seen = Vec::new();
+    if let Some(venv) = venv() {
+        let boto3 =
+            "import boto3\nprint(boto3.Session().client('sts').get_caller_identity()['Arn'])";
+        seen.push((
+            "botocore",
+            run.run(&venv.join("bin/python"), &["-c", boto3]),
+        ));
+    }
+    if let Some(aws) = aws_cli_v2() {
+        // Debian's CLI v2 predates AWS_ENDPOINT_URL_STS.
+        let args = [
+            "sts",
+            "get-caller-identity",
+            "--endpoint-url",
+            &sts.url,
+            "--query",
+            "Arn",
+            "--output",
+            "text",
+        ];
+        seen.push(("AWS CLI v2", run.run(&aws, &args)));
+    }
+    if let Some(go) = go_whoami() {
+        seen.push(("aws-sdk-go-v2", run.run(&go, &["imds"])));
+    }
+    if let Some((node, script)) = js_whoami() {
+        seen.push(("JS v3", run.run(&node, &[script.to_str().unwrap(), "imds"])));
+    }
+    seen.push(("aws-sdk-rust", run.run(&rust_whoami(), &[])));
+    for (client, arn) in &seen {
+        assert_eq!(arn, &expected, "{client}");
+    }
+    assert!(
+        sts.calls().iter().all(|c| c.action == "GetCallerIdentity"),
+        "no AssumeRole"
+    );
+}
+
+/// A command run with `fintors exec` for a permission set gets that set's keys over the
+/// container endpoint, whatever role is active.
+#[test]
+fn exec_pins_a_command_to_a_permission_set() {
+    let center = IdentityCenter::start(&["valid-token"]);
+    let sts = identity_sts();
+    let d = daemon(&center, &sts);
+    let run = ClientRun::new(&d, Via::Exec("ops"));
+    assert_eq!(
+        run.run(&rust_whoami(), &["--container", "--access-key"]),
+        portal_key(OPS_ACCOUNT, "Operator")
+    );
+    assert_eq!(
+        d.get("/roles?status=active").json()["roles"],
+        serde_json::json!(["dev"]),
+        "nothing switched"
+    );
+}
+
+/// With `"aws_profiles": true`, a profile that names a permission set (what `aws configure sso`
+/// writes) is a role of its own, served from the portal.
+#[test]
+fn an_sso_profile_is_imported_as_a_permission_set_role() {
+    let center = IdentityCenter::start(&["valid-token"]);
+    let sts = identity_sts();
+    let profiles = format!(
+        "{SESSION_ONLY}[profile payments-dev]\nsso_session = corp\n\
+         sso_account_id = 444455556666\nsso_role_name = Developer\nregion = eu-west-1\n"
+    );
+    let config = r#"{"aws_profiles": true}"#;
+    let d = daemon_with(&center, &sts, config, &profiles, "valid-token", 8);
+    let doc = d.get("/roles/payments-dev/credentials").json();
+    assert_eq!(
+        doc["AccessKeyId"],
+        portal_key(DEV_ACCOUNT, "Developer"),
+        "{doc}"
+    );
+    assert_eq!(sts.request_count(), 0);
+}
