@@ -85,9 +85,17 @@ pub struct RoleFilter {
     pub status: Option<String>,
 }
 
+/// The kind of a role reported by a daemon from before kinds: assumed.
+fn assume() -> String {
+    "assume".to_owned()
+}
+
 /// `GET /roles/<alias>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleDescription {
+    /// As in [`RoleReport::kind`].
+    #[serde(default = "assume")]
+    pub kind: String,
     pub arn: String,
     pub session_name: String,
 }
@@ -209,7 +217,19 @@ pub struct MfaReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleReport {
     pub alias: String,
+    /// Where its credentials come from: `assume` (STS AssumeRole of `arn`) or `sso` (an IAM
+    /// Identity Center permission set, whose `arn` is the role as the portal names it).
+    #[serde(default = "assume")]
+    pub kind: String,
     pub arn: String,
+    /// The account and role name (of the ARN, or of the permission set).
+    #[serde(default)]
+    pub account_id: String,
+    #[serde(default)]
+    pub role_name: String,
+    /// The sso-session a permission set is asked with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso_session: Option<String>,
     pub session_name: String,
     /// The role's own region, if it names one: what `fintors exec` gives the command.
     #[serde(default)]

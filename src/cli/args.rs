@@ -37,6 +37,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// List the configured roles, the active one marked, with their cached credentials' lifetime
     Roles {
+        /// Only the roles matching every word (case-insensitive) in their alias, account id,
+        /// role name, sso-session or ARN: `fintors roles prod admin`
+        filter: Vec<String>,
         /// Print JSON (the daemon's status report) instead of a table
         #[arg(long)]
         json: bool,

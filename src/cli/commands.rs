@@ -16,15 +16,16 @@ use super::daemon::{
 use super::keys;
 use super::pin::{self, Assignment, Pin, Place};
 use super::status::{human, served, stamp};
-use crate::api::{MfaRequest, MfaStarted, ReloadReport, SwitchRequest, paths};
+use crate::api::{MfaRequest, MfaStarted, ReloadReport, RoleReport, SwitchRequest, paths};
 use crate::ec2::container_tokens::Scope;
 use crate::ec2::document::CredentialsDocument;
 use crate::model::shell;
 
-/// `fintors roles`
-pub async fn roles(args: &ClientArgs, as_json: bool) -> Output {
+/// `fintors roles [WORD...]`
+pub async fn roles(args: &ClientArgs, filter: &[String], as_json: bool) -> Output {
     let endpoint = Endpoint::discover(args)?;
-    let report = report(&endpoint).await?;
+    let mut report = report(&endpoint).await?;
+    report.roles.retain(|role| matches(role, filter));
     if as_json {
         return Ok(serde_json::to_string_pretty(&report).expect("serializes") + "\n");
     }
@@ -39,7 +40,7 @@ pub async fn roles(args: &ClientArgs, as_json: bool) -> Output {
     let uses: Vec<String> = report.roles.iter().map(|r| served(&r.served)).collect();
     let used_width = uses.iter().map(String::len).max().unwrap_or(0).max(13);
     let mut out = format!(
-        "  {:width$}  {:10}  {:used_width$}  ARN\n",
+        "  {:width$}  {:10}  {:used_width$}  SOURCE\n",
         "ROLE", "EXPIRES IN", "USED (15 MIN)"
     );
     for (role, used) in report.roles.iter().zip(&uses) {
@@ -52,10 +53,38 @@ pub async fn roles(args: &ClientArgs, as_json: bool) -> Output {
             if role.active { '*' } else { ' ' },
             role.alias,
             expires,
-            role.arn
+            source(role)
         ));
     }
     Ok(out)
+}
+
+/// Whether `role` matches every word of `filter`, case-insensitive, anywhere in its alias,
+/// account id, role name, sso-session or ARN.
+fn matches(role: &RoleReport, filter: &[String]) -> bool {
+    let text = format!(
+        "{} {} {} {} {}",
+        role.alias,
+        role.account_id,
+        role.role_name,
+        role.sso_session.as_deref().unwrap_or(""),
+        role.arn
+    )
+    .to_lowercase();
+    filter
+        .iter()
+        .all(|word| text.contains(&word.to_lowercase()))
+}
+
+/// Where a role's credentials come from, in the table: its ARN, or its permission set.
+fn source(role: &RoleReport) -> String {
+    match &role.sso_session {
+        Some(session) => format!(
+            "permission set {} in {} (SSO session {session})",
+            role.role_name, role.account_id
+        ),
+        None => role.arn.clone(),
+    }
 }
 
 /// `fintors use ALIAS`

@@ -56,7 +56,11 @@ fn ask_the_daemon(command: Command) -> ExitCode {
         .expect("starting the tokio runtime");
     let result = runtime.block_on(async {
         match &command {
-            Command::Roles { json, client } => commands::roles(client, *json).await,
+            Command::Roles {
+                filter,
+                json,
+                client,
+            } => commands::roles(client, filter, *json).await,
             Command::Use { alias, client } => commands::use_role(client, alias).await,
             Command::Current { client } => commands::current(client).await,
             Command::Creds {

@@ -62,6 +62,7 @@ async fn describe(State(state): State<Arc<AppState>>, Path(alias): Path<String>)
             json(
                 StatusCode::OK,
                 &RoleDescription {
+                    kind: role.kind().to_owned(),
                     arn: role.arn.to_string(),
                     session_name: role.session_name.as_str().to_owned(),
                 },

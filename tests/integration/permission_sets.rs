@@ -5,7 +5,7 @@
 
 use crate::support::clients::{ClientRun, Via, aws_cli_v2, go_whoami, js_whoami};
 use crate::support::sso::{IdentityCenter, portal_key, write_token_cache};
-use crate::support::{Daemon, FakeSts, StsCall, rust_whoami, sts_error, venv};
+use crate::support::{Daemon, FakeSts, StsCall, fintors_cli, rust_whoami, sts_error, venv};
 
 const DEV_ACCOUNT: &str = "444455556666";
 const OPS_ACCOUNT: &str = "777788889999";
@@ -224,4 +224,36 @@ fn an_sso_profile_is_imported_as_a_permission_set_role() {
         "{doc}"
     );
     assert_eq!(sts.request_count(), 0);
+}
+
+/// `fintors roles` names each permission set and its account, takes words to filter by, and
+/// gives the kind, account and role name in JSON.
+#[test]
+fn fintors_roles_shows_and_filters_permission_sets_by_account_and_role_name() {
+    let center = IdentityCenter::start(&["valid-token"]);
+    let sts = identity_sts();
+    let d = daemon(&center, &sts);
+    let table = |args: &[&str]| {
+        let o = fintors_cli(&d, args);
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let all = table(&["roles"]);
+    assert!(
+        all.contains("permission set Operator in 777788889999 (SSO session corp)"),
+        "{all}"
+    );
+    let filtered = table(&["roles", "OPERATOR", "7777"]);
+    assert!(
+        filtered.contains("ops") && !filtered.contains("Developer"),
+        "{filtered}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&table(&["roles", "--json", "dev"])).unwrap();
+    let roles = json["roles"].as_array().unwrap();
+    assert_eq!(roles.len(), 1, "{json}");
+    assert_eq!(roles[0]["kind"], "sso");
+    assert_eq!(roles[0]["account_id"], DEV_ACCOUNT);
+    assert_eq!(roles[0]["role_name"], "Developer");
+    assert_eq!(roles[0]["sso_session"], "corp");
 }

@@ -32,7 +32,8 @@ fn describes_a_role() {
     let d = Daemon::start();
     assert_eq!(
         d.get("/roles/example2").json(),
-        json!({"arn": "arn:aws:iam::123456789012:role/path/example2", "session_name": "me"})
+        json!({"kind": "assume", "arn": "arn:aws:iam::123456789012:role/path/example2",
+               "session_name": "me"})
     );
     assert_eq!(
         d.get("/roles/example").json()["session_name"],
