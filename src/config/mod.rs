@@ -485,6 +485,23 @@ mod tests {
         );
     }
 
+    /// What the README shows is a configuration fintors accepts, as shown.
+    #[test]
+    fn every_config_in_the_readme_is_accepted() {
+        let readme = include_str!("../../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```json\n")
+            .skip(1)
+            .filter_map(|rest| rest.split("```").next())
+            .collect();
+        assert!(blocks.len() >= 2, "the README's configs were not found");
+        for block in blocks {
+            if let Err(e) = parse(block) {
+                panic!("{e}\n{block}");
+            }
+        }
+    }
+
     #[test]
     fn credentials_section_defaults_to_the_default_profile_in_the_standard_files() {
         let c = parse(r#"{"credentials": {}, "roles": {"a": "arn:aws:iam::123456789012:role/a"}}"#)
