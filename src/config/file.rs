@@ -10,7 +10,7 @@ use super::source::{Checker, Problem};
 use super::{
     BaseCredentials, Config, InstanceConfig, MFA_SESSION_SECONDS, MfaConfig, RawRole, expand_tilde,
 };
-use crate::model::{Alias, MfaSerial, Role};
+use crate::model::{Alias, MfaSerial, Role, RoleSource};
 
 /// The keys of the file's top level and of its `credentials` section.
 pub const TOP_FIELDS: [&str; 10] = [
@@ -54,7 +54,10 @@ pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<
             };
             match raw.validate(alias) {
                 Ok(mut role) => {
-                    role.mfa_serial = role.mfa_serial.or_else(|| mfa.serial.clone());
+                    // The device signs AssumeRole calls: a permission set has none.
+                    if role.source == RoleSource::Assume {
+                        role.mfa_serial = role.mfa_serial.or_else(|| mfa.serial.clone());
+                    }
                     roles.insert(role.alias.clone(), role);
                 }
                 Err(wrong) => {

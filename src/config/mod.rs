@@ -473,15 +473,49 @@ mod tests {
                  "c": { "arn": "arn:aws:iam::123456789012:role/c", "sso_session": "corp" },
                  "d": { "session_name": "x" } } }"#,
         );
-        assert!(e.contains("missing field `account_id`"), "{e}");
+        let lines: Vec<&str> = e.lines().collect();
+        let says = |role: &str, what: &str| {
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("role \"{role}\"")) && l.contains(what))
+        };
+        assert!(says("a", "missing field `account_id`"), "{e}");
         assert!(
-            e.contains("`duration_seconds` does not apply to a permission set"),
+            says("b", "`duration_seconds` does not apply to a permission set"),
             "{e}"
         );
-        assert!(e.contains("`arn` and `sso_session` both given"), "{e}");
+        assert!(says("c", "`arn` and `sso_session` both given"), "{e}");
         assert!(
-            e.contains("or `sso_session`, `account_id` and `role_name`"),
+            says("d", "or `sso_session`, `account_id` and `role_name`"),
             "{e}"
+        );
+        assert_eq!(
+            lines.len(),
+            4,
+            "one line per mistake, none about unwritten fields:\n{e}"
+        );
+    }
+
+    #[test]
+    fn a_role_with_an_arn_takes_no_permission_set_parts_and_a_permission_set_no_mfa() {
+        let e = error(
+            r#"{ "roles": { "a": { "arn": "arn:aws:iam::123456789012:role/a",
+                                   "account_id": "123456789012" } } }"#,
+        );
+        assert!(e.contains("`account_id` is for a permission set"), "{e}");
+        let c = parse(
+            r#"{ "credentials": { "mfa_serial": "arn:aws:iam::123456789012:mfa/me" },
+                 "roles": { "a": "arn:aws:iam::123456789012:role/a",
+                            "p": { "sso_session": "corp", "account_id": "111122223333",
+                                   "role_name": "Developer" } } }"#,
+        )
+        .unwrap();
+        let role = |alias: &str| &c.roles[&Alias::parse(alias).unwrap()];
+        assert!(role("a").mfa_serial.is_some());
+        assert_eq!(
+            role("p").mfa_serial,
+            None,
+            "the portal asks for no MFA code"
         );
     }
 

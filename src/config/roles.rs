@@ -65,35 +65,55 @@ impl RawRole {
             return None;
         }
         let object = checker.object(&at, value, &ROLE_FIELDS)?;
-        let arn = checker.field::<String>(&at, object, "arn");
-        let sso_session = checker.field::<String>(&at, object, "sso_session");
-        match (
-            object.contains_key("arn"),
-            object.contains_key("sso_session"),
-        ) {
-            (false, false) => checker.report(
-                &at,
-                "missing field `arn` (the role's ARN), or `sso_session`, `account_id` and \
-                 `role_name` for an Identity Center permission set",
-            ),
-            (true, true) => checker.report(
-                &at,
-                "`arn` and `sso_session` both given: a role is assumed by ARN or is a \
-                 permission set, not both",
-            ),
-            _ => {}
-        }
-        if sso_session.is_some() {
-            for field in ["account_id", "role_name"] {
-                if !object.contains_key(field) {
+        let has = |field: &str| object.contains_key(field);
+        // Each mistake once: a role that is neither kind, or both, or a permission set missing
+        // a part, is reported here and not validated further (that would add errors about
+        // fields the user never wrote).
+        let complete = match (has("arn"), has("sso_session")) {
+            (false, false) => {
+                checker.report(
+                    &at,
+                    "missing field `arn` (the role's ARN), or `sso_session`, `account_id` and \
+                     `role_name` for an Identity Center permission set",
+                );
+                false
+            }
+            (true, true) => {
+                checker.report(
+                    &at,
+                    "`arn` and `sso_session` both given: a role is assumed by ARN or is a \
+                     permission set, not both",
+                );
+                false
+            }
+            (true, false) => {
+                let stray: Vec<&str> = ["account_id", "role_name"]
+                    .into_iter()
+                    .filter(|f| has(f))
+                    .collect();
+                for field in &stray {
                     checker.report(
                         &at,
-                        format!("missing field `{field}` of the permission set"),
+                        format!(
+                            "`{field}` is for a permission set (with `sso_session`); a role \
+                             with an `arn` has its account and name in it"
+                        ),
                     );
                 }
+                stray.is_empty()
             }
-            for field in ASSUME_ONLY {
-                if object.contains_key(field) {
+            (false, true) => {
+                let mut complete = true;
+                for field in ["account_id", "role_name"] {
+                    if !has(field) {
+                        checker.report(
+                            &at,
+                            format!("missing field `{field}` of the permission set"),
+                        );
+                        complete = false;
+                    }
+                }
+                for field in ASSUME_ONLY.into_iter().filter(|f| has(f)) {
                     checker.report(
                         &at,
                         format!(
@@ -101,12 +121,15 @@ impl RawRole {
                              session): remove it"
                         ),
                     );
+                    complete = false;
                 }
+                complete
             }
-        }
-        Some(RawRole {
-            arn: arn.unwrap_or_default(),
-            sso_session,
+        };
+        let arn = checker.field::<String>(&at, object, "arn");
+        let raw = RawRole {
+            arn: arn.clone().unwrap_or_default(),
+            sso_session: checker.field(&at, object, "sso_session"),
             account_id: checker.field(&at, object, "account_id"),
             role_name: checker.field(&at, object, "role_name"),
             session_name: checker.field(&at, object, "session_name"),
@@ -114,7 +137,14 @@ impl RawRole {
             external_id: checker.field(&at, object, "external_id"),
             region: checker.field(&at, object, "region"),
             mfa_serial: checker.field(&at, object, "mfa_serial"),
-        })
+        };
+        // A field of the wrong type was reported by `field` and left out.
+        let typed = |given: bool, read: bool| !given || read;
+        let well_typed = typed(has("arn"), arn.is_some())
+            && typed(has("sso_session"), raw.sso_session.is_some())
+            && typed(has("account_id"), raw.account_id.is_some())
+            && typed(has("role_name"), raw.role_name.is_some());
+        (complete && well_typed).then_some(raw)
     }
 
     /// The role, or every field that is wrong, each with why.

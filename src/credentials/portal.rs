@@ -10,13 +10,17 @@
 //! Failures are classified by the SDK error's type: an expired or refused session is the
 //! one-line `SsoLoginRequired` with the command that fixes it.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::token::ProvideToken;
+use aws_sdk_sso::config::http::HttpResponse;
 use aws_sdk_sso::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sso::operation::get_role_credentials::GetRoleCredentialsError;
 
 use super::sso::SsoLogin;
-use super::sts::{MAX_MESSAGE, OPERATION_TIMEOUT, innermost, timeouts};
+use super::sts::{FALLBACK_REGION, MAX_MESSAGE, OPERATION_TIMEOUT, innermost, timeouts};
 use super::{StsError, one_line};
 use crate::config::aws_profiles;
 use crate::model::{Clock, Credentials, PermissionSet, Secret};
@@ -27,16 +31,26 @@ pub struct Portal {
     /// session's `sso_region`.
     base: aws_config::SdkConfig,
     clock: Clock,
+    /// One token read (and refresh) at a time per session: roles of one session refreshing
+    /// together would each spend the same refresh token and rewrite the same cache file.
+    tokens: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Portal {
     pub async fn new(clock: Clock) -> Portal {
+        // A region given, so loading never asks IMDS for one (which would be fintors itself);
+        // each call sets the session's.
         let base = aws_config::defaults(BehaviorVersion::latest())
             .no_credentials()
+            .region(aws_config::Region::new(FALLBACK_REGION))
             .timeout_config(timeouts())
             .load()
             .await;
-        Portal { base, clock }
+        Portal {
+            base,
+            clock,
+            tokens: Mutex::default(),
+        }
     }
 
     /// The permission set's credentials, or why not.
@@ -47,6 +61,14 @@ impl Portal {
             .to_builder()
             .region(aws_config::Region::new(session.region.clone()))
             .build();
+        let one_at_a_time = self
+            .tokens
+            .lock()
+            .expect("poisoned")
+            .entry(set.sso_session.clone())
+            .or_default()
+            .clone();
+        let reading = one_at_a_time.lock().await;
         let token = aws_config::sso::SsoTokenProvider::builder()
             .configure(&config)
             .session_name(&set.sso_session)
@@ -60,6 +82,7 @@ impl Portal {
                 tracing::debug!("SSO token for session {:?}: {e:?}", set.sso_session);
                 session.login_required(self.clock, "has no usable token")
             })?;
+        drop(reading);
         let answer = aws_sdk_sso::Client::new(&config)
             .get_role_credentials()
             .account_id(&set.account_id)
@@ -135,15 +158,20 @@ impl Session {
         })
     }
 
-    /// A failed `GetRoleCredentials`, by the SDK error's type.
-    fn classify<R>(&self, clock: Clock, err: &SdkError<GetRoleCredentialsError, R>) -> StsError
-    where
-        R: std::fmt::Debug + Send + Sync + 'static,
-    {
+    /// A failed `GetRoleCredentials`, by the SDK error's type (and a 401 of no known type as
+    /// the refusal it is).
+    fn classify(
+        &self,
+        clock: Clock,
+        err: &SdkError<GetRoleCredentialsError, HttpResponse>,
+    ) -> StsError {
         tracing::trace!("GetRoleCredentials failed: {err:?}");
         match err {
             SdkError::ServiceError(service) => match service.err() {
                 GetRoleCredentialsError::UnauthorizedException(_) => {
+                    self.login_required(clock, "was refused by the portal")
+                }
+                _ if service.raw().status().as_u16() == 401 => {
                     self.login_required(clock, "was refused by the portal")
                 }
                 e => StsError::refused(

@@ -52,7 +52,8 @@ fn profiles_with_role_arn_are_served_and_explicit_roles_win() {
     );
     assert_eq!(
         d.get("/roles/dev").json(),
-        json!({"arn": "arn:aws:iam::111111111111:role/dev", "session_name": "alice"})
+        json!({"kind": "assume", "arn": "arn:aws:iam::111111111111:role/dev",
+               "session_name": "alice"})
     );
     assert_eq!(
         d.get("/roles/example").json()["arn"],

@@ -210,12 +210,9 @@ fn a_slow_sts_holds_no_request_and_its_late_answer_serves_the_retry() {
     );
 }
 
-/// Lifetime of the credentials in the outage test: refresh at half life (62 s), served until a
-/// minute before expiry (64 s), which leaves a window to observe a failing refresh. The
-/// shortest that does: what this test shows and the paused-clock tests of `credentials::cache`
-/// cannot is the daemon's own timers and wall clock driving it, through the SDK and HTTP, so it
-/// runs in real time.
-const SHORT_LIFETIME: i64 = 124;
+/// Lifetime of the credentials in the outage test: refresh at half life (65 s), served until a
+/// minute before expiry (70 s), which leaves a window to observe a failing refresh.
+const SHORT_LIFETIME: i64 = 130;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
@@ -252,9 +249,9 @@ fn cached_credentials_outlive_an_outage_then_the_error_document_then_recovery() 
     let calls_before = assume_calls(&sts, "healthy");
 
     // Past the refresh point, before the last minute: STS is failing, the cache answers at once.
-    std::thread::sleep(Duration::from_millis(62_500).saturating_sub(started.elapsed()));
+    std::thread::sleep(Duration::from_secs(66).saturating_sub(started.elapsed()));
     let mut slowest = Duration::ZERO;
-    while started.elapsed() < Duration::from_millis(63_300) {
+    while started.elapsed() < Duration::from_secs(68) {
         let (r, took) = fetch(&d, "healthy");
         assert_eq!(valid_credentials(&r), first);
         slowest = slowest.max(took);
@@ -269,9 +266,9 @@ fn cached_credentials_outlive_an_outage_then_the_error_document_then_recovery() 
     );
 
     // Within the last minute: never the old credentials; the error document, without a hang.
-    std::thread::sleep(Duration::from_secs(65).saturating_sub(started.elapsed()));
+    std::thread::sleep(Duration::from_secs(71).saturating_sub(started.elapsed()));
     let mut codes = std::collections::BTreeSet::new();
-    while started.elapsed() < Duration::from_secs(71) {
+    while started.elapsed() < Duration::from_secs(80) {
         let (r, took) = fetch(&d, "healthy");
         codes.insert(error_code(&r));
         assert!(
@@ -288,8 +285,8 @@ fn cached_credentials_outlive_an_outage_then_the_error_document_then_recovery() 
     // Bounded retries: backoff, not one call per request.
     let attempts = assume_calls(&sts, "healthy") - calls_before;
     assert!(
-        attempts <= 12,
-        "{attempts} AssumeRole calls in 9 s of outage"
+        attempts <= 15,
+        "{attempts} AssumeRole calls in 14 s of outage"
     );
     assert_eq!(
         last_error_code(&status_json(&d), "healthy").unwrap(),

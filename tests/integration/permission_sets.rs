@@ -5,7 +5,9 @@
 
 use crate::support::clients::{ClientRun, Via, aws_cli_v2, go_whoami, js_whoami};
 use crate::support::sso::{IdentityCenter, portal_key, write_token_cache};
-use crate::support::{Daemon, FakeSts, StsCall, fintors_cli, rust_whoami, sts_error, venv};
+use crate::support::{
+    Daemon, FakeServer, FakeSts, StsCall, fintors_cli, rust_whoami, sts_error, venv,
+};
 
 const DEV_ACCOUNT: &str = "444455556666";
 const OPS_ACCOUNT: &str = "777788889999";
@@ -55,6 +57,30 @@ fn signed_by(key: &str) -> String {
     format!("arn:aws:sts::000000000000:assumed-role/sso/{key}")
 }
 
+/// Where a test's daemon finds the SSO portal and OIDC: both on loopback, always.
+trait Endpoints {
+    fn endpoints(&self) -> [(&'static str, String); 2];
+}
+
+impl Endpoints for IdentityCenter {
+    fn endpoints(&self) -> [(&'static str, String); 2] {
+        IdentityCenter::endpoints(self)
+    }
+}
+
+/// A portal that answers every call with `status` and `body`, its OIDC too.
+struct Answering(FakeServer);
+
+impl Endpoints for Answering {
+    fn endpoints(&self) -> [(&'static str, String); 2] {
+        let url = self.0.url.clone();
+        [
+            ("AWS_ENDPOINT_URL_SSO", url.clone()),
+            ("AWS_ENDPOINT_URL_SSO_OIDC", url),
+        ]
+    }
+}
+
 /// [`CONFIG`]'s daemon with the session's token valid for eight hours.
 fn daemon(center: &IdentityCenter, sts: &FakeSts) -> Daemon {
     daemon_with(center, sts, CONFIG, SESSION_ONLY, "valid-token", 8)
@@ -63,7 +89,7 @@ fn daemon(center: &IdentityCenter, sts: &FakeSts) -> Daemon {
 /// A daemon with `config` and `~/.aws/config` holding `profiles`, the session `corp`'s cached
 /// token `token` expiring in `hours` (past if negative), both SSO endpoints at `center`.
 fn daemon_with(
-    center: &IdentityCenter,
+    center: &dyn Endpoints,
     sts: &FakeSts,
     config: &str,
     profiles: &str,
@@ -76,8 +102,11 @@ fn daemon_with(
         .without_env("AWS_CONFIG_FILE");
     let expires = chrono::Utc::now() + chrono::Duration::hours(hours);
     write_token_cache(&builder.path(""), "corp", token, expires, false);
-    let [sso, oidc] = center.endpoints();
-    builder.env(sso.0, &sso.1).env(oidc.0, &oidc.1).start()
+    center
+        .endpoints()
+        .iter()
+        .fold(builder, |b, (name, url)| b.env(name, url))
+        .start()
 }
 
 #[test]
@@ -256,4 +285,38 @@ fn fintors_roles_shows_and_filters_permission_sets_by_account_and_role_name() {
     assert_eq!(roles[0]["account_id"], DEV_ACCOUNT);
     assert_eq!(roles[0]["role_name"], "Developer");
     assert_eq!(roles[0]["sso_session"], "corp");
+}
+
+/// A 401 whose body names no error type is still the portal refusing the session.
+#[test]
+fn a_401_of_no_known_type_is_a_login_required() {
+    let portal = Answering(FakeServer::start(|_| {
+        (401, "application/json", r#"{"message":"no"}"#.to_owned())
+    }));
+    let sts = identity_sts();
+    let d = daemon_with(&portal, &sts, CONFIG, SESSION_ONLY, "valid-token", 8);
+    let doc = d.get(&format!("{CREDS}dev")).json();
+    assert_eq!(doc["Code"], "SsoLoginRequired", "{doc}");
+}
+
+/// A role naming a session the AWS config file does not have is one line with the fix.
+#[test]
+fn a_session_missing_from_the_aws_config_file_is_one_line_naming_it() {
+    let center = IdentityCenter::start(&["valid-token"]);
+    let sts = identity_sts();
+    let d = daemon_with(
+        &center,
+        &sts,
+        CONFIG,
+        "[profile plain]\nregion = us-east-1\n",
+        "valid-token",
+        8,
+    );
+    let doc = d.get(&format!("{CREDS}dev")).json();
+    let message = doc["Message"].as_str().unwrap();
+    assert!(
+        message.contains("no section for [sso-session corp]") && message.len() <= 160,
+        "{doc}"
+    );
+    assert!(center.credential_calls().is_empty());
 }
