@@ -30,10 +30,17 @@ pub fn init(verbose: u8) {
         },
     };
     // The SigV4 signer traces canonical requests, which carry a session token when the base
-    // credentials have one, and the SDK's runtime traces every request it sends with its
-    // headers, among them the SSO portal's bearer token (not on its redaction list) and
-    // CreateToken's refresh token: never let them log, whatever RUST_LOG asks for.
-    let filter = EnvFilter::new(format!("{base},aws_sigv4=warn,aws_smithy_runtime=debug"));
+    // credentials have one: never let it log, whatever RUST_LOG asks for. The SDK's runtime
+    // traces every request it sends with its headers, among them the SSO portal's bearer token
+    // (not on its redaction list) and CreateToken's refresh token: wherever trace is asked
+    // for, it is held at debug. (A directive sets a level rather than capping one, so it is
+    // added only then, lest it raise the runtime's level.)
+    let runtime = if base.contains("trace") {
+        ",aws_smithy_runtime=debug"
+    } else {
+        ""
+    };
+    let filter = EnvFilter::new(format!("{base},aws_sigv4=warn{runtime}"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Stderr::start(std::io::stderr()))
