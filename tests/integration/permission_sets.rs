@@ -320,3 +320,55 @@ fn a_session_missing_from_the_aws_config_file_is_one_line_naming_it() {
     );
     assert!(center.credential_calls().is_empty());
 }
+
+/// A session whose access token has expired but whose cache holds a refresh token keeps
+/// serving: the token is renewed through SSO OIDC and the portal asked with the new one.
+#[test]
+fn a_refreshable_session_serves_a_permission_set_past_its_access_tokens_expiry() {
+    // The portal accepts only what CreateToken issues for `refresh-1`.
+    let center = IdentityCenter::start(&[]);
+    let sts = identity_sts();
+    let builder = Daemon::builder(CONFIG)
+        .sts(&sts.url)
+        .file(".aws/config", SESSION_ONLY)
+        .without_env("AWS_CONFIG_FILE");
+    let expired = chrono::Utc::now() - chrono::Duration::hours(1);
+    write_token_cache(&builder.path(""), "corp", "expired-token", expired, true);
+    let d = center
+        .endpoints()
+        .iter()
+        .fold(builder, |b, (name, url)| b.env(name, url))
+        .start();
+    let doc = d.get(&format!("{CREDS}dev")).json();
+    assert_eq!(
+        doc["AccessKeyId"],
+        portal_key(DEV_ACCOUNT, "Developer"),
+        "{doc}"
+    );
+    assert_eq!(center.credential_calls(), ["refreshed-access-token"]);
+}
+
+/// A login made while the daemon runs is seen by the session's watcher, which retries the
+/// failing permission set at once: no restart, no switch.
+#[test]
+fn a_new_login_serves_a_permission_set_within_seconds() {
+    let center = IdentityCenter::start(&["fresh-token"]);
+    let sts = identity_sts();
+    let d = daemon_with(&center, &sts, CONFIG, SESSION_ONLY, "old-token", -1);
+    let creds = format!("{CREDS}dev");
+    assert_eq!(d.get(&creds).json()["Code"], "SsoLoginRequired");
+    let in_eight_hours = chrono::Utc::now() + chrono::Duration::hours(8);
+    write_token_cache(d.dir.path(), "corp", "fresh-token", in_eight_hours, false);
+    let written = std::time::Instant::now();
+    d.log_with("changed: retrying what failed");
+    loop {
+        let doc = d.get(&creds).json();
+        if doc["Code"] == "Success" {
+            assert_eq!(doc["AccessKeyId"], portal_key(DEV_ACCOUNT, "Developer"));
+            break;
+        }
+        assert!(written.elapsed().as_secs() < 30, "still {doc}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(center.credential_calls(), ["fresh-token"]);
+}
