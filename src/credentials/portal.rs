@@ -149,13 +149,9 @@ impl Session {
     /// The one-line error that says to log in again: why the token cache says so if it does,
     /// else `why`.
     fn login_required(&self, clock: Clock, why: &str) -> StsError {
-        self.login.explain(clock.now()).unwrap_or_else(|| {
-            StsError::SsoLoginRequired(format!(
-                "the {} {why}: run `{}` (fintors picks it up)",
-                self.login.name(),
-                self.login.command()
-            ))
-        })
+        self.login
+            .explain(clock.now())
+            .unwrap_or_else(|| self.login.login_required(why))
     }
 
     /// A failed `GetRoleCredentials`, by the SDK error's type (and a 401 of no known type as
@@ -168,10 +164,7 @@ impl Session {
         tracing::trace!("GetRoleCredentials failed: {err:?}");
         match err {
             SdkError::ServiceError(service) => match service.err() {
-                GetRoleCredentialsError::UnauthorizedException(_) => {
-                    self.login_required(clock, "was refused by the portal")
-                }
-                _ if service.raw().status().as_u16() == 401 => {
+                e if e.is_unauthorized_exception() || service.raw().status().as_u16() == 401 => {
                     self.login_required(clock, "was refused by the portal")
                 }
                 e => StsError::refused(

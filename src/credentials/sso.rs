@@ -10,7 +10,7 @@
 //! it. [`watch`] looks at the cache file every couple of seconds and, when it changes (the user
 //! ran `aws sso login`), has every failing role retried at once rather than after its backoff.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -136,7 +136,7 @@ impl SsoLogin {
 
     /// The cached token's state at `now`.
     pub fn token(&self, now: DateTime<Utc>) -> TokenState {
-        token_in(self.cache_file(), now)
+        token_in(self.cache_file().as_deref(), now)
     }
 
     /// What a failure to load the base credentials means when they come from this login: the
@@ -154,17 +154,22 @@ impl SsoLogin {
                 format!("expired at {}", crate::model::time::format(since))
             }
         };
-        Some(StsError::SsoLoginRequired(format!(
-            "the {} {state}: run `{}` (fintors picks it up)",
+        Some(self.login_required(&state))
+    }
+
+    /// The one-line error that says to log in again, because this login `why`.
+    pub fn login_required(&self, why: &str) -> StsError {
+        StsError::SsoLoginRequired(format!(
+            "the {} {why}: run `{}` (fintors picks it up)",
             self.name(),
             self.command()
-        )))
+        ))
     }
 }
 
 /// The state of the token cached in `file` at `now`; a file that cannot be read or parsed
 /// counts as none, as it does for aws-config.
-fn token_in(file: Option<PathBuf>, now: DateTime<Utc>) -> TokenState {
+fn token_in(file: Option<&Path>, now: DateTime<Utc>) -> TokenState {
     let expires = file
         .and_then(|file| std::fs::read(file).ok())
         .and_then(|bytes| serde_json::from_slice::<CachedToken>(&bytes).ok())
@@ -188,10 +193,7 @@ pub async fn logins<'a>(
     let mut profiles = vec![base_profile.to_owned()];
     let mut sessions: Vec<&str> = roles
         .iter()
-        .filter_map(|r| match &r.source {
-            crate::model::RoleSource::PermissionSet(set) => Some(set.sso_session.as_str()),
-            crate::model::RoleSource::Assume => None,
-        })
+        .filter_map(|r| r.permission_set().map(|set| set.sso_session.as_str()))
         .collect();
     sessions.sort_unstable();
     sessions.dedup();
@@ -274,7 +276,7 @@ impl CacheWatch {
     fn new(file: PathBuf, now: DateTime<Utc>) -> CacheWatch {
         CacheWatch {
             modified: modified(&file),
-            expires: expiry(token_in(Some(file.clone()), now)),
+            expires: expiry(token_in(Some(&file), now)),
             file,
             warned_for: None,
         }
@@ -285,7 +287,7 @@ impl CacheWatch {
         let changed = modified != self.modified;
         if changed {
             self.modified = modified;
-            self.expires = expiry(token_in(Some(self.file.clone()), now));
+            self.expires = expiry(token_in(Some(&self.file), now));
         }
         let expiring = self.expires.filter(|&expires| {
             let left = expires - now;
@@ -300,7 +302,7 @@ impl CacheWatch {
     }
 }
 
-fn modified(file: &PathBuf) -> Option<SystemTime> {
+fn modified(file: &Path) -> Option<SystemTime> {
     std::fs::metadata(file).and_then(|m| m.modified()).ok()
 }
 
@@ -435,7 +437,7 @@ mod tests {
         )
         .unwrap();
         let now = "2026-12-02T10:00:00Z".parse().unwrap();
-        let state = token_in(Some(file.clone()), now);
+        let state = token_in(Some(&file), now);
         let e = corp().explain_state(state).unwrap();
         assert_eq!(e.code(), "SsoLoginRequired");
         assert_eq!(
@@ -445,14 +447,14 @@ mod tests {
         );
         assert!(e.message().len() <= 200);
         let earlier = "2026-12-02T08:00:00Z".parse().unwrap();
-        let valid = token_in(Some(file.clone()), earlier);
+        let valid = token_in(Some(&file), earlier);
         assert_eq!(
             corp().explain_state(valid),
             None,
             "a valid token: something else failed"
         );
         std::fs::remove_file(&file).unwrap();
-        let missing = corp().explain_state(token_in(Some(file), now)).unwrap();
+        let missing = corp().explain_state(token_in(Some(&file), now)).unwrap();
         assert!(missing.message().contains("has no cached login"));
     }
 }

@@ -17,7 +17,6 @@ use crate::api::{
 };
 use crate::credentials::sso::TokenState;
 use crate::credentials::{Door, DoorUsage};
-use crate::model::RoleSource;
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new().route(paths::STATUS, get(status))
@@ -43,10 +42,7 @@ pub(super) fn report(state: &AppState) -> StatusReport {
                 arn: role.arn.to_string(),
                 account_id: role.arn.account_id().to_owned(),
                 role_name: role.arn.role_name().to_owned(),
-                sso_session: match &role.source {
-                    RoleSource::PermissionSet(set) => Some(set.sso_session.clone()),
-                    RoleSource::Assume => None,
-                },
+                sso_session: role.permission_set().map(|set| set.sso_session.clone()),
                 session_name: role.session_name.as_str().to_owned(),
                 region: role.region.as_ref().map(|r| r.as_str().to_owned()),
                 active: active.as_ref().is_some_and(|a| Arc::ptr_eq(a, cache)),

@@ -63,6 +63,14 @@ impl Role {
         }
     }
 
+    /// The permission set this role is, if it is one.
+    pub fn permission_set(&self) -> Option<&PermissionSet> {
+        match &self.source {
+            RoleSource::PermissionSet(set) => Some(set),
+            RoleSource::Assume => None,
+        }
+    }
+
     /// The call that obtains its credentials, for messages.
     pub fn operation(&self) -> &'static str {
         match self.source {

@@ -81,27 +81,56 @@ impl Endpoints for Answering {
     }
 }
 
-/// [`CONFIG`]'s daemon with the session's token valid for eight hours.
-fn daemon(center: &IdentityCenter, sts: &FakeSts) -> Daemon {
-    daemon_with(center, sts, CONFIG, SESSION_ONLY, "valid-token", 8)
+/// The session `corp`'s cached login: its access token, which expires in `hours` (past if
+/// negative), and whether the cache holds a refresh token for it.
+struct Login {
+    token: &'static str,
+    hours: i64,
+    refreshable: bool,
 }
 
-/// A daemon with `config` and `~/.aws/config` holding `profiles`, the session `corp`'s cached
-/// token `token` expiring in `hours` (past if negative), both SSO endpoints at `center`.
+/// A login valid for eight more hours.
+const VALID: Login = Login {
+    token: "valid-token",
+    hours: 8,
+    refreshable: false,
+};
+
+/// A login whose access token expired an hour ago.
+const fn expired(token: &'static str, refreshable: bool) -> Login {
+    Login {
+        token,
+        hours: -1,
+        refreshable,
+    }
+}
+
+/// [`CONFIG`]'s daemon with the session's token valid for eight hours.
+fn daemon(center: &IdentityCenter, sts: &FakeSts) -> Daemon {
+    daemon_with(center, sts, CONFIG, SESSION_ONLY, VALID)
+}
+
+/// A daemon with `config` and `~/.aws/config` holding `profiles`, the session `corp` logged
+/// in as `login` says, both SSO endpoints at `center`.
 fn daemon_with(
     center: &dyn Endpoints,
     sts: &FakeSts,
     config: &str,
     profiles: &str,
-    token: &str,
-    hours: i64,
+    login: Login,
 ) -> Daemon {
     let builder = Daemon::builder(config)
         .sts(&sts.url)
         .file(".aws/config", profiles)
         .without_env("AWS_CONFIG_FILE");
-    let expires = chrono::Utc::now() + chrono::Duration::hours(hours);
-    write_token_cache(&builder.path(""), "corp", token, expires, false);
+    let expires = chrono::Utc::now() + chrono::Duration::hours(login.hours);
+    write_token_cache(
+        &builder.path(""),
+        "corp",
+        login.token,
+        expires,
+        login.refreshable,
+    );
     center
         .endpoints()
         .iter()
@@ -133,7 +162,13 @@ fn a_permission_set_is_served_with_the_portals_keys_for_its_account_and_no_sts_c
 fn an_expired_session_is_one_line_with_the_login_command_for_a_permission_set() {
     let center = IdentityCenter::start(&[]);
     let sts = identity_sts();
-    let d = daemon_with(&center, &sts, CONFIG, SESSION_ONLY, "old-token", -1);
+    let d = daemon_with(
+        &center,
+        &sts,
+        CONFIG,
+        SESSION_ONLY,
+        expired("old-token", false),
+    );
     let doc = d.get(&format!("{CREDS}dev")).json();
     assert_eq!(doc["Code"], "SsoLoginRequired", "{doc}");
     let message = doc["Message"].as_str().unwrap();
@@ -245,7 +280,7 @@ fn an_sso_profile_is_imported_as_a_permission_set_role() {
          sso_account_id = 444455556666\nsso_role_name = Developer\nregion = eu-west-1\n"
     );
     let config = r#"{"aws_profiles": true}"#;
-    let d = daemon_with(&center, &sts, config, &profiles, "valid-token", 8);
+    let d = daemon_with(&center, &sts, config, &profiles, VALID);
     let doc = d.get("/roles/payments-dev/credentials").json();
     assert_eq!(
         doc["AccessKeyId"],
@@ -294,7 +329,7 @@ fn a_401_of_no_known_type_is_a_login_required() {
         (401, "application/json", r#"{"message":"no"}"#.to_owned())
     }));
     let sts = identity_sts();
-    let d = daemon_with(&portal, &sts, CONFIG, SESSION_ONLY, "valid-token", 8);
+    let d = daemon_with(&portal, &sts, CONFIG, SESSION_ONLY, VALID);
     let doc = d.get(&format!("{CREDS}dev")).json();
     assert_eq!(doc["Code"], "SsoLoginRequired", "{doc}");
 }
@@ -309,8 +344,7 @@ fn a_session_missing_from_the_aws_config_file_is_one_line_naming_it() {
         &sts,
         CONFIG,
         "[profile plain]\nregion = us-east-1\n",
-        "valid-token",
-        8,
+        VALID,
     );
     let doc = d.get(&format!("{CREDS}dev")).json();
     let message = doc["Message"].as_str().unwrap();
@@ -328,17 +362,8 @@ fn a_refreshable_session_serves_a_permission_set_past_its_access_tokens_expiry()
     // The portal accepts only what CreateToken issues for `refresh-1`.
     let center = IdentityCenter::start(&[]);
     let sts = identity_sts();
-    let builder = Daemon::builder(CONFIG)
-        .sts(&sts.url)
-        .file(".aws/config", SESSION_ONLY)
-        .without_env("AWS_CONFIG_FILE");
-    let expired = chrono::Utc::now() - chrono::Duration::hours(1);
-    write_token_cache(&builder.path(""), "corp", "expired-token", expired, true);
-    let d = center
-        .endpoints()
-        .iter()
-        .fold(builder, |b, (name, url)| b.env(name, url))
-        .start();
+    let login = expired("expired-token", true);
+    let d = daemon_with(&center, &sts, CONFIG, SESSION_ONLY, login);
     let doc = d.get(&format!("{CREDS}dev")).json();
     assert_eq!(
         doc["AccessKeyId"],
@@ -354,7 +379,13 @@ fn a_refreshable_session_serves_a_permission_set_past_its_access_tokens_expiry()
 fn a_new_login_serves_a_permission_set_within_seconds() {
     let center = IdentityCenter::start(&["fresh-token"]);
     let sts = identity_sts();
-    let d = daemon_with(&center, &sts, CONFIG, SESSION_ONLY, "old-token", -1);
+    let d = daemon_with(
+        &center,
+        &sts,
+        CONFIG,
+        SESSION_ONLY,
+        expired("old-token", false),
+    );
     let creds = format!("{CREDS}dev");
     assert_eq!(d.get(&creds).json()["Code"], "SsoLoginRequired");
     let in_eight_hours = chrono::Utc::now() + chrono::Duration::hours(8);
