@@ -230,6 +230,9 @@ pub struct RoleReport {
     /// The sso-session a permission set is asked with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sso_session: Option<String>,
+    /// The role whose credentials assume this one (`"via"`), for a chained role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     pub session_name: String,
     /// The role's own region, if it names one: what `fintors exec` gives the command.
     #[serde(default)]

@@ -76,14 +76,16 @@ fn matches(role: &RoleReport, filter: &[String]) -> bool {
         .all(|word| text.contains(&word.to_lowercase()))
 }
 
-/// Where a role's credentials come from, in the table: its ARN, or its permission set.
+/// Where a role's credentials come from, in the table: its ARN (and the role it is assumed
+/// with, if chained), or its permission set.
 fn source(role: &RoleReport) -> String {
-    match &role.sso_session {
-        Some(session) => format!(
+    match (&role.sso_session, &role.via) {
+        (Some(session), _) => format!(
             "permission set {} in {} (SSO session {session})",
             role.role_name, role.account_id
         ),
-        None => role.arn.clone(),
+        (None, Some(via)) => format!("{} via {via}", role.arn),
+        (None, None) => role.arn.clone(),
     }
 }
 

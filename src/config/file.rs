@@ -54,8 +54,9 @@ pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<
             };
             match raw.validate(alias) {
                 Ok(mut role) => {
-                    // The device signs AssumeRole calls: a permission set has none.
-                    if role.source == RoleSource::Assume {
+                    // The device signs AssumeRole calls with the base credentials: a permission
+                    // set has none, and a chained role is signed by its `via` role.
+                    if role.source == RoleSource::Assume && role.via.is_none() {
                         role.mfa_serial = role.mfa_serial.or_else(|| mfa.serial.clone());
                     }
                     roles.insert(role.alias.clone(), role);
@@ -65,6 +66,19 @@ pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<
                         checker.report(&["roles", alias, field], why.0);
                     }
                 }
+            }
+        }
+    }
+    // With aws_profiles a chain may lead to an imported role: checked after the import. A
+    // `via` naming a role that was written but is invalid has its own problem already.
+    if !aws_profiles {
+        for role in roles.values() {
+            let invalid_hop = role
+                .via
+                .as_ref()
+                .is_some_and(|via| written.contains(&via.as_str()) && !roles.contains_key(via));
+            if let Some(problem) = chain_problem(&roles, role).filter(|_| !invalid_hop) {
+                checker.report(&["roles", role.alias.as_str(), "via"], problem);
             }
         }
     }
@@ -208,4 +222,30 @@ pub(super) fn resolve_default_role(
             ))
         }
     }
+}
+
+/// What is wrong with the chain of `via` that starts at `start`, if anything: a hop that names
+/// no role, or a chain that comes back to a role already in it (which would never end).
+pub(super) fn chain_problem(roles: &BTreeMap<Alias, Role>, start: &Role) -> Option<String> {
+    let mut seen = vec![start.alias.as_str()];
+    let mut hop = start;
+    while let Some(via) = &hop.via {
+        let Some(next) = roles.get(via) else {
+            let names: Vec<&str> = roles.keys().map(Alias::as_str).collect();
+            return Some(format!(
+                "\"{via}\" is not one of the roles ({}); name the role whose credentials \
+                 assume this one",
+                names.join(", ")
+            ));
+        };
+        if seen.contains(&next.alias.as_str()) {
+            return Some(format!(
+                "the chain comes back to itself ({} -> {via}): end it at a role without `via`",
+                seen.join(" -> ")
+            ));
+        }
+        seen.push(next.alias.as_str());
+        hop = next;
+    }
+    None
 }

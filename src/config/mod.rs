@@ -377,6 +377,17 @@ impl Config {
                 )],
             ));
         }
+        let chains: Vec<Problem> = self
+            .roles
+            .values()
+            .filter_map(|role| {
+                file::chain_problem(&self.roles, role)
+                    .map(|p| Problem::new(&["roles", role.alias.as_str(), "via"], p))
+            })
+            .collect();
+        if !chains.is_empty() {
+            return Err(ConfigError::invalid(&self.path, chains));
+        }
         if let Some((name, position)) = self.pending_default_role.take() {
             match file::resolve_default_role(&self.roles, &name) {
                 Ok(alias) => self.default_role = Some(alias),
@@ -517,6 +528,66 @@ mod tests {
             None,
             "the portal asks for no MFA code"
         );
+    }
+
+    #[test]
+    fn a_role_assumed_via_another_keeps_its_source_and_asks_for_at_most_an_hour() {
+        let c = parse(
+            r#"{ "credentials": { "mfa_serial": "arn:aws:iam::123456789012:mfa/me" },
+                 "roles": {
+                   "dev": { "sso_session": "corp", "account_id": "111122223333",
+                            "role_name": "Developer" },
+                   "jump": { "arn": "arn:aws:iam::111122223333:role/jump", "via": "dev" },
+                   "deploy": { "arn": "arn:aws:iam::444455556666:role/deploy", "via": "jump",
+                               "duration_seconds": 43200 } } }"#,
+        )
+        .unwrap();
+        let role = |alias: &str| &c.roles[&Alias::parse(alias).unwrap()];
+        assert_eq!(role("deploy").via.as_ref().unwrap().as_str(), "jump");
+        assert_eq!(role("jump").via.as_ref().unwrap().as_str(), "dev");
+        assert_eq!(role("deploy").duration_seconds, 3600);
+        assert_eq!(
+            role("deploy").mfa_serial,
+            None,
+            "the via role signs, not the base credentials' device"
+        );
+    }
+
+    #[test]
+    fn a_via_naming_no_role_is_refused_with_the_roles_there_are() {
+        let e = error(
+            r#"{ "roles": { "a": { "arn": "arn:aws:iam::123456789012:role/a", "via": "b" } } }"#,
+        );
+        assert!(e.contains("role \"a\", field \"via\""), "{e}");
+        assert!(e.contains("\"b\" is not one of the roles (a)"), "{e}");
+    }
+
+    #[test]
+    fn a_chain_that_comes_back_to_itself_is_refused() {
+        let e = error(
+            r#"{ "roles": { "a": { "arn": "arn:aws:iam::123456789012:role/a", "via": "b" },
+                            "b": { "arn": "arn:aws:iam::123456789012:role/b", "via": "a" },
+                            "c": { "arn": "arn:aws:iam::123456789012:role/c", "via": "c" } } }"#,
+        );
+        assert!(e.contains("(a -> b -> a)"), "{e}");
+        assert!(e.contains("(c -> c)"), "{e}");
+    }
+
+    #[test]
+    fn via_is_for_assumed_roles_without_their_own_mfa_device() {
+        let e = error(
+            r#"{ "roles": {
+                   "a": "arn:aws:iam::123456789012:role/a",
+                   "p": { "sso_session": "corp", "account_id": "111122223333",
+                          "role_name": "Developer", "via": "a" },
+                   "m": { "arn": "arn:aws:iam::123456789012:role/m", "via": "a",
+                          "mfa_serial": "arn:aws:iam::123456789012:mfa/me" } } }"#,
+        );
+        assert!(
+            e.contains("`via` does not apply to a permission set"),
+            "{e}"
+        );
+        assert!(e.contains("`mfa_serial` and `via` both given"), "{e}");
     }
 
     /// What the README shows is a configuration fintors accepts, as shown.

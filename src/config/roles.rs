@@ -5,12 +5,13 @@ use serde_json::Value;
 
 use super::source::Checker;
 use crate::model::{
-    Alias, DEFAULT_DURATION_SECONDS, ExternalId, Invalid, MAX_DURATION_SECONDS,
-    MIN_DURATION_SECONDS, MfaSerial, PermissionSet, Region, Role, RoleArn, RoleSource, SessionName,
+    Alias, CHAINED_MAX_SECONDS, DEFAULT_DURATION_SECONDS, ExternalId, Invalid,
+    MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, MfaSerial, PermissionSet, Region, Role, RoleArn,
+    RoleSource, SessionName,
 };
 
 /// The options a role object may carry.
-pub const ROLE_FIELDS: [&str; 9] = [
+pub const ROLE_FIELDS: [&str; 10] = [
     "arn",
     "session_name",
     "duration_seconds",
@@ -20,6 +21,7 @@ pub const ROLE_FIELDS: [&str; 9] = [
     "sso_session",
     "account_id",
     "role_name",
+    "via",
 ];
 
 /// The fields of an assumed role that a permission set has no use for: the portal sets the
@@ -44,6 +46,8 @@ pub struct RawRole {
     pub sso_session: Option<String>,
     pub account_id: Option<String>,
     pub role_name: Option<String>,
+    /// The alias of the role whose credentials assume this one (role chaining).
+    pub via: Option<String>,
 }
 
 impl RawRole {
@@ -100,7 +104,15 @@ impl RawRole {
                         ),
                     );
                 }
-                stray.is_empty()
+                let chained_mfa = has("via") && has("mfa_serial");
+                if chained_mfa {
+                    checker.report(
+                        &at,
+                        "`mfa_serial` and `via` both given: the `via` role's credentials sign \
+                         this role's AssumeRole; put the MFA device on the first role of the chain",
+                    );
+                }
+                stray.is_empty() && !chained_mfa
             }
             (false, true) => {
                 let mut complete = true;
@@ -113,7 +125,7 @@ impl RawRole {
                         complete = false;
                     }
                 }
-                for field in ASSUME_ONLY.into_iter().filter(|f| has(f)) {
+                for field in ASSUME_ONLY.into_iter().chain(["via"]).filter(|f| has(f)) {
                     checker.report(
                         &at,
                         format!(
@@ -137,18 +149,21 @@ impl RawRole {
             external_id: checker.field(&at, object, "external_id"),
             region: checker.field(&at, object, "region"),
             mfa_serial: checker.field(&at, object, "mfa_serial"),
+            via: checker.field(&at, object, "via"),
         };
         // A field of the wrong type was reported by `field` and left out.
         let typed = |given: bool, read: bool| !given || read;
         let well_typed = typed(has("arn"), arn.is_some())
             && typed(has("sso_session"), raw.sso_session.is_some())
             && typed(has("account_id"), raw.account_id.is_some())
-            && typed(has("role_name"), raw.role_name.is_some());
+            && typed(has("role_name"), raw.role_name.is_some())
+            && typed(has("via"), raw.via.is_some());
         (complete && well_typed).then_some(raw)
     }
 
     /// The role, or every field that is wrong, each with why.
     pub fn validate(self, alias: &str) -> Result<Role, Vec<(&'static str, Invalid)>> {
+        let alias_text = alias;
         let mut wrong = Vec::new();
         let mut check = Wrong(&mut wrong);
         let alias = check.of("alias", Alias::parse(alias));
@@ -188,6 +203,17 @@ impl RawRole {
                     }),
             },
         );
+        let via = check.of("via", self.via.as_deref().map(Alias::parse).transpose());
+        let duration_seconds = match (&via, duration_seconds) {
+            (Some(Some(_)), Some(asked)) if asked > CHAINED_MAX_SECONDS => {
+                tracing::warn!(
+                    "role {alias_text}: a chained session lasts at most {CHAINED_MAX_SECONDS} s \
+                     (STS's role-chaining limit): asking for that, not {asked} s"
+                );
+                Some(CHAINED_MAX_SECONDS)
+            }
+            (_, duration) => duration,
+        };
         let external_id = check.of(
             "external_id",
             self.external_id
@@ -213,6 +239,7 @@ impl RawRole {
                 external_id: external_id?,
                 region: region?,
                 source_profile: None,
+                via: via?,
                 mfa_serial: mfa_serial?,
             })
         };

@@ -37,4 +37,25 @@ pub trait RoleAssumer: Send + Sync + 'static {
     fn console_session<'a>(&'a self, _role: &'a Role) -> ConsoleFuture<'a> {
         Box::pin(async { Ok(ConsoleSession::Cached) })
     }
+
+    /// Credentials for `role` signed with `signer`, its `via` role's credentials, instead of
+    /// the base credentials (role chaining). Only an assumed role can be chained.
+    fn assume_role_as<'a>(&'a self, role: &'a Role, _signer: Credentials) -> AssumeFuture<'a> {
+        Box::pin(async move { Err(unchainable(role)) })
+    }
+
+    /// The console session of a chained `role`: always one of its own, since `signer` is a
+    /// temporary session by definition.
+    fn console_session_as<'a>(&'a self, role: &'a Role, _signer: Credentials) -> ConsoleFuture<'a> {
+        Box::pin(async move { Err(unchainable(role)) })
+    }
+}
+
+/// A role of a kind that has no use for another role's credentials (the config refuses it).
+pub fn unchainable(role: &Role) -> StsError {
+    StsError::NoBaseCredentials(format!(
+        "role {} is a {} role, which `via` cannot chain: only a role with an `arn` can",
+        role.alias,
+        role.kind()
+    ))
 }

@@ -41,6 +41,24 @@ impl StsError {
         }
     }
 
+    /// This failure of the role `via`, as the role chained to it reports it: the same class
+    /// and code, the message saying which hop failed. A login or an MFA code that is needed is
+    /// said as it is, so that it reads the same (and is warned about once) whichever role met it.
+    pub fn via(self, via: &crate::model::Alias) -> Self {
+        let hop = |m: String| format!("via role {via}: {m}");
+        match self {
+            StsError::SsoLoginRequired(_) | StsError::MfaRequired(_) => self,
+            StsError::Refused { code, message } => StsError::Refused {
+                code,
+                message: hop(message),
+            },
+            StsError::NoBaseCredentials(m) => StsError::NoBaseCredentials(hop(m)),
+            StsError::Timeout(m) => StsError::Timeout(hop(m)),
+            StsError::Unreachable(m) => StsError::Unreachable(hop(m)),
+            StsError::Malformed(m) => StsError::Malformed(hop(m)),
+        }
+    }
+
     /// The `Code` of the EC2 error document.
     pub fn code(&self) -> &str {
         match self {

@@ -8,6 +8,7 @@
 mod assumer;
 mod bootstrap;
 pub mod cache;
+mod chain;
 pub mod console;
 mod error;
 pub mod mfa;

@@ -6,9 +6,10 @@
 //! after a successful switch is answered from the cache.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use super::cache::{Attempt, Failure, Issued, RoleCache};
+use super::chain::Chain;
 use super::error::LoginWarnings;
 use super::{RoleAssumer, StsError};
 use crate::config::Config;
@@ -44,8 +45,23 @@ pub enum SwitchError {
 }
 
 impl Registry {
-    /// One cache per configured role; the default role, if any, starts active.
-    pub fn new(config: &Config, assumer: Arc<dyn RoleAssumer>, clock: Clock) -> Self {
+    /// One cache per configured role; the default role, if any, starts active. Roles with a
+    /// `via` are assumed with that role's credentials (`chain.rs`), which is why the registry is
+    /// shared from birth.
+    pub fn new(config: &Config, assumer: Arc<dyn RoleAssumer>, clock: Clock) -> Arc<Self> {
+        Arc::new_cyclic(|registry| Registry::with(config, assumer, registry.clone(), clock))
+    }
+
+    fn with(
+        config: &Config,
+        assumer: Arc<dyn RoleAssumer>,
+        registry: Weak<Registry>,
+        clock: Clock,
+    ) -> Self {
+        let assumer: Arc<dyn RoleAssumer> = Arc::new(Chain {
+            inner: assumer,
+            registry,
+        });
         let login_warnings = Arc::<LoginWarnings>::default();
         let roles: BTreeMap<Alias, Arc<RoleCache>> = config
             .roles
@@ -289,7 +305,7 @@ mod tests {
     /// The registry over an STS whose answers the test lets through one by one.
     fn registry(roles: &str) -> (Arc<Registry>, Arc<ScriptedAssumer>) {
         let sts = Arc::new(ScriptedAssumer::new(Clock::system()).gated());
-        let registry = Arc::new(Registry::new(&config(roles), sts.clone(), Clock::system()));
+        let registry = Registry::new(&config(roles), sts.clone(), Clock::system());
         (registry, sts)
     }
 
@@ -334,5 +350,52 @@ mod tests {
             Err(SwitchError::UnknownRole(_))
         ));
         assert_eq!(sts.calls(), 0);
+    }
+
+    /// `a`, then `deploy` assumed with `a`'s credentials, then `ci` with `deploy`'s.
+    const CHAIN: &str = r#""a": "arn:aws:iam::123456789012:role/a",
+        "deploy": {"arn": "arn:aws:iam::444455556666:role/deploy", "via": "a"},
+        "ci": {"arn": "arn:aws:iam::777788889999:role/ci", "via": "deploy"}"#;
+
+    #[tokio::test]
+    async fn a_chained_role_is_assumed_with_its_via_roles_cached_credentials() {
+        let sts = Arc::new(ScriptedAssumer::new(Clock::system()));
+        let registry = Registry::new(&config(CHAIN), sts.clone(), Clock::system());
+        let a = registry.switch("a").await.unwrap();
+        let ci = registry.switch("ci").await.unwrap();
+        let deploy = registry.role("deploy").unwrap().cached().unwrap();
+        assert_eq!(
+            sts.chained(),
+            [
+                ("deploy".to_owned(), a.credentials.access_key_id.clone()),
+                ("ci".to_owned(), deploy.credentials.access_key_id.clone()),
+            ]
+        );
+        assert_ne!(
+            ci.credentials.access_key_id,
+            deploy.credentials.access_key_id
+        );
+        assert_eq!(
+            sts.calls(),
+            3,
+            "one call per hop, a's cached session reused"
+        );
+        registry.switch("deploy").await.unwrap();
+        assert_eq!(sts.calls(), 3, "deploy was cached on the way to ci");
+    }
+
+    #[tokio::test]
+    async fn a_chained_role_whose_via_role_is_refused_says_which_hop_failed() {
+        let sts = Arc::new(ScriptedAssumer::new(Clock::system()).refusing("a"));
+        let registry = Registry::new(&config(CHAIN), sts.clone(), Clock::system());
+        let Err(SwitchError::Sts { failure, .. }) = registry.switch("ci").await else {
+            panic!("ci cannot be had without a");
+        };
+        assert_eq!(failure.error.code(), "AccessDenied");
+        assert_eq!(
+            failure.error.message(),
+            "via role deploy: via role a: not authorized to perform: sts:AssumeRole"
+        );
+        assert!(sts.chained().is_empty(), "no hop after a was tried");
     }
 }

@@ -34,6 +34,8 @@ pub struct ScriptedAssumer {
     /// When set, each answer waits for a permit ([`ScriptedAssumer::answer`]).
     gate: Option<Semaphore>,
     calls: AtomicU64,
+    /// The chained calls: (role, access key id of the credentials that signed it).
+    chained: Mutex<Vec<(String, String)>>,
 }
 
 impl ScriptedAssumer {
@@ -48,6 +50,7 @@ impl ScriptedAssumer {
             mfa: None,
             gate: None,
             calls: AtomicU64::new(0),
+            chained: Mutex::default(),
         }
     }
 
@@ -99,6 +102,12 @@ impl ScriptedAssumer {
     /// Calls so far, answered or not.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// The chained calls so far: each role and the key id of the `via` credentials it was
+    /// assumed with.
+    pub fn chained(&self) -> Vec<(String, String)> {
+        self.chained.lock().expect("poisoned").clone()
     }
 
     /// Waits until at least `n` calls have been made.
@@ -159,5 +168,13 @@ impl RoleAssumer for ScriptedAssumer {
                 expiration: self.clock.now() + self.lifetime,
             })
         })
+    }
+
+    fn assume_role_as<'a>(&'a self, role: &'a Role, signer: Credentials) -> AssumeFuture<'a> {
+        self.chained
+            .lock()
+            .expect("poisoned")
+            .push((role.alias.to_string(), signer.access_key_id));
+        self.assume_role(role)
     }
 }

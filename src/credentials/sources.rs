@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use super::assumer::{ConsoleFuture, ConsoleSession};
+use super::assumer::{ConsoleFuture, ConsoleSession, unchainable};
 use super::portal::Portal;
 use super::{AssumeFuture, RoleAssumer, Sts};
-use crate::model::{Role, RoleSource};
+use crate::model::{Credentials, Role, RoleSource};
 
 pub struct Sources {
     pub sts: Arc<Sts>,
@@ -19,6 +19,20 @@ impl RoleAssumer for Sources {
         match &role.source {
             RoleSource::Assume => self.sts.assume_role(role),
             RoleSource::PermissionSet(set) => Box::pin(self.portal.role_credentials(set)),
+        }
+    }
+
+    fn assume_role_as<'a>(&'a self, role: &'a Role, signer: Credentials) -> AssumeFuture<'a> {
+        match &role.source {
+            RoleSource::Assume => self.sts.assume_role_as(role, signer),
+            RoleSource::PermissionSet(_) => Box::pin(async move { Err(unchainable(role)) }),
+        }
+    }
+
+    fn console_session_as<'a>(&'a self, role: &'a Role, signer: Credentials) -> ConsoleFuture<'a> {
+        match &role.source {
+            RoleSource::Assume => self.sts.console_session_as(role, signer),
+            RoleSource::PermissionSet(_) => Box::pin(async move { Err(unchainable(role)) }),
         }
     }
 

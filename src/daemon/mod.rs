@@ -300,7 +300,7 @@ pub fn build_state(
     clock: Clock,
     container: Option<ContainerInfo>,
 ) -> Arc<AppState> {
-    let registry = Arc::new(Registry::new(&config, assumer, clock));
+    let registry = Registry::new(&config, assumer, clock);
     let reloader = Reloader::new(
         settings.config_path.clone(),
         settings.aws_profiles,

@@ -43,6 +43,7 @@ pub(super) fn report(state: &AppState) -> StatusReport {
                 account_id: role.arn.account_id().to_owned(),
                 role_name: role.arn.role_name().to_owned(),
                 sso_session: role.permission_set().map(|set| set.sso_session.clone()),
+                via: role.via.as_ref().map(|via| via.to_string()),
                 session_name: role.session_name.as_str().to_owned(),
                 region: role.region.as_ref().map(|r| r.as_str().to_owned()),
                 active: active.as_ref().is_some_and(|a| Arc::ptr_eq(a, cache)),

@@ -8,6 +8,9 @@ pub const MIN_DURATION_SECONDS: u32 = 900;
 pub const MAX_DURATION_SECONDS: u32 = 43_200;
 /// finto's default, and STS's.
 pub const DEFAULT_DURATION_SECONDS: u32 = 3_600;
+/// The longest session STS grants a role assumed with another role's credentials ("role
+/// chaining", IAM User Guide, "Methods to assume a role").
+pub const CHAINED_MAX_SECONDS: u32 = 3_600;
 
 /// One role the user can switch to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,9 @@ pub struct Role {
     /// For roles imported from ~/.aws/config: the profile whose credentials assume this role
     /// (`source_profile`); `None` means fintors's base credentials.
     pub source_profile: Option<String>,
+    /// The role whose credentials sign this role's AssumeRole (`"via"`), instead of the base
+    /// credentials: role chaining. Its session lasts at most [`CHAINED_MAX_SECONDS`].
+    pub via: Option<Alias>,
     /// The MFA device whose session assumes this role (the role's own, else the credentials').
     pub mfa_serial: Option<MfaSerial>,
 }

@@ -6,7 +6,7 @@
 use crate::support::clients::{ClientRun, Via, aws_cli_v2, go_whoami, js_whoami};
 use crate::support::sso::{IdentityCenter, portal_key, write_token_cache};
 use crate::support::{
-    Daemon, FakeServer, FakeSts, StsCall, fintors_cli, rust_whoami, sts_error, venv,
+    Daemon, FakeServer, FakeSts, StsCall, fintors_cli, issued, rust_whoami, sts_error, venv,
 };
 
 const DEV_ACCOUNT: &str = "444455556666";
@@ -32,7 +32,12 @@ const SESSION_ONLY: &str = "[sso-session corp]\n\
 /// An STS that knows only `GetCallerIdentity`, and answers it with the signing key as the
 /// session name: `arn:aws:sts::000000000000:assumed-role/sso/<key>`.
 fn identity_sts() -> FakeSts {
-    FakeSts::start(|call: &StsCall| match call.action.as_str() {
+    FakeSts::start(identity)
+}
+
+/// [`identity_sts`]'s answer.
+fn identity(call: &StsCall) -> (u16, String) {
+    match call.action.as_str() {
         "GetCallerIdentity" => (
             200,
             format!(
@@ -49,6 +54,14 @@ fn identity_sts() -> FakeSts {
             ),
         ),
         other => sts_error(400, "InvalidAction", other),
+    }
+}
+
+/// [`identity_sts`], which also answers `AssumeRole` with `ASIAROLE00000001` for an hour.
+fn chaining_sts() -> FakeSts {
+    FakeSts::start(|call: &StsCall| match call.action.as_str() {
+        "AssumeRole" => issued(call, 1, chrono::Duration::hours(1)),
+        _ => identity(call),
     })
 }
 
@@ -402,4 +415,72 @@ fn a_new_login_serves_a_permission_set_within_seconds() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     assert_eq!(center.credential_calls(), ["fresh-token"]);
+}
+
+/// A deploy role in another account, assumed with a permission set's credentials: one
+/// AssumeRole per refresh, signed with the portal's keys, for the one hour STS allows a chain;
+/// a real client then signs with the chained session.
+#[test]
+fn a_role_via_a_permission_set_is_assumed_once_with_the_portals_keys_for_an_hour() {
+    let config = r#"{
+      "roles": {
+        "dev": { "sso_session": "corp", "account_id": "444455556666", "role_name": "Developer" },
+        "deploy": { "arn": "arn:aws:iam::111122223333:role/deploy", "via": "dev",
+                    "duration_seconds": 43200 }
+      },
+      "default_role": "dev"
+    }"#;
+    let center = IdentityCenter::start(&["valid-token"]);
+    let sts = chaining_sts();
+    let d = daemon_with(&center, &sts, config, SESSION_ONLY, VALID);
+    assert_eq!(d.switch("deploy").status, 200);
+    assert_eq!(
+        d.get(&format!("{CREDS}deploy")).json()["AccessKeyId"],
+        "ASIAROLE00000001"
+    );
+    let assumed: Vec<StsCall> = sts
+        .calls()
+        .into_iter()
+        .filter(|c| c.action == "AssumeRole")
+        .collect();
+    assert_eq!(
+        assumed.len(),
+        1,
+        "one AssumeRole for the switch and the GET"
+    );
+    assert_eq!(assumed[0].access_key, portal_key(DEV_ACCOUNT, "Developer"));
+    assert!(
+        assumed[0].body.contains("DurationSeconds=3600"),
+        "{}",
+        assumed[0].body
+    );
+    assert!(
+        assumed[0]
+            .body
+            .contains("RoleArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2Fdeploy"),
+        "{}",
+        assumed[0].body
+    );
+    assert_eq!(
+        center.credential_calls(),
+        ["valid-token"],
+        "dev fetched once"
+    );
+    // Said once per reading of the config: the barrier's reload reads it again.
+    let log = d.settled_log();
+    let before_reload = log.split("SIGHUP: reloading").next().unwrap();
+    assert_eq!(
+        before_reload
+            .matches("a chained session lasts at most 3600 s")
+            .count(),
+        1,
+        "{log}"
+    );
+    if let Some(venv) = venv() {
+        let boto3 =
+            "import boto3\nprint(boto3.Session().client('sts').get_caller_identity()['Arn'])";
+        let run = ClientRun::new(&d, Via::Imds).env("AWS_ENDPOINT_URL_STS", &sts.url);
+        let arn = run.run(&venv.join("bin/python"), &["-c", boto3]);
+        assert_eq!(arn.trim(), signed_by("ASIAROLE00000001"));
+    }
 }

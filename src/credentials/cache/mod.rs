@@ -430,6 +430,7 @@ mod tests {
             external_id: None,
             region: None,
             source_profile: None,
+            via: None,
             mfa_serial: None,
         }
     }

@@ -25,7 +25,7 @@ use super::assumer::{ConsoleFuture, ConsoleSession};
 use super::sso::SsoLogin;
 use super::{AssumeFuture, Bootstrap, MfaSessions, RoleAssumer, StsError};
 use crate::config::{BaseCredentials, MfaConfig};
-use crate::model::{Clock, Credentials, Role};
+use crate::model::{CHAINED_MAX_SECONDS, Clock, Credentials, Role};
 
 /// Used when neither the environment nor the profile names a region, as the AWS CLI did for STS.
 pub const FALLBACK_REGION: &str = "us-east-1";
@@ -278,6 +278,35 @@ impl RoleAssumer for Sts {
                 .map(ConsoleSession::Fresh)
         })
     }
+
+    fn assume_role_as<'a>(&'a self, role: &'a Role, signer: Credentials) -> AssumeFuture<'a> {
+        Box::pin(async move {
+            let client = self.build_client(role, Some(signing_with(signer)));
+            let duration = role.duration_seconds.min(CHAINED_MAX_SECONDS);
+            self.assume(&client, role, Some(duration)).await
+        })
+    }
+
+    fn console_session_as<'a>(&'a self, role: &'a Role, signer: Credentials) -> ConsoleFuture<'a> {
+        Box::pin(async move {
+            let client = self.build_client(role, Some(signing_with(signer)));
+            self.assume(&client, role, None)
+                .await
+                .map(ConsoleSession::Fresh)
+        })
+    }
+}
+
+/// A provider of exactly `credentials`: another role's session, which signs a chained role's
+/// AssumeRole.
+fn signing_with(credentials: Credentials) -> SharedCredentialsProvider {
+    SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+        credentials.access_key_id,
+        credentials.secret_access_key.expose(),
+        Some(credentials.session_token.expose().to_owned()),
+        Some(credentials.expiration.into()),
+        "fintors-via",
+    ))
 }
 
 impl Sts {
