@@ -333,10 +333,14 @@ impl Fintors {
         (fintors, work, sts)
     }
 
-    /// The daemon with an access log in the work directory.
+    /// The daemon with an access log in the work directory, never rotated (the run writes a few
+    /// hundred MB), so that every line written is counted.
     async fn start_logged(&self) -> Server {
         let mut command = self.command(0);
         command.arg("--log").arg(self.dir.join("access.log"));
+        command
+            .arg("--log-max-bytes")
+            .arg((16u64 << 30).to_string());
         spawn_listening(command, true).await
     }
 }
@@ -356,6 +360,8 @@ async fn access_log_run(fintors: &Fintors, seconds: u64) -> AccessLogRun {
             total.1 += load.duration_us;
         }
     }
+    // What the log's queue holds on to under the flood, against the same daemon without it.
+    run.rss_kib = (plain.rss_kib(), logged.rss_kib());
     // A graceful stop writes out every line still queued.
     logged.terminate().await;
     run.lines = std::fs::read_to_string(fintors.dir.join("access.log"))
@@ -370,12 +376,15 @@ async fn access_log(args: &[String]) {
     let (fintors, work, _sts) = Fintors::for_subcommand(args, "access-log").await;
     let run = access_log_run(&fintors, seconds).await;
     println!(
-        "without --log {:.0} req/s, with {:.0} req/s ({} requests, {} lines): ratio {:.2}",
+        "without --log {:.0} req/s, with {:.0} req/s ({} requests, {} lines): ratio {:.2}; \
+         RSS {:.1} / {:.1} MiB",
         AccessLogRun::rps(run.plain),
         AccessLogRun::rps(run.logged),
         run.logged.0,
         run.lines,
-        AccessLogRun::rps(run.logged) / AccessLogRun::rps(run.plain)
+        AccessLogRun::rps(run.logged) / AccessLogRun::rps(run.plain),
+        run.rss_kib.0 as f64 / 1024.0,
+        run.rss_kib.1 as f64 / 1024.0,
     );
     let _ = std::fs::remove_dir_all(&work);
 }
@@ -386,6 +395,8 @@ struct AccessLogRun {
     plain: (u64, u64),
     logged: (u64, u64),
     lines: u64,
+    /// RSS after the rounds, without and with the log.
+    rss_kib: (u64, u64),
 }
 
 impl AccessLogRun {
@@ -831,13 +842,17 @@ fn markdown(
     s += &format!(
         "\n## Access log (credential GET with a token, 64 connections, 3 alternating rounds)\n\n\
          | | req/s | requests |\n|---|---:|---:|\n\
-         | without `--log` | {:.0} | {} |\n| with `--log` | {:.0} | {} (log lines: {}) |\n\n\
+         | | req/s | requests | RSS after |\n|---|---:|---:|---:|\n\
+         | without `--log` | {:.0} | {} | {:.1} MiB |\n\
+         | with `--log` | {:.0} | {} (log lines: {}) | {:.1} MiB |\n\n\
          logged/unlogged: **{:.2}**\n",
         AccessLogRun::rps(access_log.plain),
         access_log.plain.0,
+        access_log.rss_kib.0 as f64 / 1024.0,
         AccessLogRun::rps(access_log.logged),
         access_log.logged.0,
         access_log.lines,
+        access_log.rss_kib.1 as f64 / 1024.0,
         AccessLogRun::rps(access_log.logged) / AccessLogRun::rps(access_log.plain),
     );
     s += &format!(

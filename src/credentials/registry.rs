@@ -398,4 +398,30 @@ mod tests {
         );
         assert!(sts.chained().is_empty(), "no hop after a was tried");
     }
+
+    /// The sequence that overflowed a never-asked role's access time: a reload changes the
+    /// active role (a new cache, pinned, fetched ahead, never asked for), then the user switches
+    /// away. The old role lapses: no panic, and no refresh for hours after.
+    #[tokio::test(start_paused = true)]
+    async fn a_role_a_reload_renewed_then_switched_away_from_unasked_lapses() {
+        let clock = Clock::following_tokio("2030-01-01T00:00:00Z".parse().unwrap());
+        let sts = Arc::new(ScriptedAssumer::new(clock));
+        let registry = Registry::new(&config(&format!("{A}, {B}")), sts.clone(), clock);
+        let renewed_a =
+            r#""a": {"arn": "arn:aws:iam::123456789012:role/a", "session_name": "new-a"}"#;
+        let summary = registry.reload(&config(&format!("{renewed_a}, {B}")));
+        assert_eq!(summary.changed, ["a"]);
+        assert_eq!(summary.active.as_deref(), Some("a"));
+        tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+        let a = registry.role("a").unwrap();
+        assert_eq!(a.sts_calls(), 1, "the active role is fetched ahead");
+        registry.switch("b").await.unwrap();
+        assert!(!a.wanted(clock.now()), "a is neither active nor asked for");
+        tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
+        assert_eq!(a.sts_calls(), 1, "nobody asked for a: no refresh");
+        assert!(
+            registry.role("b").unwrap().sts_calls() > 1,
+            "b, active, is kept fresh"
+        );
+    }
 }

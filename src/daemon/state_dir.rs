@@ -194,6 +194,25 @@ mod tests {
         assert_eq!(mode, 0o700);
     }
 
+    /// A directory another user made (say, in a shared `/tmp`) is theirs to read: refused,
+    /// with the fix. Giving a directory away takes root, which CI has.
+    #[test]
+    fn a_state_directory_of_another_user_is_refused() {
+        if crate::platform::users::effective_uid() != 0 {
+            assert!(!fintors_testkit::in_ci(), "CI runs the tests as root");
+            return fintors_testkit::skipped("giving a directory to another user needs root");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        std::fs::create_dir(&path).unwrap();
+        std::os::unix::fs::chown(&path, Some(4242), Some(4242)).unwrap();
+        let Err(e) = StateDir::open(&path) else {
+            panic!("another user's directory was opened");
+        };
+        assert!(matches!(e, StateError::NotMine { uid: 4242, .. }), "{e}");
+        assert!(e.to_string().contains("choose your own with"), "{e}");
+    }
+
     #[test]
     fn loosened_permissions_are_tightened() {
         let dir = tempfile::tempdir().unwrap();

@@ -124,6 +124,21 @@ fn a_token_for_one_role_is_refused_for_another_and_for_the_active_role() {
     d.log_with("with a wrong token for role example");
 }
 
+/// Someone guessing tokens is one warning per ten seconds, with the count, not a line each.
+#[test]
+fn a_flood_of_wrong_tokens_is_one_warning() {
+    require_venv!();
+    let d = Daemon::start();
+    let (addr, _) = endpoint(&d);
+    for n in 0..200 {
+        let guess = format!("guess-{n}");
+        let r = http(addr, "GET", "/creds", &[("Authorization", &guess)], "");
+        assert_eq!(r.status, 403);
+    }
+    let log = d.settled_log();
+    assert_eq!(log.matches("with a wrong token").count(), 1, "{log}");
+}
+
 #[test]
 fn doubled_slashes_read_as_one() {
     require_venv!();

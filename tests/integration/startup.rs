@@ -292,6 +292,28 @@ fn an_existing_access_log_others_can_read_is_made_private_with_a_line() {
     );
 }
 
+/// The state directory holds the keys tokens are made with: one others may read or write
+/// into is made 700 at start, with a line that says what it was.
+#[test]
+fn an_existing_state_directory_open_to_others_is_made_private_with_a_line() {
+    require_venv!();
+    let builder = Daemon::builder(TWO_ROLES);
+    let state = builder.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let d = builder.start();
+    assert_eq!(d.state_dir(), state);
+    assert_eq!(
+        std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let said = format!(
+        "state directory {} was mode 777; set to 700 (it holds keys)",
+        state.display()
+    );
+    d.log_with(&said);
+}
+
 /// logrotate moves the file and sends SIGHUP; past --log-max-bytes fintors rotates by itself.
 #[test]
 fn the_access_log_reopens_on_sighup_and_rotates_past_its_size_cap() {

@@ -28,7 +28,7 @@ impl RoleCache {
     /// Someone still needs this role: it is active, or was asked for within one session length.
     /// A role never asked for (made active by a reload, then switched away from) is not: the
     /// subtraction saturates rather than overflowing from [`NEVER_ASKED`](super::NEVER_ASKED).
-    pub(super) fn wanted(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn wanted(&self, now: DateTime<Utc>) -> bool {
         self.pinned.load(Ordering::Relaxed)
             || now
                 .timestamp()

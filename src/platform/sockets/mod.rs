@@ -233,6 +233,26 @@ mod tests {
         }
     }
 
+    /// A held inode is not enough: a socket in a state no open connection is in (what a
+    /// listener or a closed socket reports) has no holder either, whatever its uid.
+    #[test]
+    fn a_socket_in_a_state_no_open_connection_is_in_has_no_holder() {
+        let socket = |state| Socket {
+            uid: 1000,
+            inode: 4242,
+            state,
+        };
+        assert_eq!(socket(TcpState::ESTABLISHED).held_by(), Some(1000));
+        for gone in [TcpState::TIME_WAIT, TcpState::CLOSE, TcpState::LISTEN] {
+            assert_eq!(socket(gone).held_by(), None, "{gone:?}");
+        }
+        let orphan = Socket {
+            inode: 0,
+            ..socket(TcpState::ESTABLISHED)
+        };
+        assert_eq!(orphan.held_by(), None, "no inode, no holder");
+    }
+
     #[test]
     fn this_hosts_addresses_are_told_from_others() {
         assert!(is_this_hosts("127.0.0.1:5000".parse().unwrap()));

@@ -12,7 +12,8 @@ pub mod clients;
 pub mod sso;
 
 pub use fintors_testkit::{
-    FakeServer, FakeSts, HANG_UP, Reply, Request, StsCall, http, issued, raw_request, sts_error,
+    FakeServer, FakeSts, HANG_UP, Reply, Request, StsCall, http, in_ci, issued, raw_request,
+    skipped, sts_error,
 };
 
 use std::io::{BufRead, BufReader, Write};
@@ -48,33 +49,6 @@ pub fn euid() -> u32 {
 pub fn send_signal(pid: i32, signal: libc::c_int) -> bool {
     // SAFETY: kill(2) has no memory preconditions; the tests only signal processes they started.
     unsafe { libc::kill(pid, signal) == 0 }
-}
-
-/// Says that the calling test skips, where a person running `cargo test` sees it: libtest
-/// captures what a passing test prints with `eprintln!`, so this writes to stderr directly.
-pub fn skipped(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-    // `make test` counts them at the end (libtest itself can only say "ok"): one line each in
-    // the file FINTORS_SKIPPED names, the test's name (libtest's thread) and why.
-    if let Some(log) = std::env::var_os("FINTORS_SKIPPED") {
-        let test = std::thread::current()
-            .name()
-            .unwrap_or("(unnamed)")
-            .to_owned();
-        if let Ok(mut file) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-        {
-            // One write of the whole line: concurrent tests' lines never interleave.
-            let _ = file.write_all(format!("{test}: {why}\n").as_bytes());
-        }
-    }
-}
-
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
 /// The Python venv with moto, boto3 and the AWS CLI (`make venv`), or `None` outside CI when it
