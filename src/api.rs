@@ -217,8 +217,9 @@ pub struct MfaReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleReport {
     pub alias: String,
-    /// Where its credentials come from: `assume` (STS AssumeRole of `arn`) or `sso` (an IAM
-    /// Identity Center permission set, whose `arn` is the role as the portal names it).
+    /// Where its credentials come from: `assume` (STS AssumeRole of `arn`), `sso` (an IAM
+    /// Identity Center permission set, whose `arn` is the role as the portal names it) or
+    /// `process` (a credential command, whose `arn`, `account_id` and `role_name` are empty).
     #[serde(default = "assume")]
     pub kind: String,
     pub arn: String,
@@ -233,6 +234,10 @@ pub struct RoleReport {
     /// The role whose credentials assume this one (`"via"`), for a chained role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// The program a credential-command role runs (its first word: the arguments may hold
+    /// secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
     pub session_name: String,
     /// The role's own region, if it names one: what `fintors exec` gives the command.
     #[serde(default)]

@@ -63,12 +63,13 @@ pub async fn roles(args: &ClientArgs, filter: &[String], as_json: bool) -> Outpu
 /// account id, role name, sso-session or ARN.
 fn matches(role: &RoleReport, filter: &[String]) -> bool {
     let text = format!(
-        "{} {} {} {} {}",
+        "{} {} {} {} {} {}",
         role.alias,
         role.account_id,
         role.role_name,
         role.sso_session.as_deref().unwrap_or(""),
-        role.arn
+        role.arn,
+        role.program.as_deref().unwrap_or("")
     )
     .to_lowercase();
     filter
@@ -77,15 +78,16 @@ fn matches(role: &RoleReport, filter: &[String]) -> bool {
 }
 
 /// Where a role's credentials come from, in the table: its ARN (and the role it is assumed
-/// with, if chained), or its permission set.
+/// with, if chained), its permission set, or its credential command.
 fn source(role: &RoleReport) -> String {
-    match (&role.sso_session, &role.via) {
-        (Some(session), _) => format!(
+    match (&role.sso_session, &role.via, &role.program) {
+        (Some(session), _, _) => format!(
             "permission set {} in {} (SSO session {session})",
             role.role_name, role.account_id
         ),
-        (None, Some(via)) => format!("{} via {via}", role.arn),
-        (None, None) => role.arn.clone(),
+        (None, _, Some(program)) => format!("credential command {program}"),
+        (None, Some(via), None) => format!("{} via {via}", role.arn),
+        (None, None, None) => role.arn.clone(),
     }
 }
 

@@ -1,4 +1,5 @@
-//! `"aws_profiles": true`: every profile in the AWS config file that has a `role_arn` becomes a
+//! `"aws_profiles": true`: every profile in the AWS config file that has a `role_arn`, names a
+//! permission set (`sso_account_id`, `sso_role_name`) or runs a `credential_process` becomes a
 //! role, so users keep one source of truth.
 //!
 //! The file is read with the SDK's own parser (the same one the profile credentials use), and each
@@ -120,6 +121,15 @@ fn permission_set(profile: &aws_config::profile::Profile) -> Option<RawRole> {
     })
 }
 
+/// A profile whose credentials come from a command (`credential_process`) as a role of its own.
+fn credential_command(profile: &aws_config::profile::Profile) -> Option<RawRole> {
+    Some(RawRole {
+        credential_process: Some(profile.get("credential_process")?.to_owned()),
+        region: profile.get("region").map(str::to_owned),
+        ..RawRole::default()
+    })
+}
+
 pub fn roles_from(profiles: &ProfileSet) -> Imported {
     let mut imported = Imported::default();
     let mut names: Vec<&str> = profiles.profiles().collect();
@@ -129,8 +139,8 @@ pub fn roles_from(profiles: &ProfileSet) -> Imported {
             continue;
         };
         let Some(arn) = profile.get("role_arn") else {
-            if let Some(set) = permission_set(profile) {
-                match set.validate(name) {
+            if let Some(raw) = permission_set(profile).or_else(|| credential_command(profile)) {
+                match raw.validate(name) {
                     Ok(role) => imported.roles.push(role),
                     Err(wrong) => {
                         let why: Vec<String> =
@@ -204,6 +214,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_profile_with_a_credential_process_is_a_role_that_runs_it() {
+        let imported = import(
+            "[profile okta]\ncredential_process = okta-aws-cli web --format credential-process\n\
+             region = eu-west-1\n",
+        )
+        .await;
+        assert_eq!(imported.roles.len(), 1, "{:?}", imported.skipped);
+        let okta = &imported.roles[0];
+        assert_eq!(okta.alias.as_str(), "okta");
+        assert_eq!(okta.kind(), "process");
+        assert_eq!(okta.arn, None);
+        assert_eq!(okta.region.as_ref().unwrap().as_str(), "eu-west-1");
+        let crate::model::RoleSource::Process(process) = &okta.source else {
+            panic!("{:?}", okta.source);
+        };
+        assert_eq!(
+            process.command,
+            "okta-aws-cli web --format credential-process"
+        );
+    }
+
+    #[tokio::test]
     async fn profiles_with_role_arn_become_roles() {
         let imported = import(
             "[default]\nregion = us-east-1\n\
@@ -216,7 +248,7 @@ mod tests {
         assert_eq!(imported.roles.len(), 1, "{:?}", imported.skipped);
         let dev = &imported.roles[0];
         assert_eq!(dev.alias.as_str(), "dev");
-        assert_eq!(dev.arn.account_id(), "111111111111");
+        assert_eq!(dev.arn.as_ref().unwrap().account_id(), "111111111111");
         assert_eq!(dev.session_name.as_str(), "alice");
         assert_eq!(dev.duration_seconds, 7200);
         assert_eq!(dev.external_id.as_ref().unwrap().as_str(), "ext-123");

@@ -437,9 +437,9 @@ mod tests {
         let r = &c.roles[&Alias::parse("example2").unwrap()];
         assert_eq!(r.session_name.as_str(), "finto-example2");
         assert_eq!(r.duration_seconds, 3600);
-        assert_eq!(r.arn.account_id(), "123456789012");
-        assert_eq!(r.arn.role_name(), "example2");
-        assert_eq!(r.arn.partition(), "aws");
+        assert_eq!(r.arn.as_ref().unwrap().account_id(), "123456789012");
+        assert_eq!(r.arn.as_ref().unwrap().role_name(), "example2");
+        assert_eq!(r.arn.as_ref().unwrap().partition(), "aws");
     }
 
     #[test]
@@ -455,8 +455,8 @@ mod tests {
         assert_eq!(r.duration_seconds, 7200);
         assert_eq!(r.external_id.as_ref().unwrap().as_str(), "abc:123/x");
         assert_eq!(r.region.as_ref().unwrap().as_str(), "us-gov-west-1");
-        assert_eq!(r.arn.role_name(), "ops");
-        assert_eq!(r.arn.partition(), "aws-us-gov");
+        assert_eq!(r.arn.as_ref().unwrap().role_name(), "ops");
+        assert_eq!(r.arn.as_ref().unwrap().partition(), "aws-us-gov");
         assert_eq!(c.base_credentials, BaseCredentials::DefaultChain);
         assert_eq!(c.default_role, None);
     }
@@ -471,7 +471,7 @@ mod tests {
         let r = c.roles.values().next().unwrap();
         assert_eq!(r.kind(), "sso");
         assert_eq!(r.region.as_ref().unwrap().as_str(), "eu-west-1");
-        assert_eq!(r.arn.account_id(), "111122223333");
+        assert_eq!(r.arn.as_ref().unwrap().account_id(), "111122223333");
     }
 
     #[test]
@@ -588,6 +588,56 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("`mfa_serial` and `via` both given"), "{e}");
+    }
+
+    #[test]
+    fn a_credential_command_is_a_role_of_its_own_kind_with_no_arn() {
+        let c = parse(
+            r#"{ "credentials": { "mfa_serial": "arn:aws:iam::123456789012:mfa/me" },
+                 "roles": { "okta": { "credential_process": "okta-aws-cli web",
+                                      "region": "eu-west-1" },
+                            "deploy": { "arn": "arn:aws:iam::444455556666:role/deploy",
+                                        "via": "okta" } } }"#,
+        )
+        .unwrap();
+        let okta = &c.roles[&Alias::parse("okta").unwrap()];
+        assert_eq!(okta.kind(), "process");
+        assert_eq!(okta.arn, None);
+        assert_eq!(
+            okta.mfa_serial, None,
+            "a command asks for no MFA code of fintors's"
+        );
+        assert_eq!(
+            format!("{:?}", okta.source),
+            "Process(CredentialProcess(okta-aws-cli ...))"
+        );
+    }
+
+    #[test]
+    fn a_credential_command_takes_no_assume_options_and_no_second_kind() {
+        let e = error(
+            r#"{ "roles": {
+                   "a": { "credential_process": "tool", "session_name": "me", "via": "b" },
+                   "b": { "credential_process": "tool", "arn": "arn:aws:iam::123456789012:role/b" },
+                   "c": { "credential_process": "  " } } }"#,
+        );
+        assert!(
+            e.contains("`session_name` does not apply to a credential command"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`via` does not apply to a credential command"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`arn` and `credential_process` both given"),
+            "{e}"
+        );
+        assert!(
+            e.contains("role \"c\", field \"credential_process\": is empty"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 4, "one line per mistake:\n{e}");
     }
 
     /// What the README shows is a configuration fintors accepts, as shown.
@@ -815,7 +865,17 @@ mod tests {
         .validate("dev")
         .unwrap();
         c.finish_import(vec![imported]).unwrap();
-        assert_eq!(c.roles.values().next().unwrap().arn.role_name(), "explicit");
+        assert_eq!(
+            c.roles
+                .values()
+                .next()
+                .unwrap()
+                .arn
+                .as_ref()
+                .unwrap()
+                .role_name(),
+            "explicit"
+        );
     }
 
     #[test]

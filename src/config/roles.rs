@@ -5,13 +5,13 @@ use serde_json::Value;
 
 use super::source::Checker;
 use crate::model::{
-    Alias, CHAINED_MAX_SECONDS, DEFAULT_DURATION_SECONDS, ExternalId, Invalid,
+    Alias, CHAINED_MAX_SECONDS, CredentialProcess, DEFAULT_DURATION_SECONDS, ExternalId, Invalid,
     MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, MfaSerial, PermissionSet, Region, Role, RoleArn,
     RoleSource, SessionName,
 };
 
 /// The options a role object may carry.
-pub const ROLE_FIELDS: [&str; 10] = [
+pub const ROLE_FIELDS: [&str; 11] = [
     "arn",
     "session_name",
     "duration_seconds",
@@ -22,6 +22,7 @@ pub const ROLE_FIELDS: [&str; 10] = [
     "account_id",
     "role_name",
     "via",
+    "credential_process",
 ];
 
 /// The fields of an assumed role that a permission set has no use for: the portal sets the
@@ -48,11 +49,14 @@ pub struct RawRole {
     pub role_name: Option<String>,
     /// The alias of the role whose credentials assume this one (role chaining).
     pub via: Option<String>,
+    /// A credential command, instead of an ARN.
+    pub credential_process: Option<String>,
 }
 
 impl RawRole {
     /// Reads `roles.<alias>` from the config: an ARN string, or an object of [`ROLE_FIELDS`]
-    /// with an `arn`, or with `sso_session`, `account_id` and `role_name` for a permission set.
+    /// with an `arn`, or with `sso_session`, `account_id` and `role_name` for a permission set,
+    /// or with `credential_process` for a credential command.
     pub(super) fn read(checker: &mut Checker, alias: &str, value: &Value) -> Option<RawRole> {
         let at = ["roles", alias];
         if let Value::String(arn) = value {
@@ -73,24 +77,31 @@ impl RawRole {
         // Each mistake once: a role that is neither kind, or both, or a permission set missing
         // a part, is reported here and not validated further (that would add errors about
         // fields the user never wrote).
-        let complete = match (has("arn"), has("sso_session")) {
-            (false, false) => {
+        let kinds: Vec<&str> = ["arn", "sso_session", "credential_process"]
+            .into_iter()
+            .filter(|f| has(f))
+            .collect();
+        let complete = match kinds.as_slice() {
+            [] => {
                 checker.report(
                     &at,
                     "missing field `arn` (the role's ARN), or `sso_session`, `account_id` and \
-                     `role_name` for an Identity Center permission set",
+                     `role_name` for an Identity Center permission set, or `credential_process` \
+                     for a credential command",
                 );
                 false
             }
-            (true, true) => {
+            [first, second, ..] => {
                 checker.report(
                     &at,
-                    "`arn` and `sso_session` both given: a role is assumed by ARN or is a \
-                     permission set, not both",
+                    format!(
+                        "`{first}` and `{second}` both given: a role is assumed by ARN, is a \
+                         permission set, or runs a credential command, one of them"
+                    ),
                 );
                 false
             }
-            (true, false) => {
+            ["arn"] => {
                 let stray: Vec<&str> = ["account_id", "role_name"]
                     .into_iter()
                     .filter(|f| has(f))
@@ -114,7 +125,7 @@ impl RawRole {
                 }
                 stray.is_empty() && !chained_mfa
             }
-            (false, true) => {
+            ["sso_session"] => {
                 let mut complete = true;
                 for field in ["account_id", "role_name"] {
                     if !has(field) {
@@ -137,6 +148,23 @@ impl RawRole {
                 }
                 complete
             }
+            _ => {
+                let mut complete = true;
+                for field in ROLE_FIELDS
+                    .into_iter()
+                    .filter(|f| !["credential_process", "region"].contains(f) && has(f))
+                {
+                    checker.report(
+                        &at,
+                        format!(
+                            "`{field}` does not apply to a credential command (it prints its \
+                             credentials): remove it"
+                        ),
+                    );
+                    complete = false;
+                }
+                complete
+            }
         };
         let arn = checker.field::<String>(&at, object, "arn");
         let raw = RawRole {
@@ -150,6 +178,7 @@ impl RawRole {
             region: checker.field(&at, object, "region"),
             mfa_serial: checker.field(&at, object, "mfa_serial"),
             via: checker.field(&at, object, "via"),
+            credential_process: checker.field(&at, object, "credential_process"),
         };
         // A field of the wrong type was reported by `field` and left out.
         let typed = |given: bool, read: bool| !given || read;
@@ -157,7 +186,8 @@ impl RawRole {
             && typed(has("sso_session"), raw.sso_session.is_some())
             && typed(has("account_id"), raw.account_id.is_some())
             && typed(has("role_name"), raw.role_name.is_some())
-            && typed(has("via"), raw.via.is_some());
+            && typed(has("via"), raw.via.is_some())
+            && typed(has("credential_process"), raw.credential_process.is_some());
         (complete && well_typed).then_some(raw)
     }
 
@@ -168,20 +198,36 @@ impl RawRole {
         let mut check = Wrong(&mut wrong);
         let alias = check.of("alias", Alias::parse(alias));
         let (source, arn) = match (&self.sso_session, &self.account_id, &self.role_name) {
+            _ if self.credential_process.is_some() => (
+                RoleSource::Process(CredentialProcess {
+                    command: self.credential_process.clone().unwrap_or_default(),
+                }),
+                check
+                    .of(
+                        "credential_process",
+                        match self.credential_process.as_deref().map(str::trim) {
+                            Some("") => Err(Invalid("is empty: name the command to run".into())),
+                            _ => Ok(()),
+                        },
+                    )
+                    .map(|()| None),
+            ),
             (Some(session), Some(account), Some(role_name)) => (
                 RoleSource::PermissionSet(PermissionSet {
                     sso_session: session.clone(),
                     account_id: account.clone(),
                     role_name: role_name.clone(),
                 }),
-                check.of(
-                    "account_id/role_name",
-                    RoleArn::parse(&format!("arn:aws:iam::{account}:role/{role_name}")),
-                ),
+                check
+                    .of(
+                        "account_id/role_name",
+                        RoleArn::parse(&format!("arn:aws:iam::{account}:role/{role_name}")),
+                    )
+                    .map(Some),
             ),
             _ => (
                 RoleSource::Assume,
-                check.of("arn", RoleArn::parse(&self.arn)),
+                check.of("arn", RoleArn::parse(&self.arn)).map(Some),
             ),
         };
         let session_name = match &self.session_name {
@@ -328,10 +374,7 @@ mod tests {
             })
         );
         assert_eq!(role.kind(), "sso");
-        assert_eq!(
-            role.arn.as_str(),
-            "arn:aws:iam::111122223333:role/Developer"
-        );
+        assert_eq!(role.arn_text(), "arn:aws:iam::111122223333:role/Developer");
     }
 
     #[test]

@@ -163,7 +163,7 @@ impl Federation {
         {
             return Err(ConsoleError::DurationOutOfRange(d));
         }
-        let partition = role.arn.partition();
+        let partition = role.arn.as_ref().map_or("aws", |arn| arn.partition());
         let region = console_region(partition, role.region.as_ref(), default_region);
         let destination = destination(partition, &region, request.destination.as_deref())?;
         let endpoint = match &self.endpoint {

@@ -30,6 +30,10 @@ pub enum StsError {
     /// never logged in here: the message names it and the `aws sso login` command.
     #[error("SsoLoginRequired: {0}")]
     SsoLoginRequired(String),
+    /// A credential command (`credential_process`) could not be run, failed, or printed no
+    /// usable credentials.
+    #[error("CredentialProcessFailed: {0}")]
+    ProcessFailed(String),
 }
 
 impl StsError {
@@ -56,6 +60,7 @@ impl StsError {
             StsError::Timeout(m) => StsError::Timeout(hop(m)),
             StsError::Unreachable(m) => StsError::Unreachable(hop(m)),
             StsError::Malformed(m) => StsError::Malformed(hop(m)),
+            StsError::ProcessFailed(m) => StsError::ProcessFailed(hop(m)),
         }
     }
 
@@ -69,6 +74,7 @@ impl StsError {
             StsError::Malformed(_) => "MalformedResponse",
             StsError::MfaRequired(_) => "MfaRequired",
             StsError::SsoLoginRequired(_) => crate::api::SSO_LOGIN_REQUIRED,
+            StsError::ProcessFailed(_) => "CredentialProcessFailed",
         }
     }
 
@@ -81,7 +87,8 @@ impl StsError {
             | StsError::Unreachable(m)
             | StsError::Malformed(m)
             | StsError::MfaRequired(m)
-            | StsError::SsoLoginRequired(m) => m,
+            | StsError::SsoLoginRequired(m)
+            | StsError::ProcessFailed(m) => m,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod console;
 mod error;
 pub mod mfa;
 pub mod portal;
+pub mod process;
 pub mod registry;
 pub mod reload;
 #[cfg(test)]

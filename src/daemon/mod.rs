@@ -146,6 +146,7 @@ async fn start_engine(
     let sources = Arc::new(Sources {
         sts,
         portal: Portal::new(Clock::system()).await,
+        clock: Clock::system(),
     });
     let state = build_state(
         loaded.config,

@@ -139,27 +139,36 @@ pub struct IamInfo {
 }
 
 impl IamInfo {
+    /// The instance profile named after the role `arn`, in its account.
     pub fn new(arn: &RoleArn, last_updated: DateTime<Utc>) -> Self {
+        IamInfo::named(
+            arn.partition(),
+            arn.account_id(),
+            arn.role_name(),
+            last_updated,
+        )
+    }
+
+    /// The instance profile `name` in `account`: for a role whose ARN is not known (a
+    /// credential command's), named after its alias.
+    pub fn named(partition: &str, account: &str, name: &str, last_updated: DateTime<Utc>) -> Self {
+        let instance_profile_arn =
+            format!("arn:{partition}:iam::{account}:instance-profile/{name}");
         IamInfo {
             code: "Success",
             last_updated,
-            instance_profile_arn: format!(
-                "arn:{}:iam::{}:instance-profile/{}",
-                arn.partition(),
-                arn.account_id(),
-                arn.role_name()
-            ),
-            instance_profile_id: instance_profile_id(arn),
+            instance_profile_id: instance_profile_id(&instance_profile_arn),
+            instance_profile_arn,
         }
     }
 }
 
-/// A stable, plausible instance profile id (`AIPA` + 17 characters) derived from the role ARN, so
-/// the same role always reports the same id.
-fn instance_profile_id(arn: &RoleArn) -> String {
+/// A stable, plausible instance profile id (`AIPA` + 17 characters) derived from the instance
+/// profile's ARN, so the same role always reports the same id.
+fn instance_profile_id(profile_arn: &str) -> String {
     use sha2::Digest;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let digest = sha2::Sha256::digest(arn.as_str().as_bytes());
+    let digest = sha2::Sha256::digest(profile_arn.as_bytes());
     let mut id = String::from("AIPA");
     id.extend(
         digest
@@ -180,19 +189,22 @@ pub struct ContainerCredentials<'a> {
     pub token: &'a str,
     #[serde(with = "time")]
     pub expiration: DateTime<Utc>,
-    pub account_id: &'a str,
-    pub role_arn: &'a str,
+    /// The role's account and ARN, when known (not for a credential command's role).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<&'a str>,
 }
 
 impl<'a> ContainerCredentials<'a> {
-    pub fn new(creds: &'a Credentials, arn: &'a RoleArn) -> Self {
+    pub fn new(creds: &'a Credentials, arn: Option<&'a RoleArn>) -> Self {
         ContainerCredentials {
             access_key_id: &creds.access_key_id,
             secret_access_key: creds.secret_access_key.expose(),
             token: creds.session_token.expose(),
             expiration: creds.expiration,
-            account_id: arn.account_id(),
-            role_arn: arn.as_str(),
+            account_id: arn.map(RoleArn::account_id),
+            role_arn: arn.map(RoleArn::as_str),
         }
     }
 }

@@ -174,6 +174,10 @@ fn dir<const N: usize>(entries: [(&str, Node); N]) -> Node {
     )
 }
 
+/// The account an instance reports when no role has an ARN to take it from (only credential
+/// commands are configured): the account of the EC2 documentation's examples.
+pub const DEFAULT_ACCOUNT: &str = "123456789012";
+
 /// The instance as seen with a given instance profile: what the tree depends on beyond the
 /// instance is the active role's region, account and partition.
 pub struct Context<'a> {

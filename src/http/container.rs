@@ -147,7 +147,7 @@ async fn serve(cache: &Arc<RoleCache>) -> Response {
     match cache.serve(Door::Container).await {
         Ok(issued) => super::json::json(
             StatusCode::OK,
-            &ContainerCredentials::new(&issued.credentials, &cache.role().arn),
+            &ContainerCredentials::new(&issued.credentials, cache.role().arn.as_ref()),
         ),
         Err(failure) => json_response(
             StatusCode::BAD_GATEWAY,

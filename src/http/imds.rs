@@ -20,6 +20,7 @@ use super::guard::Refusal;
 use super::state::AppState;
 use crate::credentials::{Door, Issued};
 use crate::ec2::document::{IamInfo, render};
+use crate::ec2::instance::DEFAULT_ACCOUNT;
 use crate::ec2::tokens::{MAX_TTL, MIN_TTL, TokenError};
 use crate::ec2::{CREDENTIALS_PATH, EXTENDED_CREDENTIALS_PATH};
 
@@ -242,8 +243,17 @@ async fn iam_info(State(state): State<Arc<AppState>>) -> Response {
         .cached()
         .map(|c| c.fetched_at)
         .unwrap_or_else(|| state.clock.now());
-    text(
-        StatusCode::OK,
-        render(&IamInfo::new(&active.role().arn, last_updated)),
-    )
+    let info = match &active.role().arn {
+        Some(arn) => IamInfo::new(arn, last_updated),
+        None => {
+            let account = state.account_arn();
+            IamInfo::named(
+                account.as_ref().map_or("aws", |a| a.partition()),
+                account.as_ref().map_or(DEFAULT_ACCOUNT, |a| a.account_id()),
+                active.role().alias.as_str(),
+                last_updated,
+            )
+        }
+    };
+    text(StatusCode::OK, render(&info))
 }

@@ -12,8 +12,7 @@ use axum::routing::get;
 
 use super::imds::{RouteBoth, not_found, text};
 use super::state::AppState;
-use crate::ec2::instance::{Context, dynamic_listing, latest_listing};
-use crate::model::RoleArn;
+use crate::ec2::instance::{Context, DEFAULT_ACCOUNT, dynamic_listing, latest_listing};
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
@@ -31,15 +30,14 @@ fn with_context<T>(state: &AppState, f: impl FnOnce(&Context) -> T) -> T {
     let active = state.registry.active();
     let role = active.as_ref().map(|a| a.role());
     // With no active role, the account is the first role's: still this user's account.
-    let first = state.registry.caches().into_iter().next();
-    let first_arn: Option<&RoleArn> = first.as_ref().map(|c| &c.role().arn);
-    let arn = role.map(|r| &r.arn).or(first_arn);
+    let arn = state.account_arn();
+    let arn = arn.as_ref();
     let context = Context {
         instance,
         region: role
             .and_then(|r| r.region.as_ref())
             .map_or(instance.region.as_str(), |r| r.as_str()),
-        account_id: arn.map_or("123456789012", |a| a.account_id()),
+        account_id: arn.map_or(DEFAULT_ACCOUNT, |a| a.account_id()),
         partition: arn.map_or("aws", |a| a.partition()),
     };
     f(&context)

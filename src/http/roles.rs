@@ -63,7 +63,7 @@ async fn describe(State(state): State<Arc<AppState>>, Path(alias): Path<String>)
                 StatusCode::OK,
                 &RoleDescription {
                     kind: role.kind().to_owned(),
-                    arn: role.arn.to_string(),
+                    arn: role.arn_text(),
                     session_name: role.session_name.as_str().to_owned(),
                 },
             )

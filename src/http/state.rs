@@ -8,7 +8,7 @@ use crate::credentials::console::Federation;
 use crate::credentials::{MfaSessions, Registry, Reloader};
 use crate::ec2::instance::Instance;
 use crate::ec2::tokens::Tokens;
-use crate::model::Clock;
+use crate::model::{Clock, RoleArn};
 
 /// Where the container credentials endpoint is, for the status report.
 #[derive(Clone)]
@@ -29,4 +29,20 @@ pub struct AppState {
     /// Console sign-in (`fintors console`), and the sign-ins waiting for the browser.
     pub federation: Federation,
     pub handoffs: Arc<Handoffs>,
+}
+
+impl AppState {
+    /// The role ARN that stands for "this instance's" account and partition: the active role's,
+    /// else that of the first role that has one (a credential command's role has none).
+    pub fn account_arn(&self) -> Option<RoleArn> {
+        self.registry
+            .active()
+            .and_then(|active| active.role().arn.clone())
+            .or_else(|| {
+                self.registry
+                    .caches()
+                    .iter()
+                    .find_map(|cache| cache.role().arn.clone())
+            })
+    }
 }

@@ -17,6 +17,7 @@ use crate::api::{
 };
 use crate::credentials::sso::TokenState;
 use crate::credentials::{Door, DoorUsage};
+use crate::model::RoleSource;
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new().route(paths::STATUS, get(status))
@@ -39,11 +40,15 @@ pub(super) fn report(state: &AppState) -> StatusReport {
             RoleReport {
                 alias: role.alias.to_string(),
                 kind: role.kind().to_owned(),
-                arn: role.arn.to_string(),
-                account_id: role.arn.account_id().to_owned(),
-                role_name: role.arn.role_name().to_owned(),
+                arn: role.arn_text(),
+                account_id: role.arn.as_ref().map_or("", |a| a.account_id()).to_owned(),
+                role_name: role.arn.as_ref().map_or("", |a| a.role_name()).to_owned(),
                 sso_session: role.permission_set().map(|set| set.sso_session.clone()),
                 via: role.via.as_ref().map(|via| via.to_string()),
+                program: match &role.source {
+                    RoleSource::Process(process) => Some(process.program().to_owned()),
+                    _ => None,
+                },
                 session_name: role.session_name.as_str().to_owned(),
                 region: role.region.as_ref().map(|r| r.as_str().to_owned()),
                 active: active.as_ref().is_some_and(|a| Arc::ptr_eq(a, cache)),

@@ -20,8 +20,9 @@ pub struct Role {
     pub source: RoleSource,
     /// The role's ARN. For a permission set, the role as the portal names it
     /// (`arn:aws:iam::ACCOUNT:role/ROLE_NAME`): IAM's own name for it (`AWSReservedSSO_...`) is
-    /// something the portal does not tell.
-    pub arn: RoleArn,
+    /// something the portal does not tell. `None` for a credential command, whose output does
+    /// not say whose credentials it prints.
+    pub arn: Option<RoleArn>,
     pub session_name: SessionName,
     pub duration_seconds: u32,
     pub external_id: Option<ExternalId>,
@@ -48,6 +49,29 @@ pub enum RoleSource {
     /// the access token of an sso-session's login. No STS call and no base credentials; the
     /// portal sets the session's name and length.
     PermissionSet(PermissionSet),
+    /// A credential command (`credential_process`): whatever it prints, run through `sh -c`.
+    Process(CredentialProcess),
+}
+
+/// A command that prints `credential_process` JSON.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialProcess {
+    /// As written. Its arguments may hold secrets (a password manager's item, a token), so it
+    /// is never logged or reported whole: see [`CredentialProcess::program`].
+    pub command: String,
+}
+
+impl CredentialProcess {
+    /// The command's first word, which is what messages and reports show of it.
+    pub fn program(&self) -> &str {
+        self.command.split_whitespace().next().unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for CredentialProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CredentialProcess({} ...)", self.program())
+    }
 }
 
 /// A permission set in one account, as the access portal names it.
@@ -66,6 +90,7 @@ impl Role {
         match self.source {
             RoleSource::Assume => "assume",
             RoleSource::PermissionSet(_) => "sso",
+            RoleSource::Process(_) => "process",
         }
     }
 
@@ -73,8 +98,15 @@ impl Role {
     pub fn permission_set(&self) -> Option<&PermissionSet> {
         match &self.source {
             RoleSource::PermissionSet(set) => Some(set),
-            RoleSource::Assume => None,
+            RoleSource::Assume | RoleSource::Process(_) => None,
         }
+    }
+
+    /// The ARN as reports give it: empty when it is not known.
+    pub fn arn_text(&self) -> String {
+        self.arn
+            .as_ref()
+            .map_or_else(String::new, RoleArn::to_string)
     }
 
     /// The call that obtains its credentials, for messages.
@@ -82,17 +114,21 @@ impl Role {
         match self.source {
             RoleSource::Assume => "AssumeRole",
             RoleSource::PermissionSet(_) => "GetRoleCredentials",
+            RoleSource::Process(_) => "credential_process",
         }
     }
 
     /// What the role is, for a log line: its ARN, or the permission set and its account.
     pub fn describe(&self) -> String {
         match &self.source {
-            RoleSource::Assume => self.arn.to_string(),
+            RoleSource::Assume => self.arn_text(),
             RoleSource::PermissionSet(set) => format!(
                 "permission set {} in account {} (SSO session \"{}\")",
                 set.role_name, set.account_id, set.sso_session
             ),
+            RoleSource::Process(process) => {
+                format!("credential command {}", process.program())
+            }
         }
     }
 }

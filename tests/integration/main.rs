@@ -21,6 +21,7 @@ mod mfa;
 mod network;
 mod other_users;
 mod permission_sets;
+mod process_roles;
 mod real_clients;
 mod reload;
 mod roles_api;

@@ -3,11 +3,10 @@
 //! 127.0.0.1 ([`IdentityCenter`]); STS is a fake that answers `GetCallerIdentity` with the key
 //! that signed it, so a real client's answer says whose credentials it was given.
 
-use crate::support::clients::{ClientRun, Via, aws_cli_v2, go_whoami, js_whoami};
+use crate::support::clients::{ClientRun, Via};
+use crate::support::identity::{chaining_sts, identities_seen, identity_sts, signed_by};
 use crate::support::sso::{IdentityCenter, portal_key, write_token_cache};
-use crate::support::{
-    Daemon, FakeServer, FakeSts, StsCall, fintors_cli, issued, rust_whoami, sts_error, venv,
-};
+use crate::support::{Daemon, FakeServer, FakeSts, StsCall, fintors_cli, rust_whoami, venv};
 
 const DEV_ACCOUNT: &str = "444455556666";
 const OPS_ACCOUNT: &str = "777788889999";
@@ -28,47 +27,6 @@ const SESSION_ONLY: &str = "[sso-session corp]\n\
     sso_start_url = https://corp.awsapps.com/start\n\
     sso_region = us-east-1\n\
     sso_registration_scopes = sso:account:access\n";
-
-/// An STS that knows only `GetCallerIdentity`, and answers it with the signing key as the
-/// session name: `arn:aws:sts::000000000000:assumed-role/sso/<key>`.
-fn identity_sts() -> FakeSts {
-    FakeSts::start(identity)
-}
-
-/// [`identity_sts`]'s answer.
-fn identity(call: &StsCall) -> (u16, String) {
-    match call.action.as_str() {
-        "GetCallerIdentity" => (
-            200,
-            format!(
-                r#"<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <GetCallerIdentityResult>
-    <Arn>{}</Arn>
-    <UserId>AROAEXAMPLE:{}</UserId>
-    <Account>000000000000</Account>
-  </GetCallerIdentityResult>
-  <ResponseMetadata><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ResponseMetadata>
-</GetCallerIdentityResponse>"#,
-                signed_by(&call.access_key),
-                call.access_key
-            ),
-        ),
-        other => sts_error(400, "InvalidAction", other),
-    }
-}
-
-/// [`identity_sts`], which also answers `AssumeRole` with `ASIAROLE00000001` for an hour.
-fn chaining_sts() -> FakeSts {
-    FakeSts::start(|call: &StsCall| match call.action.as_str() {
-        "AssumeRole" => issued(call, 1, chrono::Duration::hours(1)),
-        _ => identity(call),
-    })
-}
-
-/// What [`identity_sts`] says to a caller signing with `key`.
-fn signed_by(key: &str) -> String {
-    format!("arn:aws:sts::000000000000:assumed-role/sso/{key}")
-}
 
 /// Where a test's daemon finds the SSO portal and OIDC: both on loopback, always.
 trait Endpoints {
@@ -223,37 +181,7 @@ fn every_real_client_signs_with_the_switched_to_permission_sets_keys() {
     let d = daemon(&center, &sts);
     assert_eq!(d.switch("ops").status, 200);
     let expected = signed_by(&portal_key(OPS_ACCOUNT, "Operator"));
-    let run = ClientRun::new(&d, Via::Imds).env("AWS_ENDPOINT_URL_STS", &sts.url);
-    let mut seen = Vec::new();
-    if let Some(venv) = venv() {
-        let boto3 =
-            "import boto3\nprint(boto3.Session().client('sts').get_caller_identity()['Arn'])";
-        seen.push((
-            "botocore",
-            run.run(&venv.join("bin/python"), &["-c", boto3]),
-        ));
-    }
-    if let Some(aws) = aws_cli_v2() {
-        // Debian's CLI v2 predates AWS_ENDPOINT_URL_STS.
-        let args = [
-            "sts",
-            "get-caller-identity",
-            "--endpoint-url",
-            &sts.url,
-            "--query",
-            "Arn",
-            "--output",
-            "text",
-        ];
-        seen.push(("AWS CLI v2", run.run(&aws, &args)));
-    }
-    if let Some(go) = go_whoami() {
-        seen.push(("aws-sdk-go-v2", run.run(&go, &["imds"])));
-    }
-    if let Some((node, script)) = js_whoami() {
-        seen.push(("JS v3", run.run(&node, &[script.to_str().unwrap(), "imds"])));
-    }
-    seen.push(("aws-sdk-rust", run.run(&rust_whoami(), &[])));
+    let seen = identities_seen(ClientRun::new(&d, Via::Imds), &sts);
     for (client, arn) in &seen {
         assert_eq!(arn, &expected, "{client}");
     }

@@ -306,6 +306,7 @@ impl RoleCache {
                     match self.role.source {
                         RoleSource::Assume => "assumed role",
                         RoleSource::PermissionSet(_) => "got the credentials of",
+                        RoleSource::Process(_) => "got credentials from",
                     },
                     self.role.describe()
                 );
@@ -333,7 +334,7 @@ impl RoleCache {
             extended_document: render(&CredentialsDocument::success(
                 &credentials,
                 now,
-                Some(self.role.arn.account_id()),
+                self.role.arn.as_ref().map(|arn| arn.account_id()),
             ))
             .into(),
             credentials,
@@ -423,7 +424,7 @@ mod tests {
         let alias = Alias::parse("dev").unwrap();
         Role {
             source: RoleSource::Assume,
-            arn: RoleArn::parse("arn:aws:iam::123456789012:role/dev").unwrap(),
+            arn: RoleArn::parse("arn:aws:iam::123456789012:role/dev").ok(),
             session_name: SessionName::default_for(&alias),
             alias,
             duration_seconds,

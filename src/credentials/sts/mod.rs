@@ -332,9 +332,12 @@ impl Sts {
         role: &Role,
         duration: Option<u32>,
     ) -> Result<Credentials, StsError> {
+        let Some(arn) = &role.arn else {
+            return Err(super::assumer::unchainable(role));
+        };
         let output = client
             .assume_role()
-            .role_arn(role.arn.as_str())
+            .role_arn(arn.as_str())
             .role_session_name(role.session_name.as_str())
             .set_duration_seconds(duration.map(|d| d as i32))
             .set_external_id(role.external_id.as_ref().map(|e| e.as_str().to_owned()))

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod identity;
 pub mod sso;
 
 pub use fintors_testkit::{
