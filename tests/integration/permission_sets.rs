@@ -67,6 +67,9 @@ const VALID: Login = Login {
     refreshable: false,
 };
 
+/// A login whose access token expired an hour ago, with no refresh token.
+const LAPSED: Login = expired("old-token", false);
+
 /// A login whose access token expired an hour ago.
 const fn expired(token: &'static str, refreshable: bool) -> Login {
     Login {
@@ -133,13 +136,7 @@ fn a_permission_set_is_served_with_the_portals_keys_for_its_account_and_no_sts_c
 fn an_expired_session_is_one_line_with_the_login_command_for_a_permission_set() {
     let center = IdentityCenter::start(&[]);
     let sts = identity_sts();
-    let d = daemon_with(
-        &center,
-        &sts,
-        CONFIG,
-        SESSION_ONLY,
-        expired("old-token", false),
-    );
+    let d = daemon_with(&center, &sts, CONFIG, SESSION_ONLY, LAPSED);
     let doc = d.get(&format!("{CREDS}dev")).json();
     assert_eq!(doc["Code"], "SsoLoginRequired", "{doc}");
     let message = doc["Message"].as_str().unwrap();
@@ -320,13 +317,7 @@ fn a_refreshable_session_serves_a_permission_set_past_its_access_tokens_expiry()
 fn a_new_login_serves_a_permission_set_within_seconds() {
     let center = IdentityCenter::start(&["fresh-token"]);
     let sts = identity_sts();
-    let d = daemon_with(
-        &center,
-        &sts,
-        CONFIG,
-        SESSION_ONLY,
-        expired("old-token", false),
-    );
+    let d = daemon_with(&center, &sts, CONFIG, SESSION_ONLY, LAPSED);
     let creds = format!("{CREDS}dev");
     assert_eq!(d.get(&creds).json()["Code"], "SsoLoginRequired");
     let in_eight_hours = chrono::Utc::now() + chrono::Duration::hours(8);

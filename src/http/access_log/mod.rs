@@ -316,6 +316,15 @@ pub async fn record(
 mod tests {
     use super::*;
 
+    /// The line `request` from `peer` is logged as.
+    fn logged(request: &axum::http::Request<()>, peer: &str) -> String {
+        let mut line = Vec::new();
+        Entry::of(request, peer.parse().unwrap())
+            .write(&mut line, &mut Stamp::default())
+            .unwrap();
+        String::from_utf8(line).unwrap()
+    }
+
     #[test]
     fn a_line_is_common_log_format_with_the_agent_and_without_the_query() {
         let request = axum::http::Request::get("/latest/meta-data/iam/x?token=secret")
@@ -340,11 +349,7 @@ mod tests {
         let request = axum::http::Request::put("/latest/api/token")
             .body(())
             .unwrap();
-        let mut line = Vec::new();
-        Entry::of(&request, "[::1]:5000".parse().unwrap())
-            .write(&mut line, &mut Stamp::default())
-            .unwrap();
-        let line = String::from_utf8(line).unwrap();
+        let line = logged(&request, "[::1]:5000");
         assert!(line.starts_with("::1 - - ["), "{line}");
         assert!(line.ends_with("\" 0 - \"-\"\n"), "{line}");
     }
@@ -355,11 +360,7 @@ mod tests {
             .header(header::USER_AGENT, "a\\b`id`|c<d>")
             .body(())
             .unwrap();
-        let mut line = Vec::new();
-        Entry::of(&request, "127.0.0.1:5000".parse().unwrap())
-            .write(&mut line, &mut Stamp::default())
-            .unwrap();
-        let line = String::from_utf8(line).unwrap();
+        let line = logged(&request, "127.0.0.1:5000");
         for c in ['$', '`', ';', '|', '&', '\\', '\'', '!', '<', '>'] {
             assert!(!line.contains(c), "{c} in {line}");
         }
@@ -379,11 +380,7 @@ mod tests {
             .header(header::USER_AGENT, agent)
             .body(())
             .unwrap();
-        let mut line = Vec::new();
-        Entry::of(&request, "127.0.0.1:5000".parse().unwrap())
-            .write(&mut line, &mut Stamp::default())
-            .unwrap();
-        let line = String::from_utf8(line).unwrap();
+        let line = logged(&request, "127.0.0.1:5000");
         assert!(line.ends_with(" \"a%09b%9B2Jc\"\n"), "{line:?}");
     }
 
@@ -477,11 +474,7 @@ mod tests {
     #[test]
     fn a_percent_in_a_path_is_encoded_too() {
         let request = axum::http::Request::get("/a%2Fb").body(()).unwrap();
-        let mut line = Vec::new();
-        Entry::of(&request, "127.0.0.1:5000".parse().unwrap())
-            .write(&mut line, &mut Stamp::default())
-            .unwrap();
-        assert!(String::from_utf8(line).unwrap().contains("/a%252Fb "));
+        assert!(logged(&request, "127.0.0.1:5000").contains("/a%252Fb "));
     }
 
     #[test]
