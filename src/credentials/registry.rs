@@ -17,13 +17,17 @@ use crate::model::{Alias, Clock, MfaSerial};
 
 pub struct Registry {
     /// Replaced whole on reload, so a request sees the old set or the new one, never a mix.
-    roles: RwLock<Arc<BTreeMap<Alias, Arc<RoleCache>>>>,
+    /// Keyed by the alias's text, so that a request's path finds its role in O(log n) without
+    /// making an [`Alias`] of it (there can be thousands of discovered roles).
+    roles: RwLock<Arc<Roles>>,
     active: RwLock<Option<Arc<RoleCache>>>,
     assumer: Arc<dyn RoleAssumer>,
     clock: Clock,
     /// The expired logins warned about, once for all the roles.
     login_warnings: Arc<LoginWarnings>,
 }
+
+type Roles = BTreeMap<String, Arc<RoleCache>>;
 
 /// What a reload changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,12 +67,12 @@ impl Registry {
             registry,
         });
         let login_warnings = Arc::<LoginWarnings>::default();
-        let roles: BTreeMap<Alias, Arc<RoleCache>> = config
+        let roles: Roles = config
             .roles
             .iter()
             .map(|(alias, role)| {
                 (
-                    alias.clone(),
+                    alias.to_string(),
                     RoleCache::sharing(
                         role.clone(),
                         assumer.clone(),
@@ -78,7 +82,10 @@ impl Registry {
                 )
             })
             .collect();
-        let active = config.default_role.as_ref().map(|a| roles[a].clone());
+        let active = config
+            .default_role
+            .as_ref()
+            .map(|a| roles[a.as_str()].clone());
         Registry {
             roles: RwLock::new(Arc::new(roles)),
             active: RwLock::new(active),
@@ -88,13 +95,16 @@ impl Registry {
         }
     }
 
-    fn snapshot(&self) -> Arc<BTreeMap<Alias, Arc<RoleCache>>> {
+    fn snapshot(&self) -> Arc<Roles> {
         self.roles.read().expect("poisoned").clone()
     }
 
     /// Aliases in sorted order.
     pub fn aliases(&self) -> Vec<Alias> {
-        self.snapshot().keys().cloned().collect()
+        self.snapshot()
+            .values()
+            .map(|c| c.role().alias.clone())
+            .collect()
     }
 
     /// Every role's cache, in alias order.
@@ -104,14 +114,7 @@ impl Registry {
 
     /// The cache for `alias`; looked up by string because that is what arrives in a URL.
     pub fn role(&self, alias: &str) -> Option<Arc<RoleCache>> {
-        // Aliases are few; a BTreeMap keyed by Alias can't be searched by &str without Borrow,
-        // which Alias deliberately lacks so that an unchecked string never passes for one.
-        self.roles
-            .read()
-            .expect("poisoned")
-            .iter()
-            .find(|(a, _)| a.as_str() == alias)
-            .map(|(_, c)| c.clone())
+        self.roles.read().expect("poisoned").get(alias).cloned()
     }
 
     /// Replaces the roles with `config`'s, atomically: unchanged roles keep their cache (no new
@@ -123,7 +126,7 @@ impl Registry {
         let mut summary = Reloaded::default();
         let mut roles = BTreeMap::new();
         for (alias, role) in &config.roles {
-            let cache = match old.get(alias) {
+            let cache = match old.get(alias.as_str()) {
                 Some(cache) if cache.role() == role => cache.clone(),
                 Some(_) => {
                     summary.changed.push(alias.to_string());
@@ -134,7 +137,7 @@ impl Registry {
                     self.cache_for(role)
                 }
             };
-            roles.insert(alias.clone(), cache);
+            roles.insert(alias.to_string(), cache);
         }
         for (alias, cache) in old.iter() {
             if !roles.get(alias).is_some_and(|c| Arc::ptr_eq(c, cache)) {
@@ -147,8 +150,13 @@ impl Registry {
         let mut active = self.active.write().expect("poisoned");
         let kept = active
             .as_ref()
-            .and_then(|a| roles.get(&a.role().alias))
-            .or_else(|| config.default_role.as_ref().and_then(|d| roles.get(d)))
+            .and_then(|a| roles.get(a.role().alias.as_str()))
+            .or_else(|| {
+                config
+                    .default_role
+                    .as_ref()
+                    .and_then(|d| roles.get(d.as_str()))
+            })
             .cloned();
         if let Some(new_active) = &kept {
             new_active.set_pinned(true);
@@ -268,7 +276,7 @@ impl Registry {
         let mut active = self.active.write().expect("poisoned");
         let current = self.snapshot();
         if !current
-            .get(&cache.role().alias)
+            .get(cache.role().alias.as_str())
             .is_some_and(|c| Arc::ptr_eq(c, &cache))
         {
             return Err(SwitchError::Removed(cache.role().alias.clone()));
