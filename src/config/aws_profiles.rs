@@ -296,6 +296,7 @@ mod tests {
                 sso_session: "corp".into(),
                 account_id: "111122223333".into(),
                 role_name: "Developer".into(),
+                account_name: None,
             })
         );
         assert_eq!(dev.region.as_ref().unwrap().as_str(), "eu-west-1");

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::identity_center::Discovery;
 use super::source::{Checker, Problem};
 use super::{
     BaseCredentials, Config, InstanceConfig, MFA_SESSION_SECONDS, MfaConfig, RawRole, expand_tilde,
@@ -13,7 +14,7 @@ use super::{
 use crate::model::{Alias, MfaSerial, Role, RoleSource};
 
 /// The keys of the file's top level and of its `credentials` section.
-pub const TOP_FIELDS: [&str; 10] = [
+pub const TOP_FIELDS: [&str; 11] = [
     "credentials",
     "roles",
     "default_role",
@@ -24,6 +25,7 @@ pub const TOP_FIELDS: [&str; 10] = [
     "aws_profiles",
     "instance",
     "allow_users",
+    "identity_center",
 ];
 pub const CREDENTIALS_FIELDS: [&str; 6] = [
     "file",
@@ -44,6 +46,20 @@ pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<
     let aws_profiles = checker
         .field::<bool>(&[], top, "aws_profiles")
         .unwrap_or(false);
+    let mut identity_center = BTreeMap::new();
+    if let Some(section) = top.get("identity_center") {
+        for (session, value) in checker
+            .members(&["identity_center"], section)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(discovery) = Discovery::read(checker, session, value) {
+                identity_center.insert(session.clone(), discovery);
+            }
+        }
+    }
+    // Roles, a chain's end or the default may be discovered later, or imported.
+    let later = aws_profiles || top.contains_key("identity_center");
     let mut roles = BTreeMap::new();
     let mut written: Vec<&str> = Vec::new();
     if let Some(section) = top.get("roles") {
@@ -71,7 +87,7 @@ pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<
     }
     // With aws_profiles a chain may lead to an imported role: checked after the import. A
     // `via` naming a role that was written but is invalid has its own problem already.
-    if !aws_profiles {
+    if !later {
         for role in roles.values() {
             let invalid_hop = role
                 .via
@@ -83,7 +99,7 @@ pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<
         }
     }
     // With aws_profiles the roles may all come from ~/.aws/config; checked after the import.
-    if written.is_empty() && !aws_profiles {
+    if written.is_empty() && !later {
         checker.report(
             &["roles"],
             "no roles are configured; add at least one, e.g. \
@@ -94,8 +110,9 @@ pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<
     let mut default_role = None;
     let mut pending_default_role = None;
     match default_name {
-        // With aws_profiles the default role may be an imported one: resolved after the import.
-        Some(name) if aws_profiles => {
+        // With aws_profiles the default role may be an imported one: resolved after the import;
+        // with Identity Center, a discovered one.
+        Some(name) if later && !written.contains(&name.as_str()) => {
             let mut problem = Problem::new(&["default_role"], "");
             checker.locate(&mut problem);
             pending_default_role = Some((name, problem.position));
@@ -129,6 +146,7 @@ pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<
         instance,
         allow_users: read_allow_users(checker, top),
         login_process,
+        identity_center,
     })
 }
 

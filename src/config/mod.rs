@@ -8,6 +8,7 @@
 
 pub mod aws_profiles;
 mod file;
+pub mod identity_center;
 mod instance;
 mod roles;
 mod source;
@@ -75,6 +76,9 @@ pub struct Config {
     /// user's terminal) to log the base identity in again, e.g. `saml2aws login`; without it,
     /// `fintors login` runs `aws sso login` for the IAM Identity Center sessions in use.
     pub login_process: Option<String>,
+    /// The IAM Identity Center sessions whose every account and role are roles too, by the
+    /// `[sso-session NAME]` of the AWS config file.
+    pub identity_center: BTreeMap<String, identity_center::Discovery>,
 }
 
 /// `ecs_port` / `--ecs-port`: the container credentials endpoint's port on 127.0.0.1, or `off`
@@ -361,13 +365,40 @@ impl Config {
         }
     }
 
+    /// This configuration with the roles its Identity Center sessions discovered: the roles
+    /// written (or imported) win on a clash, and a default role that names a discovered one
+    /// is resolved.
+    pub fn with_discovered(&self, discovered: impl IntoIterator<Item = Role>) -> Config {
+        let mut config = self.clone();
+        for role in discovered {
+            config.roles.entry(role.alias.clone()).or_insert(role);
+        }
+        config.resolve_pending_default();
+        config
+    }
+
+    /// The default role's name when it names no role (yet): with Identity Center, until
+    /// discovery lists it.
+    pub fn unresolved_default(&self) -> Option<&str> {
+        match (&self.default_role, &self.pending_default_role) {
+            (None, Some((name, _))) => Some(name),
+            _ => None,
+        }
+    }
+
+    fn resolve_pending_default(&mut self) {
+        if let Some((name, _)) = &self.pending_default_role {
+            self.default_role = self.roles.keys().find(|a| a.as_str() == name).cloned();
+        }
+    }
+
     /// Adds roles imported from the AWS config file (`aws_profiles`): explicit roles win on a
     /// clash. Then the checks the import had to wait for: at least one role, a known default.
     pub fn finish_import(&mut self, imported: Vec<Role>) -> Result<(), ConfigError> {
         for role in imported {
             self.roles.entry(role.alias.clone()).or_insert(role);
         }
-        if self.roles.is_empty() {
+        if self.roles.is_empty() && self.identity_center.is_empty() {
             return Err(ConfigError::invalid(
                 &self.path,
                 vec![Problem::new(
@@ -377,9 +408,11 @@ impl Config {
                 )],
             ));
         }
+        // With Identity Center, a chain may lead to a role discovered later.
         let chains: Vec<Problem> = self
             .roles
             .values()
+            .filter(|_| self.identity_center.is_empty())
             .filter_map(|role| {
                 file::chain_problem(&self.roles, role)
                     .map(|p| Problem::new(&["roles", role.alias.as_str(), "via"], p))
@@ -389,6 +422,12 @@ impl Config {
             return Err(ConfigError::invalid(&self.path, chains));
         }
         if let Some((name, position)) = self.pending_default_role.take() {
+            // With Identity Center, the default may be a role discovered later.
+            if !self.identity_center.is_empty() {
+                self.pending_default_role = Some((name, position));
+                self.resolve_pending_default();
+                return Ok(());
+            }
             match file::resolve_default_role(&self.roles, &name) {
                 Ok(alias) => self.default_role = Some(alias),
                 Err(message) => {
@@ -638,6 +677,70 @@ mod tests {
             "{e}"
         );
         assert_eq!(e.lines().count(), 4, "one line per mistake:\n{e}");
+    }
+
+    fn discovered(alias: &str, account_id: &str) -> Role {
+        let (mut roles, _) = identity_center::Discovery::default().roles(
+            "corp",
+            &[crate::model::Assignment {
+                account_id: account_id.into(),
+                account_name: alias.into(),
+                role_name: "dev".into(),
+            }],
+        );
+        roles.remove(0)
+    }
+
+    #[test]
+    fn identity_center_alone_is_a_config_and_its_default_role_waits_for_discovery() {
+        let c =
+            parse(r#"{"identity_center": {"corp": {}}, "default_role": "payments.dev"}"#).unwrap();
+        assert!(c.roles.is_empty());
+        assert_eq!(
+            c.identity_center["corp"],
+            identity_center::Discovery::default()
+        );
+        assert_eq!(c.unresolved_default(), Some("payments.dev"));
+        let found = c.with_discovered([discovered("payments", "111122223333")]);
+        assert_eq!(
+            found.default_role.as_ref().unwrap().as_str(),
+            "payments.dev"
+        );
+        assert_eq!(found.unresolved_default(), None);
+    }
+
+    #[test]
+    fn a_written_role_wins_over_a_discovered_one_of_the_same_alias() {
+        let c = parse(
+            r#"{"identity_center": {"corp": {}},
+                "roles": {"payments.dev": "arn:aws:iam::444455556666:role/mine"}}"#,
+        )
+        .unwrap();
+        let merged = c.with_discovered([
+            discovered("payments", "111122223333"),
+            discovered("other", "777788889999"),
+        ]);
+        let role = |alias: &str| &merged.roles[&Alias::parse(alias).unwrap()];
+        assert_eq!(role("payments.dev").kind(), "assume");
+        assert_eq!(role("other.dev").kind(), "sso");
+    }
+
+    #[test]
+    fn an_identity_center_template_or_filter_that_is_wrong_is_reported_where_it_stands() {
+        let e = error(
+            r#"{"identity_center": {"corp": {"alias": "{account}", "include": "prod", "x": 1}}}"#,
+        );
+        assert!(
+            e.contains("session \"corp\", field \"alias\"")
+                || e.contains("identity_center.corp.alias"),
+            "{e}"
+        );
+        assert!(
+            e.contains("\"{account}\" is not something an alias can name"),
+            "{e}"
+        );
+        assert!(e.contains("include"), "{e}");
+        assert!(e.contains("unknown field `x`"), "{e}");
     }
 
     /// What the README shows is a configuration fintors accepts, as shown.

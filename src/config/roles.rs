@@ -217,6 +217,7 @@ impl RawRole {
                     sso_session: session.clone(),
                     account_id: account.clone(),
                     role_name: role_name.clone(),
+                    account_name: None,
                 }),
                 check
                     .of(
@@ -371,6 +372,7 @@ mod tests {
                 sso_session: "corp".into(),
                 account_id: "111122223333".into(),
                 role_name: "Developer".into(),
+                account_name: None,
             })
         );
         assert_eq!(role.kind(), "sso");

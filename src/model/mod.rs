@@ -16,7 +16,7 @@ pub use clock::Clock;
 pub use credentials::Credentials;
 pub use names::{Alias, ExternalId, Invalid, MfaSerial, Region, SessionName};
 pub use role::{
-    CHAINED_MAX_SECONDS, CredentialProcess, DEFAULT_DURATION_SECONDS, MAX_DURATION_SECONDS,
-    MIN_DURATION_SECONDS, PermissionSet, Role, RoleSource,
+    Assignment, CHAINED_MAX_SECONDS, CredentialProcess, DEFAULT_DURATION_SECONDS,
+    MAX_DURATION_SECONDS, MIN_DURATION_SECONDS, PermissionSet, Role, RoleSource,
 };
 pub use secret::Secret;

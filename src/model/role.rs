@@ -82,6 +82,18 @@ pub struct PermissionSet {
     /// Twelve digits (checked with the role's ARN).
     pub account_id: String,
     pub role_name: String,
+    /// The account's name, as the portal lists it (for a discovered role; for display and
+    /// search only).
+    pub account_name: Option<String>,
+}
+
+/// An account and a role in it that the access portal lists for a login (`ListAccounts`,
+/// `ListAccountRoles`): what discovery makes a role of.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Assignment {
+    pub account_id: String,
+    pub account_name: String,
+    pub role_name: String,
 }
 
 impl Role {

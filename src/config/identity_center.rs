@@ -1,0 +1,355 @@
+//! `identity_center`: the IAM Identity Center sessions whose every account and role become
+//! roles, and how they are named and filtered. Keyed by the `[sso-session NAME]` of
+//! `~/.aws/config`; `{}` takes every role the portal lists with the default alias.
+//!
+//! The listing itself is the engine's (it calls the portal); here is what is made of it: an
+//! alias that is readable, legal and stable, decided by the listing alone, so the same listing
+//! always gives the same aliases whatever order the portal answered in.
+
+use serde_json::Value;
+
+use super::RawRole;
+use super::source::Checker;
+use crate::model::{Assignment, Role, RoleSource};
+
+/// The options of one session.
+pub const SESSION_FIELDS: [&str; 3] = ["alias", "include", "exclude"];
+
+/// The alias of a discovered role unless the session says otherwise.
+pub const DEFAULT_ALIAS: &str = "{account_name}.{role_name}";
+
+/// What a template may name.
+const PLACEHOLDERS: [&str; 3] = ["account_name", "account_id", "role_name"];
+
+/// An alias is at most this long (IAM's role name limit, which aliases follow).
+const MAX_ALIAS: usize = 64;
+
+/// One session's discovery settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// The alias template, with `{account_name}`, `{account_id}` and `{role_name}`.
+    pub alias: String,
+    /// Globs (`*` for any run of characters, case-insensitive); a role is taken if any matches
+    /// its account id, account name, role name, or `ACCOUNT_NAME/ROLE_NAME`. Empty: all.
+    pub include: Vec<String>,
+    /// The same, for roles to leave out; wins over `include`.
+    pub exclude: Vec<String>,
+}
+
+impl Default for Discovery {
+    fn default() -> Self {
+        Discovery {
+            alias: DEFAULT_ALIAS.to_owned(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+impl Discovery {
+    /// Reads `identity_center.<session>`, reporting each mistake where it stands.
+    pub(super) fn read(checker: &mut Checker, session: &str, value: &Value) -> Option<Discovery> {
+        let at = ["identity_center", session];
+        let object = checker.object(&at, value, &SESSION_FIELDS)?;
+        let mut discovery = Discovery::default();
+        if let Some(alias) = checker.field::<String>(&at, object, "alias") {
+            match check_template(&alias) {
+                Ok(()) => discovery.alias = alias,
+                Err(why) => checker.report(&["identity_center", session, "alias"], why),
+            }
+        }
+        for (field, list) in [
+            ("include", &mut discovery.include),
+            ("exclude", &mut discovery.exclude),
+        ] {
+            if let Some(patterns) = checker.field::<Vec<String>>(&at, object, field) {
+                *list = patterns;
+            }
+        }
+        Some(discovery)
+    }
+
+    /// The roles `session`'s listing makes, in alias order, and a line for each one that
+    /// cannot be a role.
+    pub fn roles(&self, session: &str, listed: &[Assignment]) -> (Vec<Role>, Vec<String>) {
+        let mut taken: Vec<(&Assignment, String)> = listed
+            .iter()
+            .filter(|a| self.takes(a))
+            .map(|a| (a, sanitise(&render(&self.alias, a))))
+            .collect();
+        // Ties are broken by what the portal says of the role, never by its order.
+        taken.sort_by(|(a, x), (b, y)| {
+            (x, &a.account_id, &a.role_name).cmp(&(y, &b.account_id, &b.role_name))
+        });
+        disambiguate(&mut taken);
+        let mut roles = Vec::new();
+        let mut skipped = Vec::new();
+        for (assignment, alias) in taken {
+            let raw = RawRole {
+                sso_session: Some(session.to_owned()),
+                account_id: Some(assignment.account_id.clone()),
+                role_name: Some(assignment.role_name.clone()),
+                ..RawRole::default()
+            };
+            match raw.validate(&alias) {
+                Ok(mut role) => {
+                    if let RoleSource::PermissionSet(set) = &mut role.source {
+                        set.account_name = Some(assignment.account_name.clone());
+                    }
+                    roles.push(role);
+                }
+                Err(wrong) => {
+                    let why: Vec<String> = wrong.iter().map(|(f, e)| format!("{f}: {e}")).collect();
+                    skipped.push(format!(
+                        "role {} of account {} ({}) listed for SSO session \"{session}\" skipped: {}",
+                        assignment.role_name,
+                        assignment.account_id,
+                        assignment.account_name,
+                        why.join("; ")
+                    ));
+                }
+            }
+        }
+        roles.sort_by(|a, b| a.alias.cmp(&b.alias));
+        (roles, skipped)
+    }
+
+    /// Whether the filters take `assignment`.
+    fn takes(&self, assignment: &Assignment) -> bool {
+        let names = [
+            assignment.account_id.clone(),
+            assignment.account_name.clone(),
+            assignment.role_name.clone(),
+            format!("{}/{}", assignment.account_name, assignment.role_name),
+        ];
+        let any = |patterns: &[String]| {
+            patterns.iter().any(|p| {
+                names
+                    .iter()
+                    .any(|name| glob(&p.to_lowercase(), &name.to_lowercase()))
+            })
+        };
+        (self.include.is_empty() || any(&self.include)) && !any(&self.exclude)
+    }
+}
+
+/// Whether `template` names only what a template may, and at least one of them.
+fn check_template(template: &str) -> Result<(), String> {
+    let mut named = 0;
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!("\"{template}\" opens a `{{` it does not close"));
+        };
+        let name = &rest[open + 1..open + close];
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(format!(
+                "\"{{{name}}}\" is not something an alias can name: use {{account_name}}, \
+                 {{account_id}} and {{role_name}}"
+            ));
+        }
+        named += 1;
+        rest = &rest[open + close + 1..];
+    }
+    if named == 0 {
+        return Err(format!(
+            "\"{template}\" names nothing, so every role would get the same alias: use \
+             {{account_name}}, {{account_id}} and {{role_name}}"
+        ));
+    }
+    Ok(())
+}
+
+/// `template` with the assignment's values put in.
+fn render(template: &str, a: &Assignment) -> String {
+    template
+        .replace("{account_name}", &a.account_name)
+        .replace("{account_id}", &a.account_id)
+        .replace("{role_name}", &a.role_name)
+}
+
+/// `text` as a legal alias that reads the same: lower case (it is typed), every character an
+/// alias cannot hold, and every run of them, as one `-` (none beside a `.`), no `-` at either
+/// end, at most 64.
+fn sanitise(text: &str) -> String {
+    let mut alias = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        let legal = c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
+        if legal {
+            alias.push(c);
+        } else if !alias.ends_with('-') {
+            alias.push('-');
+        }
+    }
+    // A separator the template wrote stands alone: no `-` beside it.
+    let alias = alias.replace("-.", ".").replace(".-", ".");
+    let alias = alias.trim_matches('-');
+    let alias: String = alias.chars().take(MAX_ALIAS).collect();
+    if alias.is_empty() {
+        "role".to_owned()
+    } else {
+        alias
+    }
+}
+
+/// Makes the aliases of a sorted list distinct: each alias that several roles share gets its
+/// account id appended (two accounts of the same name), then, if still shared (two roles of
+/// one account whose names sanitise alike), its rank among them.
+fn disambiguate(taken: &mut [(&Assignment, String)]) {
+    let suffix = |alias: &str, tail: &str| {
+        let keep = MAX_ALIAS.saturating_sub(tail.len() + 1);
+        format!("{}-{tail}", alias.chars().take(keep).collect::<String>())
+    };
+    let shared = |taken: &[(&Assignment, String)], i: usize| {
+        let alias = &taken[i].1;
+        taken.iter().filter(|(_, other)| other == alias).count() > 1
+    };
+    let by_account: Vec<bool> = (0..taken.len()).map(|i| shared(taken, i)).collect();
+    for (i, (assignment, alias)) in taken.iter_mut().enumerate() {
+        if by_account[i] {
+            *alias = suffix(alias, &assignment.account_id);
+        }
+    }
+    let still: Vec<bool> = (0..taken.len()).map(|i| shared(taken, i)).collect();
+    let mut rank = std::collections::HashMap::<String, usize>::new();
+    for (i, (_, alias)) in taken.iter_mut().enumerate() {
+        if still[i] {
+            let n = rank.entry(alias.clone()).or_default();
+            *n += 1;
+            *alias = suffix(alias, &n.to_string());
+        }
+    }
+}
+
+/// Whether `pattern` (with `*` for any run of characters) matches all of `text`.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            let Some(rest) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=rest.len())
+                .filter(|&i| rest.is_char_boundary(i))
+                .any(|i| glob(tail, &rest[i..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(account_id: &str, account_name: &str, role_name: &str) -> Assignment {
+        Assignment {
+            account_id: account_id.into(),
+            account_name: account_name.into(),
+            role_name: role_name.into(),
+        }
+    }
+
+    fn aliases(discovery: &Discovery, listing: &[Assignment]) -> Vec<String> {
+        let (roles, skipped) = discovery.roles("corp", listing);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        roles.iter().map(|r| r.alias.to_string()).collect()
+    }
+
+    #[test]
+    fn a_discovered_role_is_a_permission_set_named_by_account_and_role_in_lower_case() {
+        let (roles, _) = Discovery::default().roles(
+            "corp",
+            &[listed(
+                "111122223333",
+                "Payments Dev",
+                "AdministratorAccess",
+            )],
+        );
+        let role = &roles[0];
+        assert_eq!(role.alias.as_str(), "payments-dev.administratoraccess");
+        let RoleSource::PermissionSet(set) = &role.source else {
+            panic!("{:?}", role.source);
+        };
+        assert_eq!(set.sso_session, "corp");
+        assert_eq!(set.account_id, "111122223333");
+        assert_eq!(set.role_name, "AdministratorAccess");
+        assert_eq!(set.account_name.as_deref(), Some("Payments Dev"));
+    }
+
+    #[test]
+    fn what_an_alias_cannot_hold_becomes_one_dash_and_long_names_are_cut() {
+        let long = "x".repeat(80);
+        let listing = [
+            listed("111122223333", "  Ünïcode & (spaces)  ", "Read/Only"),
+            listed("444455556666", &long, "Dev"),
+        ];
+        assert_eq!(
+            aliases(&Discovery::default(), &listing),
+            ["n-code-spaces.read-only", &"x".repeat(64)]
+        );
+    }
+
+    #[test]
+    fn the_same_listing_gives_the_same_aliases_in_any_order_with_clashes_told_apart() {
+        let listing = vec![
+            listed("444455556666", "shared", "Dev"),
+            listed("111122223333", "shared", "Dev"),
+            listed("111122223333", "shared", "dev"),
+            listed("777788889999", "solo", "Dev"),
+        ];
+        let mut reversed = listing.clone();
+        reversed.reverse();
+        let expected = [
+            "shared.dev-111122223333-1",
+            "shared.dev-111122223333-2",
+            "shared.dev-444455556666",
+            "solo.dev",
+        ];
+        assert_eq!(aliases(&Discovery::default(), &listing), expected);
+        assert_eq!(aliases(&Discovery::default(), &reversed), expected);
+    }
+
+    #[test]
+    fn a_template_names_the_alias_and_filters_choose_the_roles() {
+        let discovery = Discovery {
+            alias: "{account_id}-{role_name}".into(),
+            include: vec!["payments-*".into(), "999900001111".into()],
+            exclude: vec!["*/ReadOnly".into()],
+        };
+        let listing = [
+            listed("111122223333", "payments-dev", "Developer"),
+            listed("111122223333", "payments-dev", "ReadOnly"),
+            listed("444455556666", "marketing", "Developer"),
+            listed("999900001111", "sandbox", "Admin"),
+        ];
+        assert_eq!(
+            aliases(&discovery, &listing),
+            ["111122223333-developer", "999900001111-admin"]
+        );
+    }
+
+    #[test]
+    fn a_template_naming_nothing_or_something_unknown_is_refused() {
+        assert!(check_template("{account_name}.{role_name}").is_ok());
+        assert!(check_template("dev").unwrap_err().contains("names nothing"));
+        assert!(
+            check_template("{account}.{role_name}")
+                .unwrap_err()
+                .contains("\"{account}\" is not something an alias can name")
+        );
+        assert!(
+            check_template("{role_name")
+                .unwrap_err()
+                .contains("does not close")
+        );
+    }
+
+    #[test]
+    fn globs_match_whole_names_with_stars_anywhere() {
+        assert!(glob("pay*", "payments"));
+        assert!(glob("*dev*", "payments-dev-eu"));
+        assert!(glob("a*b*c", "axxbyyc"));
+        assert!(!glob("pay", "payments"));
+        assert!(!glob("*prod", "prod-eu"));
+        assert!(glob("*", ""));
+    }
+}
