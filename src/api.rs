@@ -18,6 +18,8 @@ pub mod paths {
     pub const RELOAD: &str = "/fintors/reload";
     /// What `fintors login` sends once the user has logged in: retry every failing role now.
     pub const RETRY: &str = "/fintors/retry";
+    /// `fintors sync`: list the Identity Center sessions' accounts and roles again now.
+    pub const SYNC: &str = "/fintors/sync";
     /// A console sign-in URL for a role's session.
     pub const ROLE_CONSOLE: &str = "/roles/{alias}/console";
     /// A console sign-in handed to the browser: one use, a minute at most.
@@ -177,7 +179,32 @@ pub struct StatusReport {
     /// those of imported roles' source profiles.
     #[serde(default)]
     pub sso: Vec<SsoReport>,
+    /// The Identity Center sessions whose roles are discovered, and their listings.
+    #[serde(default)]
+    pub identity_center: Vec<DiscoveryReport>,
     pub roles: Vec<RoleReport>,
+}
+
+/// One Identity Center session's listing (`identity_center` in the config).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryReport {
+    /// The `[sso-session NAME]`.
+    pub sso_session: String,
+    /// The account-and-role pairs the last whole listing holds (0 before any).
+    pub listed: usize,
+    /// When that listing was made (`None`: never, here).
+    pub listed_at: Option<DateTime<Utc>>,
+    /// Why the last attempt failed, if it did (the last whole listing is still served).
+    pub last_error: Option<ErrorReport>,
+}
+
+/// `POST /fintors/sync`: each session listed again, and what that changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    pub identity_center: Vec<DiscoveryReport>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub active_role: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +258,9 @@ pub struct RoleReport {
     /// The sso-session a permission set is asked with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sso_session: Option<String>,
+    /// The account's name, for a discovered permission set (as the portal lists it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_name: Option<String>,
     /// The role whose credentials assume this one (`"via"`), for a chained role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,

@@ -53,7 +53,9 @@ fuzz_target!(
         assert!(imported.roles.len() + imported.skipped.len() <= names.len());
         for role in &imported.roles {
             assert!(names.contains(&role.alias.as_str()), "{} is no profile", role.alias);
-            assert!(RoleArn::parse(role.arn.as_str()).is_ok());
+            if let Some(arn) = &role.arn {
+                assert!(RoleArn::parse(arn.as_str()).is_ok());
+            }
             if let Some(region) = &role.region {
                 // What the metadata tree makes of it while this role is active.
                 let _ = fintors::ec2::instance::zone_id(region.as_str(), "a");

@@ -207,6 +207,7 @@ fn build() -> Daemon {
         Arc::new(Tokens::from_key([7; 32])),
         Clock::system(),
         None,
+        fintors::credentials::discovery::Discovery::inert(Clock::system()),
     );
     // The same daemon under `--imdsv2-required`: the same registry and caches.
     let v2 = Arc::new(AppState {

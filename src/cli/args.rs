@@ -83,6 +83,12 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// List every account and role of the Identity Center sessions in `identity_center` again
+    /// now (the daemon also does at start, on reload and after a login)
+    Sync {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Give the daemon an MFA code: starts the MFA session the roles that need MFA are assumed with
     Mfa {
         /// The 6-digit code from the device

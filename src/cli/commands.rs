@@ -16,7 +16,9 @@ use super::daemon::{
 use super::keys;
 use super::pin::{self, Assignment, Pin, Place};
 use super::status::{human, served, stamp};
-use crate::api::{MfaRequest, MfaStarted, ReloadReport, RoleReport, SwitchRequest, paths};
+use crate::api::{
+    MfaRequest, MfaStarted, ReloadReport, RoleReport, SwitchRequest, SyncReport, paths,
+};
 use crate::ec2::container_tokens::Scope;
 use crate::ec2::document::CredentialsDocument;
 use crate::model::shell;
@@ -60,12 +62,13 @@ pub async fn roles(args: &ClientArgs, filter: &[String], as_json: bool) -> Outpu
 }
 
 /// Whether `role` matches every word of `filter`, case-insensitive, anywhere in its alias,
-/// account id, role name, sso-session or ARN.
+/// account id or name, role name, sso-session, ARN or credential command.
 fn matches(role: &RoleReport, filter: &[String]) -> bool {
     let text = format!(
-        "{} {} {} {} {} {}",
+        "{} {} {} {} {} {} {}",
         role.alias,
         role.account_id,
+        role.account_name.as_deref().unwrap_or(""),
         role.role_name,
         role.sso_session.as_deref().unwrap_or(""),
         role.arn,
@@ -81,10 +84,16 @@ fn matches(role: &RoleReport, filter: &[String]) -> bool {
 /// with, if chained), its permission set, or its credential command.
 fn source(role: &RoleReport) -> String {
     match (&role.sso_session, &role.via, &role.program) {
-        (Some(session), _, _) => format!(
-            "permission set {} in {} (SSO session {session})",
-            role.role_name, role.account_id
-        ),
+        (Some(session), _, _) => match &role.account_name {
+            Some(name) => format!(
+                "permission set {} in {name} ({}, SSO session {session})",
+                role.role_name, role.account_id
+            ),
+            None => format!(
+                "permission set {} in {} (SSO session {session})",
+                role.role_name, role.account_id
+            ),
+        },
         (None, _, Some(program)) => format!("credential command {program}"),
         (None, Some(via), None) => format!("{} via {via}", role.arn),
         (None, None, None) => role.arn.clone(),
@@ -169,6 +178,52 @@ struct CredentialProcess<'a> {
 
 fn to_json<T: serde::Serialize>(message: &T) -> String {
     serde_json::to_string(message).expect("API messages serialize")
+}
+
+/// `fintors sync`: each session's listing, then what changed; exit 1 if a session could not be
+/// listed (its last listing is still served).
+pub async fn sync(args: &ClientArgs) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    let r: SyncReport = post_ok(&endpoint, paths::SYNC).await?;
+    if r.identity_center.is_empty() {
+        return Err(CommandError::NothingToSync);
+    }
+    let mut out = String::new();
+    let mut failed = Vec::new();
+    for session in &r.identity_center {
+        match &session.last_error {
+            None => out.push_str(&format!(
+                "SSO session \"{}\": {} roles listed\n",
+                session.sso_session, session.listed
+            )),
+            Some(error) => failed.push(format!(
+                "cannot list SSO session \"{}\": {}: {} ({})",
+                session.sso_session,
+                error.code,
+                error.message,
+                match session.listed_at {
+                    Some(t) => format!(
+                        "serving the {} roles listed at {}",
+                        session.listed,
+                        stamp(t)
+                    ),
+                    None => "no earlier listing to serve".to_owned(),
+                }
+            )),
+        }
+    }
+    out.push_str(&format!(
+        "roles: {} new, {} gone; active role: {}\n",
+        r.added.len(),
+        r.removed.len(),
+        r.active_role.as_deref().unwrap_or("none")
+    ));
+    if failed.is_empty() {
+        Ok(out)
+    } else {
+        print!("{out}");
+        Err(CommandError::NotListed(failed))
+    }
 }
 
 /// `fintors reload`

@@ -78,6 +78,14 @@ pub enum CommandError {
     },
     #[error("logged in, but {}", .0.join("; "))]
     StillFailing(Vec<String>),
+    #[error(
+        "nothing to sync: the configuration lists no Identity Center session; add \
+         \"identity_center\": {{\"SESSION\": {{}}}} (an [sso-session SESSION] of ~/.aws/config)"
+    )]
+    NothingToSync,
+    /// Sessions whose listing failed, one line each.
+    #[error("{}", .0.join("\n"))]
+    NotListed(Vec<String>),
     #[error("cannot run {program}: {why}")]
     Exec {
         program: String,

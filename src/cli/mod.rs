@@ -96,6 +96,7 @@ fn ask_the_daemon(command: Command) -> ExitCode {
                 client,
             } => Err(commands::exec(client, role, command).await),
             Command::Reload { client } => commands::reload(client).await,
+            Command::Sync { client } => commands::sync(client).await,
             Command::Login { client } => login::login(client).await,
             Command::Console {
                 role,

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::args::ClientArgs;
 use super::client::Endpoint;
 use super::daemon::{Output, report};
-use crate::api::{SSO_LOGIN_REQUIRED, ServedReport, SsoReport};
+use crate::api::{DiscoveryReport, SSO_LOGIN_REQUIRED, ServedReport, SsoReport};
 use crate::config::aws_profiles;
 
 /// `fintors status`
@@ -42,6 +42,9 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
     }
     for sso in &report.sso {
         out.push_str(&sso_line(sso, now));
+    }
+    for listed in &report.identity_center {
+        out.push_str(&listing_line(listed, now));
     }
     for device in &report.mfa {
         match device.session_expires {
@@ -105,6 +108,21 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
         }
     }
     Ok(out)
+}
+
+/// `SSO session "corp": 1500 roles listed 5m ago`, and why the last listing failed, if it did.
+fn listing_line(listed: &DiscoveryReport, now: DateTime<Utc>) -> String {
+    let when = match listed.listed_at {
+        Some(t) => format!("{} roles listed {} ago", listed.listed, human(now - t)),
+        None => "not listed yet".to_owned(),
+    };
+    match &listed.last_error {
+        None => format!("SSO session \"{}\": {when}\n", listed.sso_session),
+        Some(e) => format!(
+            "SSO session \"{}\": {when}; the last listing failed: {}\n",
+            listed.sso_session, e.message
+        ),
+    }
 }
 
 /// `SSO session "corp": expires in 7h58m`, or since when it has expired and what to run.

@@ -10,6 +10,7 @@ mod bootstrap;
 pub mod cache;
 mod chain;
 pub mod console;
+pub mod discovery;
 mod error;
 pub mod mfa;
 pub mod portal;

@@ -12,18 +12,18 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::token::ProvideToken;
 use aws_sdk_sso::config::http::HttpResponse;
 use aws_sdk_sso::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sso::operation::get_role_credentials::GetRoleCredentialsError;
 
 use super::sso::SsoLogin;
 use super::sts::{FALLBACK_REGION, MAX_MESSAGE, OPERATION_TIMEOUT, innermost, timeouts};
 use super::{StsError, one_line};
 use crate::config::aws_profiles;
-use crate::model::{Clock, Credentials, PermissionSet, Secret};
+use crate::model::{Assignment, Clock, Credentials, PermissionSet, Secret};
 
 /// The access portal's client side, shared by every permission-set role.
 pub struct Portal {
@@ -53,9 +53,13 @@ impl Portal {
         }
     }
 
-    /// The permission set's credentials, or why not.
-    pub async fn role_credentials(&self, set: &PermissionSet) -> Result<Credentials, StsError> {
-        let session = self.session(&set.sso_session).await?;
+    /// A portal client for the sso-session `name` (in its region) and the session's access
+    /// token, or why not (an expired login is `SsoLoginRequired`).
+    async fn connect(
+        &self,
+        name: &str,
+    ) -> Result<(Session, aws_sdk_sso::Client, String), StsError> {
+        let session = self.session(name).await?;
         let config = self
             .base
             .to_builder()
@@ -65,13 +69,13 @@ impl Portal {
             .tokens
             .lock()
             .expect("poisoned")
-            .entry(set.sso_session.clone())
+            .entry(name.to_owned())
             .or_default()
             .clone();
         let reading = one_at_a_time.lock().await;
         let token = aws_config::sso::SsoTokenProvider::builder()
             .configure(&config)
-            .session_name(&set.sso_session)
+            .session_name(name)
             .start_url(&session.login.start_url)
             .region(aws_config::Region::new(session.region.clone()))
             .build()
@@ -79,18 +83,29 @@ impl Portal {
             .provide_token()
             .await
             .map_err(|e| {
-                tracing::debug!("SSO token for session {:?}: {e:?}", set.sso_session);
+                tracing::debug!("SSO token for session {name:?}: {e:?}");
                 session.login_required(self.clock, "has no usable token")
             })?;
         drop(reading);
-        let answer = aws_sdk_sso::Client::new(&config)
+        let client = aws_sdk_sso::Client::new(&config);
+        Ok((session, client, token.token().to_owned()))
+    }
+
+    /// The permission set's credentials, or why not.
+    pub async fn role_credentials(&self, set: &PermissionSet) -> Result<Credentials, StsError> {
+        let (session, client, token) = self.connect(&set.sso_session).await?;
+        let answer = client
             .get_role_credentials()
             .account_id(&set.account_id)
             .role_name(&set.role_name)
-            .access_token(token.token())
+            .access_token(&token)
             .send()
             .await
-            .map_err(|e| session.classify(self.clock, &e))?;
+            .map_err(|e| {
+                session.classify(self.clock, "GetRoleCredentials", &e, |e| {
+                    e.is_unauthorized_exception()
+                })
+            })?;
         let c = answer.role_credentials().ok_or_else(|| {
             StsError::Malformed("the Identity Center portal answered without credentials".into())
         })?;
@@ -113,6 +128,100 @@ impl Portal {
                 "the Identity Center portal gave credentials without a key, secret or token".into(),
             )),
         }
+    }
+
+    /// Every account of the sso-session `name`'s login and every role in each
+    /// (`ListAccounts`, then `ListAccountRoles` per account, every page), within the portal's
+    /// throttle: [`LIST_RATE`] calls a second at most, and a `TooManyRequestsException` waited
+    /// out (1 s, doubling) up to [`LIST_ATTEMPTS`] times. Any other failure fails the listing:
+    /// a part of one is never taken for the whole.
+    pub async fn assignments(&self, name: &str) -> Result<Vec<Assignment>, StsError> {
+        let (session, client, token) = self.connect(name).await?;
+        let pace = Arc::new(Pace::new(Duration::from_secs(1) / LIST_RATE));
+        let mut accounts = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = paced(&pace, || {
+                client
+                    .list_accounts()
+                    .access_token(&token)
+                    .max_results(PAGE_SIZE)
+                    .set_next_token(next.clone())
+                    .send()
+            })
+            .await
+            .map_err(|e| {
+                session.classify(self.clock, "ListAccounts", &e, |e| {
+                    e.is_unauthorized_exception()
+                })
+            })?;
+            accounts.extend(page.account_list().iter().filter_map(|a| {
+                Some((
+                    a.account_id()?.to_owned(),
+                    a.account_name().unwrap_or_default().to_owned(),
+                ))
+            }));
+            next = page.next_token().map(str::to_owned);
+            if next.is_none() {
+                break;
+            }
+        }
+        // Several accounts' roles in flight at once, to overlap the portal's latency; the pace
+        // keeps the rate.
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(LIST_IN_FLIGHT));
+        let mut listing = tokio::task::JoinSet::new();
+        for (account_id, account_name) in accounts {
+            let (client, token, pace, in_flight) = (
+                client.clone(),
+                token.clone(),
+                pace.clone(),
+                in_flight.clone(),
+            );
+            listing.spawn(async move {
+                let _slot = in_flight.acquire_owned().await;
+                let mut roles = Vec::new();
+                let mut next: Option<String> = None;
+                loop {
+                    let page = paced(&pace, || {
+                        client
+                            .list_account_roles()
+                            .access_token(&token)
+                            .account_id(&account_id)
+                            .max_results(PAGE_SIZE)
+                            .set_next_token(next.clone())
+                            .send()
+                    })
+                    .await?;
+                    roles.extend(page.role_list().iter().filter_map(|r| {
+                        Some(Assignment {
+                            account_id: account_id.clone(),
+                            account_name: account_name.clone(),
+                            role_name: r.role_name()?.to_owned(),
+                        })
+                    }));
+                    next = page.next_token().map(str::to_owned);
+                    if next.is_none() {
+                        return Ok(roles);
+                    }
+                }
+            });
+        }
+        let mut assignments = Vec::new();
+        while let Some(done) = listing.join_next().await {
+            let roles = done
+                .map_err(|e| {
+                    StsError::Malformed(format!("listing an account's roles failed: {e}"))
+                })?
+                .map_err(|e| {
+                    session.classify(self.clock, "ListAccountRoles", &e, |e| {
+                        e.is_unauthorized_exception()
+                    })
+                })?;
+            assignments.extend(roles);
+        }
+        assignments
+            .sort_by(|a, b| (&a.account_id, &a.role_name).cmp(&(&b.account_id, &b.role_name)));
+        Ok(assignments)
     }
 
     /// The sso-session named `name` in the AWS config file.
@@ -139,6 +248,84 @@ impl Portal {
     }
 }
 
+/// The portal's documented throttle is about 20 calls a second per login: listing keeps to it.
+pub const LIST_RATE: u32 = 20;
+/// How many times a throttled call is made in all before the listing gives up.
+pub const LIST_ATTEMPTS: u32 = 6;
+/// Accounts whose roles are being listed at once.
+const LIST_IN_FLIGHT: usize = 8;
+/// The most a page may hold (the portal's own maximum for both calls).
+const PAGE_SIZE: i32 = 100;
+
+/// Spaces calls `interval` apart, whoever makes them.
+struct Pace {
+    interval: Duration,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Pace {
+    fn new(interval: Duration) -> Pace {
+        Pace {
+            interval,
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits for this call's turn.
+    async fn turn(&self) {
+        let at = {
+            let mut next = self.next.lock().await;
+            let at = (*next).max(tokio::time::Instant::now());
+            *next = at + self.interval;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// A listing call that is the portal's to throttle: made in its turn, and again after a
+/// doubling wait while the portal says `TooManyRequestsException`.
+async fn paced<T, E, F, Fut>(pace: &Pace, mut send: F) -> Result<T, SdkError<E, HttpResponse>>
+where
+    E: Throttled,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    let mut wait = Duration::from_secs(1);
+    let mut attempt = 1;
+    loop {
+        pace.turn().await;
+        match send().await {
+            Err(SdkError::ServiceError(e)) if e.err().throttled() && attempt < LIST_ATTEMPTS => {
+                tracing::debug!(
+                    "the Identity Center portal throttles the listing: waiting {wait:?}"
+                );
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The listing operations' throttling error, by type.
+trait Throttled {
+    fn throttled(&self) -> bool;
+}
+
+impl Throttled for aws_sdk_sso::operation::list_accounts::ListAccountsError {
+    fn throttled(&self) -> bool {
+        self.is_too_many_requests_exception()
+    }
+}
+
+impl Throttled for aws_sdk_sso::operation::list_account_roles::ListAccountRolesError {
+    fn throttled(&self) -> bool {
+        self.is_too_many_requests_exception()
+    }
+}
+
 /// An sso-session as the portal needs it.
 struct Session {
     login: SsoLogin,
@@ -154,17 +341,19 @@ impl Session {
             .unwrap_or_else(|| self.login.login_required(why))
     }
 
-    /// A failed `GetRoleCredentials`, by the SDK error's type (and a 401 of no known type as
-    /// the refusal it is).
-    fn classify(
+    /// A failed portal call, by the SDK error's type (`unauthorized` tells the operation's
+    /// refusal of the token; a 401 of no known type is that refusal too).
+    fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
         &self,
         clock: Clock,
-        err: &SdkError<GetRoleCredentialsError, HttpResponse>,
+        operation: &str,
+        err: &SdkError<E, HttpResponse>,
+        unauthorized: impl Fn(&E) -> bool,
     ) -> StsError {
-        tracing::trace!("GetRoleCredentials failed: {err:?}");
+        tracing::trace!("{operation} failed: {err:?}");
         match err {
             SdkError::ServiceError(service) => match service.err() {
-                e if e.is_unauthorized_exception() || service.raw().status().as_u16() == 401 => {
+                e if unauthorized(e) || service.raw().status().as_u16() == 401 => {
                     self.login_required(clock, "was refused by the portal")
                 }
                 e => StsError::refused(

@@ -7,13 +7,33 @@
 //! configuration stays. Settings that shape listeners or the STS client (addresses, ports, base
 //! credentials, MFA, the instance) take effect at the next restart, and the reload says so. The
 //! IAM Identity Center sessions the roles depend on are looked up again, and new ones watched.
+//!
+//! The registry's roles are the configuration's and those its `identity_center` sessions
+//! discovered ([`Discovery`]): every change of either (a reload, a new listing after a login or
+//! `fintors sync`) is applied the same way, by `Reloader::apply`.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
+use chrono::TimeDelta;
+
+use super::StsError;
+use super::discovery::Discovery;
 use super::registry::{Registry, Reloaded};
 use super::sso::{self, SsoLogin};
 use crate::config::{Config, ConfigError};
+
+/// A listing older than this is taken again after a login (a login within it, e.g. an hourly
+/// token refresh, does not list again).
+const LISTING_FRESH: TimeDelta = TimeDelta::hours(1);
+
+/// What listing the Identity Center sessions again did.
+#[derive(Debug, Clone, Default)]
+pub struct Synced {
+    /// Each session listed, with its role count or why it could not be listed.
+    pub sessions: Vec<(String, Result<usize, StsError>)>,
+    pub roles: Reloaded,
+}
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,16 +55,21 @@ pub struct Reloader {
     /// watched (each once, for the daemon's lifetime).
     sso: Mutex<Vec<SsoLogin>>,
     watched: Mutex<Vec<PathBuf>>,
+    pub discovery: Arc<Discovery>,
+    /// This reloader, for the tasks it starts (listings after a reload or a login).
+    me: Weak<Reloader>,
 }
 
 impl Reloader {
+    /// The reloader of `registry`, whose roles are `current`'s with what `discovery` found.
     pub fn new(
         config_path: PathBuf,
         aws_profiles: bool,
         current: Config,
         registry: Arc<Registry>,
+        discovery: Arc<Discovery>,
     ) -> Arc<Self> {
-        Arc::new(Reloader {
+        Arc::new_cyclic(|me| Reloader {
             config_path,
             aws_profiles,
             current: Mutex::new(current),
@@ -52,7 +77,102 @@ impl Reloader {
             running: tokio::sync::Mutex::new(()),
             sso: Mutex::new(Vec::new()),
             watched: Mutex::new(Vec::new()),
+            discovery,
+            me: me.clone(),
         })
+    }
+
+    /// Makes the registry's roles `config`'s and its discovered ones.
+    fn apply(&self, config: &Config) -> Reloaded {
+        let effective = self.discovery.with_roles(config);
+        if let Some(name) = effective.unresolved_default() {
+            tracing::warn!(
+                "default_role \"{name}\" is not among the {} roles configured and discovered: \
+                 no role is active until you pick one (`fintors roles` lists them)",
+                effective.roles.len()
+            );
+        }
+        let before = self.registry.active().map(|a| a.role().alias.to_string());
+        let summary = self.registry.reload(&effective);
+        if let Some(gone) = before.filter(|b| summary.removed.contains(b)) {
+            tracing::warn!(
+                "the active role {gone} is gone (the portal no longer lists it, or the \
+                 configuration dropped it): active now: {}",
+                summary.active.as_deref().unwrap_or("none")
+            );
+        }
+        summary
+    }
+
+    /// Lists every Identity Center session of the running configuration again, then applies
+    /// what they list: `fintors sync`, and the listing at start and after a reload.
+    pub async fn sync(&self) -> Synced {
+        let config = self.current.lock().expect("poisoned").clone();
+        let mut synced = Synced::default();
+        for session in config.identity_center.keys() {
+            let listed = self.discovery.list(session).await;
+            if let Err(e) = &listed {
+                tracing::warn!(
+                    "SSO session \"{session}\": cannot list its accounts and roles (serving the \
+                     last listing, if any): {e}"
+                );
+            }
+            synced.sessions.push((session.clone(), listed));
+        }
+        if synced.sessions.is_empty() {
+            return synced;
+        }
+        // The configuration may have been reloaded meanwhile: apply the one running now.
+        let config = self.current.lock().expect("poisoned").clone();
+        synced.roles = self.apply(&config);
+        // Said once the roles are in place: what a reader of the log may rely on.
+        for (session, listed) in &synced.sessions {
+            if let Ok(n) = listed {
+                tracing::info!(
+                    "SSO session \"{session}\": the portal lists {n} roles ({} new, {} gone in all)",
+                    synced.roles.added.len(),
+                    synced.roles.removed.len()
+                );
+            }
+        }
+        synced
+    }
+
+    /// [`Reloader::sync`] in the background.
+    pub fn sync_soon(&self) {
+        if let Some(me) = self.me.upgrade() {
+            tokio::spawn(async move {
+                me.sync().await;
+            });
+        }
+    }
+
+    /// Whether the running configuration discovers the roles of the sso-session `name`.
+    pub fn discovers(&self, name: &str) -> bool {
+        self.current
+            .lock()
+            .expect("poisoned")
+            .identity_center
+            .contains_key(name)
+    }
+
+    /// After `login` changed: lists its session again if it is discovered and its listing is
+    /// missing, failed or older than [`LISTING_FRESH`].
+    fn after_login(&self, login: &SsoLogin) {
+        let Some(session) = &login.session else {
+            return;
+        };
+        let discovered = self.discovers(session);
+        let now = self.registry.clock().now();
+        let stale = self.discovery.sessions().get(session).is_none_or(|s| {
+            s.failure.is_some()
+                || s.listing
+                    .as_ref()
+                    .is_none_or(|l| now - l.listed_at > LISTING_FRESH)
+        });
+        if discovered && stale {
+            self.sync_soon();
+        }
     }
 
     /// The IAM Identity Center sessions the running configuration depends on, base profile
@@ -73,6 +193,7 @@ impl Reloader {
         let logins = sso::logins(
             &config.base_credentials.profile_name(),
             config.roles.values(),
+            config.identity_center.keys().map(String::as_str),
         )
         .await;
         let mut watched = self.watched.lock().expect("poisoned");
@@ -82,7 +203,13 @@ impl Reloader {
             };
             if !watched.contains(&file) {
                 watched.push(file);
-                tokio::spawn(sso::watch(login.clone(), self.registry.clone()));
+                let me = self.me.clone();
+                let changed = Arc::new(move |login: &SsoLogin| {
+                    if let Some(me) = me.upgrade() {
+                        me.after_login(login);
+                    }
+                });
+                tokio::spawn(sso::watch(login.clone(), self.registry.clone(), changed));
             }
         }
         *self.sso.lock().expect("poisoned") = logins;
@@ -127,7 +254,7 @@ impl Reloader {
                 new.path.display()
             );
         }
-        let summary = self.registry.reload(&new);
+        let summary = self.apply(&new);
         tracing::info!(
             added = %summary.added.join(","),
             removed = %summary.removed.join(","),
@@ -141,7 +268,12 @@ impl Reloader {
             roles: summary,
             need_restart,
         };
+        let listed = !new.identity_center.is_empty();
         *current = new;
+        drop(current);
+        if listed {
+            self.sync_soon();
+        }
         Ok(report)
     }
 

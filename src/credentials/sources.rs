@@ -12,7 +12,7 @@ use crate::model::{Clock, Credentials, Role, RoleSource};
 
 pub struct Sources {
     pub sts: Arc<Sts>,
-    pub portal: Portal,
+    pub portal: Arc<Portal>,
     pub clock: Clock,
 }
 

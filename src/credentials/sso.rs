@@ -183,17 +183,19 @@ fn token_in(file: Option<&Path>, now: DateTime<Utc>) -> TokenState {
 }
 
 /// Every SSO login the daemon's credentials depend on: the base profile's, those of the roles'
-/// source profiles (imported with `aws_profiles`), and the sessions of permission-set roles, one
-/// per token cache file.
+/// source profiles (imported with `aws_profiles`), the sessions of permission-set roles and
+/// `listed` (the sessions whose roles are discovered), one per token cache file.
 pub async fn logins<'a>(
     base_profile: &str,
     roles: impl Iterator<Item = &'a crate::model::Role>,
+    listed: impl Iterator<Item = &'a str>,
 ) -> Vec<SsoLogin> {
     let roles: Vec<&crate::model::Role> = roles.collect();
     let mut profiles = vec![base_profile.to_owned()];
     let mut sessions: Vec<&str> = roles
         .iter()
         .filter_map(|r| r.permission_set().map(|set| set.sso_session.as_str()))
+        .chain(listed)
         .collect();
     sessions.sort_unstable();
     sessions.dedup();
@@ -224,9 +226,14 @@ pub async fn logins<'a>(
 }
 
 /// Looks at `login`'s token cache every `POLL`; when it changes, retries every role that is
-/// failing, so a fresh `aws sso login` is served within seconds. Also warns once when the session
-/// is 15 minutes from expiring. Time is the registry's clock.
-pub async fn watch(login: SsoLogin, registry: Arc<Registry>) {
+/// failing, so a fresh `aws sso login` is served within seconds, and tells `changed` (which
+/// lists the session's roles again if it needs to). Also warns once when the session is 15
+/// minutes from expiring. Time is the registry's clock.
+pub async fn watch(
+    login: SsoLogin,
+    registry: Arc<Registry>,
+    changed: Arc<dyn Fn(&SsoLogin) + Send + Sync>,
+) {
     let Some(file) = login.cache_file() else {
         return;
     };
@@ -239,6 +246,7 @@ pub async fn watch(login: SsoLogin, registry: Arc<Registry>) {
             tracing::info!("{} changed: retrying what failed", cache.file.display());
             registry.forget_login_warnings();
             registry.retry_pending().await;
+            changed(&login);
         }
         if let Some(expires) = seen.expiring {
             tracing::warn!(

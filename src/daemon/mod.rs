@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use crate::cli::args::ServeArgs;
 use crate::config::{Config, ConfigError, expand_tilde};
 use crate::credentials::console::{Federation, FederationEndpoint};
+use crate::credentials::discovery::Discovery;
 use crate::credentials::portal::Portal;
 use crate::credentials::{Bootstrap, MfaSessions, Registry, Reloader, RoleAssumer, Sources, Sts};
 use crate::ec2::instance::{self, Instance};
@@ -143,9 +144,16 @@ async fn start_engine(
         federation_endpoint: federation_endpoint()?,
     };
     let mfa = sts.mfa.clone();
+    let portal = Arc::new(Portal::new(Clock::system()).await);
+    let discovery = Discovery::new(
+        portal.clone(),
+        Some(loaded.state_dir.path().to_owned()),
+        Clock::system(),
+        &loaded.config,
+    );
     let sources = Arc::new(Sources {
         sts,
-        portal: Portal::new(Clock::system()).await,
+        portal,
         clock: Clock::system(),
     });
     let state = build_state(
@@ -157,8 +165,11 @@ async fn start_engine(
         Arc::new(loaded.tokens),
         Clock::system(),
         container,
+        discovery,
     );
     state.reloader.watch_current_sso().await;
+    // Discovered roles are served from the last listing meanwhile.
+    state.reloader.sync_soon();
     state.registry.prefetch_active().await;
 
     state
@@ -300,13 +311,15 @@ pub fn build_state(
     tokens: Arc<Tokens>,
     clock: Clock,
     container: Option<ContainerInfo>,
+    discovery: Arc<Discovery>,
 ) -> Arc<AppState> {
-    let registry = Registry::new(&config, assumer, clock);
+    let registry = Registry::new(&discovery.with_roles(&config), assumer, clock);
     let reloader = Reloader::new(
         settings.config_path.clone(),
         settings.aws_profiles,
         config,
         registry.clone(),
+        discovery,
     );
     Arc::new(AppState {
         reloader,

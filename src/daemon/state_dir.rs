@@ -76,6 +76,10 @@ impl StateDir {
         Ok(StateDir(path.to_owned()))
     }
 
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }

@@ -26,6 +26,7 @@ pub mod retry;
 pub mod roles;
 pub mod state;
 pub mod status;
+pub mod sync;
 pub mod throttle;
 
 pub use app::{App, imds_app};

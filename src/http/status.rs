@@ -12,8 +12,8 @@ use axum::routing::get;
 use super::json::json;
 use super::state::AppState;
 use crate::api::{
-    CachedReport, DoorReport, ErrorReport, MfaReport, RoleReport, ServedReport, SsoReport,
-    StatusReport, paths,
+    CachedReport, DiscoveryReport, DoorReport, ErrorReport, MfaReport, RoleReport, ServedReport,
+    SsoReport, StatusReport, paths,
 };
 use crate::credentials::sso::TokenState;
 use crate::credentials::{Door, DoorUsage};
@@ -44,6 +44,9 @@ pub(super) fn report(state: &AppState) -> StatusReport {
                 account_id: role.arn.as_ref().map_or("", |a| a.account_id()).to_owned(),
                 role_name: role.arn.as_ref().map_or("", |a| a.role_name()).to_owned(),
                 sso_session: role.permission_set().map(|set| set.sso_session.clone()),
+                account_name: role
+                    .permission_set()
+                    .and_then(|set| set.account_name.clone()),
                 via: role.via.as_ref().map(|via| via.to_string()),
                 program: match &role.source {
                     RoleSource::Process(process) => Some(process.program().to_owned()),
@@ -100,8 +103,30 @@ pub(super) fn report(state: &AppState) -> StatusReport {
                 login_command: login.command(),
             })
             .collect(),
+        identity_center: discovery_reports(state),
         roles,
     }
+}
+
+/// Each Identity Center session of the running configuration and its listing.
+pub(super) fn discovery_reports(state: &AppState) -> Vec<DiscoveryReport> {
+    state
+        .reloader
+        .discovery
+        .sessions()
+        .into_iter()
+        .filter(|(name, _)| state.reloader.discovers(name))
+        .map(|(name, session)| DiscoveryReport {
+            sso_session: name,
+            listed: session.listing.as_ref().map_or(0, |l| l.assignments.len()),
+            listed_at: session.listing.as_ref().map(|l| l.listed_at),
+            last_error: session.failure.map(|(at, error)| ErrorReport {
+                code: error.code().to_owned(),
+                message: error.message().to_owned(),
+                at,
+            }),
+        })
+        .collect()
 }
 
 fn door(usage: DoorUsage) -> DoorReport {

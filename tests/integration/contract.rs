@@ -16,6 +16,7 @@ use fintors::api::{
 };
 use fintors::config::Config;
 use fintors::credentials::MfaSessions;
+use fintors::credentials::discovery::Discovery;
 use fintors::credentials::scripted::ScriptedAssumer;
 use fintors::daemon::{Settings, build_state};
 use fintors::ec2::container_tokens::{ContainerKey, Scope};
@@ -99,6 +100,7 @@ fn daemon() -> Daemon {
         Arc::new(Tokens::from_key([9; 32])),
         Clock::system(),
         None,
+        Discovery::inert(Clock::system()),
     );
     let guard = |addr: &str| Arc::new(Guard::new(addr.parse().unwrap(), false));
     Daemon {

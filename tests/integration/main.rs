@@ -11,6 +11,7 @@ mod console;
 mod container;
 mod contract;
 mod demo;
+mod discovery;
 mod errors;
 mod faults;
 mod guard;

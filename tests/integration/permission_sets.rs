@@ -5,7 +5,10 @@
 
 use crate::support::clients::{ClientRun, Via};
 use crate::support::identity::{chaining_sts, identities_seen, identity_sts, signed_by};
-use crate::support::sso::{IdentityCenter, portal_key, write_token_cache};
+use crate::support::sso::{
+    Endpoints, IdentityCenter, LAPSED, SESSION_ONLY, VALID, daemon_with, expired, portal_key,
+    write_token_cache,
+};
 use crate::support::{Daemon, FakeServer, FakeSts, StsCall, fintors_cli, rust_whoami, venv};
 
 const DEV_ACCOUNT: &str = "444455556666";
@@ -22,23 +25,6 @@ const CONFIG: &str = r#"{
   "default_role": "dev"
 }"#;
 
-/// `~/.aws/config` with the session only: no profile, no base credentials anywhere.
-const SESSION_ONLY: &str = "[sso-session corp]\n\
-    sso_start_url = https://corp.awsapps.com/start\n\
-    sso_region = us-east-1\n\
-    sso_registration_scopes = sso:account:access\n";
-
-/// Where a test's daemon finds the SSO portal and OIDC: both on loopback, always.
-trait Endpoints {
-    fn endpoints(&self) -> [(&'static str, String); 2];
-}
-
-impl Endpoints for IdentityCenter {
-    fn endpoints(&self) -> [(&'static str, String); 2] {
-        IdentityCenter::endpoints(self)
-    }
-}
-
 /// A portal that answers every call with `status` and `body`, its OIDC too.
 struct Answering(FakeServer);
 
@@ -52,64 +38,9 @@ impl Endpoints for Answering {
     }
 }
 
-/// The session `corp`'s cached login: its access token, which expires in `hours` (past if
-/// negative), and whether the cache holds a refresh token for it.
-struct Login {
-    token: &'static str,
-    hours: i64,
-    refreshable: bool,
-}
-
-/// A login valid for eight more hours.
-const VALID: Login = Login {
-    token: "valid-token",
-    hours: 8,
-    refreshable: false,
-};
-
-/// A login whose access token expired an hour ago, with no refresh token.
-const LAPSED: Login = expired("old-token", false);
-
-/// A login whose access token expired an hour ago.
-const fn expired(token: &'static str, refreshable: bool) -> Login {
-    Login {
-        token,
-        hours: -1,
-        refreshable,
-    }
-}
-
 /// [`CONFIG`]'s daemon with the session's token valid for eight hours.
 fn daemon(center: &IdentityCenter, sts: &FakeSts) -> Daemon {
     daemon_with(center, sts, CONFIG, SESSION_ONLY, VALID)
-}
-
-/// A daemon with `config` and `~/.aws/config` holding `profiles`, the session `corp` logged
-/// in as `login` says, both SSO endpoints at `center`.
-fn daemon_with(
-    center: &dyn Endpoints,
-    sts: &FakeSts,
-    config: &str,
-    profiles: &str,
-    login: Login,
-) -> Daemon {
-    let builder = Daemon::builder(config)
-        .sts(&sts.url)
-        .file(".aws/config", profiles)
-        .without_env("AWS_CONFIG_FILE");
-    let expires = chrono::Utc::now() + chrono::Duration::hours(login.hours);
-    write_token_cache(
-        &builder.path(""),
-        "corp",
-        login.token,
-        expires,
-        login.refreshable,
-    );
-    center
-        .endpoints()
-        .iter()
-        .fold(builder, |b, (name, url)| b.env(name, url))
-        .start()
 }
 
 #[test]

@@ -285,6 +285,11 @@ impl Daemon {
     }
 
     /// The log once `done` holds of it; panics with the log after 10 s.
+    /// The log once `line` is in it `n` times (the same event happening again).
+    pub fn log_with_n(&self, line: &str, n: usize) -> String {
+        self.log_when(line, |log| log.matches(line).count() >= n)
+    }
+
     fn log_when(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
