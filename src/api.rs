@@ -205,6 +205,9 @@ pub struct SyncReport {
     pub added: Vec<String>,
     pub removed: Vec<String>,
     pub active_role: Option<String>,
+    /// The listing took longer than the answer waits: it goes on, and the roles follow.
+    #[serde(default)]
+    pub still_listing: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -188,6 +188,13 @@ pub async fn sync(args: &ClientArgs) -> Output {
     if r.identity_center.is_empty() {
         return Err(CommandError::NothingToSync);
     }
+    if r.still_listing {
+        return Ok(
+            "still listing (a large organisation, at the portal's pace of about 20 calls a \
+                   second): the roles follow when it is done; `fintors status` says when\n"
+                .to_owned(),
+        );
+    }
     let mut out = String::new();
     let mut failed = Vec::new();
     for session in &r.identity_center {

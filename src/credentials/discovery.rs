@@ -132,12 +132,22 @@ impl Discovery {
     }
 
     /// Lists `session` now: the number of roles the portal listed, or why not (the last
-    /// listing is kept).
+    /// listing is kept). A listing that ended after this was asked for (one that was under way,
+    /// say the one at start) is the answer: the portal is not asked twice in a row.
     pub async fn list(&self, session: &str) -> Result<usize, StsError> {
         let Some(lister) = &self.lister else {
             return Ok(0);
         };
+        let asked = self.clock.now();
         let _one_at_a_time = self.listing.lock().await;
+        let latest = self.sessions().remove(session).unwrap_or_default();
+        match (&latest.listing, &latest.failure) {
+            (_, Some((at, error))) if *at >= asked => return Err(error.clone()),
+            (Some(listing), None) if listing.listed_at >= asked => {
+                return Ok(listing.assignments.len());
+            }
+            _ => {}
+        }
         match lister.assignments(session).await {
             Ok(assignments) => {
                 let listing = Listing {
@@ -295,6 +305,35 @@ mod tests {
         assert_eq!(d.roles(&config()).len(), 1, "the last whole listing");
         let corp = &d.sessions()["corp"];
         assert_eq!(corp.failure.as_ref().unwrap().1.code(), "StsUnreachable");
+    }
+
+    #[tokio::test]
+    async fn a_listing_asked_for_while_one_is_under_way_is_that_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = discovery(
+            vec![Ok(vec![assignment("111122223333", "Dev")])],
+            dir.path(),
+        );
+        let under_way = d.listing.lock().await;
+        let asked = tokio::spawn({
+            let d = d.clone();
+            async move { d.list("corp").await }
+        });
+        tokio::task::yield_now().await;
+        // The listing under way ends (as `list` would end it) after the second was asked for.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        d.session_mut("corp", |s| {
+            s.listing = Some(Listing {
+                listed_at: Utc::now(),
+                assignments: vec![assignment("111122223333", "Dev"); 2],
+            });
+        });
+        drop(under_way);
+        assert_eq!(
+            asked.await.unwrap().unwrap(),
+            2,
+            "the portal was not asked again"
+        );
     }
 
     #[tokio::test]

@@ -272,3 +272,44 @@ fn a_reload_lists_again() {
         .collect();
     assert_eq!(aliases, ["account-0.developer"]);
 }
+
+/// The size the issue sets: 300 accounts × 5 roles. All 1,500 are listed (100 a page, at the
+/// portal's pace), listed and switched to by alias, and only the role in use is ever fetched.
+/// The figures (listing time, `fintors roles` time, the daemon's RSS) are printed for the
+/// record (`--nocapture`), not asserted: this machine's speed is not the daemon's.
+#[test]
+fn fifteen_hundred_discovered_roles_are_all_listed_and_only_the_one_in_use_is_fetched() {
+    let center = IdentityCenter::start(&["valid-token"]);
+    let roles = ["Admin", "Billing", "Developer", "Operator", "ReadOnly"];
+    center.listing(accounts(300, &roles), None);
+    let sts = identity_sts();
+    let d = daemon(&center, &sts);
+    let timed = |args: &[&str]| {
+        let started = std::time::Instant::now();
+        let out = cli(&d, args);
+        (out, started.elapsed())
+    };
+    let (synced, listing) = timed(&["sync"]);
+    assert!(synced.contains("1500 roles listed"), "{synced}");
+    let (table, listed) = timed(&["roles"]);
+    assert_eq!(table.lines().count(), 1 + 1500);
+    let (filtered, _) = timed(&["roles", "account-150", "developer"]);
+    assert_eq!(filtered.lines().count(), 2, "{filtered}");
+    let (_, switched) = timed(&["use", "account-150.developer"]);
+    let doc = d
+        .get("/latest/meta-data/iam/security-credentials/account-150.developer")
+        .json();
+    assert_eq!(doc["AccessKeyId"], portal_key("100000000150", "Developer"));
+    assert_eq!(center.credential_calls().len(), 1, "only the role in use");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap_or("?")
+        .trim()
+        .to_owned();
+    eprintln!(
+        "1500 roles: sync {listing:?}, `fintors roles` {listed:?}, `fintors use` {switched:?}, \
+         daemon RSS {rss} (debug build)"
+    );
+}
