@@ -308,8 +308,13 @@ fn fifteen_hundred_discovered_roles_are_all_listed_and_only_the_one_in_use_is_fe
         .unwrap_or("?")
         .trim()
         .to_owned();
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     eprintln!(
         "1500 roles: sync {listing:?}, `fintors roles` {listed:?}, `fintors use` {switched:?}, \
-         daemon RSS {rss} (debug build)"
+         daemon RSS {rss} ({build} build)"
     );
 }
