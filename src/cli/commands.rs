@@ -84,16 +84,16 @@ fn matches(role: &RoleReport, filter: &[String]) -> bool {
 /// with, if chained), its permission set, or its credential command.
 fn source(role: &RoleReport) -> String {
     match (&role.sso_session, &role.via, &role.program) {
-        (Some(session), _, _) => match &role.account_name {
-            Some(name) => format!(
-                "permission set {} in {name} ({}, SSO session {session})",
-                role.role_name, role.account_id
-            ),
-            None => format!(
-                "permission set {} in {} (SSO session {session})",
-                role.role_name, role.account_id
-            ),
-        },
+        (Some(session), _, _) => {
+            let account = match &role.account_name {
+                Some(name) => format!("{name} ({}, ", role.account_id),
+                None => format!("{} (", role.account_id),
+            };
+            format!(
+                "permission set {} in {account}SSO session {session})",
+                role.role_name
+            )
+        }
         (None, _, Some(program)) => format!("credential command {program}"),
         (None, Some(via), None) => format!("{} via {via}", role.arn),
         (None, None, None) => role.arn.clone(),
@@ -203,20 +203,7 @@ pub async fn sync(args: &ClientArgs) -> Output {
                 "SSO session \"{}\": {} roles listed\n",
                 session.sso_session, session.listed
             )),
-            Some(error) => failed.push(format!(
-                "cannot list SSO session \"{}\": {}: {} ({})",
-                session.sso_session,
-                error.code,
-                error.message,
-                match session.listed_at {
-                    Some(t) => format!(
-                        "serving the {} roles listed at {}",
-                        session.listed,
-                        stamp(t)
-                    ),
-                    None => "no earlier listing to serve".to_owned(),
-                }
-            )),
+            Some(error) => failed.push(super::status::listing_failure(session, error)),
         }
     }
     out.push_str(&format!(

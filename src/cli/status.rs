@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::args::ClientArgs;
 use super::client::Endpoint;
 use super::daemon::{Output, report};
-use crate::api::{DiscoveryReport, SSO_LOGIN_REQUIRED, ServedReport, SsoReport};
+use crate::api::{DiscoveryReport, ErrorReport, SSO_LOGIN_REQUIRED, ServedReport, SsoReport};
 use crate::config::aws_profiles;
 
 /// `fintors status`
@@ -118,10 +118,32 @@ fn listing_line(listed: &DiscoveryReport, now: DateTime<Utc>) -> String {
     };
     match &listed.last_error {
         None => format!("SSO session \"{}\": {when}\n", listed.sso_session),
+        // The session's own line says what to run.
+        Some(e) if e.code == SSO_LOGIN_REQUIRED => format!(
+            "SSO session \"{}\": {when}; listing again needs a login\n",
+            listed.sso_session
+        ),
         Some(e) => format!(
-            "SSO session \"{}\": {when}; the last listing failed: {}\n",
+            "SSO session \"{}\": {when}; listing again failed: {}\n",
             listed.sso_session, e.message
         ),
+    }
+}
+
+/// Why `listed`'s session could not be listed, in one line, and what is served meanwhile. An
+/// expired login's message names its session and the command already.
+pub fn listing_failure(listed: &DiscoveryReport, error: &ErrorReport) -> String {
+    let served = match listed.listed_at {
+        Some(_) => format!("the {} roles listed before are served", listed.listed),
+        None => "no earlier listing to serve".to_owned(),
+    };
+    if error.code == SSO_LOGIN_REQUIRED {
+        format!("{}; {served}", error.message)
+    } else {
+        format!(
+            "SSO session \"{}\" not listed: {}; {served}",
+            listed.sso_session, error.message
+        )
     }
 }
 

@@ -85,17 +85,15 @@ pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<
             }
         }
     }
-    // With aws_profiles a chain may lead to an imported role: checked after the import. A
-    // `via` naming a role that was written but is invalid has its own problem already.
-    if !later {
-        for role in roles.values() {
-            let invalid_hop = role
-                .via
-                .as_ref()
-                .is_some_and(|via| written.contains(&via.as_str()) && !roles.contains_key(via));
-            if let Some(problem) = chain_problem(&roles, role).filter(|_| !invalid_hop) {
-                checker.report(&["roles", role.alias.as_str(), "via"], problem);
-            }
+    // A chain may lead to a role imported or discovered later (a loop is found now). A `via`
+    // naming a role that was written but is invalid has its own problem already.
+    for role in roles.values() {
+        let invalid_hop = role
+            .via
+            .as_ref()
+            .is_some_and(|via| written.contains(&via.as_str()) && !roles.contains_key(via));
+        if let Some(problem) = chain_problem(&roles, role, later).filter(|_| !invalid_hop) {
+            checker.report(&["roles", role.alias.as_str(), "via"], problem);
         }
     }
     // With aws_profiles the roles may all come from ~/.aws/config; checked after the import.
@@ -242,17 +240,31 @@ pub(super) fn resolve_default_role(
     }
 }
 
-/// What is wrong with the chain of `via` that starts at `start`, if anything: a hop that names
-/// no role, or a chain that comes back to a role already in it (which would never end).
-pub(super) fn chain_problem(roles: &BTreeMap<Alias, Role>, start: &Role) -> Option<String> {
+/// What is wrong with the chain of `via` that starts at `start`, if anything: a chain that
+/// comes back to a role already in it (which would never end), or a hop that names no role,
+/// unless `later` (a role discovery may still list: only written roles have a `via`, so a
+/// loop is found without it).
+pub(super) fn chain_problem(
+    roles: &BTreeMap<Alias, Role>,
+    start: &Role,
+    later: bool,
+) -> Option<String> {
     let mut seen = vec![start.alias.as_str()];
     let mut hop = start;
     while let Some(via) = &hop.via {
         let Some(next) = roles.get(via) else {
-            let names: Vec<&str> = roles.keys().map(Alias::as_str).collect();
+            if later {
+                return None;
+            }
+            let names: Vec<&str> = roles.keys().map(Alias::as_str).take(8).collect();
+            let more = if roles.len() > names.len() {
+                ", ..."
+            } else {
+                ""
+            };
             return Some(format!(
-                "\"{via}\" is not one of the roles ({}); name the role whose credentials \
-                 assume this one",
+                "\"{via}\" is not one of the roles ({}{more}); name the role whose \
+                 credentials assume this one",
                 names.join(", ")
             ));
         };

@@ -72,46 +72,7 @@ impl Discovery {
     /// The roles `session`'s listing makes, in alias order, and a line for each one that
     /// cannot be a role.
     pub fn roles(&self, session: &str, listed: &[Assignment]) -> (Vec<Role>, Vec<String>) {
-        let mut taken: Vec<(&Assignment, String)> = listed
-            .iter()
-            .filter(|a| self.takes(a))
-            .map(|a| (a, sanitise(&render(&self.alias, a))))
-            .collect();
-        // Ties are broken by what the portal says of the role, never by its order.
-        taken.sort_by(|(a, x), (b, y)| {
-            (x, &a.account_id, &a.role_name).cmp(&(y, &b.account_id, &b.role_name))
-        });
-        disambiguate(&mut taken);
-        let mut roles = Vec::new();
-        let mut skipped = Vec::new();
-        for (assignment, alias) in taken {
-            let raw = RawRole {
-                sso_session: Some(session.to_owned()),
-                account_id: Some(assignment.account_id.clone()),
-                role_name: Some(assignment.role_name.clone()),
-                ..RawRole::default()
-            };
-            match raw.validate(&alias) {
-                Ok(mut role) => {
-                    if let RoleSource::PermissionSet(set) = &mut role.source {
-                        set.account_name = Some(assignment.account_name.clone());
-                    }
-                    roles.push(role);
-                }
-                Err(wrong) => {
-                    let why: Vec<String> = wrong.iter().map(|(f, e)| format!("{f}: {e}")).collect();
-                    skipped.push(format!(
-                        "role {} of account {} ({}) listed for SSO session \"{session}\" skipped: {}",
-                        assignment.role_name,
-                        assignment.account_id,
-                        assignment.account_name,
-                        why.join("; ")
-                    ));
-                }
-            }
-        }
-        roles.sort_by(|a, b| a.alias.cmp(&b.alias));
-        (roles, skipped)
+        discovered(&[(session, self, listed)])
     }
 
     /// Whether the filters take `assignment`.
@@ -131,6 +92,60 @@ impl Discovery {
         };
         (self.include.is_empty() || any(&self.include)) && !any(&self.exclude)
     }
+}
+
+/// The roles that several sessions' listings make (session, its settings, its listing), in
+/// alias order, their aliases distinct across all of them, and a line for each listed role
+/// that cannot be a role.
+pub fn discovered(listings: &[(&str, &Discovery, &[Assignment])]) -> (Vec<Role>, Vec<String>) {
+    let mut taken: Vec<(&str, &Assignment, String)> = listings
+        .iter()
+        .flat_map(|&(session, settings, listed)| {
+            listed
+                .iter()
+                .filter(|a| settings.takes(a))
+                .map(move |a| (session, a, sanitise(&render(&settings.alias, a))))
+        })
+        .collect();
+    // Ties are broken by what the portal says of the role, never by its order.
+    taken.sort_by(|(s, a, x), (t, b, y)| {
+        (x, &a.account_id, &a.role_name, s).cmp(&(y, &b.account_id, &b.role_name, t))
+    });
+    let mut aliases: Vec<String> = taken.iter().map(|(_, _, alias)| alias.clone()).collect();
+    let accounts: Vec<&str> = taken
+        .iter()
+        .map(|(_, a, _)| a.account_id.as_str())
+        .collect();
+    disambiguate(&mut aliases, &accounts);
+    let mut roles = Vec::new();
+    let mut skipped = Vec::new();
+    for ((session, assignment, _), alias) in taken.into_iter().zip(aliases) {
+        let raw = RawRole {
+            sso_session: Some(session.to_owned()),
+            account_id: Some(assignment.account_id.clone()),
+            role_name: Some(assignment.role_name.clone()),
+            ..RawRole::default()
+        };
+        match raw.validate(&alias) {
+            Ok(mut role) => {
+                if let RoleSource::PermissionSet(set) = &mut role.source {
+                    set.account_name = Some(assignment.account_name.clone());
+                }
+                roles.push(role);
+            }
+            Err(wrong) => {
+                let why: Vec<String> = wrong.iter().map(|(f, e)| format!("{f}: {e}")).collect();
+                skipped.push(format!(
+                    "role {} of account {} listed for SSO session \"{session}\" skipped: {}",
+                    assignment.role_name,
+                    assignment.account_id,
+                    why.join("; ")
+                ));
+            }
+        }
+    }
+    roles.sort_by(|a, b| a.alias.cmp(&b.alias));
+    (roles, skipped)
 }
 
 /// Whether `template` names only what a template may, and at least one of them.
@@ -194,29 +209,41 @@ fn sanitise(text: &str) -> String {
 
 /// Makes the aliases of a sorted list distinct: each alias that several roles share gets its
 /// account id appended (two accounts of the same name), then, if still shared (two roles of
-/// one account whose names sanitise alike), its rank among them.
-fn disambiguate(taken: &mut [(&Assignment, String)]) {
+/// one account whose names sanitise alike, or one account listed by two sessions), its rank
+/// among them; a rank is skipped if it would make an alias another role has.
+fn disambiguate(aliases: &mut [String], accounts: &[&str]) {
     let suffix = |alias: &str, tail: &str| {
         let keep = MAX_ALIAS.saturating_sub(tail.len() + 1);
         format!("{}-{tail}", alias.chars().take(keep).collect::<String>())
     };
-    let shared = |taken: &[(&Assignment, String)], i: usize| {
-        let alias = &taken[i].1;
-        taken.iter().filter(|(_, other)| other == alias).count() > 1
+    let shared = |aliases: &[String]| -> Vec<bool> {
+        let mut count = std::collections::HashMap::<&str, usize>::new();
+        for alias in aliases {
+            *count.entry(alias).or_default() += 1;
+        }
+        aliases.iter().map(|a| count[a.as_str()] > 1).collect()
     };
-    let by_account: Vec<bool> = (0..taken.len()).map(|i| shared(taken, i)).collect();
-    for (i, (assignment, alias)) in taken.iter_mut().enumerate() {
-        if by_account[i] {
-            *alias = suffix(alias, &assignment.account_id);
+    for (i, clash) in shared(aliases).into_iter().enumerate() {
+        if clash {
+            aliases[i] = suffix(&aliases[i], accounts[i]);
         }
     }
-    let still: Vec<bool> = (0..taken.len()).map(|i| shared(taken, i)).collect();
-    let mut rank = std::collections::HashMap::<String, usize>::new();
-    for (i, (_, alias)) in taken.iter_mut().enumerate() {
-        if still[i] {
-            let n = rank.entry(alias.clone()).or_default();
-            *n += 1;
-            *alias = suffix(alias, &n.to_string());
+    let clashes = shared(aliases);
+    let mut taken: std::collections::HashSet<String> = aliases
+        .iter()
+        .zip(&clashes)
+        .filter(|(_, clash)| !**clash)
+        .map(|(alias, _)| alias.clone())
+        .collect();
+    for (i, clash) in clashes.into_iter().enumerate() {
+        if clash {
+            let base = aliases[i].clone();
+            let unique = (1..)
+                .map(|n| suffix(&base, &n.to_string()))
+                .find(|candidate| !taken.contains(candidate))
+                .expect("some rank is free");
+            taken.insert(unique.clone());
+            aliases[i] = unique;
         }
     }
 }
@@ -306,6 +333,33 @@ mod tests {
         ];
         assert_eq!(aliases(&Discovery::default(), &listing), expected);
         assert_eq!(aliases(&Discovery::default(), &reversed), expected);
+    }
+
+    #[test]
+    fn an_account_two_sessions_list_gets_two_distinct_aliases() {
+        let both = [listed("111122223333", "shared", "Dev")];
+        let settings = Discovery::default();
+        let (roles, _) = discovered(&[("corp", &settings, &both), ("lab", &settings, &both)]);
+        let aliases: Vec<&str> = roles.iter().map(|r| r.alias.as_str()).collect();
+        assert_eq!(
+            aliases,
+            ["shared.dev-111122223333-1", "shared.dev-111122223333-2"]
+        );
+        let sessions: Vec<&str> = roles
+            .iter()
+            .map(|r| r.permission_set().unwrap().sso_session.as_str())
+            .collect();
+        assert_eq!(sessions, ["corp", "lab"]);
+    }
+
+    #[test]
+    fn a_rank_that_would_repeat_another_roles_alias_is_skipped() {
+        let mut aliases = vec!["a-1".to_owned(), "a".to_owned(), "a".to_owned()];
+        disambiguate(&mut aliases, &["9", "7", "7"]);
+        assert_eq!(aliases, ["a-1", "a-7-1", "a-7-2"]);
+        let mut aliases = vec!["x-7-1".to_owned(), "x".to_owned(), "x".to_owned()];
+        disambiguate(&mut aliases, &["9", "7", "7"]);
+        assert_eq!(aliases, ["x-7-1", "x-7-2", "x-7-3"]);
     }
 
     #[test]

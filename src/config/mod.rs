@@ -409,12 +409,12 @@ impl Config {
             ));
         }
         // With Identity Center, a chain may lead to a role discovered later.
+        let later = !self.identity_center.is_empty();
         let chains: Vec<Problem> = self
             .roles
             .values()
-            .filter(|_| self.identity_center.is_empty())
             .filter_map(|role| {
-                file::chain_problem(&self.roles, role)
+                file::chain_problem(&self.roles, role, later)
                     .map(|p| Problem::new(&["roles", role.alias.as_str(), "via"], p))
             })
             .collect();
@@ -536,7 +536,7 @@ mod tests {
         );
         assert!(says("c", "`arn` and `sso_session` both given"), "{e}");
         assert!(
-            says("d", "or `sso_session`, `account_id` and `role_name`"),
+            says("d", "or `sso_session` + `account_id` + `role_name` (a"),
             "{e}"
         );
         assert_eq!(
@@ -610,6 +610,18 @@ mod tests {
         );
         assert!(e.contains("(a -> b -> a)"), "{e}");
         assert!(e.contains("(c -> c)"), "{e}");
+        let with_discovery = error(
+            r#"{ "identity_center": { "corp": {} },
+                 "roles": { "a": { "arn": "arn:aws:iam::123456789012:role/a", "via": "a" },
+                            "b": { "arn": "arn:aws:iam::123456789012:role/b",
+                                   "via": "corp-account.admin" } } }"#,
+        );
+        assert!(with_discovery.contains("(a -> a)"), "{with_discovery}");
+        assert_eq!(
+            with_discovery.lines().count(),
+            1,
+            "a hop discovery may list later is no mistake:\n{with_discovery}"
+        );
     }
 
     #[test]

@@ -85,9 +85,8 @@ impl RawRole {
             [] => {
                 checker.report(
                     &at,
-                    "missing field `arn` (the role's ARN), or `sso_session`, `account_id` and \
-                     `role_name` for an Identity Center permission set, or `credential_process` \
-                     for a credential command",
+                    "missing field `arn`, or `sso_session` + `account_id` + `role_name` (a \
+                     permission set), or `credential_process` (a command)",
                 );
                 false
             }

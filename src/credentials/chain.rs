@@ -29,12 +29,16 @@ impl Chain {
             .and_then(|registry| registry.role(via.as_str()))
             .ok_or_else(|| {
                 StsError::NoBaseCredentials(format!(
-                    "role {} goes via role {via}, which is no longer configured: fix `via` and \
-                     reload",
+                    "role {} goes via role {via}, which is not a role (not listed yet, or \
+                     removed): fix `via`, or `fintors sync`",
                     role.alias
                 ))
             })?;
-        match source.get(Attempt::RespectBackoff).await {
+        // To the end, and now: this fetch is a task of its own (nobody waits on it but the
+        // chained role's callers, who have their own limit), and the chained role's own backoff
+        // already paces it, so `via`'s backoff must not fail it again (after a login, say, when
+        // the chained role is retried before `via` is).
+        match source.get_to_the_end(Attempt::Now).await {
             Ok(issued) => Ok(issued.credentials.clone()),
             Err(failure) => Err(failure.error.clone().via(via)),
         }

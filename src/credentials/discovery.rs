@@ -103,6 +103,16 @@ impl Discovery {
             .or_default())
     }
 
+    /// What is known of `session`'s listing.
+    pub fn session(&self, session: &str) -> SessionListing {
+        self.sessions
+            .lock()
+            .expect("poisoned")
+            .get(session)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// What is known of each session's listing, by session name.
     pub fn sessions(&self) -> BTreeMap<String, SessionListing> {
         self.sessions.lock().expect("poisoned").clone()
@@ -117,36 +127,43 @@ impl Discovery {
     /// listed role that cannot be a role is logged (at debug: it is in every listing).
     pub fn roles(&self, config: &Config) -> Vec<Role> {
         let sessions = self.sessions.lock().expect("poisoned");
-        let mut roles = Vec::new();
-        for (name, settings) in &config.identity_center {
-            let Some(listing) = sessions.get(name).and_then(|s| s.listing.as_ref()) else {
-                continue;
-            };
-            let (found, skipped) = settings.roles(name, &listing.assignments);
-            for line in skipped {
-                tracing::debug!("{line}");
-            }
-            roles.extend(found);
+        let listings: Vec<(
+            &str,
+            &crate::config::identity_center::Discovery,
+            &[Assignment],
+        )> = config
+            .identity_center
+            .iter()
+            .filter_map(|(name, settings)| {
+                let listing = sessions.get(name)?.listing.as_ref()?;
+                Some((name.as_str(), settings, listing.assignments.as_slice()))
+            })
+            .collect();
+        let (roles, skipped) = crate::config::identity_center::discovered(&listings);
+        for line in skipped {
+            tracing::debug!("{line}");
         }
         roles
     }
 
     /// Lists `session` now: the number of roles the portal listed, or why not (the last
-    /// listing is kept). A listing that ended after this was asked for (one that was under way,
-    /// say the one at start) is the answer: the portal is not asked twice in a row.
+    /// listing is kept). A whole listing that ended after this was asked for (one that was under
+    /// way, say the one at start) is the answer: the portal is not asked twice in a row. One
+    /// listing at a time, whatever the session.
     pub async fn list(&self, session: &str) -> Result<usize, StsError> {
         let Some(lister) = &self.lister else {
             return Ok(0);
         };
         let asked = self.clock.now();
         let _one_at_a_time = self.listing.lock().await;
-        let latest = self.sessions().remove(session).unwrap_or_default();
-        match (&latest.listing, &latest.failure) {
-            (_, Some((at, error))) if *at >= asked => return Err(error.clone()),
-            (Some(listing), None) if listing.listed_at >= asked => {
-                return Ok(listing.assignments.len());
-            }
-            _ => {}
+        // A failure is never taken over: the login that asked for this listing may be what
+        // the one under way lacked.
+        if let Some(listing) = self
+            .session(session)
+            .listing
+            .filter(|l| l.listed_at >= asked)
+        {
+            return Ok(listing.assignments.len());
         }
         match lister.assignments(session).await {
             Ok(assignments) => {
@@ -209,11 +226,13 @@ impl Discovery {
             return;
         };
         let partial = file.with_extension("json.partial");
+        // A new file of its own, never one planted there, nor through a link.
+        let _ = std::fs::remove_file(&partial);
         let written = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&partial)
             .and_then(|mut out| {
                 out.write_all(&serde_json::to_vec(listing).expect("serialisable"))?;

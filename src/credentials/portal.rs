@@ -18,6 +18,7 @@ use aws_config::BehaviorVersion;
 use aws_credential_types::provider::token::ProvideToken;
 use aws_sdk_sso::config::http::HttpResponse;
 use aws_sdk_sso::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sso::operation::list_account_roles::ListAccountRolesError;
 
 use super::sso::SsoLogin;
 use super::sts::{FALLBACK_REGION, MAX_MESSAGE, OPERATION_TIMEOUT, innermost, timeouts};
@@ -161,7 +162,7 @@ impl Portal {
                     a.account_name().unwrap_or_default().to_owned(),
                 ))
             }));
-            next = page.next_token().map(str::to_owned);
+            next = next_page(&next, page.next_token())?;
             if next.is_none() {
                 break;
             }
@@ -191,7 +192,8 @@ impl Portal {
                             .set_next_token(next.clone())
                             .send()
                     })
-                    .await?;
+                    .await
+                    .map_err(|e| Listed::Failed(Box::new(e)))?;
                     roles.extend(page.role_list().iter().filter_map(|r| {
                         Some(Assignment {
                             account_id: account_id.clone(),
@@ -199,10 +201,11 @@ impl Portal {
                             role_name: r.role_name()?.to_owned(),
                         })
                     }));
-                    next = page.next_token().map(str::to_owned);
-                    if next.is_none() {
-                        return Ok(roles);
-                    }
+                    next = match next_page(&next, page.next_token()) {
+                        Ok(None) => return Ok(roles),
+                        Ok(next) => next,
+                        Err(repeated) => return Err(Listed::Repeated(repeated)),
+                    };
                 }
             });
         }
@@ -212,10 +215,14 @@ impl Portal {
                 .map_err(|e| {
                     StsError::Malformed(format!("listing an account's roles failed: {e}"))
                 })?
-                .map_err(|e| {
-                    session.classify(self.clock, "ListAccountRoles", &e, |e| {
-                        e.is_unauthorized_exception()
-                    })
+                .map_err(|e| match e {
+                    Listed::Repeated(error) => error,
+                    Listed::Failed(e) => session.classify(
+                        self.clock,
+                        "ListAccountRoles",
+                        &e,
+                        ListAccountRolesError::is_unauthorized_exception,
+                    ),
                 })?;
             assignments.extend(roles);
         }
@@ -309,6 +316,25 @@ where
     }
 }
 
+/// The page after one whose token was `previous`, given the portal's `next` token: `None` at
+/// the end (no token, or an empty one); an error if the portal gives the same token again,
+/// which would list the same page forever.
+fn next_page(previous: &Option<String>, next: Option<&str>) -> Result<Option<String>, StsError> {
+    match next.filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) if previous.as_deref() == Some(t) => Err(StsError::Malformed(
+            "the Identity Center portal gave the same page token twice".into(),
+        )),
+        Some(t) => Ok(Some(t.to_owned())),
+    }
+}
+
+/// Why one account's roles could not be listed.
+enum Listed {
+    Failed(Box<SdkError<ListAccountRolesError, HttpResponse>>),
+    Repeated(StsError),
+}
+
 /// The listing operations' throttling error, by type.
 trait Throttled {
     fn throttled(&self) -> bool;
@@ -320,7 +346,7 @@ impl Throttled for aws_sdk_sso::operation::list_accounts::ListAccountsError {
     }
 }
 
-impl Throttled for aws_sdk_sso::operation::list_account_roles::ListAccountRolesError {
+impl Throttled for ListAccountRolesError {
     fn throttled(&self) -> bool {
         self.is_too_many_requests_exception()
     }
@@ -358,7 +384,13 @@ impl Session {
                 }
                 e => StsError::refused(
                     e.code().unwrap_or("PortalError"),
-                    one_line(e.message().unwrap_or("(no message)"), MAX_MESSAGE),
+                    match e.message() {
+                        Some(message) => one_line(message, MAX_MESSAGE),
+                        None => format!(
+                            "the Identity Center portal answered {operation} with HTTP {}",
+                            service.raw().status().as_u16()
+                        ),
+                    },
                 ),
             },
             SdkError::TimeoutError(_) => StsError::Timeout(format!(
@@ -374,5 +406,19 @@ impl Session {
                 innermost(err)
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_token_ends_the_listing_when_absent_or_empty_and_fails_it_when_repeated() {
+        assert_eq!(next_page(&None, None).unwrap(), None);
+        assert_eq!(next_page(&None, Some("")).unwrap(), None);
+        assert_eq!(next_page(&None, Some("2")).unwrap().as_deref(), Some("2"));
+        let repeated = next_page(&Some("2".into()), Some("2")).unwrap_err();
+        assert_eq!(repeated.code(), "MalformedResponse");
     }
 }

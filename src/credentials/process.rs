@@ -11,6 +11,7 @@
 //! would answer a prompt), a time limit, and is killed if it overstays.
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -28,7 +29,10 @@ pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
 pub const UNDATED_LIFETIME: TimeDelta = TimeDelta::hours(1);
 
 /// The most of a failing command's stderr that a message keeps.
-const MAX_STDERR: usize = 120;
+const MAX_STDERR: usize = 100;
+
+/// The most of a command's output that is read: credentials are a few hundred bytes.
+const MAX_OUTPUT: u64 = 64 * 1024;
 
 /// What the command prints.
 #[derive(Deserialize)]
@@ -47,39 +51,48 @@ pub async fn credentials(command: &str, clock: Clock) -> Result<Credentials, Sts
 }
 
 async fn run(command: &str, clock: Clock, timeout: Duration) -> Result<Credentials, StsError> {
-    let child = tokio::process::Command::new("sh")
+    let failed = |why: String| StsError::ProcessFailed(why);
+    let mut child = tokio::process::Command::new("sh")
         .args(["-c", command])
+        // What a pinned process is not given, a command is not either.
+        .env_remove("FINTORS_ADMIN_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0)
         .spawn()
-        .map_err(|e| StsError::ProcessFailed(format!("cannot run the credential command: {e}")))?;
-    let leader = child.id();
-    let output = tokio::time::timeout(timeout, child.wait_with_output())
-        .await
-        .map_err(|_| {
-            if let Some(leader) = leader {
+        .map_err(|e| failed(format!("cannot run the credential command: {e}")))?;
+    let stdout = Output::reading(child.stdout.take());
+    let stderr = Output::reading(child.stderr.take());
+    let status = tokio::select! {
+        status = child.wait() => {
+            status.map_err(|e| failed(format!("the credential command failed: {e}")))?
+        }
+        () = tokio::time::sleep(timeout) => {
+            // The leader is not reaped yet, so its group is still its own to kill.
+            if let Some(leader) = child.id() {
                 crate::platform::processes::kill_group(leader);
             }
-            StsError::ProcessFailed(format!(
-                "the credential command did not finish within {} s (it has no terminal: it must \
-                 not ask anything)",
+            let _ = child.wait().await;
+            return Err(failed(format!(
+                "the credential command did not finish within {} s (it has no terminal: it \
+                 must not ask anything)",
                 timeout.as_secs()
-            ))
-        })?
-        .map_err(|e| StsError::ProcessFailed(format!("the credential command failed: {e}")))?;
-    if !output.status.success() {
-        let said = String::from_utf8_lossy(&output.stderr);
+            )));
+        }
+    };
+    let (stdout, stderr) = (stdout.printed().await, stderr.printed().await);
+    if !status.success() {
+        let said = String::from_utf8_lossy(&stderr);
         let said = said
             .lines()
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
-        return Err(StsError::ProcessFailed(format!(
+        return Err(failed(format!(
             "the credential command {}: {}",
-            exited(output.status),
+            exited(status),
             if said.is_empty() {
                 "(nothing on stderr)".to_owned()
             } else {
@@ -87,7 +100,45 @@ async fn run(command: &str, clock: Clock, timeout: Duration) -> Result<Credentia
             }
         )));
     }
-    read(&output.stdout, clock.now())
+    read(&stdout, clock.now())
+}
+
+/// What a command prints on one pipe, read as it comes, up to [`MAX_OUTPUT`] bytes.
+struct Output {
+    read: Arc<Mutex<Vec<u8>>>,
+    reading: tokio::task::JoinHandle<()>,
+}
+
+impl Output {
+    fn reading(pipe: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>) -> Output {
+        let read = Arc::new(Mutex::new(Vec::new()));
+        let into = read.clone();
+        let reading = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let Some(pipe) = pipe else { return };
+            let mut pipe = pipe.take(MAX_OUTPUT);
+            let mut chunk = [0; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk).await {
+                into.lock()
+                    .expect("poisoned")
+                    .extend_from_slice(&chunk[..n]);
+            }
+        });
+        Output { read, reading }
+    }
+
+    /// What was printed, once the command has ended: until the pipe closes, or for a second
+    /// more if something the command left running (a browser it opened) keeps it open.
+    async fn printed(self) -> Vec<u8> {
+        let mut reading = self.reading;
+        if tokio::time::timeout(Duration::from_secs(1), &mut reading)
+            .await
+            .is_err()
+        {
+            reading.abort();
+        }
+        std::mem::take(&mut *self.read.lock().expect("poisoned"))
+    }
 }
 
 /// How a command ended, in words.
@@ -118,8 +169,8 @@ fn read(stdout: &[u8], now: DateTime<Utc>) -> Result<Credentials, StsError> {
     }
     let Some(session_token) = printed.session_token.filter(|t| !t.expose().is_empty()) else {
         return Err(StsError::ProcessFailed(
-            "the credential command printed long-term keys (no SessionToken): fintors serves \
-             only sessions; make it the base credentials' profile instead"
+            "the credential command printed long-term keys (no SessionToken): serve it as the \
+             base credentials' profile instead"
                 .into(),
         ));
     };
@@ -226,6 +277,21 @@ mod tests {
         let prompting = format!("read answer; test -z \"$answer\" && {}", printing(SESSION));
         let c = credentials(&prompting, Clock::system()).await.unwrap();
         assert_eq!(c.access_key_id, "ASIAPROCESS");
+    }
+
+    /// A command that leaves something running with its output open (it opened a browser) is
+    /// done when it exits, with what it printed.
+    #[tokio::test]
+    async fn a_command_that_leaves_a_child_holding_its_output_is_done_when_it_exits() {
+        let leaves = format!("(sleep 10) & {}", printing(SESSION));
+        let started = std::time::Instant::now();
+        let c = credentials(&leaves, Clock::system()).await.unwrap();
+        assert_eq!(c.access_key_id, "ASIAPROCESS");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]

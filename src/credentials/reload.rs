@@ -96,8 +96,7 @@ impl Reloader {
         let summary = self.registry.reload(&effective);
         if let Some(gone) = before.filter(|b| summary.removed.contains(b)) {
             tracing::warn!(
-                "the active role {gone} is gone (the portal no longer lists it, or the \
-                 configuration dropped it): active now: {}",
+                "the active role {gone} is no longer listed or configured; active now: {}",
                 summary.active.as_deref().unwrap_or("none")
             );
         }
@@ -113,8 +112,9 @@ impl Reloader {
             let listed = self.discovery.list(session).await;
             if let Err(e) = &listed {
                 tracing::warn!(
-                    "SSO session \"{session}\": cannot list its accounts and roles (serving the \
-                     last listing, if any): {e}"
+                    sso_session = %session,
+                    "cannot list the session's roles (the last listing is served): {}",
+                    e.message()
                 );
             }
             synced.sessions.push((session.clone(), listed));
@@ -122,9 +122,11 @@ impl Reloader {
         if synced.sessions.is_empty() {
             return synced;
         }
-        // The configuration may have been reloaded meanwhile: apply the one running now.
-        let config = self.current.lock().expect("poisoned").clone();
-        synced.roles = self.apply(&config);
+        // The configuration may have been reloaded meanwhile: apply the one running now, under
+        // its lock, as a reload does, so neither applies a configuration the other replaced.
+        let current = self.current.lock().expect("poisoned");
+        synced.roles = self.apply(&current);
+        drop(current);
         // Said once the roles are in place: what a reader of the log may rely on.
         for (session, listed) in &synced.sessions {
             if let Ok(n) = listed {
@@ -164,12 +166,11 @@ impl Reloader {
         };
         let discovered = self.discovers(session);
         let now = self.registry.clock().now();
-        let stale = self.discovery.sessions().get(session).is_none_or(|s| {
-            s.failure.is_some()
-                || s.listing
-                    .as_ref()
-                    .is_none_or(|l| now - l.listed_at > LISTING_FRESH)
-        });
+        let listed = self.discovery.session(session);
+        let stale = listed.failure.is_some()
+            || listed
+                .listing
+                .is_none_or(|l| now - l.listed_at > LISTING_FRESH);
         if discovered && stale {
             self.sync_soon();
         }

@@ -62,9 +62,16 @@ pub struct CredentialProcess {
 }
 
 impl CredentialProcess {
-    /// The command's first word, which is what messages and reports show of it.
+    /// The program the command runs, which is all that messages and reports show of it: its
+    /// first word that is not a `NAME=value` assignment (which may be a secret), without its
+    /// directory.
     pub fn program(&self) -> &str {
-        self.command.split_whitespace().next().unwrap_or("")
+        let word = self
+            .command
+            .split_whitespace()
+            .find(|w| !w.contains('='))
+            .unwrap_or("");
+        word.rsplit('/').next().unwrap_or(word)
     }
 }
 
@@ -142,5 +149,30 @@ impl Role {
                 format!("credential command {}", process.program())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_command_is_shown_by_its_program_alone() {
+        let shown = |command: &str| {
+            CredentialProcess {
+                command: command.into(),
+            }
+            .program()
+            .to_owned()
+        };
+        assert_eq!(
+            shown("okta-aws-cli web --format credential-process"),
+            "okta-aws-cli"
+        );
+        assert_eq!(
+            shown("OP_SERVICE_ACCOUNT_TOKEN=ops_secret /usr/bin/op read x"),
+            "op"
+        );
+        assert_eq!(shown("  "), "");
     }
 }

@@ -133,3 +133,52 @@ fn a_failing_credential_command_is_one_line_with_what_it_said() {
         "the credential command exited with 1: Error: your session has expired, run saml2aws login"
     );
 }
+
+/// A command slower than a client waits (5 s) still signs for the role chained to it: the
+/// chained role's fetch waits for it to the end and records no failure of its own.
+#[test]
+fn a_role_via_a_slow_credential_command_is_served_once_the_command_is_done() {
+    let sts = chaining_sts();
+    let d = builder(&sts, "6", "").start();
+    let path = format!("{CREDS}deploy");
+    let first = d.get(&path).json();
+    assert_ne!(
+        first["Code"], "Success",
+        "the client gave up first: {first}"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let doc = d.get(&path).json();
+        if doc["Code"] == "Success" {
+            assert_eq!(doc["AccessKeyId"], "ASIAROLE00000001");
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 15, "never served: {doc}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(runs(&d), "1");
+    let status = d.get("/fintors/status").json();
+    let deploy = status["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["alias"] == "deploy")
+        .unwrap();
+    assert_eq!(deploy["last_error"], serde_json::Value::Null, "{deploy}");
+}
+
+/// What a pinned process is not given, a credential command is not either.
+#[test]
+fn a_credential_command_is_not_given_the_admin_token() {
+    let sts = identity_sts();
+    let d = Daemon::builder(
+        r#"{"roles": {"tool": {"credential_process":
+            "printf '{\"Version\": 1, \"AccessKeyId\": \"K-%s\", \"SecretAccessKey\": \"s\", \"SessionToken\": \"t\"}' \"${FINTORS_ADMIN_TOKEN:-none}\""}},
+           "admin_port": 0}"#,
+    )
+    .sts(&sts.url)
+    .env("FINTORS_ADMIN_TOKEN", "admin-secret-123456789012345678901234")
+    .start();
+    let doc = d.get(&format!("{CREDS}tool")).json();
+    assert_eq!(doc["AccessKeyId"], "K-none", "{doc}");
+}

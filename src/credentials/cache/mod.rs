@@ -221,16 +221,26 @@ impl RoleCache {
     /// Credentials for the role: cached ones at once, otherwise from STS (one call however many
     /// ask), or the failure that stands in for them. Waits at most [`STS_WAIT`] for STS.
     pub async fn get(self: &Arc<Self>, attempt: Attempt) -> Result<Arc<Issued>, Arc<Failure>> {
+        match tokio::time::timeout(STS_WAIT, self.get_to_the_end(attempt)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.still_waiting()),
+        }
+    }
+
+    /// [`RoleCache::get`] without its limit: waits as long as the upstream call takes. For a
+    /// role chained to this one, whose own fetch is a task that answers nobody directly.
+    pub async fn get_to_the_end(
+        self: &Arc<Self>,
+        attempt: Attempt,
+    ) -> Result<Arc<Issued>, Arc<Failure>> {
         if let Some(c) = self.take_cached(self.clock.now()) {
             return Ok(c);
         }
         // The fetch runs as its own task: a client that gives up (SDKs wait about a second) must
         // not cancel an AssumeRole whose result its retry, or the next client, will need.
-        let fetch = tokio::spawn(self.clone().fetch(attempt));
-        match tokio::time::timeout(STS_WAIT, fetch).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(crashed)) => std::panic::resume_unwind(crashed.into_panic()),
-            Err(_) => Err(self.still_waiting()),
+        match tokio::spawn(self.clone().fetch(attempt)).await {
+            Ok(result) => result,
+            Err(crashed) => std::panic::resume_unwind(crashed.into_panic()),
         }
     }
 
