@@ -26,6 +26,15 @@ fn daemon(center: &IdentityCenter, sts: &FakeSts) -> Daemon {
     daemon_with(center, sts, CONFIG, SESSION_ONLY, VALID)
 }
 
+/// [`portal`], a [`daemon`] on it and an identity STS, after a `fintors sync`.
+fn synced() -> (IdentityCenter, FakeSts, Daemon) {
+    let center = portal();
+    let sts = identity_sts();
+    let d = daemon(&center, &sts);
+    cli(&d, &["sync"]);
+    (center, sts, d)
+}
+
 /// `fintors ARGS`' standard output, which must succeed.
 fn cli(d: &Daemon, args: &[&str]) -> String {
     let o = fintors_cli(d, args);
@@ -82,10 +91,7 @@ fn every_account_and_role_on_every_page_is_a_role_named_by_account_and_role() {
 /// fintors's.
 #[test]
 fn every_real_client_signs_with_a_discovered_accounts_credentials() {
-    let center = portal();
-    let sts = identity_sts();
-    let d = daemon(&center, &sts);
-    cli(&d, &["sync"]);
+    let (_center, sts, d) = synced();
     cli(&d, &["use", "account-2.operator"]);
     let expected = signed_by(&portal_key("100000000002", "Operator"));
     for (client, arn) in identities_seen(ClientRun::new(&d, Via::Imds), &sts) {
@@ -96,10 +102,7 @@ fn every_real_client_signs_with_a_discovered_accounts_credentials() {
 
 #[test]
 fn exec_pins_a_command_to_a_discovered_role() {
-    let center = portal();
-    let sts = identity_sts();
-    let d = daemon(&center, &sts);
-    cli(&d, &["sync"]);
+    let (_center, _sts, d) = synced();
     let run = ClientRun::new(&d, Via::Exec("account-0.readonly"));
     assert_eq!(
         run.run(&rust_whoami(), &["--container", "--access-key"]),
@@ -111,10 +114,7 @@ fn exec_pins_a_command_to_a_discovered_role() {
 /// out and the listing is still whole.
 #[test]
 fn a_throttled_listing_waits_and_is_still_whole() {
-    let center = portal();
-    let sts = identity_sts();
-    let d = daemon(&center, &sts);
-    cli(&d, &["sync"]);
+    let (center, _sts, d) = synced();
     // The listing at start, then sync's: both done before the count.
     d.log_with_n("SSO session \"corp\": the portal lists 9 roles", 2);
     let before = center.list_calls();
@@ -131,10 +131,7 @@ fn a_throttled_listing_waits_and_is_still_whole() {
 /// says so once, and no role is active.
 #[test]
 fn a_role_the_portal_no_longer_lists_is_gone_and_the_active_one_says_so() {
-    let center = portal();
-    let sts = identity_sts();
-    let d = daemon(&center, &sts);
-    cli(&d, &["sync"]);
+    let (center, _sts, d) = synced();
     cli(&d, &["use", "account-2.developer"]);
     center.listing(accounts(2, &["Developer", "Operator", "ReadOnly"]), Some(2));
     let synced = cli(&d, &["sync"]);
@@ -265,10 +262,7 @@ fn a_new_login_lists_the_sessions_roles_within_seconds() {
 /// now.
 #[test]
 fn a_reload_lists_again() {
-    let center = portal();
-    let sts = identity_sts();
-    let d = daemon(&center, &sts);
-    cli(&d, &["sync"]);
+    let (center, _sts, d) = synced();
     let listed = "SSO session \"corp\": the portal lists";
     let before = d.log_with(listed).matches(listed).count();
     center.listing(accounts(1, &["Developer"]), None);
