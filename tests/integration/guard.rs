@@ -238,6 +238,8 @@ fn no_state_changing_route_accepts_what_a_form_can_send() {
         (d.addr, "PUT", "/roles", r#"{"alias":"example2"}"#),
         (d.addr, "PUT", "/mfa", r#"{"code":"123456"}"#),
         (d.addr, "POST", "/fintors/reload", "{}"),
+        (d.addr, "POST", "/fintors/retry", "{}"),
+        (d.addr, "POST", "/fintors/sync", "{}"),
         (
             admin,
             "POST",
