@@ -24,6 +24,61 @@ pub const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
 pub const CREDENTIALS_PATH: &str = "/latest/meta-data/iam/security-credentials";
 pub const EXTENDED_CREDENTIALS_PATH: &str = "/latest/meta-data/iam/security-credentials-extended";
 
+/// Every version of the metadata API a real instance lists at `GET /`, oldest first, then
+/// `latest` (recorded on instances, 2026-12-04). Every dated version serves the same tree as
+/// `latest`: boot-time readers ask for the newest dated one they know and give up on a 404.
+pub const API_VERSIONS: [&str; 27] = [
+    "1.0",
+    "2007-01-19",
+    "2007-03-01",
+    "2007-08-29",
+    "2007-10-10",
+    "2007-12-15",
+    "2008-02-01",
+    "2008-09-01",
+    "2009-04-04",
+    "2011-01-01",
+    "2011-05-01",
+    "2012-01-12",
+    "2014-02-25",
+    "2014-11-05",
+    "2015-10-20",
+    "2016-04-19",
+    "2016-06-30",
+    "2016-09-02",
+    "2018-03-28",
+    "2018-08-17",
+    "2018-09-24",
+    "2019-10-01",
+    "2020-10-27",
+    "2021-01-03",
+    "2021-03-23",
+    "2021-07-15",
+    "latest",
+];
+
+/// `path` under `/latest/` if it asks a dated version for its tree (`/2009-04-04/meta-data/...`,
+/// its `user-data`, `dynamic`, or the version's own listing); `None` for every other path,
+/// `/latest/...` included. The token path is `latest`'s alone, as on EC2.
+pub fn as_latest(path: &str) -> Option<String> {
+    let rest = path.strip_prefix('/')?;
+    let (version, below) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if version == "latest" || !API_VERSIONS.contains(&version) {
+        return None;
+    }
+    let tree = below.is_empty()
+        || below == "/"
+        || ["/meta-data", "/user-data", "/dynamic"].iter().any(|part| {
+            below
+                .strip_prefix(part)
+                .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+        });
+    tree.then(|| format!("/latest{below}"))
+}
+
 /// The alias a credentials path names, if it names one plainly (no further segment, nothing
 /// percent-encoded), and whether it is the `-extended` path.
 pub fn credentials_alias(path: &str) -> Option<(&str, bool)> {
@@ -41,6 +96,34 @@ pub fn credentials_alias(path: &str) -> Option<(&str, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dated_version_reads_as_latest_for_its_tree_only() {
+        let latest = |p: &str| as_latest(p);
+        assert_eq!(
+            latest("/2009-04-04/meta-data/instance-id").as_deref(),
+            Some("/latest/meta-data/instance-id")
+        );
+        assert_eq!(
+            latest("/1.0/user-data").as_deref(),
+            Some("/latest/user-data")
+        );
+        assert_eq!(
+            latest("/2021-07-15/dynamic/").as_deref(),
+            Some("/latest/dynamic/")
+        );
+        assert_eq!(latest("/2016-09-02").as_deref(), Some("/latest"));
+        assert_eq!(latest("/2016-09-02/").as_deref(), Some("/latest/"));
+        assert_eq!(latest("/latest/meta-data/"), None);
+        assert_eq!(
+            latest("/2021-03-23/api/token"),
+            None,
+            "the token is latest's"
+        );
+        assert_eq!(latest("/2030-01-01/meta-data/"), None, "no such version");
+        assert_eq!(latest("/2009-04-04/meta-datax"), None);
+        assert_eq!(latest("/"), None);
+    }
 
     #[test]
     fn credentials_alias_names_plain_aliases_on_both_paths() {

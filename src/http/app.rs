@@ -87,6 +87,7 @@ impl App {
         B::Error: Into<axum::BoxError>,
     {
         collapse_slashes(&mut request);
+        dated_as_latest(&mut request);
         let answer = match self.fast.as_ref().and_then(|f| f.answer(&request, peer)) {
             Some(response) => Answer::Fast(response),
             None => {
@@ -111,25 +112,44 @@ impl App {
 /// Java v2 joins an endpoint that ends in `/` (as `fintors env` prints it, for AWS CLI v2.9) with
 /// `/latest/meta-data/...`, and path-joining clients elsewhere do the same.
 fn collapse_slashes<B>(request: &mut hyper::Request<B>) {
-    let uri = request.uri();
-    if !uri.path().contains("//") {
+    let path = request.uri().path();
+    if !path.contains("//") {
         return;
     }
-    let mut target = String::with_capacity(uri.path().len());
-    for c in uri.path().chars() {
+    let mut target = String::with_capacity(path.len());
+    for c in path.chars() {
         if !(c == '/' && target.ends_with('/')) {
             target.push(c);
         }
     }
+    set_path(request, target);
+}
+
+/// Reads a dated version's tree (`/2009-04-04/meta-data/...`) as `latest`'s, for every route
+/// and the fast path alike, with the same token rules: every version serves the same instance.
+/// The common case, `/latest/...`, costs one comparison.
+fn dated_as_latest<B>(request: &mut hyper::Request<B>) {
+    let path = request.uri().path();
+    if path.starts_with("/latest/") {
+        return;
+    }
+    if let Some(latest) = crate::ec2::as_latest(path) {
+        set_path(request, latest);
+    }
+}
+
+/// Gives `request` the path `target`, keeping its query.
+fn set_path<B>(request: &mut hyper::Request<B>, mut target: String) {
+    let uri = request.uri();
     if let Some(query) = uri.query() {
         target.push('?');
         target.push_str(query);
     }
     let mut parts = uri.clone().into_parts();
-    // A collapsed valid path is still a valid path.
+    // A collapsed or re-versioned valid path is still a valid path.
     parts.path_and_query = target.parse().ok();
-    if let Ok(collapsed) = axum::http::Uri::from_parts(parts) {
-        *request.uri_mut() = collapsed;
+    if let Ok(changed) = axum::http::Uri::from_parts(parts) {
+        *request.uri_mut() = changed;
     }
 }
 

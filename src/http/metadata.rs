@@ -1,4 +1,5 @@
-//! The rest of the instance metadata tree under `/latest/`: the instance as
+//! The API's versions (`GET /`) and the rest of the instance metadata tree under `/latest/`
+//! (which every dated version reads as: `app.rs`): the instance as
 //! [`crate::ec2::instance`] describes it, seen with the active role as its instance profile (its
 //! region, its account), as a real instance with that profile would report.
 
@@ -16,6 +17,7 @@ use crate::ec2::instance::{Context, DEFAULT_ACCOUNT, dynamic_listing, latest_lis
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/", get(versions))
         .route_both("/latest", get(latest))
         .route_both("/latest/meta-data", get(meta_data_root))
         .route("/latest/meta-data/{*path}", get(meta_data))
@@ -48,6 +50,11 @@ fn found(body: Option<String>) -> Response {
         Some(body) => text(StatusCode::OK, body),
         None => not_found(),
     }
+}
+
+/// `GET /`: every API version, one a line, as EC2 lists them.
+async fn versions() -> Response {
+    text(StatusCode::OK, crate::ec2::API_VERSIONS.join("\n"))
 }
 
 async fn latest(State(state): State<Arc<AppState>>) -> Response {

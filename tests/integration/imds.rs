@@ -237,7 +237,7 @@ fn unknown_paths_are_404() {
     require_venv!();
     let d = Daemon::start();
     for path in [
-        "/",
+        "/2030-01-01/meta-data/",
         "/latest/meta-data/nothing-here",
         "/latest/user-data",
         "/favicon.ico",

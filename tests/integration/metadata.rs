@@ -189,3 +189,67 @@ fn aws_sdk_rust_resolves_its_region_from_fintors() {
     assert_eq!(d.switch("eu").status, 200);
     assert_eq!(region(&d), "eu-west-1");
 }
+
+/// `GET /` lists every API version, and every dated version serves `latest`'s tree, user data
+/// and dynamic data byte for byte, credentials included: boot-time readers ask a dated version
+/// first and give up on a 404.
+#[test]
+fn every_dated_api_version_serves_the_same_tree_as_latest() {
+    require_venv!();
+    let d = daemon();
+    let root = d.get("/");
+    assert_eq!(root.header("Server"), Some("EC2ws"));
+    let versions = root.body;
+    assert!(versions.starts_with("1.0\n2007-01-19\n"), "{versions}");
+    assert!(versions.ends_with("\n2021-07-15\nlatest"), "{versions}");
+    for version in versions.lines().filter(|v| *v != "latest") {
+        for path in [
+            "/",
+            "/meta-data/",
+            "/meta-data/instance-id",
+            "/meta-data/placement/availability-zone",
+            "/meta-data/iam/security-credentials/",
+            "/user-data",
+            "/dynamic/instance-identity/document",
+        ] {
+            let (dated, latest) = (
+                d.get(&format!("/{version}{path}")),
+                d.get(&format!("/latest{path}")),
+            );
+            assert_eq!(
+                (dated.status, &dated.body),
+                (latest.status, &latest.body),
+                "/{version}{path}"
+            );
+        }
+    }
+    let creds = d.get("/2021-03-23/meta-data/iam/security-credentials/example");
+    assert_eq!(creds.json()["Code"], "Success", "{creds:?}");
+    assert_eq!(
+        d.get("/2030-01-01/meta-data/").status,
+        404,
+        "no such version"
+    );
+}
+
+/// A dated version keeps `latest`'s token rules.
+#[test]
+fn a_dated_version_needs_a_session_when_imdsv2_is_required() {
+    require_venv!();
+    let strict = Daemon::builder(WITH_INSTANCE)
+        .file("user-data", "#!/bin/sh\necho hello\n")
+        .file("id.pub", "ssh-ed25519 AAAAC3Nza me@laptop\n")
+        .arg("--imdsv2-required")
+        .start();
+    let path = "/2016-09-02/meta-data/iam/security-credentials/example";
+    assert_eq!(strict.get(path).status, 401);
+    let token = strict.token();
+    let r = crate::support::http(
+        strict.addr,
+        "GET",
+        path,
+        &[("X-aws-ec2-metadata-token", &token)],
+        "",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+}
