@@ -127,6 +127,17 @@ impl CredentialsDocument {
     }
 }
 
+/// `/latest/meta-data/identity-credentials/ec2/info`: the account of the instance's own
+/// identity credentials (which fintors does not serve: the role's are what callers want).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IdentityCredentialsInfo<'a> {
+    pub code: &'static str,
+    #[serde(with = "time")]
+    pub last_updated: DateTime<Utc>,
+    pub account_id: &'a str,
+}
+
 /// `/latest/meta-data/iam/info` for a role.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]

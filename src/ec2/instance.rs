@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::Digest;
 
-use super::document::render;
+use super::document::{IdentityCredentialsInfo, render};
 use crate::config::InstanceConfig;
 use crate::model::Region;
 
@@ -174,6 +174,18 @@ fn dir<const N: usize>(entries: [(&str, Node); N]) -> Node {
     )
 }
 
+/// The root volume's device, as an HVM instance from an EBS-backed AMI reports it.
+const ROOT_DEVICE: &str = "/dev/xvda";
+/// The default VPC's block, which the subnet's (`172.31.0.0/20`) lies in.
+const VPC_CIDR: &str = "172.31.0.0/16";
+
+/// A stable, plausible security group id (`sg-` and 17 hex digits) for the group `name`.
+fn group_id(name: &str) -> String {
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sg-{}", &hex[..17])
+}
+
 /// The account an instance reports when no role has an ARN to take it from (only credential
 /// commands are configured): the account of the EC2 documentation's examples.
 pub const DEFAULT_ACCOUNT: &str = "123456789012";
@@ -215,27 +227,53 @@ impl Context<'_> {
         let i = self.instance;
         let local_hostname = self.local_hostname();
         let groups = i.security_groups.join("\n");
+        let group_ids: Vec<String> = i.security_groups.iter().map(|g| group_id(g)).collect();
         let mut interface = BTreeMap::from([
             ("device-number".into(), leaf("0")),
             ("interface-id".into(), leaf(&i.interface_id)),
             ("local-hostname".into(), leaf(&local_hostname)),
             ("local-ipv4s".into(), leaf(i.local_ipv4.to_string())),
             ("mac".into(), leaf(&i.mac)),
+            ("network-card-index".into(), leaf("0")),
             ("owner-id".into(), leaf(self.account_id)),
+            ("security-group-ids".into(), leaf(group_ids.join("\n"))),
             ("security-groups".into(), leaf(&groups)),
             ("subnet-id".into(), leaf(&i.subnet_id)),
             ("subnet-ipv4-cidr-block".into(), leaf("172.31.0.0/20")),
             ("vpc-id".into(), leaf(&i.vpc_id)),
-            ("vpc-ipv4-cidr-block".into(), leaf("172.31.0.0/16")),
+            ("vpc-ipv4-cidr-block".into(), leaf(VPC_CIDR)),
+            ("vpc-ipv4-cidr-blocks".into(), leaf(VPC_CIDR)),
         ]);
+        let identity_credentials = render(&IdentityCredentialsInfo {
+            code: "Success",
+            last_updated: i.pending_time,
+            account_id: self.account_id,
+        });
         let mut root = BTreeMap::from([
             ("ami-id".into(), leaf(&i.ami_id)),
             ("ami-launch-index".into(), leaf("0")),
+            // An EBS-backed AMI has no manifest.
+            ("ami-manifest-path".into(), leaf("(unknown)")),
+            (
+                "block-device-mapping".into(),
+                dir([("ami", leaf(ROOT_DEVICE)), ("root", leaf(ROOT_DEVICE))]),
+            ),
+            (
+                "events".into(),
+                dir([(
+                    "maintenance",
+                    dir([("history", leaf("[]")), ("scheduled", leaf("[]"))]),
+                )]),
+            ),
             ("hostname".into(), leaf(&local_hostname)),
             // The iam/ entries are served by the credential routes; listed here for discovery.
             (
                 "iam".into(),
                 dir([("info", leaf("")), ("security-credentials", dir([]))]),
+            ),
+            (
+                "identity-credentials".into(),
+                dir([("ec2", dir([("info", leaf(identity_credentials))]))]),
             ),
             ("instance-action".into(), leaf("none")),
             ("instance-id".into(), leaf(&i.instance_id)),
@@ -255,6 +293,7 @@ impl Context<'_> {
                     ("region", leaf(self.region)),
                 ]),
             ),
+            ("profile".into(), leaf("default-hvm")),
             ("reservation-id".into(), leaf(&i.reservation_id)),
             ("security-groups".into(), leaf(&groups)),
             (
@@ -264,10 +303,18 @@ impl Context<'_> {
                     ("partition", leaf(self.partition)),
                 ]),
             ),
+            ("system".into(), leaf("nitro")),
         ]);
         if let Some(ip) = i.public_ipv4 {
             root.insert("public-ipv4".into(), leaf(ip.to_string()));
             interface.insert("public-ipv4s".into(), leaf(ip.to_string()));
+            interface.insert(
+                "ipv4-associations".into(),
+                Node::Dir(BTreeMap::from([(
+                    ip.to_string(),
+                    leaf(i.local_ipv4.to_string()),
+                )])),
+            );
         }
         if let Some(h) = &i.public_hostname {
             root.insert("public-hostname".into(), leaf(h));
@@ -359,12 +406,15 @@ pub fn latest_listing(instance: &Instance) -> String {
     entries.join("\n")
 }
 
-/// `/latest/dynamic/<path>` other than the identity document: its listings. The document's
+/// `/latest/dynamic/<path>` other than the identity document: its listings and values. The document's
 /// signatures (`signature`, `pkcs7`, `rsa2048`) are absent: only AWS holds the key, and a fake
 /// signature would be worse than none.
 pub fn dynamic_listing(path: &str) -> Option<&'static str> {
     match path.trim_end_matches('/') {
-        "" => Some("instance-identity/"),
+        "" => Some("fws/\ninstance-identity/"),
+        "fws" => Some("instance-monitoring"),
+        // Detailed monitoring is off unless asked for at launch.
+        "fws/instance-monitoring" => Some("disabled"),
         "instance-identity" => Some("document"),
         _ => None,
     }

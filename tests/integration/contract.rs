@@ -263,7 +263,7 @@ async fn the_metadata_tree_answers_with_the_instance_and_the_active_role() {
     );
     assert_eq!(
         imds(&d, Method::GET, "/latest/dynamic/").await.text(),
-        "instance-identity/"
+        "fws/\ninstance-identity/"
     );
     let identity: serde_json::Value = imds(
         &d,

@@ -253,3 +253,66 @@ fn a_dated_version_needs_a_session_when_imdsv2_is_required() {
     );
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+/// What a real instance always lists answers as EC2's does (EC2 User Guide, "Instance metadata
+/// categories"; recorded traffic).
+#[test]
+fn what_every_real_instance_lists_is_there() {
+    require_venv!();
+    let d = daemon();
+    let get = |path: &str| {
+        let r = d.get(&format!("/latest/{path}"));
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        r.body
+    };
+    assert_eq!(get("meta-data/ami-manifest-path"), "(unknown)");
+    assert_eq!(get("meta-data/block-device-mapping/"), "ami\nroot");
+    assert_eq!(get("meta-data/block-device-mapping/root"), "/dev/xvda");
+    assert_eq!(get("meta-data/profile"), "default-hvm");
+    assert_eq!(get("meta-data/system"), "nitro");
+    assert_eq!(get("meta-data/events/maintenance/"), "history\nscheduled");
+    assert_eq!(get("meta-data/events/maintenance/scheduled"), "[]");
+    let info: serde_json::Value =
+        serde_json::from_str(&get("meta-data/identity-credentials/ec2/info")).unwrap();
+    assert_eq!(info["Code"], "Success");
+    assert_eq!(
+        info["AccountId"], "123456789012",
+        "the active role's account"
+    );
+    assert_eq!(get("dynamic/"), "fws/\ninstance-identity/");
+    assert_eq!(get("dynamic/fws/instance-monitoring"), "disabled");
+    let mac = get("meta-data/mac");
+    let interface = format!("meta-data/network/interfaces/macs/{mac}/");
+    assert_eq!(get(&format!("{interface}network-card-index")), "0");
+    assert!(get(&format!("{interface}security-group-ids")).starts_with("sg-"));
+    assert_eq!(
+        get(&format!("{interface}vpc-ipv4-cidr-blocks")),
+        get(&format!("{interface}vpc-ipv4-cidr-block"))
+    );
+    assert_eq!(
+        get(&format!("{interface}ipv4-associations/203.0.113.7")),
+        get("meta-data/local-ipv4"),
+        "the public address maps to the private one"
+    );
+}
+
+/// Every entry a listing names answers, all the way down: nothing dangles.
+#[test]
+fn every_listed_metadata_entry_answers() {
+    require_venv!();
+    let d = daemon();
+    let mut pending = vec!["/latest/meta-data/".to_owned()];
+    let mut seen = 0;
+    while let Some(path) = pending.pop() {
+        let r = d.get(&path);
+        assert_eq!(r.status, 200, "{path} is listed but answers {}", r.status);
+        seen += 1;
+        if path.ends_with('/') {
+            for entry in r.body.lines() {
+                let name = entry.split('=').next().unwrap();
+                pending.push(format!("{path}{name}"));
+            }
+        }
+    }
+    assert!(seen > 50, "only {seen} paths: is the tree there?");
+}
