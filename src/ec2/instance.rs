@@ -159,6 +159,8 @@ pub fn zone_id(region: &str, suffix: &str) -> String {
 enum Node {
     Leaf(String),
     Dir(BTreeMap<String, Node>),
+    /// A directory whose listing EC2 words its own way (`public-keys/` lists `0=my-key`).
+    Worded(String, BTreeMap<String, Node>),
 }
 
 fn leaf(v: impl Into<String>) -> Node {
@@ -320,14 +322,24 @@ impl Context<'_> {
             root.insert("public-hostname".into(), leaf(h));
             interface.insert("public-hostname".into(), leaf(h));
         }
-        if let Some(key) = i
+        if let Some((path, key)) = i
             .ssh_public_key
             .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|p| Some((p, std::fs::read_to_string(p).ok()?)))
         {
+            // EC2 lists a key by index and key pair name; the file's name stands for the latter.
+            let name = path
+                .file_stem()
+                .map_or_else(|| "key".to_owned(), |s| s.to_string_lossy().into_owned());
             root.insert(
                 "public-keys".into(),
-                dir([("0", dir([("openssh-key", leaf(key.trim_end()))]))]),
+                Node::Worded(
+                    format!("0={name}"),
+                    BTreeMap::from([(
+                        "0".to_owned(),
+                        dir([("openssh-key", leaf(key.trim_end()))]),
+                    )]),
+                ),
             );
         }
         root.insert(
@@ -424,17 +436,18 @@ fn lookup(root: &Node, path: &str) -> Option<String> {
     let mut node = root;
     for part in path.split('/').filter(|p| !p.is_empty()) {
         match node {
-            Node::Dir(entries) => node = entries.get(part)?,
+            Node::Dir(entries) | Node::Worded(_, entries) => node = entries.get(part)?,
             Node::Leaf(_) => return None,
         }
     }
     Some(match node {
         Node::Leaf(value) => value.clone(),
+        Node::Worded(listing, _) => listing.clone(),
         Node::Dir(entries) => {
             let listing: Vec<String> = entries
                 .iter()
                 .map(|(name, child)| match child {
-                    Node::Dir(_) => format!("{name}/"),
+                    Node::Dir(_) | Node::Worded(..) => format!("{name}/"),
                     Node::Leaf(_) => name.clone(),
                 })
                 .collect();

@@ -23,7 +23,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/latest/meta-data/{*path}", get(meta_data))
         .route_both("/latest/dynamic", get(dynamic_root))
         .route("/latest/dynamic/{*path}", get(dynamic))
-        .route("/latest/user-data", get(user_data))
+        .route_both("/latest/user-data", get(user_data))
 }
 
 /// The instance seen with the active role, the instance's own values as fallback.
@@ -81,9 +81,18 @@ async fn dynamic(State(state): State<Arc<AppState>>, Path(path): Path<String>) -
     found(dynamic_listing(&path).map(str::to_owned))
 }
 
+/// `user-data` and `user-data/` alike: the bytes as given, as an octet stream (EC2 does not
+/// know what they are; cloud-init and boot scripts read them raw).
 async fn user_data(State(state): State<Arc<AppState>>) -> Response {
     match state.instance.user_data.as_ref().map(std::fs::read) {
-        Some(Ok(bytes)) => text(StatusCode::OK, bytes),
+        Some(Ok(bytes)) => {
+            let mut answer = text(StatusCode::OK, bytes);
+            answer.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/octet-stream"),
+            );
+            answer
+        }
         _ => not_found(),
     }
 }

@@ -126,13 +126,19 @@ fn identity_document_is_consistent_with_the_tree() {
 fn user_data_is_served_from_the_configured_file() {
     require_venv!();
     let d = daemon();
-    let r = d.get("/latest/user-data");
-    assert_eq!(
-        (r.status, r.body.as_str()),
-        (200, "#!/bin/sh\necho hello\n")
-    );
+    for path in ["/latest/user-data", "/latest/user-data/"] {
+        let r = d.get(path);
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "#!/bin/sh\necho hello\n"),
+            "{path}"
+        );
+        assert_eq!(r.header("Content-Type"), Some("application/octet-stream"));
+        assert_eq!(r.header("Server"), Some("EC2ws"));
+    }
     let plain = Daemon::start();
     assert_eq!(plain.get("/latest/user-data").status, 404);
+    assert_eq!(plain.get("/latest/user-data/").status, 404);
     assert_eq!(plain.get("/latest/meta-data/public-ipv4").status, 404);
 }
 
@@ -140,7 +146,12 @@ fn user_data_is_served_from_the_configured_file() {
 fn public_key_is_served_from_the_configured_file() {
     require_venv!();
     let d = daemon();
-    assert_eq!(d.get("/latest/meta-data/public-keys/").body, "0/");
+    // EC2 lists a key by index and key pair name; the file's name (id.pub) stands for that.
+    assert_eq!(d.get("/latest/meta-data/public-keys/").body, "0=id");
+    assert_eq!(
+        d.get("/latest/meta-data/public-keys/0/").body,
+        "openssh-key"
+    );
     assert_eq!(
         d.get("/latest/meta-data/public-keys/0/openssh-key").body,
         "ssh-ed25519 AAAAC3Nza me@laptop"
