@@ -215,7 +215,15 @@ async fn credentials(
     Path(alias): Path<String>,
     extended: bool,
 ) -> Response {
-    let Some(cache) = state.registry.role(&alias) else {
+    // A reader may take the name from iam/info's instance profile instead of the listing:
+    // that name is the active role's too.
+    let named = || {
+        state
+            .registry
+            .active()
+            .filter(|active| profile_name(active.role()) == alias)
+    };
+    let Some(cache) = state.registry.role(&alias).or_else(named) else {
         return not_found();
     };
     match cache.serve(Door::Imds).await {
@@ -223,6 +231,14 @@ async fn credentials(
         // EC2 reports a role it cannot assume as a 200 document with the error's code.
         Err(failure) => text(StatusCode::OK, failure.document.clone()),
     }
+}
+
+/// The name `iam/info` gives the instance profile of `role`: its role name (of its ARN), or its
+/// alias when it has no ARN (a credential command's).
+fn profile_name(role: &crate::model::Role) -> &str {
+    role.arn
+        .as_ref()
+        .map_or(role.alias.as_str(), |arn| arn.role_name())
 }
 
 /// The credential document (or its `-extended` variant) for issued credentials.
@@ -250,7 +266,7 @@ async fn iam_info(State(state): State<Arc<AppState>>) -> Response {
             IamInfo::named(
                 account.as_ref().map_or("aws", |a| a.partition()),
                 account.as_ref().map_or(DEFAULT_ACCOUNT, |a| a.account_id()),
-                active.role().alias.as_str(),
+                profile_name(active.role()),
                 last_updated,
             )
         }

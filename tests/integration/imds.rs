@@ -395,3 +395,37 @@ fn doubled_slashes_answer_like_single_ones_on_the_fast_and_the_routed_path() {
         assert_eq!(roles.json()["roles"][0], "example", "{roles:?}");
     }
 }
+
+/// A reader that takes the profile's name from `iam/info` (`instance-profile/NAME`) and asks
+/// for `security-credentials/NAME` gets the active role's credentials, as one that asks the
+/// listed alias does: on EC2 the two names agree, and fintors's alias need not be the role's.
+#[test]
+fn the_name_iam_info_gives_serves_the_active_roles_credentials_too() {
+    require_venv!();
+    let d = Daemon::builder(
+        r#"{ "credentials": { "file": "CREDS", "profile": "identity" },
+             "roles": { "dev": "arn:aws:iam::123456789012:role/team/Developer" },
+             "default_role": "dev" }"#,
+    )
+    .start();
+    let info = d.get("/latest/meta-data/iam/info").json();
+    let profile = info["InstanceProfileArn"].as_str().unwrap();
+    let name = profile.rsplit('/').next().unwrap();
+    assert_eq!(name, "Developer", "{info}");
+    let by_alias = d
+        .get("/latest/meta-data/iam/security-credentials/dev")
+        .json();
+    for path in [
+        "/latest/meta-data/iam/security-credentials/Developer",
+        "/latest/meta-data/iam/security-credentials-extended/Developer",
+    ] {
+        let doc = d.get(path).json();
+        assert_eq!(doc["Code"], "Success", "{path}: {doc}");
+        assert_eq!(doc["AccessKeyId"], by_alias["AccessKeyId"], "{path}");
+    }
+    assert_eq!(
+        d.get("/latest/meta-data/iam/security-credentials/Other")
+            .status,
+        404
+    );
+}
