@@ -102,11 +102,7 @@ impl Portal {
             .access_token(&token)
             .send()
             .await
-            .map_err(|e| {
-                session.classify(self.clock, "GetRoleCredentials", &e, |e| {
-                    e.is_unauthorized_exception()
-                })
-            })?;
+            .map_err(|e| session.classify(self.clock, "GetRoleCredentials", &e))?;
         let c = answer.role_credentials().ok_or_else(|| {
             StsError::Malformed("the Identity Center portal answered without credentials".into())
         })?;
@@ -151,11 +147,7 @@ impl Portal {
                     .send()
             })
             .await
-            .map_err(|e| {
-                session.classify(self.clock, "ListAccounts", &e, |e| {
-                    e.is_unauthorized_exception()
-                })
-            })?;
+            .map_err(|e| session.classify(self.clock, "ListAccounts", &e))?;
             accounts.extend(page.account_list().iter().filter_map(|a| {
                 Some((
                     a.account_id()?.to_owned(),
@@ -217,12 +209,7 @@ impl Portal {
                 })?
                 .map_err(|e| match e {
                     Listed::Repeated(error) => error,
-                    Listed::Failed(e) => session.classify(
-                        self.clock,
-                        "ListAccountRoles",
-                        &e,
-                        ListAccountRolesError::is_unauthorized_exception,
-                    ),
+                    Listed::Failed(e) => session.classify(self.clock, "ListAccountRoles", &e),
                 })?;
             assignments.extend(roles);
         }
@@ -294,7 +281,7 @@ impl Pace {
 /// doubling wait while the portal says `TooManyRequestsException`.
 async fn paced<T, E, F, Fut>(pace: &Pace, mut send: F) -> Result<T, SdkError<E, HttpResponse>>
 where
-    E: Throttled,
+    E: PortalError,
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
 {
@@ -335,22 +322,31 @@ enum Listed {
     Repeated(StsError),
 }
 
-/// The listing operations' throttling error, by type.
-trait Throttled {
+/// What the portal's operations refuse with, by the error's type: the token (every operation's
+/// `UnauthorizedException`) and the rate (`TooManyRequestsException`).
+trait PortalError: ProvideErrorMetadata + std::error::Error + 'static {
+    fn unauthorized(&self) -> bool;
     fn throttled(&self) -> bool;
 }
 
-impl Throttled for aws_sdk_sso::operation::list_accounts::ListAccountsError {
-    fn throttled(&self) -> bool {
-        self.is_too_many_requests_exception()
-    }
+macro_rules! portal_error {
+    ($($error:ty),*) => {$(
+        impl PortalError for $error {
+            fn unauthorized(&self) -> bool {
+                self.is_unauthorized_exception()
+            }
+            fn throttled(&self) -> bool {
+                self.is_too_many_requests_exception()
+            }
+        }
+    )*};
 }
 
-impl Throttled for ListAccountRolesError {
-    fn throttled(&self) -> bool {
-        self.is_too_many_requests_exception()
-    }
-}
+portal_error!(
+    aws_sdk_sso::operation::get_role_credentials::GetRoleCredentialsError,
+    aws_sdk_sso::operation::list_accounts::ListAccountsError,
+    ListAccountRolesError
+);
 
 /// An sso-session as the portal needs it.
 struct Session {
@@ -367,19 +363,18 @@ impl Session {
             .unwrap_or_else(|| self.login.login_required(why))
     }
 
-    /// A failed portal call, by the SDK error's type (`unauthorized` tells the operation's
-    /// refusal of the token; a 401 of no known type is that refusal too).
-    fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    /// A failed portal call, by the SDK error's type (and a 401 of no known type as the
+    /// refusal of the token it is).
+    fn classify<E: PortalError>(
         &self,
         clock: Clock,
         operation: &str,
         err: &SdkError<E, HttpResponse>,
-        unauthorized: impl Fn(&E) -> bool,
     ) -> StsError {
         tracing::trace!("{operation} failed: {err:?}");
         match err {
             SdkError::ServiceError(service) => match service.err() {
-                e if unauthorized(e) || service.raw().status().as_u16() == 401 => {
+                e if e.unauthorized() || service.raw().status().as_u16() == 401 => {
                     self.login_required(clock, "was refused by the portal")
                 }
                 e => StsError::refused(
