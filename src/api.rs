@@ -220,8 +220,14 @@ pub struct SsoReport {
     /// The profile that uses it.
     #[serde(default)]
     pub profile: String,
-    /// When the cached token expires or expired; `None`: no login cached on this machine.
+    /// When the cached access token expires or expired; `None`: no login cached on this
+    /// machine.
     pub expires: Option<DateTime<Utc>>,
+    /// When the login carries a refresh token, the daemon renews the access token ahead of its
+    /// expiry until Identity Center ends the session, at the latest when the client
+    /// registration ends: this time. `None`: the login ends at `expires`.
+    #[serde(default)]
+    pub renews_until: Option<DateTime<Utc>>,
     /// What logs in again: `aws sso login --sso-session corp`.
     pub login_command: String,
 }

@@ -20,6 +20,8 @@
 //!
 //! [`ec2`] is what an EC2 instance looks like, with no HTTP in it: the IMDS paths and headers,
 //! its JSON documents in EC2's exact layout, the instance and its metadata tree, IMDSv2 tokens.
+//! [`sso`] is IAM Identity Center's sign-in, which both sides use: `fintors login` signs in
+//! with it, the daemon renews the login with it; it writes the token cache the AWS CLI shares.
 //! [`credentials`] is the engine, without an HTTP server: STS behind the `RoleAssumer` seam,
 //! MFA sessions, one refresh-ahead cache per role, the registry of roles and the active one,
 //! reload, SSO sessions, console sign-in.
@@ -33,7 +35,7 @@
 //!
 //! [`cli`] is the client side (the command line's definition, finding and verifying the daemon,
 //! the requests the subcommands share, the subcommands, `fintors network`); it uses `api`,
-//! `config`, `ec2`'s protocol facts, `platform` and `model`, never `http`, `credentials` or
+//! `config`, `ec2`'s protocol facts, `sso`, `platform` and `model`, never `http`, `credentials` or
 //! `daemon`.
 
 pub mod api;
@@ -45,3 +47,4 @@ pub mod ec2;
 pub mod http;
 pub mod model;
 pub mod platform;
+pub mod sso;

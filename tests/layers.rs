@@ -17,15 +17,24 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("api", &["model"]),
     ("config", &["model", "api"]),
     ("ec2", &["model", "api", "config"]),
+    ("sso", &["model", "platform", "config"]),
     (
         "credentials",
-        &["model", "platform", "api", "config", "ec2"],
+        &["model", "platform", "api", "config", "ec2", "sso"],
     ),
     (
         "http",
-        &["model", "platform", "api", "config", "ec2", "credentials"],
+        &[
+            "model",
+            "platform",
+            "api",
+            "config",
+            "ec2",
+            "sso",
+            "credentials",
+        ],
     ),
-    ("cli", &["model", "platform", "api", "config", "ec2"]),
+    ("cli", &["model", "platform", "api", "config", "ec2", "sso"]),
     (
         "daemon",
         &[
@@ -34,6 +43,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
             "api",
             "config",
             "ec2",
+            "sso",
             "credentials",
             "http",
             "cli",

@@ -140,10 +140,20 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Log in again (`aws sso login` for the IAM Identity Center sessions the roles depend on,
-    /// or credentials.login_process), here in this terminal; then the daemon retries every
-    /// failing role at once and says whether that fixed them
+    /// Log in again, here in this terminal: to the IAM Identity Center sessions the roles depend
+    /// on (in the browser, or with a device code), or with credentials.login_process; then the
+    /// daemon retries every failing role at once and says whether that fixed them
     Login {
+        /// Sign in with a code entered on any device, not in this machine's browser (the
+        /// default when there is no display, as over SSH)
+        #[arg(long)]
+        device: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Log out of the IAM Identity Center sessions the roles depend on: the session ended at
+    /// Identity Center, its cached login removed, its roles' credentials no longer served
+    Logout {
         #[command(flatten)]
         client: ClientArgs,
     },

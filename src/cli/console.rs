@@ -11,6 +11,7 @@
 use hyper::{Method, StatusCode};
 
 use super::args::ClientArgs;
+use super::browser::opener;
 use super::client::Endpoint;
 use super::daemon::{
     CommandError, Output, error_text, parse, report, role_or_active, unknown_role,
@@ -59,12 +60,7 @@ pub async fn console(
         });
     }
     let link = format!("{endpoint}{handoff}");
-    let opened = std::process::Command::new(&opener)
-        .arg(&link)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
+    let opened = super::browser::open_with(&opener, &link);
     match opened {
         Ok(s) if s.success() => Ok(format!(
             "opened the AWS console as {alias} at {} (the link works once, for a minute)\n",
@@ -80,43 +76,5 @@ pub async fn console(
             program: opener,
             why,
         }),
-    }
-}
-
-/// What opens a URL in the user's browser: `$BROWSER`, else the desktop's opener; `None`
-/// without a display, where a browser cannot open.
-fn opener() -> Option<String> {
-    if let Some(browser) = first_browser(&std::env::var("BROWSER").unwrap_or_default()) {
-        return Some(browser);
-    }
-    if cfg!(target_os = "macos") {
-        return Some("open".into());
-    }
-    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
-    display.then(|| "xdg-open".into())
-}
-
-/// `$BROWSER` may list several programs, `:`-separated, to try in order; the first will do.
-fn first_browser(list: &str) -> Option<String> {
-    list.split(':')
-        .map(str::trim)
-        .find(|b| !b.is_empty())
-        .map(str::to_owned)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_first_of_a_browser_list_is_used() {
-        assert_eq!(first_browser("firefox").as_deref(), Some("firefox"));
-        assert_eq!(
-            first_browser(":firefox:chromium").as_deref(),
-            Some("firefox")
-        );
-        assert_eq!(first_browser(""), None);
     }
 }

@@ -17,6 +17,8 @@ pub enum CommandError {
     Client(#[from] ClientError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    Sso(#[from] crate::sso::SsoError),
     /// The daemon said no; its one-line reason.
     #[error("{0}")]
     Refused(String),

@@ -1,49 +1,92 @@
 //! `fintors login`: logs in again, in this terminal, and has the daemon use the new login at
 //! once. It runs `credentials.login_process` from the client's own configuration file (through
-//! `sh -c`), else `aws sso login` for each IAM Identity Center session the daemon reports as
-//! needing it (the base profile's, or an imported role's source profile's; all of them, to
-//! extend them, when none has expired), as plain arguments. Nothing the daemon answers is ever
-//! given to a shell: whoever listens on the daemon's port must not be able to run commands as
-//! the user. After the login succeeds, `POST /fintors/retry` has every failing role asked for
-//! again now rather than after its backoff, and the answer says whether that fixed them.
+//! `sh -c`), else signs in to each IAM Identity Center session the daemon reports as needing it
+//! (the base profile's, a role's source profile's, a permission set's; all of them, to extend
+//! them, when none has expired). An `[sso-session]` is signed in to by fintors itself ([`sso`]:
+//! the browser with PKCE, or the device code with `--device` or where no browser can open),
+//! with the settings of the user's own `~/.aws/config`; only the session's name comes from the
+//! daemon. A legacy profile (`sso_start_url` in the profile) still runs `aws sso login
+//! --profile`, as plain arguments. Nothing the daemon answers is ever given to a shell: whoever
+//! listens on the daemon's port must not be able to run commands as the user. After the login
+//! succeeds, `POST /fintors/retry` has every failing role asked for again now rather than after
+//! its backoff, and the answer says whether that fixed them.
+//!
+//! [`sso`]: crate::sso
 
 use chrono::{DateTime, Utc};
 
 use super::args::ClientArgs;
+use super::browser::{opener, start};
 use super::client::Endpoint;
 use super::daemon::{CommandError, Output, post_ok, report};
 use super::status::{sso_line, stamp};
 use crate::api::{SsoReport, StatusReport, paths, sso_login_argv};
 use crate::config::{Config, expand_tilde};
 use crate::model::shell;
+use crate::sso;
 
-/// `fintors login`
-pub async fn login(args: &ClientArgs) -> Output {
+/// How a login is made.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Signing in to an `[sso-session]`, by fintors.
+    SignIn(String),
+    /// Running a program: `credentials.login_process`, or the AWS CLI for a legacy profile.
+    Run(Vec<String>),
+}
+
+/// `fintors login [--device]`
+pub async fn login(args: &ClientArgs, device: bool) -> Output {
     let endpoint = Endpoint::discover(args)?;
     let before = report(&endpoint).await?;
     let login_process = Config::load(&expand_tilde(&args.config))
         .ok()
         .and_then(|c| c.login_process);
-    let commands: Vec<Vec<String>> = match login_process {
-        Some(process) => vec![vec!["sh".into(), "-c".into(), process]],
+    let steps: Vec<Step> = match login_process {
+        Some(process) => vec![Step::Run(vec!["sh".into(), "-c".into(), process])],
         None => sso_logins(&before.sso, Utc::now())?,
     };
-    if commands.is_empty() {
+    if steps.is_empty() {
         return Err(CommandError::NothingToLogIn);
     }
-    for argv in &commands {
-        run(argv)?;
+    for step in &steps {
+        match step {
+            Step::SignIn(session) => sign_in(session, device).await?,
+            Step::Run(argv) => run(argv)?,
+        }
     }
     let after: StatusReport = post_ok(&endpoint, paths::RETRY).await?;
     outcome(&before, &after)
 }
 
-/// `aws sso login` for each session that needs it (expired, or no login cached here), else for
-/// all of them.
-fn sso_logins(
-    sessions: &[SsoReport],
-    now: DateTime<Utc>,
-) -> Result<Vec<Vec<String>>, CommandError> {
+/// Signs in to the `[sso-session NAME]` of this user's AWS config file: in the browser where
+/// one can open (and `device` is not asked for), else with the device code.
+async fn sign_in(name: &str, device: bool) -> Result<(), CommandError> {
+    let session = sso::Session::load(name).await?;
+    let opener = opener().filter(|_| !device);
+    // Not waited for: the page it loads is served by this process.
+    let open = |link: &str| opener.as_deref().is_some_and(|o| start(o, link));
+    let say = |text: &str| eprintln!("fintors: {text}");
+    let how = match opener {
+        Some(_) => sso::Login::Browser(&open),
+        None => sso::Login::Device,
+    };
+    let token = sso::sign_in(&session, how, &say).await?;
+    let lasts = if token.refresh_token.is_some() {
+        "it renews itself until Identity Center ends the session".to_owned()
+    } else {
+        format!(
+            "it expires at {} (no refresh token: add sso_registration_scopes = \
+             sso:account:access to [sso-session {name}])",
+            stamp(token.expires_at)
+        )
+    };
+    eprintln!("fintors: signed in to the SSO session \"{name}\"; {lasts}");
+    Ok(())
+}
+
+/// A login for each session that needs it (expired, or no login cached here), else for all of
+/// them.
+fn sso_logins(sessions: &[SsoReport], now: DateTime<Utc>) -> Result<Vec<Step>, CommandError> {
     let needed: Vec<&SsoReport> = sessions
         .iter()
         .filter(|s| s.expires.is_none_or(|t| t <= now))
@@ -53,19 +96,53 @@ fn sso_logins(
     } else {
         needed
     };
-    let mut commands = Vec::new();
+    let mut steps = Vec::new();
     for s in chosen {
         let name = s.sso_session.as_deref().unwrap_or(&s.profile);
         // One argument each, so no name can smuggle in a command; none may pass for an option.
         if name.is_empty() || name.starts_with('-') {
             return Err(CommandError::BadSessionName(name.to_owned()));
         }
-        let argv = sso_login_argv(s.sso_session.as_deref(), &s.profile);
-        if !commands.contains(&argv) {
-            commands.push(argv);
+        let step = match &s.sso_session {
+            Some(session) => Step::SignIn(session.clone()),
+            None => Step::Run(sso_login_argv(None, &s.profile)),
+        };
+        if !steps.contains(&step) {
+            steps.push(step);
         }
     }
-    Ok(commands)
+    Ok(steps)
+}
+
+/// `fintors logout`: out of every `[sso-session]` the daemon reports (the portal's `Logout`,
+/// the cached login removed); the daemon, seeing the login gone, stops serving what it gave.
+pub async fn logout(args: &ClientArgs) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    let before = report(&endpoint).await?;
+    let mut out = String::new();
+    let mut names: Vec<&str> = before
+        .sso
+        .iter()
+        .filter_map(|s| s.sso_session.as_deref())
+        .collect();
+    names.dedup();
+    if names.is_empty() {
+        return Err(CommandError::NothingToLogIn);
+    }
+    for name in names {
+        if name.is_empty() || name.starts_with('-') {
+            return Err(CommandError::BadSessionName(name.to_owned()));
+        }
+        let session = sso::Session::load(name).await?;
+        let said = if sso::logout(&session).await? {
+            "logged out"
+        } else {
+            "was not logged in"
+        };
+        out.push_str(&format!("SSO session \"{name}\": {said}\n"));
+    }
+    let _: StatusReport = post_ok(&endpoint, paths::RETRY).await?;
+    Ok(out)
 }
 
 /// Runs `argv` in this terminal; an error if it cannot be run or fails.
@@ -138,6 +215,7 @@ mod tests {
             sso_session: Some(name.into()),
             profile: "identity".into(),
             expires: expires.map(|t| t.parse().unwrap()),
+            renews_until: None,
             login_command: String::new(),
         }
     }
@@ -150,19 +228,31 @@ mod tests {
     fn the_sessions_that_need_a_login_get_one_else_all_are_extended() {
         let corp = session("corp", None);
         let other = session("other", Some("2026-12-02T18:00:00Z"));
-        let argv = |name: &str| sso_login_argv(Some(name), "identity");
+        let sign_in = |name: &str| Step::SignIn(name.into());
         assert_eq!(
             sso_logins(&[corp.clone(), other.clone()], now()).unwrap(),
-            [argv("corp")],
+            [sign_in("corp")],
             "only corp has no login"
         );
         let corp = session("corp", Some("2026-12-02T18:00:00Z"));
         assert_eq!(
             sso_logins(&[corp, other], now()).unwrap(),
-            [argv("corp"), argv("other")],
+            [sign_in("corp"), sign_in("other")],
             "all valid: extend them all"
         );
         assert!(sso_logins(&[], now()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_legacy_profile_is_logged_in_by_the_aws_cli() {
+        let legacy = SsoReport {
+            sso_session: None,
+            ..session("ignored", None)
+        };
+        assert_eq!(
+            sso_logins(&[legacy], now()).unwrap(),
+            [Step::Run(sso_login_argv(None, "identity"))]
+        );
     }
 
     #[test]

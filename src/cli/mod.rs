@@ -7,6 +7,7 @@
 //! handlers.
 
 pub mod args;
+pub mod browser;
 pub mod client;
 pub mod commands;
 pub mod console;
@@ -97,7 +98,8 @@ fn ask_the_daemon(command: Command) -> ExitCode {
             } => Err(commands::exec(client, role, command).await),
             Command::Reload { client } => commands::reload(client).await,
             Command::Sync { client } => commands::sync(client).await,
-            Command::Login { client } => login::login(client).await,
+            Command::Login { device, client } => login::login(client, *device).await,
+            Command::Logout { client } => login::logout(client).await,
             Command::Console {
                 role,
                 print,

@@ -150,7 +150,16 @@ pub fn listing_failure(listed: &DiscoveryReport, error: &ErrorReport) -> String 
 /// `SSO session "corp": expires in 7h58m`, or since when it has expired and what to run.
 pub fn sso_line(sso: &SsoReport, now: DateTime<Utc>) -> String {
     match sso.expires {
-        Some(t) if t > now => format!("{}: expires in {}\n", sso.session, human(t - now)),
+        Some(t) if t > now => match sso.renews_until {
+            Some(until) => format!(
+                "{}: renewed by fintors until Identity Center ends the session (at the latest \
+                 {}); access token for {}\n",
+                sso.session,
+                stamp(until),
+                human(t - now)
+            ),
+            None => format!("{}: expires in {}\n", sso.session, human(t - now)),
+        },
         Some(t) => format!(
             "{}: expired at {}; run `{}`\n",
             sso.session,

@@ -27,20 +27,26 @@ pub const TOP_FIELDS: [&str; 11] = [
     "allow_users",
     "identity_center",
 ];
-pub const CREDENTIALS_FIELDS: [&str; 6] = [
+pub const CREDENTIALS_FIELDS: [&str; 7] = [
     "file",
     "profile",
     "mfa_serial",
     "mfa_process",
     "mfa_session_seconds",
     "login_process",
+    "notify",
 ];
 
 /// The whole file, every member checked; `None` when something is too wrong to go on.
 pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<Config> {
     let top = checker.object(&[], value, &TOP_FIELDS)?;
-    let (base_credentials, mfa, login_process) = match top.get("credentials") {
-        None => (BaseCredentials::DefaultChain, MfaConfig::default(), None),
+    let Credentials {
+        base: base_credentials,
+        mfa,
+        login_process,
+        notify,
+    } = match top.get("credentials") {
+        None => Credentials::default(),
         Some(section) => read_credentials(checker, section),
     };
     let aws_profiles = checker
@@ -144,6 +150,7 @@ pub(super) fn read(checker: &mut Checker, value: &Value, path: &Path) -> Option<
         instance,
         allow_users: read_allow_users(checker, top),
         login_process,
+        notify,
         identity_center,
     })
 }
@@ -162,21 +169,39 @@ fn read_allow_users(checker: &mut Checker, top: &serde_json::Map<String, Value>)
     users
 }
 
-/// The `credentials` section: which profile, MFA, and what logs the base identity in again.
-fn read_credentials(
-    checker: &mut Checker,
-    section: &Value,
-) -> (BaseCredentials, MfaConfig, Option<String>) {
+/// The `credentials` section.
+struct Credentials {
+    base: BaseCredentials,
+    mfa: MfaConfig,
+    login_process: Option<String>,
+    notify: bool,
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        Credentials {
+            base: BaseCredentials::DefaultChain,
+            mfa: MfaConfig::default(),
+            login_process: None,
+            notify: true,
+        }
+    }
+}
+
+/// The `credentials` section: which profile, MFA, what logs the base identity in again, and
+/// whether the desktop is told when a login is needed.
+fn read_credentials(checker: &mut Checker, section: &Value) -> Credentials {
     const AT: [&str; 1] = ["credentials"];
     let mut mfa = MfaConfig::default();
     let Some(c) = checker.object(&AT, section, &CREDENTIALS_FIELDS) else {
-        return (BaseCredentials::DefaultChain, mfa, None);
+        return Credentials::default();
     };
+    let notify = checker.field::<bool>(&AT, c, "notify").unwrap_or(true);
     let login_process = checker.field::<String>(&AT, c, "login_process");
     if login_process.as_ref().is_some_and(|p| p.trim().is_empty()) {
         checker.report(
             &["credentials", "login_process"],
-            "must not be empty; leave it out to log in with `aws sso login` for an SSO profile",
+            "must not be empty; leave it out for `fintors login` to sign in to the SSO sessions",
         );
     }
     mfa.serial = checker.field::<String>(&AT, c, "mfa_serial").and_then(|s| {
@@ -221,7 +246,12 @@ fn read_credentials(
             .map(|f| expand_tilde(&f)),
         profile,
     };
-    (base, mfa, login_process.filter(|p| !p.trim().is_empty()))
+    Credentials {
+        base,
+        mfa,
+        login_process: login_process.filter(|p| !p.trim().is_empty()),
+        notify,
+    }
 }
 
 pub(super) fn resolve_default_role(

@@ -74,8 +74,11 @@ pub struct Config {
     pub allow_users: Vec<String>,
     /// `credentials.login_process`: the command `fintors login` runs (through `sh -c`, in the
     /// user's terminal) to log the base identity in again, e.g. `saml2aws login`; without it,
-    /// `fintors login` runs `aws sso login` for the IAM Identity Center sessions in use.
+    /// `fintors login` signs in to the IAM Identity Center sessions in use.
     pub login_process: Option<String>,
+    /// `credentials.notify` (default true): a desktop notification when a login is needed, as
+    /// well as the log line and `fintors status`.
+    pub notify: bool,
     /// The IAM Identity Center sessions whose every account and role are roles too, by the
     /// `[sso-session NAME]` of the AWS config file.
     pub identity_center: BTreeMap<String, identity_center::Discovery>,

@@ -220,25 +220,11 @@ impl Discovery {
     /// Keeps `listing` on disk: written beside the file and renamed over it, 0600, so a
     /// reader never sees half of one.
     fn write(&self, session: &str, listing: &Listing) {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let Some(file) = self.file(session) else {
             return;
         };
-        let partial = file.with_extension("json.partial");
-        // A new file of its own, never one planted there, nor through a link.
-        let _ = std::fs::remove_file(&partial);
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&partial)
-            .and_then(|mut out| {
-                out.write_all(&serde_json::to_vec(listing).expect("serialisable"))?;
-                out.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&partial, &file));
+        let bytes = serde_json::to_vec(listing).expect("serialisable");
+        let written = crate::platform::files::replace_private(&file, &bytes);
         if let Err(e) = written {
             tracing::warn!(
                 "cannot keep the listing of SSO session \"{session}\" in {}: {e}",

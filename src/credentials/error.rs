@@ -131,15 +131,7 @@ impl LoginWarnings {
     }
 }
 
-/// `text` cut to one line of at most `max` characters: what reaches a user from an SDK's or a
-/// server's words, which can hold newlines or a whole HTML page.
-pub fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match flat.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}...", &flat[..cut]),
-        None => flat,
-    }
-}
+pub use crate::model::text::one_line;
 
 #[cfg(test)]
 mod tests {
@@ -187,15 +179,6 @@ mod tests {
         assert!(
             warnings.first_report(&expired),
             "after a new login, news again"
-        );
-    }
-
-    #[test]
-    fn one_line_folds_whitespace_and_cuts_long_text() {
-        assert_eq!(one_line("a\n  b\tc", 80), "a b c");
-        assert_eq!(
-            one_line(&"x".repeat(300), 10),
-            format!("{}...", "x".repeat(10))
         );
     }
 }

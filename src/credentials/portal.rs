@@ -10,8 +10,7 @@
 //! Failures are classified by the SDK error's type: an expired or refused session is the
 //! one-line `SsoLoginRequired` with the command that fixes it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -32,9 +31,6 @@ pub struct Portal {
     /// session's `sso_region`.
     base: aws_config::SdkConfig,
     clock: Clock,
-    /// One token read (and refresh) at a time per session: roles of one session refreshing
-    /// together would each spend the same refresh token and rewrite the same cache file.
-    tokens: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Portal {
@@ -47,11 +43,7 @@ impl Portal {
             .timeout_config(timeouts())
             .load()
             .await;
-        Portal {
-            base,
-            clock,
-            tokens: Mutex::default(),
-        }
+        Portal { base, clock }
     }
 
     /// A portal client for the sso-session `name` (in its region) and the session's access
@@ -66,14 +58,13 @@ impl Portal {
             .to_builder()
             .region(aws_config::Region::new(session.region.clone()))
             .build();
-        let one_at_a_time = self
-            .tokens
-            .lock()
-            .expect("poisoned")
-            .entry(name.to_owned())
-            .or_default()
-            .clone();
-        let reading = one_at_a_time.lock().await;
+        // One token read (and refresh) at a time per session, with the daemon's own renewal:
+        // two would spend the same refresh token and rewrite the same cache file.
+        let one_at_a_time = crate::sso::token_file(name).map(|f| crate::sso::one_writer(&f));
+        let reading = match &one_at_a_time {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         let token = aws_config::sso::SsoTokenProvider::builder()
             .configure(&config)
             .session_name(name)

@@ -210,7 +210,22 @@ impl Reloader {
                         me.after_login(login);
                     }
                 });
-                tokio::spawn(sso::watch(login.clone(), self.registry.clone(), changed));
+                let me = self.me.clone();
+                let tell = Arc::new(move |text: &str| {
+                    tracing::warn!("{text}");
+                    let notify = me
+                        .upgrade()
+                        .is_some_and(|me| me.current.lock().expect("poisoned").notify);
+                    if notify {
+                        crate::platform::notify::desktop("fintors", text);
+                    }
+                });
+                tokio::spawn(sso::watch(
+                    login.clone(),
+                    self.registry.clone(),
+                    changed,
+                    tell,
+                ));
             }
         }
         *self.sso.lock().expect("poisoned") = logins;

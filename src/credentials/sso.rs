@@ -48,13 +48,6 @@ pub enum TokenState {
     },
 }
 
-/// The parts of a cached token fintors reads (AWS CLI v2's format).
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CachedToken {
-    expires_at: String,
-}
-
 impl SsoLogin {
     /// The SSO login `profile` uses, if any, from the AWS config file: its own, or that of the
     /// profile it assumes its role from (`source_profile`, followed a few links deep).
@@ -104,10 +97,14 @@ impl SsoLogin {
         })
     }
 
-    /// The command that logs in again, as it is pasted into a shell (and as `fintors login`
-    /// runs it).
+    /// The command that logs in again, as it is pasted into a shell: `fintors login`, which
+    /// signs in to an `[sso-session]` itself; the AWS CLI's for a legacy profile (as `fintors
+    /// login` runs it).
     pub fn command(&self) -> String {
-        let argv = crate::api::sso_login_argv(self.session.as_deref(), &self.profile);
+        if self.session.is_some() {
+            return "fintors login".to_owned();
+        }
+        let argv = crate::api::sso_login_argv(None, &self.profile);
         argv.iter()
             .map(|a| shell::word(a))
             .collect::<Vec<_>>()
@@ -122,21 +119,24 @@ impl SsoLogin {
         }
     }
 
-    /// Where `aws sso login` caches its token, as aws-config looks for it.
+    /// Where the login's token is cached, as aws-config looks for it.
     pub fn cache_file(&self) -> Option<PathBuf> {
-        use sha1::Digest;
-        let key = self.session.as_deref().unwrap_or(&self.start_url);
-        let digest: String = sha1::Sha1::digest(key.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
-        Some(PathBuf::from(home).join(format!(".aws/sso/cache/{digest}.json")))
+        crate::sso::token_file(self.session.as_deref().unwrap_or(&self.start_url))
     }
 
     /// The cached token's state at `now`.
     pub fn token(&self, now: DateTime<Utc>) -> TokenState {
         token_in(self.cache_file().as_deref(), now)
+    }
+
+    /// Until when the daemon can renew the login's access token by itself (the client
+    /// registration's end), if its token carries a refresh token that still works at `now`.
+    pub fn renews_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let token = crate::sso::CachedToken::read(&self.cache_file()?)?;
+        token
+            .refreshable(now)
+            .then_some(token.registration_expires_at)
+            .flatten()
     }
 
     /// What a failure to load the base credentials means when they come from this login: the
@@ -159,11 +159,11 @@ impl SsoLogin {
 
     /// The one-line error that says to log in again, because this login `why`.
     pub fn login_required(&self, why: &str) -> StsError {
-        StsError::SsoLoginRequired(format!(
-            "the {} {why}: run `{}` (fintors picks it up)",
-            self.name(),
-            self.command()
-        ))
+        let fix = match self.session {
+            Some(_) => format!("run `{}`", self.command()),
+            None => format!("run `{}` (fintors picks it up)", self.command()),
+        };
+        StsError::SsoLoginRequired(format!("the {} {why}: {fix}", self.name()))
     }
 }
 
@@ -171,10 +171,8 @@ impl SsoLogin {
 /// counts as none, as it does for aws-config.
 fn token_in(file: Option<&Path>, now: DateTime<Utc>) -> TokenState {
     let expires = file
-        .and_then(|file| std::fs::read(file).ok())
-        .and_then(|bytes| serde_json::from_slice::<CachedToken>(&bytes).ok())
-        .and_then(|token| DateTime::parse_from_rfc3339(&token.expires_at).ok())
-        .map(|t| t.with_timezone(&Utc));
+        .and_then(crate::sso::CachedToken::read)
+        .map(|token| token.expires_at);
     match expires {
         None => TokenState::Missing,
         Some(expires) if expires > now => TokenState::Valid { expires },
@@ -225,23 +223,40 @@ pub async fn logins<'a>(
     logins
 }
 
-/// Looks at `login`'s token cache every `POLL`; when it changes, retries every role that is
-/// failing, so a fresh `aws sso login` is served within seconds, and tells `changed` (which
-/// lists the session's roles again if it needs to). Also warns once when the session is 15
-/// minutes from expiring. Time is the registry's clock.
+/// How long before the access token expires the daemon renews it: before aws-config (5
+/// minutes) and botocore (15) would, so that no SDK has to and the refresh token is spent
+/// once.
+const REFRESH_AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(20);
+
+/// How long a refresh that failed for a passing reason (the network) waits to be tried again.
+const REFRESH_RETRY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// Looks after `login`'s token cache, every `POLL` (one `stat` each time):
+/// - when the file changes (a login, a refresh, a logout), retries every role that is failing,
+///   so a fresh login is served within seconds, and tells `changed` (which lists the session's
+///   roles again if it needs to);
+/// - renews a refreshable token 20 minutes ahead of its expiry and writes it back, so the
+///   login lasts as long as Identity Center's session, with no user action;
+/// - when a login is needed (the refresh token no longer works, or a token that cannot be
+///   renewed expired), says so once through `tell`; and warns once 15 minutes before a session
+///   that cannot be renewed ends.
+///
+/// Time is the registry's clock.
 pub async fn watch(
     login: SsoLogin,
     registry: Arc<Registry>,
     changed: Arc<dyn Fn(&SsoLogin) + Send + Sync>,
+    tell: Arc<dyn Fn(&str) + Send + Sync>,
 ) {
     let Some(file) = login.cache_file() else {
         return;
     };
     let clock = registry.clock();
-    let mut cache = CacheWatch::new(file, clock.now());
+    let mut cache = CacheWatch::new(file);
     loop {
         tokio::time::sleep(POLL).await;
-        let seen = cache.look(clock.now());
+        let now = clock.now();
+        let seen = cache.look(now);
         if seen.changed {
             tracing::info!("{} changed: retrying what failed", cache.file.display());
             registry.forget_login_warnings();
@@ -250,25 +265,59 @@ pub async fn watch(
         }
         if let Some(expires) = seen.expiring {
             tracing::warn!(
-                "the {} expires at {} unless it is refreshed: run `{}` to extend it",
+                "the {} ends at {}: run `{}` to extend it",
                 login.name(),
                 crate::model::time::format(expires),
                 login.command()
             );
         }
+        if seen.lapsed {
+            tell(login.login_required("has expired").message());
+        }
+        if let (Some(name), true) = (&login.session, seen.refresh_due) {
+            match renew(name, now).await {
+                Ok(expires) => tracing::info!(
+                    "renewed the access token of the {} until {}",
+                    login.name(),
+                    crate::model::time::format(expires)
+                ),
+                Err(crate::sso::SsoError::Ended(_)) => {
+                    cache.ended();
+                    tell(login.login_required("has ended").message());
+                }
+                Err(e) => {
+                    tracing::warn!("cannot renew the {} now ({e}); trying again", login.name());
+                    cache.retry_at(now + REFRESH_RETRY);
+                }
+            }
+        }
     }
+}
+
+/// Renews the token of the `[sso-session name]` unless, read again, it is no longer due (an
+/// SDK refreshed it meanwhile): when it now expires.
+async fn renew(name: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, crate::sso::SsoError> {
+    let session = crate::sso::Session::load(name).await?;
+    let due = |t: &crate::sso::CachedToken| t.expires_at - now <= REFRESH_AHEAD;
+    Ok(crate::sso::refresh(&session, due).await?.expires_at)
 }
 
 /// How long before the session ends the log warns.
 const EXPIRY_WARNING: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 
 /// What [`watch`] knows of a token cache file between looks: when it last changed, and the
-/// token's expiry as of then (read again only when the file changes: a look is one `stat`).
+/// token as of then (read again only when the file changes: a look is one `stat`).
 struct CacheWatch {
     file: PathBuf,
     modified: Option<SystemTime>,
-    expires: Option<DateTime<Utc>>,
+    token: Option<crate::sso::CachedToken>,
     warned_for: Option<DateTime<Utc>>,
+    /// The expiry of the token whose lapse was told.
+    told_for: Option<DateTime<Utc>>,
+    /// No refresh before this time (a failed one waits; an ended session waits for a login).
+    no_refresh_before: Option<DateTime<Utc>>,
+    /// The refresh token of this file no longer works.
+    ended: bool,
 }
 
 /// What one look saw.
@@ -276,17 +325,26 @@ struct CacheWatch {
 struct Seen {
     /// The file changed since the last look (a login, a logout, a refresh).
     changed: bool,
-    /// The session ends within [`EXPIRY_WARNING`] at this time, not said before.
+    /// The session ends within [`EXPIRY_WARNING`] at this time, not said before: the access
+    /// token's expiry when it cannot be renewed, else the client registration's.
     expiring: Option<DateTime<Utc>>,
+    /// The access token is due for renewal, and can be renewed.
+    refresh_due: bool,
+    /// A login is needed now (a token that cannot be renewed has expired), not said before.
+    lapsed: bool,
 }
 
 impl CacheWatch {
-    fn new(file: PathBuf, now: DateTime<Utc>) -> CacheWatch {
+    /// A watch of `file`; a login that had lapsed before is told at the first look.
+    fn new(file: PathBuf) -> CacheWatch {
         CacheWatch {
             modified: modified(&file),
-            expires: expiry(token_in(Some(&file), now)),
+            token: crate::sso::CachedToken::read(&file),
             file,
             warned_for: None,
+            told_for: None,
+            no_refresh_before: None,
+            ended: false,
         }
     }
 
@@ -295,31 +353,64 @@ impl CacheWatch {
         let changed = modified != self.modified;
         if changed {
             self.modified = modified;
-            self.expires = expiry(token_in(Some(&self.file), now));
+            self.token = crate::sso::CachedToken::read(&self.file);
+            self.no_refresh_before = None;
+            self.ended = false;
         }
-        let expiring = self.expires.filter(|&expires| {
-            let left = expires - now;
+        let renewable = self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.refreshable(now) && !self.ended);
+        let ends = self.token.as_ref().and_then(|t| match renewable {
+            true => t.registration_expires_at,
+            false => Some(t.expires_at),
+        });
+        let expiring = ends.filter(|&ends| {
+            let left = ends - now;
             left > chrono::TimeDelta::zero()
                 && left <= EXPIRY_WARNING
-                && self.warned_for != Some(expires)
+                && self.warned_for != Some(ends)
         });
         if expiring.is_some() {
             self.warned_for = expiring;
         }
-        Seen { changed, expiring }
+        let refresh_due = renewable
+            && self.no_refresh_before.is_none_or(|t| now >= t)
+            && self
+                .token
+                .as_ref()
+                .is_some_and(|t| t.expires_at - now <= REFRESH_AHEAD);
+        let lapsed_at = self
+            .token
+            .as_ref()
+            .map(|t| t.expires_at)
+            .filter(|&t| t <= now && !renewable && !self.ended);
+        let lapsed = lapsed_at.is_some() && self.told_for != lapsed_at;
+        if lapsed {
+            self.told_for = lapsed_at;
+        }
+        Seen {
+            changed,
+            expiring,
+            refresh_due,
+            lapsed,
+        }
+    }
+
+    /// The refresh token no longer works: no more refreshes until the file changes, and the
+    /// lapse is told (by the caller) now, once.
+    fn ended(&mut self) {
+        self.ended = true;
+        self.told_for = self.token.as_ref().map(|t| t.expires_at);
+    }
+
+    fn retry_at(&mut self, at: DateTime<Utc>) {
+        self.no_refresh_before = Some(at);
     }
 }
 
 fn modified(file: &Path) -> Option<SystemTime> {
     std::fs::metadata(file).and_then(|m| m.modified()).ok()
-}
-
-/// When a token that is still valid expires.
-fn expiry(state: TokenState) -> Option<DateTime<Utc>> {
-    match state {
-        TokenState::Valid { expires } => Some(expires),
-        TokenState::Missing | TokenState::Expired { .. } => None,
-    }
 }
 
 #[cfg(test)]
@@ -363,7 +454,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token.json");
         let now = at("2026-12-02T10:00:00Z");
-        let mut watch = CacheWatch::new(file.clone(), now);
+        let mut watch = CacheWatch::new(file.clone());
         assert!(!watch.look(now).changed, "no file yet, none now");
         write_token(&file, at("2026-12-02T18:00:00Z"), 1);
         assert!(watch.look(now).changed);
@@ -380,7 +471,7 @@ mod tests {
         let file = dir.path().join("token.json");
         let ends = at("2026-12-02T18:00:00Z");
         write_token(&file, ends, 1);
-        let mut watch = CacheWatch::new(file.clone(), at("2026-12-02T10:00:00Z"));
+        let mut watch = CacheWatch::new(file.clone());
         assert_eq!(watch.look(at("2026-12-02T17:44:59Z")).expiring, None);
         assert_eq!(watch.look(at("2026-12-02T17:45:00Z")).expiring, Some(ends));
         assert_eq!(
@@ -400,7 +491,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token.json");
         write_token(&file, at("2026-12-02T18:00:00Z"), 1);
-        let mut watch = CacheWatch::new(file.clone(), at("2026-12-02T10:00:00Z"));
+        let mut watch = CacheWatch::new(file.clone());
         assert!(watch.look(at("2026-12-02T17:50:00Z")).expiring.is_some());
         let later = at("2026-12-03T02:00:00Z");
         write_token(&file, later, 2);
@@ -409,15 +500,87 @@ mod tests {
             seen,
             Seen {
                 changed: true,
-                expiring: None
+                expiring: None,
+                refresh_due: false,
+                lapsed: false,
             }
         );
         assert_eq!(watch.look(at("2026-12-03T01:50:00Z")).expiring, Some(later));
     }
 
+    /// A token cache file as fintors's own sign-in leaves it: renewable until 2027.
+    fn write_renewable(file: &std::path::Path, expires_at: DateTime<Utc>, written: u64) {
+        std::fs::write(
+            file,
+            format!(
+                r#"{{"accessToken":"t","expiresAt":"{}","clientId":"c","clientSecret":"s",
+                    "registrationExpiresAt":"2027-03-01T00:00:00Z","refreshToken":"r"}}"#,
+                crate::model::time::format(expires_at)
+            ),
+        )
+        .unwrap();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(written);
+        std::fs::File::options()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_renewable_token_is_due_twenty_minutes_before_it_expires_and_never_lapses() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token.json");
+        write_renewable(&file, at("2026-12-02T18:00:00Z"), 1);
+        let mut watch = CacheWatch::new(file.clone());
+        assert!(!watch.look(at("2026-12-02T17:39:59Z")).refresh_due);
+        let due = watch.look(at("2026-12-02T17:40:00Z"));
+        assert!(due.refresh_due && due.expiring.is_none(), "{due:?}");
+        let late = watch.look(at("2026-12-02T18:30:00Z"));
+        assert!(
+            late.refresh_due && !late.lapsed,
+            "asleep past expiry: renew, not lapse"
+        );
+    }
+
+    #[test]
+    fn a_failed_renewal_waits_and_an_ended_session_is_told_once_until_a_new_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token.json");
+        write_renewable(&file, at("2026-12-02T18:00:00Z"), 1);
+        let mut watch = CacheWatch::new(file.clone());
+        let now = at("2026-12-02T17:50:00Z");
+        assert!(watch.look(now).refresh_due);
+        watch.retry_at(now + REFRESH_RETRY);
+        assert!(!watch.look(now).refresh_due, "the network failed: wait");
+        assert!(watch.look(now + REFRESH_RETRY).refresh_due);
+        watch.ended();
+        let after = watch.look(at("2026-12-02T18:10:00Z"));
+        assert!(
+            !after.refresh_due && !after.lapsed,
+            "told by the caller already"
+        );
+        write_renewable(&file, at("2026-12-03T02:00:00Z"), 2);
+        let relogged = watch.look(at("2026-12-02T18:11:00Z"));
+        assert!(relogged.changed && !relogged.refresh_due && !relogged.lapsed);
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_renewed_lapses_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token.json");
+        write_token(&file, at("2026-12-02T18:00:00Z"), 1);
+        let mut watch = CacheWatch::new(file.clone());
+        assert!(!watch.look(at("2026-12-02T17:59:59Z")).lapsed);
+        let lapsed = watch.look(at("2026-12-02T18:00:00Z"));
+        assert!(lapsed.lapsed && !lapsed.refresh_due);
+        assert!(!watch.look(at("2026-12-02T18:00:02Z")).lapsed, "once");
+    }
+
     #[test]
     fn the_login_command_names_the_session_or_the_legacy_profile() {
-        assert_eq!(corp().command(), "aws sso login --sso-session corp");
+        assert_eq!(corp().command(), "fintors login");
         let legacy = SsoLogin {
             session: None,
             ..corp()
@@ -450,8 +613,7 @@ mod tests {
         assert_eq!(e.code(), "SsoLoginRequired");
         assert_eq!(
             e.message(),
-            "the SSO session \"corp\" expired at 2026-12-02T09:00:00Z: run `aws sso login \
-             --sso-session corp` (fintors picks it up)"
+            "the SSO session \"corp\" expired at 2026-12-02T09:00:00Z: run `fintors login`"
         );
         assert!(e.message().len() <= 200);
         let earlier = "2026-12-02T08:00:00Z".parse().unwrap();

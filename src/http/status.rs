@@ -98,6 +98,7 @@ pub(super) fn report(state: &AppState) -> StatusReport {
                     TokenState::Valid { expires } => Some(expires),
                     TokenState::Expired { since } => Some(since),
                 },
+                renews_until: login.renews_until(now),
                 sso_session: login.session.clone(),
                 profile: login.profile.clone(),
                 login_command: login.command(),

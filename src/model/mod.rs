@@ -9,6 +9,7 @@ mod names;
 mod role;
 pub mod secret;
 pub mod shell;
+pub mod text;
 pub mod time;
 
 pub use arn::RoleArn;

@@ -149,7 +149,7 @@ fn an_expired_sso_session_is_one_line() {
     let (code, message) = error_document(&d, "example");
     assert_eq!(code, "SsoLoginRequired");
     assert!(
-        message.contains("run `aws sso login --sso-session corp`") && message.len() <= 200,
+        message.contains("run `fintors login`") && message.len() <= 200,
         "{message}"
     );
     status_and_log_are_readable(&d);

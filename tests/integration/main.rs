@@ -31,4 +31,5 @@ mod several_roles;
 mod shell_helpers;
 mod squatters;
 mod sso;
+mod sso_login;
 mod startup;

@@ -73,7 +73,7 @@ fn an_expired_session_is_one_line_with_the_login_command_for_a_permission_set() 
     let message = doc["Message"].as_str().unwrap();
     assert!(
         message.starts_with("the SSO session \"corp\" expired at ")
-            && message.ends_with("run `aws sso login --sso-session corp` (fintors picks it up)")
+            && message.ends_with("run `fintors login`")
             && message.len() <= 160,
         "{message}"
     );
@@ -95,7 +95,7 @@ fn a_token_the_portal_refuses_is_a_login_required_not_an_unknown_failure() {
         doc["Message"]
             .as_str()
             .unwrap()
-            .contains("was refused by the portal: run `aws sso login --sso-session corp`"),
+            .contains("was refused by the portal: run `fintors login`"),
         "{doc}"
     );
 }

@@ -10,10 +10,10 @@ use crate::support::sso::{
     IdentityCenter, SSO_ACCESS_KEY, SSO_SESSION_PROFILE, sso_daemon, sso_daemon_with,
     write_token_cache,
 };
-use crate::support::{Daemon, FakeSts, fintors_cli, rust_whoami, write_script};
+use crate::support::{Daemon, FakeSts, fintors_cli, rust_whoami};
 
 const CREDS: &str = "/latest/meta-data/iam/security-credentials/example";
-const LOGIN: &str = "aws sso login --sso-session corp";
+const LOGIN: &str = "fintors login";
 
 fn hours(n: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now() + chrono::Duration::hours(n)
@@ -126,39 +126,13 @@ fn a_refreshable_session_keeps_serving_past_its_access_tokens_expiry() {
     let d = sso_daemon_with(&center, &sts, "expired-token", hours(-1), true);
     let doc = d.get(CREDS).json();
     assert_eq!(doc["Code"], "Success", "{doc}\n{}", d.stderr());
-    let refreshes: Vec<_> = center
-        .oidc
-        .requests()
-        .into_iter()
-        .filter(|r| r.path() == "/token")
-        .collect();
-    assert_eq!(refreshes.len(), 1, "one CreateToken");
+    assert_eq!(center.oidc.all_token_calls(), 1, "one CreateToken");
     assert_eq!(center.credential_calls(), ["refreshed-access-token"]);
     assert!(
-        status(&d).contains("SSO session \"corp\": expires in 7h"),
+        status(&d).contains("SSO session \"corp\": renewed by fintors until Identity Center ends"),
         "{}",
         status(&d)
     );
-}
-
-/// An `aws` on PATH that does what `aws sso login` leaves behind (the fresh token cached as
-/// `token`) and records its arguments in `<dir>/aws-args`.
-fn fake_aws_sso_login(d: &Daemon, token: &str) -> std::path::PathBuf {
-    let dir = d.dir.path();
-    let prepared = dir.join("prepared-home");
-    write_token_cache(&prepared, "corp", token, hours(8), false);
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    write_script(
-        &bin.join("aws"),
-        &format!(
-            "printf '%s' \"$*\" > {dir}/aws-args\ncp {prepared}/.aws/sso/cache/*.json \
-             {dir}/.aws/sso/cache/\necho 'Successfully logged into Start URL'\n",
-            dir = dir.display(),
-            prepared = prepared.display()
-        ),
-    );
-    bin
 }
 
 /// `fintors login`, reading the daemon's configuration file as a user's client would.
@@ -172,53 +146,29 @@ fn login(d: &Daemon, envs: &[(&str, &str)]) -> std::process::Output {
 }
 
 #[test]
-fn fintors_login_runs_aws_sso_login_for_the_session_and_the_daemon_serves_at_once() {
-    let center = IdentityCenter::start(&["fresh-token"]);
-    let sts = FakeSts::issuing();
-    let d = sso_daemon(&center, &sts, "old-token", hours(-1));
-    assert_eq!(d.get(CREDS).json()["Code"], "SsoLoginRequired");
-    let bin = fake_aws_sso_login(&d, "fresh-token");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let o = login(&d, &[("PATH", &path)]);
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{o:?}");
-    assert_eq!(
-        std::fs::read_to_string(d.dir.path().join("aws-args")).unwrap(),
-        "sso login --sso-session corp"
-    );
-    assert!(
-        stdout.contains("Successfully logged into Start URL"),
-        "the login ran in this terminal: {stdout}"
-    );
-    assert!(
-        stdout.contains("SSO session \"corp\": expires in 7h")
-            && stdout.contains("example: credentials until "),
-        "{stdout}"
-    );
-    assert!(
-        String::from_utf8_lossy(&o.stderr)
-            .contains("fintors: running `aws sso login --sso-session corp`")
-    );
-    assert_eq!(d.get(CREDS).json()["Code"], "Success");
-}
-
-#[test]
-fn a_failed_login_says_so_and_leaves_the_daemon_alone() {
+fn a_login_that_cannot_reach_identity_center_says_so_in_one_line() {
     let center = IdentityCenter::start(&[]);
     let sts = FakeSts::issuing();
     let d = sso_daemon(&center, &sts, "old-token", hours(-1));
-    let bin = d.dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    write_script(&bin.join("aws"), "exit 3\n");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let o = login(&d, &[("PATH", &path)]);
+    let closed = format!("http://127.0.0.1:{}", crate::support::free_port());
+    let home = d.dir.path().to_str().unwrap().to_owned();
+    let o = login(
+        &d,
+        &[
+            ("HOME", &home),
+            ("AWS_ENDPOINT_URL_SSO_OIDC", &closed),
+            ("AWS_ENDPOINT_URL_SSO", &center.portal.url),
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&o.stderr);
     let last = stderr.lines().last().unwrap();
     assert!(
-        last.starts_with("fintors: `aws sso login --sso-session corp` failed (exit status: 3)"),
+        last.starts_with("fintors: cannot reach IAM Identity Center in us-east-1: ")
+            && last.len() <= 160,
         "{stderr}"
     );
+    assert_eq!(d.get(CREDS).json()["Code"], "SsoLoginRequired");
 }
 
 #[test]
@@ -325,13 +275,18 @@ fn fintors_login_logs_in_the_session_of_imported_roles_source_profile() {
         "{}",
         status(&d)
     );
-    let bin = fake_aws_sso_login(&d, "fresh-token");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let o = login(&d, &[("PATH", &path)]);
+    let home = d.dir.path().to_str().unwrap().to_owned();
+    let [(sso, portal), (oidc, oidc_url)] = center.endpoints();
+    let config = d.dir.path().join("fintorc.json");
+    let o = crate::support::fintors_cli_with(
+        &d.url(),
+        &["login", "--device", "--config", config.to_str().unwrap()],
+        &[("HOME", &home), (sso, &portal), (oidc, &oidc_url)],
+    );
     assert!(o.status.success(), "{o:?}");
-    assert_eq!(
-        std::fs::read_to_string(d.dir.path().join("aws-args")).unwrap(),
-        "sso login --sso-session corp"
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("signed in to the SSO session \"corp\""),
+        "{o:?}"
     );
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("deploy: credentials until "),
@@ -401,7 +356,7 @@ fn the_log_warns_once_when_the_session_has_15_minutes_left() {
     let warnings = || -> Vec<String> {
         d.stderr()
             .lines()
-            .filter(|l| l.contains("WARN") && l.contains("unless it is refreshed"))
+            .filter(|l| l.contains("WARN") && l.contains("ends at"))
             .map(str::to_owned)
             .collect()
     };

@@ -34,8 +34,7 @@ pub(crate) fn session_credentials(
     })
 }
 
-/// The longest message of STS's (or of an error beneath) that fintors passes on.
-pub(crate) const MAX_MESSAGE: usize = 300;
+pub(crate) use crate::model::text::{MAX_MESSAGE, innermost};
 
 /// Maps an SDK error to its class, by the error's type: STS's refusals keep STS's code and
 /// message; a failure to load the base credentials is recognised by the `CredentialsError`
@@ -97,17 +96,6 @@ fn source_of<'e, T: std::error::Error + 'static>(
         next = e.source();
     }
     None
-}
-
-/// The deepest cause in `err`'s chain, on one line: the part that says what actually happened
-/// ("Connection refused", "profile `x` was not defined"), where the outer layers only say that
-/// something failed.
-pub(crate) fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut deepest = err;
-    while let Some(next) = deepest.source() {
-        deepest = next;
-    }
-    one_line(&deepest.to_string(), MAX_MESSAGE)
 }
 
 #[cfg(test)]

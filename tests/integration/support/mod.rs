@@ -10,6 +10,7 @@
 
 pub mod clients;
 pub mod identity;
+pub mod oidc;
 pub mod sso;
 
 pub use fintors_testkit::{

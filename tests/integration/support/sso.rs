@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+pub use super::oidc::FakeOidc;
 use super::{Daemon, DaemonBuilder, FakeServer, FakeSts, Request, write_private};
 
 /// The key id the portal hands out: AssumeRole calls signed with it came through SSO.
@@ -29,7 +30,7 @@ pub const SSO_SESSION_PROFILE: &str = "[profile identity]\n\
 
 pub struct IdentityCenter {
     pub portal: FakeServer,
-    pub oidc: FakeServer,
+    pub oidc: FakeOidc,
     /// The access tokens the portal accepts; `CreateToken` adds the ones it issues.
     valid: Arc<Mutex<Vec<String>>>,
     /// What the portal lists, and how.
@@ -66,8 +67,7 @@ pub fn accounts(n: usize, roles: &[&str]) -> Vec<Account> {
 }
 
 impl IdentityCenter {
-    /// A portal that accepts `tokens`; OIDC refreshes a token given the refresh token
-    /// `refresh-1`, issuing `refreshed-access-token`.
+    /// A portal that accepts `tokens` and every token SSO OIDC issues (see [`FakeOidc`]).
     pub fn start(tokens: &[&str]) -> IdentityCenter {
         let valid = Arc::new(Mutex::new(
             tokens.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
@@ -98,25 +98,7 @@ impl IdentityCenter {
                 _ => (404, "application/json", "{}".into()),
             }
         });
-        let issued = valid.clone();
-        let oidc = FakeServer::start(move |r: &Request| {
-            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-            if r.path() == "/token" && body["refreshToken"] == "refresh-1" {
-                issued.lock().unwrap().push("refreshed-access-token".into());
-                (
-                    200,
-                    "application/json",
-                    r#"{"accessToken":"refreshed-access-token","expiresIn":28800,"refreshToken":"refresh-2","tokenType":"Bearer"}"#.into(),
-                )
-            } else {
-                (
-                    400,
-                    "application/json",
-                    r#"{"error":"invalid_grant","error_description":"Invalid refresh token"}"#
-                        .into(),
-                )
-            }
-        });
+        let oidc = FakeOidc::start(valid.clone());
         IdentityCenter {
             portal,
             oidc,
@@ -155,7 +137,7 @@ impl IdentityCenter {
     pub fn endpoints(&self) -> [(&'static str, String); 2] {
         [
             ("AWS_ENDPOINT_URL_SSO", self.portal.url.clone()),
-            ("AWS_ENDPOINT_URL_SSO_OIDC", self.oidc.url.clone()),
+            ("AWS_ENDPOINT_URL_SSO_OIDC", self.oidc.server.url.clone()),
         ]
     }
 

@@ -45,7 +45,8 @@ type Handler = dyn Fn(&Request) -> (u16, &'static str, String) + Send + Sync;
 
 /// A scriptable HTTP server on 127.0.0.1 standing in for an AWS endpoint (STS, IAM Identity
 /// Center, SSO OIDC, the federation endpoint): it answers what the handler says (status, content
-/// type, body) and records every request, in order.
+/// type, body; for a 3xx status, the body is the `Location`) and records every request, in
+/// order.
 pub struct FakeServer {
     pub url: String,
     requests: Arc<Mutex<Vec<Request>>>,
@@ -74,11 +75,19 @@ impl FakeServer {
                     if status == HANG_UP {
                         return;
                     }
-                    let reply = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n\
-                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
+                    // A redirect's body is where it goes.
+                    let reply = if (300..400).contains(&status) {
+                        format!(
+                            "HTTP/1.1 {status} X\r\nLocation: {body}\r\n\
+                             Content-Length: 0\r\nConnection: close\r\n\r\n"
+                        )
+                    } else {
+                        format!(
+                            "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n\
+                             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    };
                     let _ = stream.write_all(reply.as_bytes());
                 });
             }

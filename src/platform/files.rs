@@ -1,0 +1,106 @@
+//! Files only their owner may read, replaced whole: what fintors keeps of logins and listings.
+
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Writes `bytes` to `file` so that a reader sees the old contents or the new, never half: into
+/// a new file beside it (`NAME.partial`, mode 0600, created afresh and never through a link, so
+/// nothing planted there is written into), synced, then renamed over `file`.
+pub fn replace_private(file: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut partial = file.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let _ = std::fs::remove_file(&partial);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&partial)
+        .and_then(|mut out| {
+            out.write_all(bytes)?;
+            out.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&partial, file));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+/// Creates `dir` and its missing parents, each new one 0700.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// An exclusive advisory lock on `file` (created 0600 if missing), held until the returned
+/// file is closed: `Ok(None)` when another process holds it and `wait` is false.
+pub fn lock_exclusive(file: &Path, wait: bool) -> io::Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(file)?;
+    let how = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    // SAFETY: flock on a descriptor this function owns; no memory is passed.
+    if unsafe { libc::flock(handle.as_raw_fd(), how) } == 0 {
+        return Ok(Some(handle));
+    }
+    match io::Error::last_os_error() {
+        e if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        e => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_held_lock_is_refused_without_waiting_and_free_once_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("login.lock");
+        let held = lock_exclusive(&file, false).unwrap().expect("free");
+        assert!(lock_exclusive(&file, false).unwrap().is_none(), "held");
+        drop(held);
+        assert!(lock_exclusive(&file, false).unwrap().is_some(), "released");
+    }
+
+    #[test]
+    fn a_replaced_file_is_private_and_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token.json");
+        std::fs::write(&file, "old").unwrap();
+        replace_private(&file, b"new").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"new");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!dir.path().join("token.json.partial").exists());
+    }
+
+    #[test]
+    fn a_link_planted_at_the_partial_name_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "untouched").unwrap();
+        let file = dir.path().join("token.json");
+        std::os::unix::fs::symlink(&target, dir.path().join("token.json.partial")).unwrap();
+        replace_private(&file, b"new").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"untouched");
+        assert_eq!(std::fs::read(&file).unwrap(), b"new");
+    }
+}

@@ -1,0 +1,337 @@
+//! The sign-ins, the refresh and the logout, each ending in the token file the AWS CLI would
+//! have written (see `cache.rs`).
+//!
+//! One sign-in at a time per session on this machine: a second `fintors login` waits on the
+//! first (a lock file beside the token) and then uses the login it made instead of starting
+//! its own.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::cache::{CachedToken, Registration, token_file};
+use super::callback::Callback;
+use super::oidc::{DeviceAuthorization, Grant, Issued, Oidc, Refusal};
+use super::pkce::{self, Pkce};
+use super::{Session, SsoError};
+
+/// How long a sign-in may take, as for the AWS CLI.
+const SIGN_IN_LIMIT: Duration = Duration::from_secs(600);
+
+/// What opens a link in the user's browser: `true` if it did.
+pub type Browser<'a> = &'a (dyn Fn(&str) -> bool + Sync);
+
+/// How the user signs in.
+pub enum Login<'a> {
+    /// The authorization code grant with PKCE, in this machine's browser.
+    Browser(Browser<'a>),
+    /// The device code: a URL and a code to enter on any device.
+    Device,
+}
+
+/// Signs the user in to `session` and writes the token file; `say` tells the user what to do
+/// (one line at a time, for the terminal). Waits for another sign-in of the same session under
+/// way on this machine, and uses its login if it made one.
+pub async fn sign_in(
+    session: &Session,
+    how: Login<'_>,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<CachedToken, SsoError> {
+    let file = token_file(&session.name).ok_or_else(no_home)?;
+    let before = modified(&file);
+    let _lock = one_at_a_time(&file, say).await?;
+    if modified(&file) != before
+        && let Some(token) = CachedToken::read(&file).filter(|t| t.expires_at > Utc::now())
+    {
+        say(&format!(
+            "another sign-in to the SSO session \"{}\" finished meanwhile: using it",
+            session.name
+        ));
+        return Ok(token);
+    }
+    let oidc = Oidc::new(&session.region).await;
+    let browser = matches!(how, Login::Browser(_));
+    let registration = registration(&oidc, session, browser).await?;
+    let issued = match how {
+        Login::Browser(open) => by_browser(&oidc, session, &registration, open, say).await?,
+        Login::Device => by_device(&oidc, session, &registration, say).await?,
+    };
+    let token = CachedToken {
+        start_url: Some(session.start_url.clone()),
+        region: Some(session.region.clone()),
+        access_token: issued.access_token,
+        expires_at: issued.expires_at,
+        client_id: Some(registration.client_id.clone()),
+        client_secret: Some(registration.client_secret.clone()),
+        registration_expires_at: Some(registration.expires_at),
+        refresh_token: issued.refresh_token,
+    };
+    token.write(&file)?;
+    Ok(token)
+}
+
+/// The cached registration if it serves this sign-in, else a new one, cached.
+async fn registration(
+    oidc: &Oidc,
+    session: &Session,
+    browser: bool,
+) -> Result<Registration, SsoError> {
+    let now = Utc::now();
+    if let Some(cached) = Registration::read(session).filter(|r| r.serves(now, browser)) {
+        return Ok(cached);
+    }
+    let registration = oidc.register(session, browser, now).await?;
+    registration.write(session)?;
+    Ok(registration)
+}
+
+async fn by_browser(
+    oidc: &Oidc,
+    session: &Session,
+    registration: &Registration,
+    open: Browser<'_>,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<Issued, SsoError> {
+    // Listening before the browser opens: its return cannot find the port closed.
+    let callback = Callback::bind().await?;
+    let pkce = Pkce::new();
+    let redirect_uri = callback.redirect_uri();
+    let authorize = pkce::authorize_url(
+        oidc.base_url(),
+        &registration.client_id,
+        &redirect_uri,
+        &pkce,
+        &session.scopes(),
+    );
+    let link = callback.start_link();
+    if open(&link) {
+        say(&format!(
+            "signing in to the SSO session \"{}\" in the browser (waiting up to {} minutes)",
+            session.name,
+            SIGN_IN_LIMIT.as_secs() / 60
+        ));
+    } else {
+        say(&format!(
+            "open {link} in a browser on this machine to sign in to the SSO session \"{}\" \
+             (or run `fintors login --device`)",
+            session.name
+        ));
+    }
+    let code = callback.wait(authorize, &pkce.state, SIGN_IN_LIMIT).await?;
+    let grant = Grant::Code {
+        code: code.expose(),
+        verifier: &pkce.verifier,
+        redirect_uri: &redirect_uri,
+    };
+    oidc.create_token(registration, grant, Utc::now())
+        .await
+        .map_err(|refusal| signing_in_failed(refusal, "CreateToken"))
+}
+
+async fn by_device(
+    oidc: &Oidc,
+    session: &Session,
+    registration: &Registration,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<Issued, SsoError> {
+    let device = oidc
+        .start_device(registration, &session.start_url, Utc::now())
+        .await?;
+    say(&device_prompt(session, &device));
+    let mut interval = device.interval;
+    loop {
+        tokio::time::sleep(interval).await;
+        let now = Utc::now();
+        match oidc
+            .create_token(registration, Grant::Device(&device.device_code), now)
+            .await
+        {
+            Ok(issued) => return Ok(issued),
+            Err(Refusal::Pending) => {}
+            Err(Refusal::SlowDown) => interval += Duration::from_secs(5),
+            Err(refusal) => return Err(signing_in_failed(refusal, "CreateToken")),
+        }
+        if now >= device.expires_at {
+            return Err(SsoError::TimedOut(
+                (device.expires_at - now + chrono::TimeDelta::seconds(59))
+                    .num_minutes()
+                    .max(1) as u64,
+            ));
+        }
+    }
+}
+
+/// What the user is told to do for a device sign-in.
+fn device_prompt(session: &Session, device: &DeviceAuthorization) -> String {
+    let mut text = format!(
+        "to sign in to the SSO session \"{}\", open {} on any device and enter the code {}",
+        session.name, device.verification_uri, device.user_code
+    );
+    if let Some(complete) = &device.verification_uri_complete {
+        text.push_str(&format!("\n(or open {complete}, which fills the code in)"));
+    }
+    text
+}
+
+/// A sign-in's CreateToken that gave no token.
+fn signing_in_failed(refusal: Refusal, operation: &'static str) -> SsoError {
+    match refusal {
+        Refusal::Denied(why) => SsoError::Denied(why),
+        Refusal::Expired => SsoError::TimedOut(SIGN_IN_LIMIT.as_secs() / 60),
+        Refusal::InvalidGrant(message) => SsoError::Refused {
+            operation,
+            code: "InvalidGrantException".into(),
+            message,
+        },
+        Refusal::Pending | Refusal::SlowDown => SsoError::Refused {
+            operation,
+            code: "AuthorizationPendingException".into(),
+            message: "the sign-in was not approved".into(),
+        },
+        Refusal::Failed(e) => e,
+    }
+}
+
+/// Renews the token of `session` with its refresh token, if `due` says the token cached now
+/// needs it, and writes it back: the token then cached, or [`SsoError::Ended`] when the refresh
+/// token no longer works (only a sign-in helps then). The cache is read under the session's
+/// lock in this process (see [`one_writer`]), so a refresh another task just made is used, not
+/// repeated with a refresh token already spent.
+pub async fn refresh(
+    session: &Session,
+    due: impl Fn(&CachedToken) -> bool,
+) -> Result<CachedToken, SsoError> {
+    let file = token_file(&session.name).ok_or_else(no_home)?;
+    let writer = one_writer(&file);
+    let _one = writer.lock().await;
+    let token = CachedToken::read(&file).ok_or_else(|| SsoError::Ended(session.name.clone()))?;
+    if !due(&token) {
+        return Ok(token);
+    }
+    let now = Utc::now();
+    let (Some(client_id), Some(client_secret), Some(expires_at), Some(refresh_token)) = (
+        &token.client_id,
+        &token.client_secret,
+        token.registration_expires_at,
+        &token.refresh_token,
+    ) else {
+        return Err(SsoError::Ended(session.name.clone()));
+    };
+    if expires_at <= now {
+        return Err(SsoError::Ended(session.name.clone()));
+    }
+    let registration = Registration {
+        client_id: client_id.clone(),
+        client_secret: client_secret.clone(),
+        expires_at,
+        scopes: None,
+        grant_types: None,
+    };
+    let oidc = Oidc::new(&session.region).await;
+    let issued = oidc
+        .create_token(&registration, Grant::Refresh(refresh_token), now)
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::InvalidGrant(_) | Refusal::Expired | Refusal::Denied(_) => {
+                SsoError::Ended(session.name.clone())
+            }
+            refusal => signing_in_failed(refusal, "CreateToken"),
+        })?;
+    let renewed = CachedToken {
+        access_token: issued.access_token,
+        expires_at: issued.expires_at,
+        refresh_token: issued.refresh_token.or_else(|| token.refresh_token.clone()),
+        start_url: token.start_url.clone().or(Some(session.start_url.clone())),
+        region: token.region.clone().or(Some(session.region.clone())),
+        ..token.clone()
+    };
+    renewed.write(&file)?;
+    Ok(renewed)
+}
+
+/// The lock every refresh of the token in `file` takes in this process: the daemon's own, and
+/// aws-config's when a portal call reads the token (it refreshes a token 5 minutes from its
+/// expiry). Two refreshes at once would spend one refresh token twice.
+pub fn one_writer(file: &std::path::Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static WRITERS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+        OnceLock::new();
+    WRITERS
+        .get_or_init(Mutex::default)
+        .lock()
+        .expect("poisoned")
+        .entry(file.to_owned())
+        .or_default()
+        .clone()
+}
+
+/// Signs `session` out: the portal's `Logout` for a token still valid (the session ends on
+/// Identity Center's side too), then the token file removed. The client registration stays, as
+/// `aws sso logout` leaves it. `false` if there was no login to end.
+pub async fn logout(session: &Session) -> Result<bool, SsoError> {
+    let file = token_file(&session.name).ok_or_else(no_home)?;
+    let Some(token) = CachedToken::read(&file) else {
+        return Ok(false);
+    };
+    if token.expires_at > Utc::now() {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .no_credentials()
+            .region(aws_config::Region::new(session.region.clone()))
+            .load()
+            .await;
+        let said = aws_sdk_sso::Client::new(&sdk)
+            .logout()
+            .access_token(token.access_token.expose())
+            .send()
+            .await;
+        if let Err(e) = said {
+            tracing::debug!("the portal's Logout failed (the login is removed anyway): {e:?}");
+        }
+    }
+    std::fs::remove_file(&file).map_err(|source| SsoError::File {
+        action: "remove",
+        path: file,
+        source,
+    })?;
+    Ok(true)
+}
+
+fn no_home() -> SsoError {
+    SsoError::Config("HOME is not set: the login is kept in ~/.aws/sso/cache".into())
+}
+
+fn modified(file: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(file).and_then(|m| m.modified()).ok()
+}
+
+/// Holds the session's sign-in lock (`<token file>.lock`, beside it) until dropped, waiting for
+/// another holder first and saying so.
+async fn one_at_a_time(
+    file: &std::path::Path,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<std::fs::File, SsoError> {
+    let mut lock = file.as_os_str().to_owned();
+    lock.push(".lock");
+    let lock = PathBuf::from(lock);
+    let failed = |source| SsoError::File {
+        action: "lock",
+        path: lock.clone(),
+        source,
+    };
+    if let Some(dir) = lock.parent() {
+        crate::platform::files::create_private_dir(dir).map_err(failed)?;
+    }
+    let held = crate::platform::files::lock_exclusive(&lock, false).map_err(failed)?;
+    if let Some(held) = held {
+        return Ok(held);
+    }
+    say("another `fintors login` of this SSO session is under way: waiting for it");
+    let path = lock.clone();
+    tokio::task::spawn_blocking(move || crate::platform::files::lock_exclusive(&path, true))
+        .await
+        .expect("the lock task runs")
+        .map_err(failed)?
+        .ok_or_else(|| failed(std::io::Error::other("the lock could not be taken")))
+}

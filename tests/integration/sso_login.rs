@@ -1,0 +1,359 @@
+//! fintors's own IAM Identity Center login: `fintors login` signs in with the device code or in
+//! a real browser with PKCE, against the fake SSO OIDC (`support::oidc`), with no AWS CLI on
+//! PATH; the token file it leaves is the AWS CLI's, which the daemon (aws-config) and botocore
+//! both use; the daemon renews the access token by itself; however many callers meet an
+//! expired session, the user is told once and no token is asked for until they log in.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::support::clients::chromium;
+use crate::support::sso::{IdentityCenter, SSO_ACCESS_KEY, sso_builder, sso_daemon};
+use crate::support::{Daemon, FakeSts, fintors_cli, write_script};
+use crate::{require_client, require_venv};
+
+const CREDS: &str = "/latest/meta-data/iam/security-credentials/example";
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+fn hours(n: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() + chrono::Duration::hours(n)
+}
+
+/// The token file of the session `corp` in the daemon's home.
+fn token_file(d: &Daemon) -> PathBuf {
+    // sha1("corp")
+    d.dir
+        .path()
+        .join(".aws/sso/cache/ee0bfd2552fbd840c02cc48b6e823320543c450f.json")
+}
+
+fn token(d: &Daemon) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(token_file(d)).unwrap()).unwrap()
+}
+
+/// `fintors ARGS` as the user's client: their home (the AWS config file, the token cache), the
+/// fake Identity Center, and a PATH with no `aws` on it.
+fn client(
+    d: &Daemon,
+    center: &IdentityCenter,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> std::process::Output {
+    let config = d.dir.path().join("fintorc.json");
+    let home = d.dir.path().to_str().unwrap().to_owned();
+    let state = d.state_dir();
+    let mut all: Vec<(String, String)> = vec![
+        ("HOME".into(), home),
+        ("PATH".into(), "/usr/bin:/bin".into()),
+        ("FINTORS_STATE_DIR".into(), state.to_str().unwrap().into()),
+    ];
+    all.extend(
+        center
+            .endpoints()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone())),
+    );
+    all.extend(envs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let borrowed: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut argv = args.to_vec();
+    argv.extend(["--config", config.to_str().unwrap()]);
+    crate::support::fintors_cli_with(&d.url(), &argv, &borrowed)
+}
+
+#[test]
+fn fintors_login_with_a_device_code_leaves_a_login_the_daemon_and_botocore_use() {
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let d = sso_daemon(&center, &sts, "old-token", hours(-1));
+    assert_eq!(d.get(CREDS).json()["Code"], "SsoLoginRequired");
+    let started = Instant::now();
+    let o = client(
+        &d,
+        &center,
+        &["login", "--device"],
+        &[("PATH", "/nonexistent")],
+    );
+    let took = started.elapsed();
+    eprintln!("device login took {took:?} (the fake asks to wait 1 s, then 1 s, then 6 s)");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        stderr.contains(&format!(
+            "open {}/device on any device and enter the code ABCD-EFGH",
+            center.oidc.server.url
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("signed in to the SSO session \"corp\"; it renews itself"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("example: credentials until "),
+        "served at once: {stdout}"
+    );
+    // Pending, slow down (5 s more), then the token: RFC 8628's polling, honoured.
+    assert_eq!(center.oidc.token_calls(DEVICE_GRANT), 3);
+    let clients = center.oidc.clients();
+    assert_eq!(clients.len(), 1);
+    assert_eq!(clients[0].grants, [DEVICE_GRANT, "refresh_token"]);
+    assert_eq!(clients[0].scopes, ["sso:account:access"]);
+    // The AWS CLI's token file, whole and private.
+    let t = token(&d);
+    assert_eq!(t["startUrl"], "https://corp.awsapps.com/start");
+    assert_eq!(t["region"], "us-east-1");
+    assert_eq!(t["accessToken"], "refreshed-access-token");
+    assert_eq!(t["clientId"], "client-1");
+    assert_eq!(t["clientSecret"], "secret-1");
+    assert_eq!(t["refreshToken"], "refresh-2");
+    let stamp = |v: &serde_json::Value| v.as_str().unwrap().len() == "2026-12-05T10:00:00Z".len();
+    assert!(
+        stamp(&t["expiresAt"]) && stamp(&t["registrationExpiresAt"]),
+        "{t}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(token_file(&d))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(d.get(CREDS).json()["Code"], "Success");
+}
+
+#[test]
+fn a_second_login_uses_the_cached_registration() {
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let d = sso_daemon(&center, &sts, "old-token", hours(-1));
+    assert!(
+        client(&d, &center, &["login", "--device"], &[])
+            .status
+            .success()
+    );
+    let o = client(&d, &center, &["login", "--device"], &[]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        center.oidc.clients().len(),
+        1,
+        "registered once, for 90 days"
+    );
+    assert_eq!(token(&d)["accessToken"], "access-token-2");
+}
+
+#[test]
+fn botocores_sso_provider_uses_the_login_fintors_wrote() {
+    let venv = require_venv!();
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let d = sso_daemon(&center, &sts, "old-token", hours(-1));
+    assert!(
+        client(&d, &center, &["login", "--device"], &[])
+            .status
+            .success()
+    );
+    let script =
+        "import boto3\nprint(boto3.Session(profile_name='identity').get_credentials().access_key)";
+    let mut python = std::process::Command::new(venv.join("bin/python"));
+    python
+        .args(["-c", script])
+        .env_clear()
+        .env("HOME", d.dir.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in center.endpoints() {
+        python.env(k, v);
+    }
+    let o = python.output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), SSO_ACCESS_KEY);
+    assert_eq!(
+        center.credential_calls().last().map(String::as_str),
+        Some("refreshed-access-token"),
+        "botocore asked the portal with fintors's token"
+    );
+}
+
+#[test]
+fn fintors_login_signs_in_with_pkce_in_a_real_browser() {
+    let chromium = require_client!(chromium());
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let d = sso_daemon(&center, &sts, "old-token", hours(-1));
+    let dir = d.dir.path();
+    // Headless and kept on this machine, as in the console test; the link it was given is
+    // recorded, to show what a command line carries.
+    let browser = dir.join("browser");
+    write_script(
+        &browser,
+        &format!(
+            "printf '%s' \"$1\" > {dir}/browser-arg\n\
+             HOME={dir} exec {chromium} --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
+             --disable-background-networking --disable-component-update --disable-sync \
+             --user-data-dir={dir}/chromium --proxy-server=127.0.0.1:9 \
+             --host-resolver-rules='MAP * ~NOTFOUND, EXCLUDE 127.0.0.1' \
+             --dump-dom \"$1\" > {dir}/page.html 2>/dev/null\n",
+            dir = dir.display(),
+            chromium = chromium.display()
+        ),
+    );
+    let started = Instant::now();
+    let o = client(
+        &d,
+        &center,
+        &["login"],
+        &[("BROWSER", browser.to_str().unwrap())],
+    );
+    eprintln!("browser login took {:?}", started.elapsed());
+    assert!(o.status.success(), "{o:?}");
+    // The browser is not waited for: it writes the page it ended on when it exits.
+    let page = || std::fs::read_to_string(dir.join("page.html")).unwrap_or_default();
+    let waited = Instant::now();
+    while !page().contains("</html>") && waited.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        page().contains("Signed in to IAM Identity Center"),
+        "{}",
+        page()
+    );
+    // Only the one-use loopback link is on the browser's command line: no state, no challenge.
+    let arg = std::fs::read_to_string(dir.join("browser-arg")).unwrap();
+    let nonce = arg
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|rest| rest.split_once("/start/"))
+        .map(|(_, nonce)| nonce)
+        .unwrap_or_default();
+    assert!(
+        nonce.len() == 32 && nonce.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{arg}"
+    );
+    let clients = center.oidc.clients();
+    assert_eq!(clients[0].grants, ["authorization_code", "refresh_token"]);
+    assert_eq!(
+        clients[0].redirect_uris,
+        ["http://127.0.0.1/oauth/callback"]
+    );
+    assert_eq!(center.oidc.token_calls("authorization_code"), 1);
+    assert_eq!(token(&d)["accessToken"], "refreshed-access-token");
+    assert_eq!(d.get(CREDS).json()["Code"], "Success");
+}
+
+#[test]
+fn the_daemon_renews_the_access_token_and_serves_past_its_expiry() {
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    // A login whose access token expires in 4 s; its refresh token works.
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(4);
+    let d = sso_builder(&center, &sts, "short-token", expires, true).start();
+    let started = Instant::now();
+    while token(&d)["accessToken"] != "refreshed-access-token" {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not renewed: {}",
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("renewed {:?} after start", started.elapsed());
+    std::thread::sleep(Duration::from_secs(5)); // past the first access token's expiry
+    assert_eq!(d.get(CREDS).json()["Code"], "Success");
+    assert_eq!(
+        center.oidc.token_calls("refresh_token"),
+        1,
+        "one CreateToken"
+    );
+    assert_eq!(center.credential_calls(), ["refreshed-access-token"]);
+    let o = fintors_cli(&d, &["status"]);
+    let status = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        status.contains("SSO session \"corp\": renewed by fintors until Identity Center ends"),
+        "{status}"
+    );
+}
+
+#[test]
+fn fifty_callers_of_an_expired_session_are_told_once_and_ask_for_no_token() {
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let builder = sso_builder(&center, &sts, "old-token", hours(-1), false);
+    let bin = builder.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let told = builder.path("told");
+    write_script(
+        &bin.join("notify-send"),
+        &format!("printf '%s\\n' \"$*\" >> {}\n", told.display()),
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let d = builder.env("PATH", &path).start();
+    let ask_fifty = |d: &Daemon| -> Vec<String> {
+        std::thread::scope(|s| {
+            let asks: Vec<_> = (0..50)
+                .map(|_| s.spawn(|| d.get(CREDS).json()["Code"].as_str().unwrap().to_owned()))
+                .collect();
+            asks.into_iter().map(|a| a.join().unwrap()).collect()
+        })
+    };
+    assert!(ask_fifty(&d).iter().all(|c| c == "SsoLoginRequired"));
+    std::thread::sleep(Duration::from_secs(3)); // the watcher looks every 2 s
+    assert!(ask_fifty(&d).iter().all(|c| c == "SsoLoginRequired"));
+    let lines = std::fs::read_to_string(&told).unwrap_or_default();
+    assert_eq!(lines.lines().count(), 1, "told once: {lines}");
+    assert!(
+        lines.contains("the SSO session \"corp\" has expired: run `fintors login`"),
+        "{lines}"
+    );
+    assert_eq!(
+        center.oidc.all_token_calls(),
+        0,
+        "no token asked for without the user"
+    );
+    assert!(
+        client(&d, &center, &["login", "--device"], &[])
+            .status
+            .success()
+    );
+    let after_login = center.oidc.all_token_calls();
+    assert!(ask_fifty(&d).iter().all(|c| c == "Success"));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        center.oidc.all_token_calls(),
+        after_login,
+        "none after the login's"
+    );
+    assert_eq!(std::fs::read_to_string(&told).unwrap().lines().count(), 1);
+}
+
+#[test]
+fn fintors_logout_ends_the_session_and_removes_the_login() {
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let d = sso_daemon(&center, &sts, "old-token", hours(-1));
+    assert!(
+        client(&d, &center, &["login", "--device"], &[])
+            .status
+            .success()
+    );
+    let o = client(&d, &center, &["logout"], &[]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "SSO session \"corp\": logged out\n"
+    );
+    let logouts: Vec<_> = center
+        .portal
+        .requests()
+        .into_iter()
+        .filter(|r| r.path() == "/logout")
+        .collect();
+    assert_eq!(logouts.len(), 1);
+    assert_eq!(
+        logouts[0].header("x-amz-sso_bearer_token"),
+        Some("refreshed-access-token")
+    );
+    assert!(!token_file(&d).exists());
+    let o = client(&d, &center, &["logout"], &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "SSO session \"corp\": was not logged in\n"
+    );
+}
