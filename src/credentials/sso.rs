@@ -428,11 +428,16 @@ mod tests {
     /// A token cache file with `expires_at`, stamped as written at `written` seconds past the
     /// epoch (so a rewrite within the file system's timestamp granularity still reads as one).
     fn write_token(file: &std::path::Path, expires_at: DateTime<Utc>, written: u64) {
+        write_cache(file, expires_at, "", written);
+    }
+
+    /// [`write_token`] with the fields `more` (`"k":"v",...`) added.
+    fn write_cache(file: &std::path::Path, expires_at: DateTime<Utc>, more: &str, written: u64) {
         std::fs::write(
             file,
             format!(
-                r#"{{"accessToken":"t","expiresAt":"{}"}}"#,
-                expires_at.to_rfc3339()
+                r#"{{{more}"accessToken":"t","expiresAt":"{}"}}"#,
+                crate::model::time::format(expires_at)
             ),
         )
         .unwrap();
@@ -510,22 +515,8 @@ mod tests {
 
     /// A token cache file as fintors's own sign-in leaves it: renewable until 2027.
     fn write_renewable(file: &std::path::Path, expires_at: DateTime<Utc>, written: u64) {
-        std::fs::write(
-            file,
-            format!(
-                r#"{{"accessToken":"t","expiresAt":"{}","clientId":"c","clientSecret":"s",
-                    "registrationExpiresAt":"2027-03-01T00:00:00Z","refreshToken":"r"}}"#,
-                crate::model::time::format(expires_at)
-            ),
-        )
-        .unwrap();
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(written);
-        std::fs::File::options()
-            .write(true)
-            .open(file)
-            .unwrap()
-            .set_modified(at)
-            .unwrap();
+        let more = r#""clientId":"c","clientSecret":"s","registrationExpiresAt":"2027-03-01T00:00:00Z","refreshToken":"r","#;
+        write_cache(file, expires_at, more, written);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::require_client;
-use crate::support::clients::chromium;
+use crate::support::clients::{chromium, headless_browser};
 use crate::support::sso::{IdentityCenter, SSO_ACCESS_KEY, sso_builder};
 use crate::support::{
     Daemon, DaemonBuilder, FakeServer, FakeSts, fintors_cli_with, http, write_script,
@@ -330,22 +330,7 @@ fn a_real_browser_follows_the_console_link_to_the_sign_in_url() {
     });
     let d = daemon(ONE_ROLE, &sts, &fed);
     let dir = d.dir.path();
-    // Headless, and kept on this machine: every name but loopback fails to resolve and any
-    // other connection goes to a dead proxy, so the browser's own background traffic cannot
-    // leave (Chromium never proxies loopback).
-    let browser = dir.join("browser");
-    write_script(
-        &browser,
-        &format!(
-            "HOME={dir} exec {chromium} --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
-             --disable-background-networking --disable-component-update --disable-sync \
-             --user-data-dir={dir}/chromium --proxy-server=127.0.0.1:9 \
-             --host-resolver-rules='MAP * ~NOTFOUND, EXCLUDE 127.0.0.1' \
-             --dump-dom \"$1\" > {dir}/page.html 2>/dev/null\n",
-            dir = dir.display(),
-            chromium = chromium.display()
-        ),
-    );
+    let browser = headless_browser(dir, &chromium, None);
     let o = console(&d, &[], &[("BROWSER", browser.to_str().unwrap())]);
     assert!(o.status.success(), "{o:?}");
     let page = std::fs::read_to_string(dir.join("page.html")).unwrap();

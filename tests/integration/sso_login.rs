@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::support::clients::chromium;
+use crate::support::clients::{chromium, headless_browser};
 use crate::support::sso::{IdentityCenter, SSO_ACCESS_KEY, sso_builder, sso_daemon};
 use crate::support::{Daemon, FakeSts, fintors_cli, write_script};
 use crate::{require_client, require_venv};
@@ -121,16 +121,19 @@ fn fintors_login_with_a_device_code_leaves_a_login_the_daemon_and_botocore_use()
     assert_eq!(d.get(CREDS).json()["Code"], "Success");
 }
 
-#[test]
-fn a_second_login_uses_the_cached_registration() {
+/// A daemon whose session had expired, and `fintors login --device` run for it.
+fn logged_in() -> (IdentityCenter, FakeSts, Daemon) {
     let center = IdentityCenter::start(&[]);
     let sts = FakeSts::issuing();
     let d = sso_daemon(&center, &sts, "old-token", hours(-1));
-    assert!(
-        client(&d, &center, &["login", "--device"], &[])
-            .status
-            .success()
-    );
+    let o = client(&d, &center, &["login", "--device"], &[]);
+    assert!(o.status.success(), "{o:?}");
+    (center, sts, d)
+}
+
+#[test]
+fn a_second_login_uses_the_cached_registration() {
+    let (center, _sts, d) = logged_in();
     let o = client(&d, &center, &["login", "--device"], &[]);
     assert!(o.status.success(), "{o:?}");
     assert_eq!(
@@ -144,14 +147,7 @@ fn a_second_login_uses_the_cached_registration() {
 #[test]
 fn botocores_sso_provider_uses_the_login_fintors_wrote() {
     let venv = require_venv!();
-    let center = IdentityCenter::start(&[]);
-    let sts = FakeSts::issuing();
-    let d = sso_daemon(&center, &sts, "old-token", hours(-1));
-    assert!(
-        client(&d, &center, &["login", "--device"], &[])
-            .status
-            .success()
-    );
+    let (center, _sts, d) = logged_in();
     let script =
         "import boto3\nprint(boto3.Session(profile_name='identity').get_credentials().access_key)";
     let mut python = std::process::Command::new(venv.join("bin/python"));
@@ -182,20 +178,7 @@ fn fintors_login_signs_in_with_pkce_in_a_real_browser() {
     let dir = d.dir.path();
     // Headless and kept on this machine, as in the console test; the link it was given is
     // recorded, to show what a command line carries.
-    let browser = dir.join("browser");
-    write_script(
-        &browser,
-        &format!(
-            "printf '%s' \"$1\" > {dir}/browser-arg\n\
-             HOME={dir} exec {chromium} --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
-             --disable-background-networking --disable-component-update --disable-sync \
-             --user-data-dir={dir}/chromium --proxy-server=127.0.0.1:9 \
-             --host-resolver-rules='MAP * ~NOTFOUND, EXCLUDE 127.0.0.1' \
-             --dump-dom \"$1\" > {dir}/page.html 2>/dev/null\n",
-            dir = dir.display(),
-            chromium = chromium.display()
-        ),
-    );
+    let browser = headless_browser(dir, &chromium, Some(&dir.join("browser-arg")));
     let started = Instant::now();
     let o = client(
         &d,
@@ -325,14 +308,7 @@ fn fifty_callers_of_an_expired_session_are_told_once_and_ask_for_no_token() {
 
 #[test]
 fn fintors_logout_ends_the_session_and_removes_the_login() {
-    let center = IdentityCenter::start(&[]);
-    let sts = FakeSts::issuing();
-    let d = sso_daemon(&center, &sts, "old-token", hours(-1));
-    assert!(
-        client(&d, &center, &["login", "--device"], &[])
-            .status
-            .success()
-    );
+    let (center, _sts, d) = logged_in();
     let o = client(&d, &center, &["logout"], &[]);
     assert!(o.status.success(), "{o:?}");
     assert_eq!(

@@ -91,6 +91,35 @@ pub fn go_whoami() -> Option<PathBuf> {
 }
 
 /// Debian's Chromium, for the browser's side of `fintors console`.
+/// A `$BROWSER` for `dir` that runs `chromium` headless on the link it is given and writes the
+/// page it ends on to `dir/page.html`; with `record`, the link is written there first. Kept on
+/// this machine: every name but loopback fails to resolve and any other connection goes to a
+/// dead proxy, so the browser's own background traffic cannot leave (Chromium never proxies
+/// loopback).
+pub fn headless_browser(
+    dir: &std::path::Path,
+    chromium: &std::path::Path,
+    record: Option<&std::path::Path>,
+) -> PathBuf {
+    let browser = dir.join("browser");
+    let record = record
+        .map(|r| format!("printf '%s' \"$1\" > {}\n", r.display()))
+        .unwrap_or_default();
+    super::write_script(
+        &browser,
+        &format!(
+            "{record}HOME={dir} exec {chromium} --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
+             --disable-background-networking --disable-component-update --disable-sync \
+             --user-data-dir={dir}/chromium --proxy-server=127.0.0.1:9 \
+             --host-resolver-rules='MAP * ~NOTFOUND, EXCLUDE 127.0.0.1' \
+             --dump-dom \"$1\" > {dir}/page.html 2>/dev/null\n",
+            dir = dir.display(),
+            chromium = chromium.display()
+        ),
+    );
+    browser
+}
+
 pub fn chromium() -> Option<PathBuf> {
     let path = PathBuf::from("/usr/bin/chromium");
     let found = if path.exists() {
