@@ -5,8 +5,9 @@
 //! - `GET /start/NONCE`, once: a redirect to the authorize page. The browser is given this
 //!   link rather than the authorize URL, so that the sign-in's `state` and challenge are never
 //!   on a command line, which every user of the machine can read.
-//! - `GET /oauth/callback?code=..&state=..` (or `?error=..`): the browser's return. The state
-//!   must be this sign-in's, compared in constant time.
+//! - `GET /oauth/callback?code=..&state=..` (or `?error=..&state=..`): the browser's return.
+//!   Only one with this sign-in's state (compared in constant time) is taken, an error too;
+//!   any other is answered and ignored, so a web page cannot end or steer the sign-in.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -97,7 +98,10 @@ impl Callback {
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |request| {
                             let waiting = waiting.clone();
-                            async move { Ok::<_, std::convert::Infallible>(answer(&waiting, &request).await) }
+                            async move {
+                                let request: Request<hyper::body::Incoming> = request;
+                                Ok::<_, std::convert::Infallible>(answer(&waiting, request.method(), request.uri()))
+                            }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -126,12 +130,9 @@ fn own_user(_: SocketAddr, _: SocketAddr) -> bool {
     true
 }
 
-async fn answer(
-    waiting: &Waiting,
-    request: &Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
-    let path = request.uri().path();
-    if request.method() != hyper::Method::GET {
+fn answer(waiting: &Waiting, method: &hyper::Method, uri: &hyper::Uri) -> Response<Full<Bytes>> {
+    let path = uri.path();
+    if method != hyper::Method::GET {
         return page(StatusCode::METHOD_NOT_ALLOWED, "Only GET is answered here.");
     }
     if let Some(nonce) = path.strip_prefix(START_PATH) {
@@ -154,31 +155,40 @@ async fn answer(
     if path != CALLBACK_PATH {
         return page(StatusCode::NOT_FOUND, "Nothing here.");
     }
-    let query: Vec<(String, String)> =
-        form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
+    let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
     let param = |name: &str| {
         query
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let outcome = if let Some(error) = param("error") {
-        let said = param("error_description").unwrap_or(error);
-        Err(SsoError::Denied(crate::model::text::one_line(said, 120)))
-    } else {
-        match (param("code"), param("state")) {
-            (Some(code), Some(state)) if Secret::new(&waiting.state).matches(state.as_bytes()) => {
-                Ok(Secret::new(code))
-            }
-            (Some(_), Some(_)) => Err(SsoError::StateMismatch),
-            _ => {
-                return page(
-                    StatusCode::BAD_REQUEST,
-                    "No code and no error: nothing to do.",
-                );
-            }
+    // Only an answer to this sign-in counts, an error included: a page that sends the browser
+    // here with another state (or none) cannot end or steer it.
+    let ours =
+        param("state").is_some_and(|state| Secret::new(&waiting.state).matches(state.as_bytes()));
+    if !ours {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "This is not the sign-in fintors is waiting for.",
+        );
+    }
+    let outcome = match (param("error"), param("code")) {
+        (Some(error), _) => {
+            let said = param("error_description").unwrap_or(error);
+            // Someone else's words, for a terminal: printable characters only, short.
+            let printable: String = said.chars().filter(|c| !c.is_control()).collect();
+            Err(SsoError::Denied(crate::model::text::one_line(
+                &printable, 60,
+            )))
+        }
+        (None, Some(code)) => Ok(Secret::new(code)),
+        (None, None) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "No code and no error: nothing to do.",
+            );
         }
     };
     let (status, text) = match &outcome {
@@ -208,4 +218,68 @@ fn page(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
         .header("Referrer-Policy", "no-referrer")
         .body(Full::new(Bytes::from(body)))
         .expect("a valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting() -> (Waiting, tokio::sync::mpsc::Receiver<Outcome>) {
+        let (outcome, outcomes) = tokio::sync::mpsc::channel(1);
+        let w = Waiting {
+            authorize_url: "https://oidc.example/authorize".into(),
+            nonce: "n".repeat(32),
+            state: "the-state".into(),
+            started: Mutex::new(false),
+            outcome,
+        };
+        (w, outcomes)
+    }
+
+    fn get(w: &Waiting, target: &str) -> StatusCode {
+        answer(w, &hyper::Method::GET, &target.parse().unwrap()).status()
+    }
+
+    #[test]
+    fn only_an_answer_with_this_sign_ins_state_is_taken_an_error_too() {
+        let (w, mut outcomes) = waiting();
+        assert_eq!(
+            get(&w, "/oauth/callback?error=access_denied"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            get(&w, "/oauth/callback?error=x&state=other"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            get(&w, "/oauth/callback?code=c&state=other"),
+            StatusCode::BAD_REQUEST
+        );
+        assert!(outcomes.try_recv().is_err(), "nothing ended the sign-in");
+        assert_eq!(
+            get(&w, "/oauth/callback?code=c&state=the-state"),
+            StatusCode::OK
+        );
+        assert_eq!(outcomes.try_recv().unwrap().unwrap().expose(), "c");
+    }
+
+    #[test]
+    fn a_refusal_reaches_the_terminal_without_control_characters() {
+        let (w, mut outcomes) = waiting();
+        get(
+            &w,
+            "/oauth/callback?error=access_denied&error_description=no%1B%5B2J&state=the-state",
+        );
+        let e = outcomes.try_recv().unwrap().unwrap_err().to_string();
+        assert!(!e.contains('\u{1b}') && e.contains("(no[2J)"), "{e}");
+    }
+
+    #[test]
+    fn the_start_link_works_once_and_only_with_its_nonce() {
+        let (w, _) = waiting();
+        assert_eq!(get(&w, "/start/wrong"), StatusCode::NOT_FOUND);
+        let nonce = format!("/start/{}", "n".repeat(32));
+        assert_eq!(get(&w, &nonce), StatusCode::FOUND);
+        assert_eq!(get(&w, &nonce), StatusCode::NOT_FOUND);
+    }
 }

@@ -27,9 +27,6 @@ pub enum SsoError {
     /// Nobody finished the sign-in in time.
     #[error("the sign-in was not finished within {0} minutes: run `fintors login` to try again")]
     TimedOut(u64),
-    /// The browser came back with an answer to another sign-in (a forged or stale redirect).
-    #[error("the browser came back with an answer to another sign-in: run `fintors login` again")]
-    StateMismatch,
     #[error("cannot {action} {}", path.display())]
     File {
         action: &'static str,

@@ -139,6 +139,7 @@ async fn by_device(
         .start_device(registration, &session.start_url, Utc::now())
         .await?;
     say(&device_prompt(session, &device));
+    let started = Utc::now();
     let mut interval = device.interval;
     loop {
         tokio::time::sleep(interval).await;
@@ -154,9 +155,7 @@ async fn by_device(
         }
         if now >= device.expires_at {
             return Err(SsoError::TimedOut(
-                (device.expires_at - now + chrono::TimeDelta::seconds(59))
-                    .num_minutes()
-                    .max(1) as u64,
+                (device.expires_at - started).num_minutes().max(1) as u64,
             ));
         }
     }
@@ -205,7 +204,12 @@ pub async fn refresh(
     let file = token_file(&session.name).ok_or_else(no_home)?;
     let writer = one_writer(&file);
     let _one = writer.lock().await;
-    let token = CachedToken::read(&file).ok_or_else(|| SsoError::Ended(session.name.clone()))?;
+    // Another tool may be rewriting it in place: unreadable is "try again", not "ended".
+    let token = CachedToken::read(&file).ok_or_else(|| SsoError::File {
+        action: "read",
+        path: file.clone(),
+        source: std::io::Error::other("no whole token in it"),
+    })?;
     if !due(&token) {
         return Ok(token);
     }
@@ -237,7 +241,18 @@ pub async fn refresh(
                 SsoError::Ended(session.name.clone())
             }
             refusal => signing_in_failed(refusal, "CreateToken"),
-        })?;
+        });
+    let issued = match issued {
+        // Another process (an SDK, the AWS CLI) may have spent this refresh token a moment ago
+        // and written what it got: that login is good.
+        Err(SsoError::Ended(_)) => match CachedToken::read(&file) {
+            Some(now_cached) if now_cached.refresh_token != token.refresh_token => {
+                return Ok(now_cached);
+            }
+            _ => return Err(SsoError::Ended(session.name.clone())),
+        },
+        other => other?,
+    };
     let renewed = CachedToken {
         access_token: issued.access_token,
         expires_at: issued.expires_at,
