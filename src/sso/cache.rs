@@ -229,7 +229,8 @@ fn python_string(text: &str) -> String {
     out
 }
 
-fn no_home() -> SsoError {
+/// Why there is no cache to read or write.
+pub(super) fn no_home() -> SsoError {
     SsoError::Config("HOME is not set: fintors keeps the login in ~/.aws/sso/cache".into())
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::cache::{CachedToken, Registration, token_file};
+use super::cache::{CachedToken, Registration, no_home, token_file};
 use super::callback::Callback;
 use super::oidc::{DeviceAuthorization, Grant, Issued, Oidc, Refusal};
 use super::pkce::{self, Pkce};
@@ -311,10 +311,6 @@ pub async fn logout(session: &Session) -> Result<bool, SsoError> {
         source,
     })?;
     Ok(true)
-}
-
-fn no_home() -> SsoError {
-    SsoError::Config("HOME is not set: the login is kept in ~/.aws/sso/cache".into())
 }
 
 fn modified(file: &std::path::Path) -> Option<std::time::SystemTime> {
