@@ -5,13 +5,18 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Writes `bytes` to `file` so that a reader sees the old contents or the new, never half: into
-/// a new file beside it (`NAME.partial`, mode 0600, created afresh and never through a link, so
-/// nothing planted there is written into), synced, then renamed over `file`.
+/// a new file beside it (`NAME.<pid>-<random>.partial`, mode 0600, created afresh and never
+/// through a link, so nothing planted there is written into), synced, then renamed over `file`.
+/// The name is this writer's own: two processes renewing one login at once (the daemon and an
+/// SDK) each rename a whole file, and neither removes the other's half-written one.
 pub fn replace_private(file: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut partial = file.as_os_str().to_owned();
-    partial.push(".partial");
+    partial.push(format!(
+        ".{}-{:016x}.partial",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
     let partial = std::path::PathBuf::from(partial);
-    let _ = std::fs::remove_file(&partial);
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -89,18 +94,47 @@ mod tests {
         assert_eq!(std::fs::read(&file).unwrap(), b"new");
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert!(!dir.path().join("token.json.partial").exists());
+        assert_eq!(
+            entries(dir.path()),
+            ["token.json"],
+            "nothing left beside it"
+        );
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     #[test]
-    fn a_link_planted_at_the_partial_name_is_not_written_through() {
+    fn writers_racing_on_one_file_each_leave_it_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("elsewhere");
-        std::fs::write(&target, "untouched").unwrap();
         let file = dir.path().join("token.json");
-        std::os::unix::fs::symlink(&target, dir.path().join("token.json.partial")).unwrap();
-        replace_private(&file, b"new").unwrap();
-        assert_eq!(std::fs::read(&target).unwrap(), b"untouched");
-        assert_eq!(std::fs::read(&file).unwrap(), b"new");
+        let contents: Vec<Vec<u8>> = (0..4u8).map(|i| vec![b'a' + i; 64 * 1024]).collect();
+        std::thread::scope(|s| {
+            for bytes in &contents {
+                let (file, contents) = (&file, &contents);
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        replace_private(file, bytes).unwrap();
+                        let now = std::fs::read(file).unwrap();
+                        assert!(
+                            contents.contains(&now),
+                            "a torn file of {} bytes",
+                            now.len()
+                        );
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            entries(dir.path()),
+            ["token.json"],
+            "no writer's partial left"
+        );
     }
 }
