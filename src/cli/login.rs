@@ -75,8 +75,8 @@ async fn sign_in(name: &str, device: bool) -> Result<(), CommandError> {
         "it renews itself until Identity Center ends the session".to_owned()
     } else {
         format!(
-            "it expires at {} (no refresh token: add sso_registration_scopes = \
-             sso:account:access to [sso-session {name}])",
+            "it expires at {} (not renewable: add sso:account:access to its \
+             sso_registration_scopes)",
             stamp(token.expires_at)
         )
     };

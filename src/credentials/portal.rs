@@ -4,9 +4,9 @@
 //! `AWSReservedSSO_*` roles trust only the SAML provider, so STS `AssumeRole` cannot reach them.
 //!
 //! The session (its start URL and portal region) is read from the AWS config file at each call,
-//! and the token through aws-config's `SsoTokenProvider`, which reads the cache `aws sso login`
-//! writes and refreshes it with its refresh token when it can; so a fresh login is used at once,
-//! as it is for a base identity. One call per refresh, cached and refreshed ahead like any role.
+//! and the token from the login's cache file through `sso::usable_token`, which renews it first
+//! when it is about to expire (once for every caller, and never again with a refresh token
+//! Identity Center refused); so a fresh login is used at once, as it is for a base identity. One call per refresh, cached and refreshed ahead like any role.
 //! Failures are classified by the SDK error's type: an expired or refused session is the
 //! one-line `SsoLoginRequired` with the command that fixes it.
 
@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use aws_credential_types::provider::token::ProvideToken;
 use aws_sdk_sso::config::http::HttpResponse;
 use aws_sdk_sso::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sso::operation::list_account_roles::ListAccountRolesError;
@@ -56,31 +55,19 @@ impl Portal {
         let config = self
             .base
             .to_builder()
-            .region(aws_config::Region::new(session.region.clone()))
+            .region(aws_config::Region::new(session.sso.region.clone()))
             .build();
-        // One token read (and refresh) at a time per session, with the daemon's own renewal:
-        // two would spend the same refresh token and rewrite the same cache file.
-        let one_at_a_time = crate::sso::token_file(name).map(|f| crate::sso::one_writer(&f));
-        let reading = match &one_at_a_time {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
-        let token = aws_config::sso::SsoTokenProvider::builder()
-            .configure(&config)
-            .session_name(name)
-            .start_url(&session.login.start_url)
-            .region(aws_config::Region::new(session.region.clone()))
-            .build()
-            .await
-            .provide_token()
-            .await
-            .map_err(|e| {
-                tracing::debug!("SSO token for session {name:?}: {e:?}");
-                session.login_required(self.clock, "has no usable token")
-            })?;
-        drop(reading);
+        let token = crate::sso::usable_token(&session.sso).await.map_err(|e| {
+            tracing::debug!("SSO token for session {name:?}: {e}");
+            match e {
+                crate::sso::SsoError::NoLogin(_) | crate::sso::SsoError::Ended(_) => {
+                    session.login_required(self.clock, "has no usable token")
+                }
+                e => StsError::Unreachable(one_line(&e.to_string(), MAX_MESSAGE)),
+            }
+        })?;
         let client = aws_sdk_sso::Client::new(&config);
-        Ok((session, client, token.token().to_owned()))
+        Ok((session, client, token.access_token.expose().to_owned()))
     }
 
     /// The permission set's credentials, or why not.
@@ -214,22 +201,12 @@ impl Portal {
         let profiles = aws_profiles::load()
             .await
             .map_err(StsError::NoBaseCredentials)?;
-        let missing = |what: &str| {
-            StsError::NoBaseCredentials(format!(
-                "the AWS config file has no {what} for [sso-session {name}]: add it (as `aws \
-                 configure sso-session` writes it)"
-            ))
-        };
-        let section = profiles
-            .sso_session(name)
-            .ok_or_else(|| missing("section"))?;
-        let region = section
-            .get("sso_region")
-            .ok_or_else(|| missing("sso_region"))?
-            .to_owned();
-        let login =
-            SsoLogin::of_session(&profiles, name).ok_or_else(|| missing("sso_start_url"))?;
-        Ok(Session { login, region })
+        let sso = crate::sso::Session::of(&profiles, name)
+            .map_err(|e| StsError::NoBaseCredentials(e.to_string()))?;
+        let login = SsoLogin::of_session(&profiles, name).ok_or_else(|| {
+            StsError::NoBaseCredentials(format!("[sso-session {name}] has no sso_start_url"))
+        })?;
+        Ok(Session { login, sso })
     }
 }
 
@@ -342,7 +319,7 @@ portal_error!(
 /// An sso-session as the portal needs it.
 struct Session {
     login: SsoLogin,
-    region: String,
+    sso: crate::sso::Session,
 }
 
 impl Session {

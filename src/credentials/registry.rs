@@ -226,6 +226,40 @@ impl Registry {
         self.login_warnings.forget();
     }
 
+    /// Stops serving the credentials of every role `from_login` picks, and of the roles chained
+    /// to one of them (their sessions were signed with its credentials): what a logout ends.
+    /// The aliases of the roles whose credentials were dropped.
+    pub async fn forget_credentials(
+        &self,
+        from_login: impl Fn(&crate::model::Role) -> bool,
+    ) -> Vec<Alias> {
+        let roles = self.snapshot();
+        let mut gone: Vec<&Arc<RoleCache>> =
+            roles.values().filter(|c| from_login(c.role())).collect();
+        loop {
+            let chained: Vec<&Arc<RoleCache>> = roles
+                .values()
+                .filter(|c| !gone.iter().any(|g| Arc::ptr_eq(g, c)))
+                .filter(|c| {
+                    let via = c.role().via.as_ref();
+                    via.is_some_and(|via| gone.iter().any(|g| &g.role().alias == via))
+                })
+                .collect();
+            if chained.is_empty() {
+                break;
+            }
+            gone.extend(chained);
+        }
+        let mut dropped = Vec::new();
+        for cache in gone {
+            if cache.cached().is_some() {
+                dropped.push(cache.role().alias.clone());
+            }
+            cache.forget().await;
+        }
+        dropped
+    }
+
     /// After the base credentials changed: assume at once every role that is failing (with
     /// nothing cached, or a refresh that failed) or is active without credentials, instead of
     /// waiting out their backoff.

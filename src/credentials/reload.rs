@@ -158,9 +158,15 @@ impl Reloader {
             .contains_key(name)
     }
 
-    /// After `login` changed: lists its session again if it is discovered and its listing is
-    /// missing, failed or older than [`LISTING_FRESH`].
-    fn after_login(&self, login: &SsoLogin) {
+    /// After `login` changed: if it is gone (a logout, `aws sso logout`), stops serving what
+    /// it gave (see [`Reloader::forget_logged_out`]); else lists its session again if it is
+    /// discovered and its listing is missing, failed or older than [`LISTING_FRESH`].
+    fn after_login(self: &Arc<Self>, login: &SsoLogin) {
+        if login.token(self.registry.clock().now()) == sso::TokenState::Missing {
+            let me = self.clone();
+            tokio::spawn(async move { me.forget_logged_out().await });
+            return;
+        }
         let Some(session) = &login.session else {
             return;
         };
@@ -174,6 +180,46 @@ impl Reloader {
         if discovered && stale {
             self.sync_soon();
         }
+    }
+
+    /// Stops serving the credentials that came from an IAM Identity Center login that is gone
+    /// (logged out): those of the roles it gives ([`sso::login_of_role`]) and of the roles
+    /// chained to them. Their next request asks again and is told to log in. The aliases of
+    /// the roles whose credentials were dropped.
+    pub async fn forget_logged_out(&self) -> Vec<crate::model::Alias> {
+        let now = self.registry.clock().now();
+        let gone: Vec<PathBuf> = self
+            .sso_logins()
+            .iter()
+            .filter(|login| login.token(now) == sso::TokenState::Missing)
+            .filter_map(SsoLogin::cache_file)
+            .collect();
+        if gone.is_empty() {
+            return Vec::new();
+        }
+        let Ok(files) = crate::config::aws_profiles::load().await else {
+            return Vec::new();
+        };
+        let base = self
+            .current
+            .lock()
+            .expect("poisoned")
+            .base_credentials
+            .profile_name();
+        let from_gone = |role: &crate::model::Role| {
+            sso::login_of_role(&files, &base, role)
+                .and_then(|login| login.cache_file())
+                .is_some_and(|file| gone.contains(&file))
+        };
+        let dropped = self.registry.forget_credentials(from_gone).await;
+        if !dropped.is_empty() {
+            let names: Vec<&str> = dropped.iter().map(|a| a.as_str()).collect();
+            tracing::info!(
+                "logged out: no longer serving the credentials of {}",
+                names.join(", ")
+            );
+        }
+        dropped
     }
 
     /// The IAM Identity Center sessions the running configuration depends on, base profile

@@ -180,42 +180,45 @@ fn token_in(file: Option<&Path>, now: DateTime<Utc>) -> TokenState {
     }
 }
 
-/// Every SSO login the daemon's credentials depend on: the base profile's, those of the roles'
-/// source profiles (imported with `aws_profiles`), the sessions of permission-set roles and
-/// `listed` (the sessions whose roles are discovered), one per token cache file.
+/// The SSO login `role`'s credentials come from directly: its permission set's session, or the
+/// login of the profile whose credentials assume it (its `source_profile`, else the base
+/// profile). `None` for a credential command, a chained role (its `via` role's credentials
+/// sign it) and a profile without a login.
+pub fn login_of_role(
+    files: &ProfileSet,
+    base_profile: &str,
+    role: &crate::model::Role,
+) -> Option<SsoLogin> {
+    match &role.source {
+        _ if role.via.is_some() => None,
+        crate::model::RoleSource::PermissionSet(set) => {
+            SsoLogin::of_session(files, &set.sso_session)
+        }
+        crate::model::RoleSource::Process(_) => None,
+        crate::model::RoleSource::Assume => SsoLogin::in_profiles(
+            files,
+            role.source_profile.as_deref().unwrap_or(base_profile),
+        ),
+    }
+}
+
+/// Every SSO login the daemon's credentials depend on: the base profile's, those of `roles`
+/// (see [`login_of_role`]; roles are imported with `aws_profiles`) and those of `listed` (the
+/// sessions whose roles are discovered), one per token cache file, the base profile's first.
 pub async fn logins<'a>(
     base_profile: &str,
     roles: impl Iterator<Item = &'a crate::model::Role>,
     listed: impl Iterator<Item = &'a str>,
 ) -> Vec<SsoLogin> {
-    let roles: Vec<&crate::model::Role> = roles.collect();
-    let mut profiles = vec![base_profile.to_owned()];
-    let mut sessions: Vec<&str> = roles
-        .iter()
-        .filter_map(|r| r.permission_set().map(|set| set.sso_session.as_str()))
-        .chain(listed)
-        .collect();
-    sessions.sort_unstable();
-    sessions.dedup();
-    let mut sources: Vec<String> = roles
-        .iter()
-        .filter_map(|r| r.source_profile.clone())
-        .collect();
-    sources.sort();
-    sources.dedup();
-    profiles.extend(sources);
     // One read of the AWS config file for all of them.
     let Ok(files) = aws_profiles::load().await else {
         return Vec::new();
     };
-    let of_profiles = profiles
-        .iter()
-        .filter_map(|profile| SsoLogin::in_profiles(&files, profile));
-    let of_permission_sets = sessions
-        .iter()
-        .filter_map(|session| SsoLogin::of_session(&files, session));
+    let base = SsoLogin::in_profiles(&files, base_profile);
+    let of_roles = roles.filter_map(|role| login_of_role(&files, base_profile, role));
+    let of_listed = listed.filter_map(|session| SsoLogin::of_session(&files, session));
     let mut logins: Vec<SsoLogin> = Vec::new();
-    for login in of_profiles.chain(of_permission_sets) {
+    for login in base.into_iter().chain(of_roles).chain(of_listed) {
         if !logins.iter().any(|l| l.cache_file() == login.cache_file()) {
             logins.push(login);
         }

@@ -1,6 +1,7 @@
-//! `POST /fintors/retry` (what `fintors login` sends after the login command succeeded): every
-//! role that is failing, and the active one if it has nothing cached, asks STS again now rather
-//! than after its backoff; the answer is the status report once those attempts are done, so
+//! `POST /fintors/retry` (what `fintors login` and `logout` send when they are done): the
+//! credentials of a login that is gone stop being served, then every role that is failing, and
+//! the active one if it has nothing cached, asks STS again now rather than after its backoff
+//! (so a logout is in force, and a login used, before the command returns); the answer is the status report once those attempts are done, so
 //! the client can say at once whether the login fixed things.
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ async fn retry(State(state): State<Arc<AppState>>, request: Request) -> Response
     if let Err(refusal) = read_json_body(request).await {
         return refusal;
     }
+    state.reloader.forget_logged_out().await;
     state.registry.retry_pending().await;
     json(StatusCode::OK, &status::report(&state))
 }

@@ -145,16 +145,28 @@ impl Registration {
         write(&file, &serde_json::to_vec(&out).expect("serializes"))
     }
 
-    /// Whether this registration serves a sign-in at `now`: it lasts 15 more minutes, and has
-    /// the authorization code grant exactly when the browser sign-in needs it (botocore keeps
-    /// one registration per session, for the last flow used).
-    pub fn serves(&self, now: DateTime<Utc>, browser: bool) -> bool {
+    /// Whether this registration serves a sign-in for `scopes` at `now`: it was made for those
+    /// scopes, lasts 15 more minutes, and has the authorization code grant exactly when the
+    /// browser sign-in needs it (botocore keeps one registration per session, for the last
+    /// flow used). The AWS CLI registers a session that names no scopes with none, and such a
+    /// registration's logins cannot be renewed: fintors registers again rather than use it.
+    pub fn serves(&self, scopes: &[String], now: DateTime<Utc>, browser: bool) -> bool {
+        let sorted = |s: &[String]| {
+            let mut s = s.to_vec();
+            s.sort();
+            s.dedup();
+            s
+        };
+        let same_scopes = self
+            .scopes
+            .as_deref()
+            .is_some_and(|mine| sorted(mine) == sorted(scopes));
         let has_code_grant = self
             .grant_types
             .iter()
             .flatten()
             .any(|g| g == AUTHORIZATION_CODE);
-        self.expires_at - now > REGISTRATION_MARGIN && has_code_grant == browser
+        same_scopes && self.expires_at - now > REGISTRATION_MARGIN && has_code_grant == browser
     }
 }
 
@@ -334,19 +346,49 @@ mod tests {
             client_id: "c".into(),
             client_secret: Secret::new("s"),
             expires_at: now + chrono::TimeDelta::days(90),
-            scopes: None,
+            scopes: Some(access()),
             grant_types: Some(vec![AUTHORIZATION_CODE.into(), "refresh_token".into()]),
         };
-        assert!(r.serves(now, true));
+        assert!(r.serves(&access(), now, true));
         assert!(
-            !r.serves(now, false),
+            !r.serves(&access(), now, false),
             "device code: register without the code grant"
         );
         r.expires_at = now + chrono::TimeDelta::minutes(14);
-        assert!(!r.serves(now, true), "about to expire");
+        assert!(!r.serves(&access(), now, true), "about to expire");
         r.expires_at = now + chrono::TimeDelta::days(1);
         r.grant_types = None;
-        assert!(!r.serves(now, true), "registered for the device code");
-        assert!(r.serves(now, false));
+        assert!(
+            !r.serves(&access(), now, true),
+            "registered for the device code"
+        );
+        assert!(r.serves(&access(), now, false));
+    }
+
+    fn access() -> Vec<String> {
+        vec!["sso:account:access".into()]
+    }
+
+    #[test]
+    fn a_registration_made_for_other_scopes_is_not_used() {
+        let now: DateTime<Utc> = "2026-12-05T10:00:00Z".parse().unwrap();
+        let mut r = Registration {
+            client_id: "c".into(),
+            client_secret: Secret::new("s"),
+            expires_at: now + chrono::TimeDelta::days(90),
+            scopes: None,
+            grant_types: None,
+        };
+        assert!(
+            !r.serves(&access(), now, false),
+            "the AWS CLI's registration without scopes: its logins are not renewable"
+        );
+        r.scopes = Some(vec!["codewhisperer:completions".into()]);
+        assert!(!r.serves(&access(), now, false));
+        r.scopes = Some(vec!["b".into(), "a".into()]);
+        assert!(
+            r.serves(&["a".into(), "b".into()], now, false),
+            "the same scopes in another order"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! first (a lock file beside the token) and then uses the login it made instead of starting
 //! its own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -78,7 +78,9 @@ async fn registration(
     browser: bool,
 ) -> Result<Registration, SsoError> {
     let now = Utc::now();
-    if let Some(cached) = Registration::read(session).filter(|r| r.serves(now, browser)) {
+    if let Some(cached) =
+        Registration::read(session).filter(|r| r.serves(&session.scopes(), now, browser))
+    {
         return Ok(cached);
     }
     let registration = oidc.register(session, browser, now).await?;
@@ -113,10 +115,10 @@ async fn by_browser(
         ));
     } else {
         say(&format!(
-            "open {link} in a browser on this machine to sign in to the SSO session \"{}\" \
-             (or run `fintors login --device`)",
+            "open {link} in a browser on this machine to sign in to the SSO session \"{}\"",
             session.name
         ));
+        say("(or run `fintors login --device` to sign in on any other device)");
     }
     let code = callback.wait(authorize, &pkce.state, SIGN_IN_LIMIT).await?;
     let grant = Grant::Code {
@@ -194,9 +196,11 @@ fn signing_in_failed(refusal: Refusal, operation: &'static str) -> SsoError {
 
 /// Renews the token of `session` with its refresh token, if `due` says the token cached now
 /// needs it, and writes it back: the token then cached, or [`SsoError::Ended`] when the refresh
-/// token no longer works (only a sign-in helps then). The cache is read under the session's
-/// lock in this process (see [`one_writer`]), so a refresh another task just made is used, not
-/// repeated with a refresh token already spent.
+/// token no longer works (only a sign-in helps then). One refresh at a time per login, in this
+/// process (see [`one_writer`]) and on this machine (the sign-in lock file), and the cache is
+/// read again under both, so a refresh someone else just made is used, not repeated with a
+/// refresh token already spent. A refresh token Identity Center refused is not sent again: the
+/// answer stays [`SsoError::Ended`] at no cost until the login changes.
 pub async fn refresh(
     session: &Session,
     due: impl Fn(&CachedToken) -> bool,
@@ -204,12 +208,12 @@ pub async fn refresh(
     let file = token_file(&session.name).ok_or_else(no_home)?;
     let writer = one_writer(&file);
     let _one = writer.lock().await;
-    // Another tool may be rewriting it in place: unreadable is "try again", not "ended".
-    let token = CachedToken::read(&file).ok_or_else(|| SsoError::File {
-        action: "read",
-        path: file.clone(),
-        source: std::io::Error::other("no whole token in it"),
-    })?;
+    let token = read_for_refresh(session, &file)?;
+    if !due(&token) {
+        return Ok(token);
+    }
+    let _machine_wide = hold_lock(&file, LOCK_PATIENCE).await?;
+    let token = read_for_refresh(session, &file)?;
     if !due(&token) {
         return Ok(token);
     }
@@ -222,7 +226,7 @@ pub async fn refresh(
     ) else {
         return Err(SsoError::Ended(session.name.clone()));
     };
-    if expires_at <= now {
+    if expires_at <= now || refused::holds(refresh_token) {
         return Err(SsoError::Ended(session.name.clone()));
     }
     let registration = Registration {
@@ -243,13 +247,16 @@ pub async fn refresh(
             refusal => signing_in_failed(refusal, "CreateToken"),
         });
     let issued = match issued {
-        // Another process (an SDK, the AWS CLI) may have spent this refresh token a moment ago
+        // Another tool (an SDK, the AWS CLI) may have spent this refresh token a moment ago
         // and written what it got: that login is good.
         Err(SsoError::Ended(_)) => match CachedToken::read(&file) {
             Some(now_cached) if now_cached.refresh_token != token.refresh_token => {
                 return Ok(now_cached);
             }
-            _ => return Err(SsoError::Ended(session.name.clone())),
+            _ => {
+                refused::add(refresh_token);
+                return Err(SsoError::Ended(session.name.clone()));
+            }
         },
         other => other?,
     };
@@ -265,10 +272,71 @@ pub async fn refresh(
     Ok(renewed)
 }
 
+/// The token in `file` for a refresh: [`SsoError::NoLogin`] if there is none; a file that is
+/// there but cannot be read whole is "try again" (another tool may be rewriting it in place),
+/// not a session's end.
+fn read_for_refresh(session: &Session, file: &Path) -> Result<CachedToken, SsoError> {
+    if let Some(token) = CachedToken::read(file) {
+        return Ok(token);
+    }
+    match std::fs::symlink_metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(SsoError::NoLogin(session.name.clone()))
+        }
+        _ => Err(SsoError::File {
+            action: "read",
+            path: file.to_owned(),
+            source: std::io::Error::other("no whole token in it"),
+        }),
+    }
+}
+
+/// How much life a token handed to a caller keeps: more than aws-config's 5 minutes, so that
+/// the SDK reading the same file behind fintors (for a base profile) never refreshes it itself.
+const USE_AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(6);
+
+/// An access token of `session` to call the portal with now: the cached one, renewed first if
+/// it has under 6 minutes left and can be. [`SsoError::NoLogin`] or [`SsoError::Ended`]
+/// when only a sign-in helps.
+pub async fn usable_token(session: &Session) -> Result<CachedToken, SsoError> {
+    let now = Utc::now();
+    let due = |t: &CachedToken| t.expires_at - now <= USE_AHEAD && t.refreshable(now);
+    let token = refresh(session, due).await?;
+    if token.expires_at <= now {
+        return Err(SsoError::Ended(session.name.clone()));
+    }
+    Ok(token)
+}
+
+/// The refresh tokens Identity Center refused in this process. Every role of a session whose
+/// login ended asks for a token at each of its retries; the answer is known without asking.
+mod refused {
+    use std::sync::Mutex;
+
+    use crate::model::Secret;
+
+    /// Enough for every session a user has; the oldest go first.
+    const KEPT: usize = 32;
+
+    static REFUSED: Mutex<Vec<Secret>> = Mutex::new(Vec::new());
+
+    pub fn holds(token: &Secret) -> bool {
+        REFUSED.lock().expect("poisoned").contains(token)
+    }
+
+    pub fn add(token: &Secret) {
+        let mut refused = REFUSED.lock().expect("poisoned");
+        if refused.len() == KEPT {
+            refused.remove(0);
+        }
+        refused.push(token.clone());
+    }
+}
+
 /// The lock every refresh of the token in `file` takes in this process: the daemon's own, and
 /// aws-config's when a portal call reads the token (it refreshes a token 5 minutes from its
 /// expiry). Two refreshes at once would spend one refresh token twice.
-pub fn one_writer(file: &std::path::Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+pub fn one_writer(file: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
     static WRITERS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
@@ -287,6 +355,10 @@ pub fn one_writer(file: &std::path::Path) -> std::sync::Arc<tokio::sync::Mutex<(
 /// `aws sso logout` leaves it. `false` if there was no login to end.
 pub async fn logout(session: &Session) -> Result<bool, SsoError> {
     let file = token_file(&session.name).ok_or_else(no_home)?;
+    // Under the refresh's locks: a renewal under way must not write the login back.
+    let writer = one_writer(&file);
+    let _one = writer.lock().await;
+    let _machine_wide = hold_lock(&file, LOCK_PATIENCE).await?;
     let Some(token) = CachedToken::read(&file) else {
         return Ok(false);
     };
@@ -313,19 +385,27 @@ pub async fn logout(session: &Session) -> Result<bool, SsoError> {
     Ok(true)
 }
 
-fn modified(file: &std::path::Path) -> Option<std::time::SystemTime> {
+fn modified(file: &Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(file).and_then(|m| m.modified()).ok()
 }
 
-/// Holds the session's sign-in lock (`<token file>.lock`, beside it) until dropped, waiting for
-/// another holder first and saying so.
-async fn one_at_a_time(
-    file: &std::path::Path,
-    say: &(dyn Fn(&str) + Sync),
-) -> Result<std::fs::File, SsoError> {
+/// How long a refresh or a logout waits for a `fintors login` or another daemon's refresh of
+/// the same session to finish before giving up (to be tried again).
+const LOCK_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The session's lock file on this machine, `<token file>.lock` beside the token: held by a
+/// sign-in from start to end, and by a refresh or a logout while it rewrites the token.
+fn lock_file(file: &Path) -> PathBuf {
     let mut lock = file.as_os_str().to_owned();
     lock.push(".lock");
-    let lock = PathBuf::from(lock);
+    PathBuf::from(lock)
+}
+
+/// Takes the session's lock file: at once if it is free, else when it is within `patience`
+/// (`Duration::MAX`: for as long as it takes), looking again every [`LOCK_POLL`] (no thread
+/// is left blocked on it when the caller gives up).
+async fn hold_lock(file: &Path, patience: Duration) -> Result<std::fs::File, SsoError> {
+    let lock = lock_file(file);
     let failed = |source| SsoError::File {
         action: "lock",
         path: lock.clone(),
@@ -334,15 +414,33 @@ async fn one_at_a_time(
     if let Some(dir) = lock.parent() {
         crate::platform::files::create_private_dir(dir).map_err(failed)?;
     }
-    let held = crate::platform::files::lock_exclusive(&lock, false).map_err(failed)?;
-    if let Some(held) = held {
+    let until = tokio::time::Instant::now().checked_add(patience);
+    loop {
+        if let Some(held) = crate::platform::files::lock_exclusive(&lock, false).map_err(failed)? {
+            return Ok(held);
+        }
+        if until.is_some_and(|until| tokio::time::Instant::now() + LOCK_POLL > until) {
+            return Err(failed(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "another fintors holds it",
+            )));
+        }
+        tokio::time::sleep(LOCK_POLL).await;
+    }
+}
+
+/// How often a lock that is held is tried again.
+const LOCK_POLL: Duration = Duration::from_millis(100);
+
+/// Holds the session's sign-in lock until dropped, waiting for another holder first and
+/// saying so.
+async fn one_at_a_time(
+    file: &Path,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<std::fs::File, SsoError> {
+    if let Ok(held) = hold_lock(file, Duration::ZERO).await {
         return Ok(held);
     }
     say("another `fintors login` of this SSO session is under way: waiting for it");
-    let path = lock.clone();
-    tokio::task::spawn_blocking(move || crate::platform::files::lock_exclusive(&path, true))
-        .await
-        .expect("the lock task runs")
-        .map_err(failed)?
-        .ok_or_else(|| failed(std::io::Error::other("the lock could not be taken")))
+    hold_lock(file, Duration::MAX).await
 }

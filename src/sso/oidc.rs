@@ -17,7 +17,11 @@ use chrono::{DateTime, Utc};
 use super::cache::{AUTHORIZATION_CODE, Registration};
 use super::{Session, SsoError};
 use crate::model::Secret;
-use crate::model::text::{MAX_MESSAGE, innermost, one_line};
+use crate::model::text::{innermost, one_line};
+
+/// The most of Identity Center's own words (or a connection error's) an error passes on: with
+/// what fintors says around them, the user's line stays within 160 characters.
+pub(super) const SAID: usize = 70;
 
 /// The device code grant's name (RFC 8628).
 pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -236,7 +240,7 @@ impl Oidc {
             return Refusal::Failed(self.failed("CreateToken", err));
         };
         let e = service.err();
-        let said = || one_line(e.message().or(e.code()).unwrap_or("refused"), MAX_MESSAGE);
+        let said = || one_line(e.message().or(e.code()).unwrap_or("refused"), SAID);
         match e {
             CreateTokenError::AuthorizationPendingException(_) => Refusal::Pending,
             CreateTokenError::SlowDownException(_) => Refusal::SlowDown,
@@ -257,15 +261,14 @@ impl Oidc {
             SdkError::ServiceError(service) => SsoError::Refused {
                 operation,
                 code: service.err().code().unwrap_or("an error").to_owned(),
-                message: one_line(
-                    service.err().message().unwrap_or("no reason given"),
-                    MAX_MESSAGE,
-                ),
+                message: one_line(service.err().message().unwrap_or("no reason given"), SAID),
             },
-            SdkError::ResponseError(_) => self.malformed(operation, &innermost(err)),
+            SdkError::ResponseError(_) => {
+                self.malformed(operation, &one_line(&innermost(err), SAID))
+            }
             _ => SsoError::Unreachable {
                 region: self.region.clone(),
-                why: innermost(err),
+                why: one_line(&innermost(err), SAID),
             },
         }
     }

@@ -309,6 +309,7 @@ fn fifty_callers_of_an_expired_session_are_told_once_and_ask_for_no_token() {
 #[test]
 fn fintors_logout_ends_the_session_and_removes_the_login() {
     let (center, _sts, d) = logged_in();
+    assert_eq!(d.get(CREDS).json()["Code"], "Success");
     let o = client(&d, &center, &["logout"], &[]);
     assert!(o.status.success(), "{o:?}");
     assert_eq!(
@@ -327,9 +328,70 @@ fn fintors_logout_ends_the_session_and_removes_the_login() {
         Some("refreshed-access-token")
     );
     assert!(!token_file(&d).exists());
+    let after = d.get(CREDS).json();
+    assert_eq!(
+        after["Code"], "SsoLoginRequired",
+        "the role's cached credentials are dropped by the time logout returns: {after}"
+    );
     let o = client(&d, &center, &["logout"], &[]);
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
         "SSO session \"corp\": was not logged in\n"
+    );
+}
+
+#[test]
+fn a_login_another_tool_removed_stops_being_served_within_seconds() {
+    let (_center, _sts, d) = logged_in();
+    assert_eq!(d.get(CREDS).json()["Code"], "Success");
+    // What `aws sso logout` does: the token file goes, and fintors is not told.
+    std::fs::remove_file(token_file(&d)).unwrap();
+    let started = Instant::now();
+    while d.get(CREDS).json()["Code"] == "Success" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still served: {}",
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("dropped {:?} after the logout", started.elapsed());
+    let refused = d.get(CREDS).json();
+    assert_eq!(refused["Code"], "SsoLoginRequired", "{refused}");
+    assert!(
+        refused["Message"]
+            .as_str()
+            .unwrap()
+            .contains("has no cached login on this machine: run `fintors login`"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_refresh_token_identity_center_refused_is_never_sent_again() {
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let builder = sso_builder(&center, &sts, "old-token", hours(-1), true);
+    // A refresh token the fake does not know: the session was ended on Identity Center's side.
+    let file = builder.path(".aws/sso/cache/ee0bfd2552fbd840c02cc48b6e823320543c450f.json");
+    let mut cached: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    cached["refreshToken"] = "revoked".into();
+    std::fs::write(&file, cached.to_string()).unwrap();
+    let d = builder.start();
+    for _ in 0..3 {
+        let codes: Vec<String> = std::thread::scope(|s| {
+            let asks: Vec<_> = (0..20)
+                .map(|_| s.spawn(|| d.get(CREDS).json()["Code"].as_str().unwrap().to_owned()))
+                .collect();
+            asks.into_iter().map(|a| a.join().unwrap()).collect()
+        });
+        assert!(codes.iter().all(|c| c == "SsoLoginRequired"), "{codes:?}");
+        std::thread::sleep(Duration::from_secs(3)); // past the first backoffs and watches
+    }
+    assert_eq!(
+        center.oidc.token_calls("refresh_token"),
+        1,
+        "the daemon's renewal, the base credentials' loads and the retries: one CreateToken"
     );
 }

@@ -244,6 +244,14 @@ impl RoleCache {
         }
     }
 
+    /// Stops serving the cached credentials, because the login they came from has ended (a
+    /// logout): the next request asks again, and gets the reason it cannot have them. A call in
+    /// flight finishes first, so what it brings back is dropped too.
+    pub async fn forget(&self) {
+        let _flight = self.flight.lock().await;
+        *self.current.write().expect("poisoned") = None;
+    }
+
     /// Whether the cached credentials' latest refresh failed (they are still served).
     pub fn refresh_failing(&self) -> bool {
         let current = self.current.read().expect("poisoned").clone();

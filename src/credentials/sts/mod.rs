@@ -100,6 +100,8 @@ pub struct Sts {
     /// The base profile's name, to tell an expired SSO session from other failures.
     base_profile: String,
     clock: Clock,
+    /// Base credentials handed over at run time, which win over the configured source.
+    bootstrap: Arc<Bootstrap>,
     /// MFA sessions, for roles that need them.
     pub mfa: Arc<MfaSessions>,
     /// One client per (region, source profile) actually used: a role's `region` overrides the
@@ -164,7 +166,7 @@ impl Sts {
         };
         let region_chain = region_chain.or_else(Region::new(FALLBACK_REGION));
         let provider = BaseProvider {
-            bootstrap,
+            bootstrap: bootstrap.clone(),
             configured: provider,
         };
         let base = aws_config::defaults(BehaviorVersion::latest())
@@ -183,6 +185,7 @@ impl Sts {
             },
             base_profile: base_credentials.profile_name(),
             clock,
+            bootstrap,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -246,6 +249,7 @@ impl RoleAssumer for Sts {
     fn assume_role<'a>(&'a self, role: &'a Role) -> AssumeFuture<'a> {
         Box::pin(async move {
             let client = self.signing_client(role)?;
+            self.renew_login(role).await?;
             self.assume(&client, role, Some(role.duration_seconds))
                 .await
         })
@@ -254,6 +258,7 @@ impl RoleAssumer for Sts {
     fn console_session<'a>(&'a self, role: &'a Role) -> ConsoleFuture<'a> {
         Box::pin(async move {
             let client = self.signing_client(role)?;
+            self.renew_login(role).await?;
             // An MFA session is temporary by definition; otherwise ask the provider what it
             // signs with (the profile's keys, SSO role credentials, a source profile's role...).
             let signer = match &role.source_profile {
@@ -351,6 +356,36 @@ impl Sts {
 }
 
 impl Sts {
+    /// Before base credentials that come from an IAM Identity Center login are loaded: its
+    /// access token renewed first if it is about to expire, once for every caller (see
+    /// `sso::usable_token`), so aws-config, which would renew it within 5 minutes of its expiry
+    /// under no lock of fintors's, never spends the refresh token beside the daemon's renewal;
+    /// and a login that has ended is the one-line error with the command that fixes it, with no
+    /// call to Identity Center. Anything else is left for aws-config to meet and report.
+    async fn renew_login(&self, role: &Role) -> Result<(), StsError> {
+        let uses_base = role.mfa_serial.is_none()
+            && (role.source_profile.is_some() || self.bootstrap.get().is_none());
+        if !uses_base {
+            return Ok(());
+        }
+        let profile = role.source_profile.as_deref().unwrap_or(&self.base_profile);
+        let Some(login) = SsoLogin::of_profile(profile).await else {
+            return Ok(());
+        };
+        let Some(name) = &login.session else {
+            return Ok(());
+        };
+        let Ok(session) = crate::sso::Session::load(name).await else {
+            return Ok(());
+        };
+        match crate::sso::usable_token(&session).await {
+            Err(crate::sso::SsoError::NoLogin(_) | crate::sso::SsoError::Ended(_)) => Err(login
+                .explain(self.clock.now())
+                .unwrap_or_else(|| login.login_required("has ended"))),
+            _ => Ok(()),
+        }
+    }
+
     /// A failure to load base credentials from an IAM Identity Center session that has expired
     /// (or was never logged in) says so, with the login command; other failures to load them
     /// say which ones, and where to fix them.
