@@ -232,18 +232,6 @@ pub struct SsoReport {
     pub login_command: String,
 }
 
-/// The command that logs an IAM Identity Center session in again, as arguments: what `fintors
-/// login` runs (no shell: the names come from the daemon) and what every message shows.
-pub fn sso_login_argv(sso_session: Option<&str>, profile: &str) -> Vec<String> {
-    let (flag, name) = match sso_session {
-        Some(session) => ("--sso-session", session),
-        None => ("--profile", profile),
-    };
-    ["aws", "sso", "login", flag, name]
-        .map(str::to_owned)
-        .to_vec()
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MfaReport {
     pub serial: String,

@@ -2,11 +2,12 @@
 //! once. It runs `credentials.login_process` from the client's own configuration file (through
 //! `sh -c`), else signs in to each IAM Identity Center session the daemon reports as needing it
 //! (the base profile's, a role's source profile's, a permission set's; all of them, to extend
-//! them, when none has expired). An `[sso-session]` is signed in to by fintors itself ([`sso`]:
-//! the browser with PKCE, or the device code with `--device` or where no browser can open),
-//! with the settings of the user's own `~/.aws/config`; only the session's name comes from the
-//! daemon. A legacy profile (`sso_start_url` in the profile) still runs `aws sso login
-//! --profile`, as plain arguments. Nothing the daemon answers is ever given to a shell: whoever
+//! them, when none has expired). An `[sso-session]`, and a legacy profile's start URL
+//! (`sso_start_url` in the profile), are signed in to by fintors itself ([`sso`]: the browser
+//! with PKCE, or the device code with `--device` or where no browser can open), with the
+//! settings of the user's own `~/.aws/config`; only the session's or the profile's name comes
+//! from the daemon, and no AWS CLI is needed. Nothing the daemon answers is ever given to a
+//! shell or run: whoever
 //! listens on the daemon's port must not be able to run commands as the user. After the login
 //! succeeds, `POST /fintors/retry` has every failing role asked for again now rather than after
 //! its backoff, and the answer says whether that fixed them.
@@ -20,7 +21,7 @@ use super::browser::{opener, start};
 use super::client::Endpoint;
 use super::daemon::{CommandError, Output, post_ok, report};
 use super::status::{sso_line, stamp};
-use crate::api::{SsoReport, StatusReport, paths, sso_login_argv};
+use crate::api::{SsoReport, StatusReport, paths};
 use crate::config::{Config, expand_tilde};
 use crate::model::shell;
 use crate::sso;
@@ -28,9 +29,13 @@ use crate::sso;
 /// How a login is made.
 #[derive(Debug, PartialEq, Eq)]
 enum Step {
-    /// Signing in to an `[sso-session]`, by fintors.
-    SignIn(String),
-    /// Running a program: `credentials.login_process`, or the AWS CLI for a legacy profile.
+    /// Signing in, by fintors: to the `[sso-session NAME]`, or (`None`) to the start URL of
+    /// the legacy profile `profile`.
+    SignIn {
+        sso_session: Option<String>,
+        profile: String,
+    },
+    /// Running `credentials.login_process`.
     Run(Vec<String>),
 }
 
@@ -50,7 +55,10 @@ pub async fn login(args: &ClientArgs, device: bool) -> Output {
     }
     for step in &steps {
         match step {
-            Step::SignIn(session) => sign_in(session, device).await?,
+            Step::SignIn {
+                sso_session,
+                profile,
+            } => sign_in(sso_session.as_deref(), profile, device).await?,
             Step::Run(argv) => run(argv)?,
         }
     }
@@ -58,10 +66,33 @@ pub async fn login(args: &ClientArgs, device: bool) -> Output {
     outcome(&before, &after)
 }
 
-/// Signs in to the `[sso-session NAME]` of this user's AWS config file: in the browser where
-/// one can open (and `device` is not asked for), else with the device code.
-async fn sign_in(name: &str, device: bool) -> Result<(), CommandError> {
-    let session = sso::Session::load(name).await?;
+/// The login of the `[sso-session NAME]`, else of the legacy `profile`, read from this user's
+/// own AWS config file, and how the user knows it.
+async fn load(
+    sso_session: Option<&str>,
+    profile: &str,
+) -> Result<(sso::Session, String), CommandError> {
+    Ok(match sso_session {
+        Some(name) => (
+            sso::Session::load(name).await?,
+            format!("SSO session \"{name}\""),
+        ),
+        None => (
+            sso::Session::load_legacy(profile).await?,
+            format!("SSO login of profile {profile}"),
+        ),
+    })
+}
+
+/// Signs in to the `[sso-session NAME]` (or the legacy `profile`'s start URL) of this user's
+/// AWS config file: in the browser where one can open (and `device` is not asked for), else
+/// with the device code.
+async fn sign_in(
+    sso_session: Option<&str>,
+    profile: &str,
+    device: bool,
+) -> Result<(), CommandError> {
+    let (session, name) = load(sso_session, profile).await?;
     let opener = opener().filter(|_| !device);
     // Not waited for: the page it loads is served by this process.
     let open = |link: &str| opener.as_deref().is_some_and(|o| start(o, link));
@@ -80,7 +111,7 @@ async fn sign_in(name: &str, device: bool) -> Result<(), CommandError> {
             stamp(token.expires_at)
         )
     };
-    eprintln!("fintors: signed in to the SSO session \"{name}\"; {lasts}");
+    eprintln!("fintors: signed in to the {name}; {lasts}");
     Ok(())
 }
 
@@ -103,9 +134,9 @@ fn sso_logins(sessions: &[SsoReport], now: DateTime<Utc>) -> Result<Vec<Step>, C
         if name.is_empty() || name.starts_with('-') {
             return Err(CommandError::BadSessionName(name.to_owned()));
         }
-        let step = match &s.sso_session {
-            Some(session) => Step::SignIn(session.clone()),
-            None => Step::Run(sso_login_argv(None, &s.profile)),
+        let step = Step::SignIn {
+            sso_session: s.sso_session.clone(),
+            profile: s.profile.clone(),
         };
         if !steps.contains(&step) {
             steps.push(step);
@@ -120,26 +151,23 @@ pub async fn logout(args: &ClientArgs) -> Output {
     let endpoint = Endpoint::discover(args)?;
     let before = report(&endpoint).await?;
     let mut out = String::new();
-    let mut names: Vec<&str> = before
+    let mut logins: Vec<(Option<&str>, &str)> = before
         .sso
         .iter()
-        .filter_map(|s| s.sso_session.as_deref())
+        .map(|s| (s.sso_session.as_deref(), s.profile.as_str()))
         .collect();
-    names.dedup();
-    if names.is_empty() {
+    logins.dedup();
+    if logins.is_empty() {
         return Err(CommandError::NothingToLogIn);
     }
-    for name in names {
-        if name.is_empty() || name.starts_with('-') {
-            return Err(CommandError::BadSessionName(name.to_owned()));
-        }
-        let session = sso::Session::load(name).await?;
+    for (sso_session, profile) in logins {
+        let (session, name) = load(sso_session, profile).await?;
         let said = if sso::logout(&session).await? {
             "logged out"
         } else {
             "was not logged in"
         };
-        out.push_str(&format!("SSO session \"{name}\": {said}\n"));
+        out.push_str(&format!("{name}: {said}\n"));
     }
     let _: StatusReport = post_ok(&endpoint, paths::RETRY).await?;
     Ok(out)
@@ -228,7 +256,10 @@ mod tests {
     fn the_sessions_that_need_a_login_get_one_else_all_are_extended() {
         let corp = session("corp", None);
         let other = session("other", Some("2026-12-02T18:00:00Z"));
-        let sign_in = |name: &str| Step::SignIn(name.into());
+        let sign_in = |name: &str| Step::SignIn {
+            sso_session: Some(name.into()),
+            profile: "identity".into(),
+        };
         assert_eq!(
             sso_logins(&[corp.clone(), other.clone()], now()).unwrap(),
             [sign_in("corp")],
@@ -244,14 +275,17 @@ mod tests {
     }
 
     #[test]
-    fn a_legacy_profile_is_logged_in_by_the_aws_cli() {
+    fn a_legacy_profile_is_signed_in_to_by_fintors_too() {
         let legacy = SsoReport {
             sso_session: None,
             ..session("ignored", None)
         };
         assert_eq!(
             sso_logins(&[legacy], now()).unwrap(),
-            [Step::Run(sso_login_argv(None, "identity"))]
+            [Step::SignIn {
+                sso_session: None,
+                profile: "identity".into()
+            }]
         );
     }
 

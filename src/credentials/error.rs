@@ -27,7 +27,7 @@ pub enum StsError {
     #[error("MfaRequired: {0}")]
     MfaRequired(String),
     /// The base credentials come from an IAM Identity Center session that has expired or was
-    /// never logged in here: the message names it and the `aws sso login` command.
+    /// never logged in here: the message names it and the command that logs in.
     #[error("SsoLoginRequired: {0}")]
     SsoLoginRequired(String),
     /// A credential command (`credential_process`) could not be run, failed, or printed no

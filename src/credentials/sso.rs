@@ -1,14 +1,15 @@
 //! Base credentials from IAM Identity Center (SSO): knowing when the user has to log in again,
 //! and noticing at once when they have.
 //!
-//! aws-config reads the token `aws sso login` caches in `~/.aws/sso/cache/<sha1>.json` (the
-//! SHA-1 of the `sso_session` name, or of the start URL for a legacy profile) and refreshes it
-//! through SSO OIDC when the cache holds a refresh token. When it cannot, it says only that the
-//! provider failed, in a private error type, so fintors reads the profile and the cache itself:
-//! a base that fails to load while its cached token is missing or past its `expiresAt` is an
-//! expired session, reported as [`StsError::SsoLoginRequired`] with the exact command that fixes
-//! it. [`watch`] looks at the cache file every couple of seconds and, when it changes (the user
-//! ran `aws sso login`), has every failing role retried at once rather than after its backoff.
+//! The login's token is cached in `~/.aws/sso/cache/<sha1>.json` (the SHA-1 of the
+//! `sso_session` name, or of the start URL for a legacy profile), by `fintors login` or `aws
+//! sso login` alike. aws-config reads it for base credentials; when it cannot, it says only
+//! that the provider failed, in a private error type, so fintors reads the profile and the
+//! cache itself: a base that fails to load while its cached token is missing or past its
+//! `expiresAt` is an expired session, reported as [`StsError::SsoLoginRequired`] with the
+//! command that fixes it. [`watch`] looks at the cache file every couple of seconds: it renews
+//! the token ahead of its expiry, and when the file changes (a login, a logout), has every
+//! failing role retried at once rather than after its backoff.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +20,6 @@ use chrono::{DateTime, Utc};
 
 use super::{Registry, StsError};
 use crate::config::aws_profiles;
-use crate::model::shell;
 
 /// How often [`watch`] looks at the token cache: one `stat` each time.
 const POLL: Duration = Duration::from_secs(2);
@@ -97,18 +97,18 @@ impl SsoLogin {
         })
     }
 
-    /// The command that logs in again, as it is pasted into a shell: `fintors login`, which
-    /// signs in to an `[sso-session]` itself; the AWS CLI's for a legacy profile (as `fintors
-    /// login` runs it).
+    /// The command that logs in again: `fintors login`, which signs in to an `[sso-session]`
+    /// and to a legacy profile's start URL itself.
     pub fn command(&self) -> String {
-        if self.session.is_some() {
-            return "fintors login".to_owned();
+        "fintors login".to_owned()
+    }
+
+    /// The login as the sign-in and the renewal need it, from the AWS config file as it is now.
+    pub async fn sso_session(&self) -> Result<crate::sso::Session, crate::sso::SsoError> {
+        match &self.session {
+            Some(name) => crate::sso::Session::load(name).await,
+            None => crate::sso::Session::load_legacy(&self.profile).await,
         }
-        let argv = crate::api::sso_login_argv(None, &self.profile);
-        argv.iter()
-            .map(|a| shell::word(a))
-            .collect::<Vec<_>>()
-            .join(" ")
     }
 
     /// How a user knows the session: `SSO session "corp"`, or by its start URL.
@@ -159,11 +159,11 @@ impl SsoLogin {
 
     /// The one-line error that says to log in again, because this login `why`.
     pub fn login_required(&self, why: &str) -> StsError {
-        let fix = match self.session {
-            Some(_) => format!("run `{}`", self.command()),
-            None => format!("run `{}` (fintors picks it up)", self.command()),
-        };
-        StsError::SsoLoginRequired(format!("the {} {why}: {fix}", self.name()))
+        StsError::SsoLoginRequired(format!(
+            "the {} {why}: run `{}`",
+            self.name(),
+            self.command()
+        ))
     }
 }
 
@@ -277,8 +277,8 @@ pub async fn watch(
         if seen.lapsed {
             tell(login.login_required("has expired").message());
         }
-        if let (Some(name), true) = (&login.session, seen.refresh_due) {
-            match renew(name, now).await {
+        if seen.refresh_due {
+            match renew(&login, now).await {
                 Ok(expires) => tracing::info!(
                     "renewed the access token of the {} until {}",
                     login.name(),
@@ -297,10 +297,13 @@ pub async fn watch(
     }
 }
 
-/// Renews the token of the `[sso-session name]` unless, read again, it is no longer due (an
-/// SDK refreshed it meanwhile): when it now expires.
-async fn renew(name: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, crate::sso::SsoError> {
-    let session = crate::sso::Session::load(name).await?;
+/// Renews the token of `login` unless, read again, it is no longer due (an SDK refreshed it
+/// meanwhile): when it now expires.
+async fn renew(
+    login: &SsoLogin,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, crate::sso::SsoError> {
+    let session = login.sso_session().await?;
     let due = |t: &crate::sso::CachedToken| t.expires_at - now <= REFRESH_AHEAD;
     Ok(crate::sso::refresh(&session, due).await?.expires_at)
 }
@@ -573,13 +576,13 @@ mod tests {
     }
 
     #[test]
-    fn the_login_command_names_the_session_or_the_legacy_profile() {
+    fn the_login_command_is_fintors_login_for_a_session_and_a_legacy_profile_alike() {
         assert_eq!(corp().command(), "fintors login");
         let legacy = SsoLogin {
             session: None,
             ..corp()
         };
-        assert_eq!(legacy.command(), "aws sso login --profile identity");
+        assert_eq!(legacy.command(), "fintors login");
     }
 
     #[test]

@@ -211,7 +211,10 @@ fn registration_key(session: &Session) -> String {
         "{{\"region\": {}, \"scopes\": {scopes}, \"session_name\": {}, \"startUrl\": {}, \
          \"tool\": \"botocore\"}}",
         python_string(&session.region),
-        python_string(&session.name),
+        match session.legacy {
+            true => "null".to_owned(),
+            false => python_string(&session.name),
+        },
         python_string(&session.start_url),
     )
 }
@@ -266,6 +269,7 @@ mod tests {
     fn corp(scopes: Option<&[&str]>) -> Session {
         Session {
             name: "corp".into(),
+            legacy: false,
             start_url: "https://corp.awsapps.com/start".into(),
             region: "us-east-1".into(),
             configured_scopes: scopes.map(|s| s.iter().map(|s| s.to_string()).collect()),
@@ -288,6 +292,13 @@ mod tests {
             ..corp(None)
         };
         assert_eq!(key(odd), "fdf01a4266d75bfc5f6ef9aac80a29ab9e9f960a");
+        // A legacy profile's: "scopes": null, "session_name": null.
+        let legacy = Session {
+            name: "https://corp.awsapps.com/start".into(),
+            legacy: true,
+            ..corp(None)
+        };
+        assert_eq!(key(legacy), "ffb6eff0a547e7a6123046d5853a4c054139b507");
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub async fn sign_in(
     how: Login<'_>,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<CachedToken, SsoError> {
-    let file = token_file(&session.name).ok_or_else(no_home)?;
+    let file = token_file(session.token_key()).ok_or_else(no_home)?;
     let before = modified(&file);
     let _lock = one_at_a_time(&file, say).await?;
     if modified(&file) != before
@@ -205,7 +205,7 @@ pub async fn refresh(
     session: &Session,
     due: impl Fn(&CachedToken) -> bool,
 ) -> Result<CachedToken, SsoError> {
-    let file = token_file(&session.name).ok_or_else(no_home)?;
+    let file = token_file(session.token_key()).ok_or_else(no_home)?;
     let writer = one_writer(&file);
     let _one = writer.lock().await;
     let token = read_for_refresh(session, &file)?;
@@ -354,7 +354,7 @@ pub fn one_writer(file: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
 /// Identity Center's side too), then the token file removed. The client registration stays, as
 /// `aws sso logout` leaves it. `false` if there was no login to end.
 pub async fn logout(session: &Session) -> Result<bool, SsoError> {
-    let file = token_file(&session.name).ok_or_else(no_home)?;
+    let file = token_file(session.token_key()).ok_or_else(no_home)?;
     // Under the refresh's locks: a renewal under way must not write the login back.
     let writer = one_writer(&file);
     let _one = writer.lock().await;

@@ -12,8 +12,13 @@ pub const DEFAULT_SCOPE: &str = "sso:account:access";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    /// The section's name: `corp` for `[sso-session corp]`.
+    /// The section's name: `corp` for `[sso-session corp]`; the start URL for a legacy
+    /// profile's login.
     pub name: String,
+    /// A legacy profile's login (`sso_start_url` and `sso_region` in the profile itself, no
+    /// `[sso-session]`): its token is cached under its start URL, and its registration under
+    /// no session name, as the AWS CLI caches them.
+    pub legacy: bool,
     pub start_url: String,
     /// `sso_region`: where SSO OIDC and the portal are.
     pub region: String,
@@ -51,6 +56,7 @@ impl Session {
         };
         Ok(Session {
             name: name.to_owned(),
+            legacy: false,
             start_url: setting("sso_start_url")?,
             region: setting("sso_region")?,
             configured_scopes: section.get("sso_registration_scopes").map(|raw| {
@@ -61,6 +67,44 @@ impl Session {
                     .collect()
             }),
         })
+    }
+
+    /// The login of the legacy profile `profile` (`sso_start_url` and `sso_region` in the
+    /// profile), or what to add to it.
+    pub async fn load_legacy(profile: &str) -> Result<Session, SsoError> {
+        let profiles = aws_profiles::load().await.map_err(SsoError::Config)?;
+        Session::of_legacy(&profiles, profile)
+    }
+
+    /// [`Session::load_legacy`] in profiles already read.
+    pub fn of_legacy(profiles: &ProfileSet, profile: &str) -> Result<Session, SsoError> {
+        let setting = |key: &str| {
+            profiles
+                .get_profile(profile)
+                .and_then(|p| p.get(key))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    SsoError::Config(format!(
+                        "profile {profile} in the AWS config file has no {key}: add it, or an \
+                         sso_session"
+                    ))
+                })
+        };
+        let start_url = setting("sso_start_url")?;
+        Ok(Session {
+            name: start_url.clone(),
+            legacy: true,
+            start_url,
+            region: setting("sso_region")?,
+            configured_scopes: None,
+        })
+    }
+
+    /// What the token file is named after: the session's name, or a legacy login's start URL.
+    pub fn token_key(&self) -> &str {
+        &self.name
     }
 
     /// The scopes to register and sign in with: those configured, else `sso:account:access`.
@@ -109,6 +153,26 @@ mod tests {
         let s = Session::of(&p, "corp").unwrap();
         assert_eq!(s.configured_scopes, None);
         assert_eq!(s.scopes(), [DEFAULT_SCOPE]);
+    }
+
+    #[tokio::test]
+    async fn a_legacy_profile_is_a_login_named_by_its_start_url() {
+        let p = profiles(
+            "[profile old]\nsso_start_url = https://corp.awsapps.com/start\n\
+             sso_region = eu-west-1\nsso_account_id = 111122223333\nsso_role_name = Admin\n",
+        )
+        .await;
+        let s = Session::of_legacy(&p, "old").unwrap();
+        assert!(s.legacy);
+        assert_eq!(s.token_key(), "https://corp.awsapps.com/start");
+        assert_eq!(s.region, "eu-west-1");
+        assert_eq!(
+            s.scopes(),
+            [DEFAULT_SCOPE],
+            "renewable, unlike the AWS CLI's"
+        );
+        let none = Session::of_legacy(&p, "other").unwrap_err().to_string();
+        assert!(none.contains("profile other"), "{none}");
     }
 
     #[tokio::test]

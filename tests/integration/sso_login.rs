@@ -395,3 +395,61 @@ fn a_refresh_token_identity_center_refused_is_never_sent_again() {
         "the daemon's renewal, the base credentials' loads and the retries: one CreateToken"
     );
 }
+
+/// `~/.aws/config` with a legacy profile `identity`: the start URL in the profile itself.
+const LEGACY_PROFILE: &str = "[profile identity]\n\
+    sso_start_url = https://corp.awsapps.com/start\n\
+    sso_region = us-east-1\n\
+    sso_account_id = 111122223333\n\
+    sso_role_name = Developer\n\
+    region = us-east-1\n";
+
+#[test]
+fn a_legacy_profile_is_signed_in_to_by_fintors_without_the_aws_cli_and_renewable() {
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let [sso, oidc] = center.endpoints();
+    let d = crate::support::Daemon::builder(
+        r#"{"credentials": {"profile": "identity"},
+            "roles": {"example": "arn:aws:iam::123456789012:role/example"},
+            "default_role": "example"}"#,
+    )
+    .sts(&sts.url)
+    .file(".aws/config", LEGACY_PROFILE)
+    .without_env("AWS_CONFIG_FILE")
+    .env(sso.0, &sso.1)
+    .env(oidc.0, &oidc.1)
+    .start();
+    let before = d.get(CREDS).json();
+    assert_eq!(before["Code"], "SsoLoginRequired", "{before}");
+    assert!(
+        before["Message"]
+            .as_str()
+            .unwrap()
+            .ends_with("has no cached login on this machine: run `fintors login`"),
+        "{before}"
+    );
+    let o = client(
+        &d,
+        &center,
+        &["login", "--device"],
+        &[("PATH", "/nonexistent")],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        stderr.contains("signed in to the SSO login of profile identity; it renews itself"),
+        "{stderr}"
+    );
+    // Where aws-config's and botocore's legacy providers look: the SHA-1 of the start URL.
+    let file = d
+        .dir
+        .path()
+        .join(".aws/sso/cache/a51746d4aa793ae07b25e90c3a5db96fc7832bd7.json");
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(t["startUrl"], crate::support::sso::START_URL);
+    assert!(t["refreshToken"].is_string(), "renewable: {t}");
+    assert_eq!(d.get(CREDS).json()["Code"], "Success");
+    assert_eq!(center.credential_calls().len(), 1, "through the portal");
+}

@@ -372,10 +372,7 @@ impl Sts {
         let Some(login) = SsoLogin::of_profile(profile).await else {
             return Ok(());
         };
-        let Some(name) = &login.session else {
-            return Ok(());
-        };
-        let Ok(session) = crate::sso::Session::load(name).await else {
+        let Ok(session) = login.sso_session().await else {
             return Ok(());
         };
         match crate::sso::usable_token(&session).await {
