@@ -6,7 +6,8 @@
 //! cached credentials. An invalid one is rejected, with the error logged and answered, and the old
 //! configuration stays. Settings that shape listeners or the STS client (addresses, ports, base
 //! credentials, MFA, the instance) take effect at the next restart, and the reload says so. The
-//! IAM Identity Center sessions the roles depend on are looked up again, and new ones watched.
+//! IAM Identity Center sessions the roles depend on are looked up again: new ones are watched,
+//! and those no longer used are no longer watched (nor renewed).
 //!
 //! The registry's roles are the configuration's and those its `identity_center` sessions
 //! discovered ([`Discovery`]): every change of either (a reload, a new listing after a login or
@@ -52,9 +53,9 @@ pub struct Reloader {
     /// One reload at a time.
     running: tokio::sync::Mutex<()>,
     /// The SSO sessions the configuration's credentials depend on, and the token caches
-    /// watched (each once, for the daemon's lifetime).
+    /// watched (each by one task, for as long as the configuration uses it).
     sso: Mutex<Vec<SsoLogin>>,
-    watched: Mutex<Vec<PathBuf>>,
+    watched: Mutex<std::collections::HashMap<PathBuf, tokio::task::AbortHandle>>,
     pub discovery: Arc<Discovery>,
     /// This reloader, for the tasks it starts (listings after a reload or a login).
     me: Weak<Reloader>,
@@ -76,7 +77,7 @@ impl Reloader {
             registry,
             running: tokio::sync::Mutex::new(()),
             sso: Mutex::new(Vec::new()),
-            watched: Mutex::new(Vec::new()),
+            watched: Mutex::default(),
             discovery,
             me: me.clone(),
         })
@@ -235,7 +236,8 @@ impl Reloader {
     }
 
     /// Looks up the SSO sessions of `config` (the base profile's, then the roles' source
-    /// profiles') and watches the token caches not watched yet (see [`sso::watch`]).
+    /// profiles') and watches the token caches not watched yet (see [`sso::watch`]); stops
+    /// watching those it no longer uses, which are then neither renewed nor warned about.
     async fn watch_sso(&self, config: &Config) {
         let logins = sso::logins(
             &config.base_credentials.profile_name(),
@@ -244,12 +246,20 @@ impl Reloader {
         )
         .await;
         let mut watched = self.watched.lock().expect("poisoned");
+        let used: Vec<PathBuf> = logins.iter().filter_map(SsoLogin::cache_file).collect();
+        watched.retain(|file, task| {
+            let keep = used.contains(file);
+            if !keep {
+                tracing::info!("no longer watching {}: no role uses it", file.display());
+                task.abort();
+            }
+            keep
+        });
         for login in &logins {
             let Some(file) = login.cache_file() else {
                 continue;
             };
-            if !watched.contains(&file) {
-                watched.push(file);
+            if let std::collections::hash_map::Entry::Vacant(entry) = watched.entry(file) {
                 let me = self.me.clone();
                 let changed = Arc::new(move |login: &SsoLogin| {
                     if let Some(me) = me.upgrade() {
@@ -266,12 +276,13 @@ impl Reloader {
                         crate::platform::notify::desktop("fintors", text);
                     }
                 });
-                tokio::spawn(sso::watch(
+                let task = tokio::spawn(sso::watch(
                     login.clone(),
                     self.registry.clone(),
                     changed,
                     tell,
                 ));
+                entry.insert(task.abort_handle());
             }
         }
         *self.sso.lock().expect("poisoned") = logins;

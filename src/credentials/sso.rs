@@ -278,7 +278,10 @@ pub async fn watch(
             tell(login.login_required("has expired").message());
         }
         if seen.refresh_due {
-            match renew(&login, now).await {
+            // A task of its own: a watch stopped by a reload must not cut a renewal short
+            // between Identity Center's answer and the file, losing the new refresh token.
+            let renewal = tokio::spawn(renew(login.clone(), now));
+            match renewal.await.expect("a renewal does not panic") {
                 Ok(expires) => tracing::info!(
                     "renewed the access token of the {} until {}",
                     login.name(),
@@ -299,10 +302,7 @@ pub async fn watch(
 
 /// Renews the token of `login` unless, read again, it is no longer due (an SDK refreshed it
 /// meanwhile): when it now expires.
-async fn renew(
-    login: &SsoLogin,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, crate::sso::SsoError> {
+async fn renew(login: SsoLogin, now: DateTime<Utc>) -> Result<DateTime<Utc>, crate::sso::SsoError> {
     let session = login.sso_session().await?;
     let due = |t: &crate::sso::CachedToken| t.expires_at - now <= REFRESH_AHEAD;
     Ok(crate::sso::refresh(&session, due).await?.expires_at)

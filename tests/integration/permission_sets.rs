@@ -334,3 +334,33 @@ fn a_role_via_a_permission_set_is_assumed_once_with_the_portals_keys_for_an_hour
         assert_eq!(arn.trim(), signed_by("ASIAROLE00000001"));
     }
 }
+
+#[test]
+fn a_session_a_reload_no_longer_uses_is_neither_watched_nor_renewed() {
+    let center = IdentityCenter::start(&["valid-token"]);
+    let sts = identity_sts();
+    let d = daemon(&center, &sts);
+    std::fs::write(
+        d.dir.path().join("fintorc.json"),
+        r#"{"roles": {"plain": "arn:aws:iam::123456789012:role/plain"}}"#,
+    )
+    .unwrap();
+    let o = fintors_cli(&d, &["reload"]);
+    assert!(o.status.success(), "{o:?}");
+    d.log_with("no longer watching");
+    // A renewable login that is due: a watch still running would renew it within 2 s.
+    write_token_cache(
+        d.dir.path(),
+        "corp",
+        "due-token",
+        chrono::Utc::now() + chrono::Duration::minutes(1),
+        true,
+    );
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(
+        center.oidc.token_calls("refresh_token"),
+        0,
+        "{}",
+        d.stderr()
+    );
+}
