@@ -145,12 +145,12 @@ fn sso_logins(sessions: &[SsoReport], now: DateTime<Utc>) -> Result<Vec<Step>, C
     Ok(steps)
 }
 
-/// `fintors logout`: out of every `[sso-session]` the daemon reports (the portal's `Logout`,
-/// the cached login removed); the daemon, seeing the login gone, stops serving what it gave.
+/// `fintors logout`: out of every IAM Identity Center login the daemon reports (the portal's
+/// `Logout`, the cached login removed); then the daemon is told, and stops serving what they
+/// gave, even if one of them could not be ended (the others were).
 pub async fn logout(args: &ClientArgs) -> Output {
     let endpoint = Endpoint::discover(args)?;
     let before = report(&endpoint).await?;
-    let mut out = String::new();
     let mut logins: Vec<(Option<&str>, &str)> = before
         .sso
         .iter()
@@ -160,17 +160,33 @@ pub async fn logout(args: &ClientArgs) -> Output {
     if logins.is_empty() {
         return Err(CommandError::NothingToLogIn);
     }
+    let mut out = String::new();
+    let mut failed = None;
     for (sso_session, profile) in logins {
-        let (session, name) = load(sso_session, profile).await?;
-        let said = if sso::logout(&session).await? {
-            "logged out"
-        } else {
-            "was not logged in"
-        };
-        out.push_str(&format!("{name}: {said}\n"));
+        match log_out(sso_session, profile).await {
+            Ok(said) => out.push_str(&said),
+            Err(e) => failed = failed.or(Some(e)),
+        }
     }
     let _: StatusReport = post_ok(&endpoint, paths::RETRY).await?;
-    Ok(out)
+    match failed {
+        Some(e) => {
+            print!("{out}");
+            Err(e)
+        }
+        None => Ok(out),
+    }
+}
+
+/// Ends one login: the line that says how it went.
+async fn log_out(sso_session: Option<&str>, profile: &str) -> Result<String, CommandError> {
+    let (session, name) = load(sso_session, profile).await?;
+    let said = if sso::logout(&session).await? {
+        "logged out"
+    } else {
+        "was not logged in"
+    };
+    Ok(format!("{name}: {said}\n"))
 }
 
 /// Runs `argv` in this terminal; an error if it cannot be run or fails.

@@ -49,6 +49,15 @@ pub trait RoleAssumer: Send + Sync + 'static {
     fn console_session_as<'a>(&'a self, role: &'a Role, _signer: Credentials) -> ConsoleFuture<'a> {
         Box::pin(async move { Err(unchainable(role)) })
     }
+
+    /// The AWS profile whose credentials sign `role`'s AssumeRole now, which says the IAM
+    /// Identity Center login the role depends on: its `source_profile`, or the base profile
+    /// while the base credentials are configured by profile and none handed over at run time
+    /// replace them. `None` for a role signed otherwise (an MFA session, its `via` role, a
+    /// double's keys) and for roles that are not assumed.
+    fn signing_profile(&self, _role: &Role) -> Option<String> {
+        None
+    }
 }
 
 /// A role of a kind that has no use for another role's credentials (the config refuses it).

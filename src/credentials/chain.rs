@@ -56,6 +56,13 @@ impl RoleAssumer for Chain {
         }
     }
 
+    fn signing_profile(&self, role: &Role) -> Option<String> {
+        match &role.via {
+            None => self.inner.signing_profile(role),
+            Some(_) => None,
+        }
+    }
+
     fn console_session<'a>(&'a self, role: &'a Role) -> ConsoleFuture<'a> {
         match &role.via {
             None => self.inner.console_session(role),

@@ -6,8 +6,8 @@
 //! The session (its start URL and portal region) is read from the AWS config file at each call,
 //! and the token from the login's cache file through `sso::usable_token`, which renews it first
 //! when it is about to expire (once for every caller, and never again with a refresh token
-//! Identity Center refused); so a fresh login is used at once, as it is for a base identity. One call per refresh, cached and refreshed ahead like any role.
-//! Failures are classified by the SDK error's type: an expired or refused session is the
+//! Identity Center refused); so a fresh login is used at once, as it is for a base identity.
+//! One call per refresh, cached and refreshed ahead like any role. Failures are classified by the SDK error's type: an expired or refused session is the
 //! one-line `SsoLoginRequired` with the command that fixes it.
 
 use std::sync::Arc;
@@ -63,6 +63,7 @@ impl Portal {
                 crate::sso::SsoError::NoLogin(_) | crate::sso::SsoError::Ended(_) => {
                     session.login_required(self.clock, "has no usable token")
                 }
+                e @ crate::sso::SsoError::Busy(_) => StsError::Timeout(e.to_string()),
                 e => StsError::Unreachable(one_line(&e.to_string(), MAX_MESSAGE)),
             }
         })?;

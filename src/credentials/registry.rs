@@ -226,6 +226,12 @@ impl Registry {
         self.login_warnings.forget();
     }
 
+    /// The AWS profile whose credentials sign `role`'s AssumeRole now (see
+    /// [`RoleAssumer::signing_profile`]).
+    pub fn signing_profile(&self, role: &crate::model::Role) -> Option<String> {
+        self.assumer.signing_profile(role)
+    }
+
     /// Stops serving the credentials of every role `from_login` picks, and of the roles chained
     /// to one of them (their sessions were signed with its credentials): what a logout ends.
     /// The aliases of the roles whose credentials were dropped.

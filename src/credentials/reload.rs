@@ -163,7 +163,7 @@ impl Reloader {
     /// it gave (see [`Reloader::forget_logged_out`]); else lists its session again if it is
     /// discovered and its listing is missing, failed or older than [`LISTING_FRESH`].
     fn after_login(self: &Arc<Self>, login: &SsoLogin) {
-        if login.token(self.registry.clock().now()) == sso::TokenState::Missing {
+        if login.logged_out() {
             let me = self.clone();
             tokio::spawn(async move { me.forget_logged_out().await });
             return;
@@ -188,11 +188,10 @@ impl Reloader {
     /// chained to them. Their next request asks again and is told to log in. The aliases of
     /// the roles whose credentials were dropped.
     pub async fn forget_logged_out(&self) -> Vec<crate::model::Alias> {
-        let now = self.registry.clock().now();
         let gone: Vec<PathBuf> = self
             .sso_logins()
             .iter()
-            .filter(|login| login.token(now) == sso::TokenState::Missing)
+            .filter(|login| login.logged_out())
             .filter_map(SsoLogin::cache_file)
             .collect();
         if gone.is_empty() {
@@ -201,14 +200,9 @@ impl Reloader {
         let Ok(files) = crate::config::aws_profiles::load().await else {
             return Vec::new();
         };
-        let base = self
-            .current
-            .lock()
-            .expect("poisoned")
-            .base_credentials
-            .profile_name();
         let from_gone = |role: &crate::model::Role| {
-            sso::login_of_role(&files, &base, role)
+            let signing = self.registry.signing_profile(role);
+            sso::login_of_role(&files, role, signing.as_deref())
                 .and_then(|login| login.cache_file())
                 .is_some_and(|file| gone.contains(&file))
         };

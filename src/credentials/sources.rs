@@ -45,6 +45,13 @@ impl RoleAssumer for Sources {
         }
     }
 
+    fn signing_profile(&self, role: &Role) -> Option<String> {
+        match &role.source {
+            RoleSource::Assume => self.sts.signing_profile(role),
+            RoleSource::PermissionSet(_) | RoleSource::Process(_) => None,
+        }
+    }
+
     fn console_session<'a>(&'a self, role: &'a Role) -> ConsoleFuture<'a> {
         match &role.source {
             RoleSource::Assume => self.sts.console_session(role),

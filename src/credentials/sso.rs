@@ -56,7 +56,7 @@ impl SsoLogin {
     }
 
     /// [`SsoLogin::of_profile`] in profiles already read.
-    fn in_profiles(profiles: &ProfileSet, profile: &str) -> Option<SsoLogin> {
+    pub fn in_profiles(profiles: &ProfileSet, profile: &str) -> Option<SsoLogin> {
         let mut name = profile;
         let mut p = profiles.get_profile(name)?;
         for _ in 0..8 {
@@ -105,10 +105,29 @@ impl SsoLogin {
 
     /// The login as the sign-in and the renewal need it, from the AWS config file as it is now.
     pub async fn sso_session(&self) -> Result<crate::sso::Session, crate::sso::SsoError> {
+        let files = aws_profiles::load()
+            .await
+            .map_err(crate::sso::SsoError::Config)?;
+        self.sso_session_in(&files)
+    }
+
+    /// [`SsoLogin::sso_session`] in profiles already read.
+    pub fn sso_session_in(
+        &self,
+        files: &ProfileSet,
+    ) -> Result<crate::sso::Session, crate::sso::SsoError> {
         match &self.session {
-            Some(name) => crate::sso::Session::load(name).await,
-            None => crate::sso::Session::load_legacy(&self.profile).await,
+            Some(name) => crate::sso::Session::of(files, name),
+            None => crate::sso::Session::of_legacy(files, &self.profile),
         }
+    }
+
+    /// Whether the login is gone: its token file is not there (logged out, or never logged in).
+    /// A file that cannot be read whole may be one another tool is rewriting: not gone.
+    pub fn logged_out(&self) -> bool {
+        self.cache_file().is_some_and(|file| {
+            std::fs::symlink_metadata(file).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        })
     }
 
     /// How a user knows the session: `SSO session "corp"`, or by its start URL.
@@ -181,13 +200,13 @@ fn token_in(file: Option<&Path>, now: DateTime<Utc>) -> TokenState {
 }
 
 /// The SSO login `role`'s credentials come from directly: its permission set's session, or the
-/// login of the profile whose credentials assume it (its `source_profile`, else the base
-/// profile). `None` for a credential command, a chained role (its `via` role's credentials
-/// sign it) and a profile without a login.
+/// login of `signing_profile`, the profile whose credentials assume it (see
+/// `RoleAssumer::signing_profile`). `None` for a credential command, a chained role (its `via`
+/// role's credentials sign it) and a profile without a login.
 pub fn login_of_role(
     files: &ProfileSet,
-    base_profile: &str,
     role: &crate::model::Role,
+    signing_profile: Option<&str>,
 ) -> Option<SsoLogin> {
     match &role.source {
         _ if role.via.is_some() => None,
@@ -195,10 +214,7 @@ pub fn login_of_role(
             SsoLogin::of_session(files, &set.sso_session)
         }
         crate::model::RoleSource::Process(_) => None,
-        crate::model::RoleSource::Assume => SsoLogin::in_profiles(
-            files,
-            role.source_profile.as_deref().unwrap_or(base_profile),
-        ),
+        crate::model::RoleSource::Assume => SsoLogin::in_profiles(files, signing_profile?),
     }
 }
 
@@ -215,7 +231,10 @@ pub async fn logins<'a>(
         return Vec::new();
     };
     let base = SsoLogin::in_profiles(&files, base_profile);
-    let of_roles = roles.filter_map(|role| login_of_role(&files, base_profile, role));
+    let of_roles = roles.filter_map(|role| {
+        let profile = role.source_profile.as_deref().unwrap_or(base_profile);
+        login_of_role(&files, role, Some(profile))
+    });
     let of_listed = listed.filter_map(|session| SsoLogin::of_session(&files, session));
     let mut logins: Vec<SsoLogin> = Vec::new();
     for login in base.into_iter().chain(of_roles).chain(of_listed) {

@@ -1,8 +1,9 @@
 //! `POST /fintors/retry` (what `fintors login` and `logout` send when they are done): the
 //! credentials of a login that is gone stop being served, then every role that is failing, and
 //! the active one if it has nothing cached, asks STS again now rather than after its backoff
-//! (so a logout is in force, and a login used, before the command returns); the answer is the status report once those attempts are done, so
-//! the client can say at once whether the login fixed things.
+//! (so a logout is in force, and a login used, before the command returns). The answer is the
+//! status report once those attempts are done, so the client can say at once whether the login
+//! fixed things.
 
 use std::sync::Arc;
 

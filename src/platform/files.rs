@@ -28,10 +28,41 @@ pub fn replace_private(file: &Path, bytes: &[u8]) -> io::Result<()> {
             out.sync_all()
         })
         .and_then(|()| std::fs::rename(&partial, file));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&partial);
+    match written {
+        Ok(()) => sweep_stale_partials(file),
+        Err(_) => {
+            let _ = std::fs::remove_file(&partial);
+        }
     }
     written
+}
+
+/// How old another writer's partial copy must be to be taken for one a crash left behind.
+const STALE_PARTIAL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes the partial copies of `file` that writers which never finished (a crash, a kill)
+/// left beside it: names are random, so nothing else ever would.
+fn sweep_stale_partials(file: &Path) {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name();
+        let entry_name = entry_name.to_string_lossy();
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_PARTIAL);
+        if entry_name.starts_with(&prefix) && entry_name.ends_with(".partial") && stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Creates `dir` and its missing parents, each new one 0700.
@@ -98,6 +129,30 @@ mod tests {
             entries(dir.path()),
             ["token.json"],
             "nothing left beside it"
+        );
+    }
+
+    #[test]
+    fn a_partial_copy_a_crashed_writer_left_is_swept_and_a_fresh_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token.json");
+        let stale = dir.path().join("token.json.1-00000000000000aa.partial");
+        let fresh = dir.path().join("token.json.2-00000000000000bb.partial");
+        for f in [&stale, &fresh] {
+            std::fs::write(f, "half").unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        replace_private(&file, b"new").unwrap();
+        assert_eq!(
+            entries(dir.path()),
+            ["token.json", "token.json.2-00000000000000bb.partial"],
+            "another writer's copy under way stays"
         );
     }
 

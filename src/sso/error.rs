@@ -21,6 +21,9 @@ pub enum SsoError {
     /// The refresh token no longer works: the session has ended and only a sign-in renews it.
     #[error("the SSO session \"{0}\" has ended: run `fintors login` to sign in again")]
     Ended(String),
+    /// Another process is signing in to the session or renewing it (it holds the lock file).
+    #[error("a sign-in or renewal of the SSO session \"{0}\" is under way: try again in a moment")]
+    Busy(String),
     /// There is no login of the session on this machine (never signed in, or signed out).
     #[error("the SSO session \"{0}\" has no login on this machine: run `fintors login`")]
     NoLogin(String),
@@ -63,7 +66,13 @@ mod tests {
                 message: said.clone(),
             },
             SsoError::Ended(session.clone()),
-            SsoError::NoLogin(session),
+            SsoError::NoLogin(session.clone()),
+            SsoError::Busy(session),
+            SsoError::Config(
+                "[sso-session a-session-name-of-30-character] in the AWS config file has no \
+                 sso_registration_scopes: add it"
+                    .into(),
+            ),
             SsoError::Denied(format!("{}...", "d".repeat(60))),
             SsoError::TimedOut(10),
             SsoError::File {

@@ -15,6 +15,7 @@ use super::callback::Callback;
 use super::oidc::{DeviceAuthorization, Grant, Issued, Oidc, Refusal};
 use super::pkce::{self, Pkce};
 use super::{Session, SsoError};
+use crate::model::Secret;
 
 /// How long a sign-in may take, as for the AWS CLI.
 const SIGN_IN_LIMIT: Duration = Duration::from_secs(600);
@@ -40,8 +41,9 @@ pub async fn sign_in(
 ) -> Result<CachedToken, SsoError> {
     let file = token_file(session.token_key()).ok_or_else(no_home)?;
     let before = modified(&file);
-    let _lock = one_at_a_time(&file, say).await?;
-    if modified(&file) != before
+    let (_lock, waited) = one_at_a_time(&file, say).await?;
+    if waited
+        && modified(&file) != before
         && let Some(token) = CachedToken::read(&file).filter(|t| t.expires_at > Utc::now())
     {
         say(&format!(
@@ -190,6 +192,11 @@ fn signing_in_failed(refusal: Refusal, operation: &'static str) -> SsoError {
             code: "AuthorizationPendingException".into(),
             message: "the sign-in was not approved".into(),
         },
+        Refusal::ClientRefused { code, said } => SsoError::Refused {
+            operation,
+            code: code.into(),
+            message: said,
+        },
         Refusal::Failed(e) => e,
     }
 }
@@ -197,10 +204,12 @@ fn signing_in_failed(refusal: Refusal, operation: &'static str) -> SsoError {
 /// Renews the token of `session` with its refresh token, if `due` says the token cached now
 /// needs it, and writes it back: the token then cached, or [`SsoError::Ended`] when the refresh
 /// token no longer works (only a sign-in helps then). One refresh at a time per login, in this
-/// process (see [`one_writer`]) and on this machine (the sign-in lock file), and the cache is
+/// process (a mutex per token file) and on this machine (the sign-in lock file), and the cache is
 /// read again under both, so a refresh someone else just made is used, not repeated with a
 /// refresh token already spent. A refresh token Identity Center refused is not sent again: the
-/// answer stays [`SsoError::Ended`] at no cost until the login changes.
+/// answer stays [`SsoError::Ended`] at no cost until the login changes. While another process
+/// holds the lock file (a `fintors login` holds it for minutes) the answer is
+/// [`SsoError::Busy`] at once: every caller behind this process's lock would wait otherwise.
 pub async fn refresh(
     session: &Session,
     due: impl Fn(&CachedToken) -> bool,
@@ -212,38 +221,26 @@ pub async fn refresh(
     if !due(&token) {
         return Ok(token);
     }
-    let _machine_wide = hold_lock(&file, LOCK_PATIENCE).await?;
+    let ended = || SsoError::Ended(session.name.clone());
+    renewal(&token, Utc::now()).ok_or_else(ended)?;
+    let Some(_machine_wide) = hold_lock(&file, Duration::ZERO).await? else {
+        return Err(SsoError::Busy(session.name.clone()));
+    };
     let token = read_for_refresh(session, &file)?;
     if !due(&token) {
         return Ok(token);
     }
     let now = Utc::now();
-    let (Some(client_id), Some(client_secret), Some(expires_at), Some(refresh_token)) = (
-        &token.client_id,
-        &token.client_secret,
-        token.registration_expires_at,
-        &token.refresh_token,
-    ) else {
-        return Err(SsoError::Ended(session.name.clone()));
-    };
-    if expires_at <= now || refused::holds(refresh_token) {
-        return Err(SsoError::Ended(session.name.clone()));
-    }
-    let registration = Registration {
-        client_id: client_id.clone(),
-        client_secret: client_secret.clone(),
-        expires_at,
-        scopes: None,
-        grant_types: None,
-    };
+    let (registration, refresh_token) = renewal(&token, now).ok_or_else(ended)?;
     let oidc = Oidc::new(&session.region).await;
     let issued = oidc
         .create_token(&registration, Grant::Refresh(refresh_token), now)
         .await
         .map_err(|refusal| match refusal {
-            Refusal::InvalidGrant(_) | Refusal::Expired | Refusal::Denied(_) => {
-                SsoError::Ended(session.name.clone())
-            }
+            Refusal::InvalidGrant(_)
+            | Refusal::Expired
+            | Refusal::Denied(_)
+            | Refusal::ClientRefused { .. } => ended(),
             refusal => signing_in_failed(refusal, "CreateToken"),
         });
     let issued = match issued {
@@ -255,7 +252,7 @@ pub async fn refresh(
             }
             _ => {
                 refused::add(refresh_token);
-                return Err(SsoError::Ended(session.name.clone()));
+                return Err(ended());
             }
         },
         other => other?,
@@ -270,6 +267,20 @@ pub async fn refresh(
     };
     renewed.write(&file)?;
     Ok(renewed)
+}
+
+/// What renews `token` at `now`: its client registration and refresh token, unless one is
+/// missing, the registration has expired or Identity Center refused the refresh token before.
+fn renewal(token: &CachedToken, now: chrono::DateTime<Utc>) -> Option<(Registration, &Secret)> {
+    let refresh_token = token.refresh_token.as_ref()?;
+    let registration = Registration {
+        client_id: token.client_id.clone()?,
+        client_secret: token.client_secret.clone()?,
+        expires_at: token.registration_expires_at.filter(|&t| t > now)?,
+        scopes: None,
+        grant_types: None,
+    };
+    (!refused::holds(refresh_token)).then_some((registration, refresh_token))
 }
 
 /// The token in `file` for a refresh: [`SsoError::NoLogin`] if there is none; a file that is
@@ -295,17 +306,25 @@ fn read_for_refresh(session: &Session, file: &Path) -> Result<CachedToken, SsoEr
 /// the SDK reading the same file behind fintors (for a base profile) never refreshes it itself.
 const USE_AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(6);
 
+/// The least life a cached token must have to be used when it could not be renewed.
+const STILL_USABLE: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
 /// An access token of `session` to call the portal with now: the cached one, renewed first if
 /// it has under 6 minutes left and can be. [`SsoError::NoLogin`] or [`SsoError::Ended`]
-/// when only a sign-in helps.
+/// when only a sign-in helps. A renewal that cannot be made now (the network, a sign-in
+/// under way) leaves the cached token in use while it has a minute left.
 pub async fn usable_token(session: &Session) -> Result<CachedToken, SsoError> {
     let now = Utc::now();
     let due = |t: &CachedToken| t.expires_at - now <= USE_AHEAD && t.refreshable(now);
-    let token = refresh(session, due).await?;
-    if token.expires_at <= now {
-        return Err(SsoError::Ended(session.name.clone()));
+    match refresh(session, due).await {
+        Ok(token) if token.expires_at > now => Ok(token),
+        Ok(_) => Err(SsoError::Ended(session.name.clone())),
+        Err(e @ (SsoError::NoLogin(_) | SsoError::Ended(_))) => Err(e),
+        Err(e) => token_file(session.token_key())
+            .and_then(|file| CachedToken::read(&file))
+            .filter(|t| t.expires_at - now > STILL_USABLE)
+            .ok_or(e),
     }
-    Ok(token)
 }
 
 /// The refresh tokens Identity Center refused in this process. Every role of a session whose
@@ -333,10 +352,10 @@ mod refused {
     }
 }
 
-/// The lock every refresh of the token in `file` takes in this process: the daemon's own, and
-/// aws-config's when a portal call reads the token (it refreshes a token 5 minutes from its
-/// expiry). Two refreshes at once would spend one refresh token twice.
-pub fn one_writer(file: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+/// The lock every refresh (and logout) of the token in `file` takes in this process: the
+/// watch's renewal, and the portal's and the base credentials' `usable_token`. Two refreshes at
+/// once would spend one refresh token twice.
+fn one_writer(file: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
     static WRITERS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
@@ -358,7 +377,9 @@ pub async fn logout(session: &Session) -> Result<bool, SsoError> {
     // Under the refresh's locks: a renewal under way must not write the login back.
     let writer = one_writer(&file);
     let _one = writer.lock().await;
-    let _machine_wide = hold_lock(&file, LOCK_PATIENCE).await?;
+    let Some(_machine_wide) = hold_lock(&file, LOCK_PATIENCE).await? else {
+        return Err(SsoError::Busy(session.name.clone()));
+    };
     let Some(token) = CachedToken::read(&file) else {
         return Ok(false);
     };
@@ -389,22 +410,25 @@ fn modified(file: &Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(file).and_then(|m| m.modified()).ok()
 }
 
-/// How long a refresh or a logout waits for a `fintors login` or another daemon's refresh of
-/// the same session to finish before giving up (to be tried again).
+/// How long a logout waits for a renewal of the same session to finish.
 const LOCK_PATIENCE: Duration = Duration::from_secs(5);
 
-/// The session's lock file on this machine, `<token file>.lock` beside the token: held by a
-/// sign-in from start to end, and by a refresh or a logout while it rewrites the token.
+/// How long a sign-in waits for the lock quietly (a renewal holds it for a moment) before it
+/// says that another sign-in is under way.
+const QUIET_WAIT: Duration = Duration::from_secs(2);
+
+/// The session's lock file on this machine, `<token file>.lock` beside it: held by a sign-in
+/// from start to end, and by a refresh or a logout while it rewrites the token.
 fn lock_file(file: &Path) -> PathBuf {
     let mut lock = file.as_os_str().to_owned();
     lock.push(".lock");
     PathBuf::from(lock)
 }
 
-/// Takes the session's lock file: at once if it is free, else when it is within `patience`
+/// Takes the session's lock file: at once if it is free, else if it is within `patience`
 /// (`Duration::MAX`: for as long as it takes), looking again every [`LOCK_POLL`] (no thread
-/// is left blocked on it when the caller gives up).
-async fn hold_lock(file: &Path, patience: Duration) -> Result<std::fs::File, SsoError> {
+/// is left blocked on it when the caller gives up). `None`: still held by another.
+async fn hold_lock(file: &Path, patience: Duration) -> Result<Option<std::fs::File>, SsoError> {
     let lock = lock_file(file);
     let failed = |source| SsoError::File {
         action: "lock",
@@ -417,13 +441,10 @@ async fn hold_lock(file: &Path, patience: Duration) -> Result<std::fs::File, Sso
     let until = tokio::time::Instant::now().checked_add(patience);
     loop {
         if let Some(held) = crate::platform::files::lock_exclusive(&lock, false).map_err(failed)? {
-            return Ok(held);
+            return Ok(Some(held));
         }
         if until.is_some_and(|until| tokio::time::Instant::now() + LOCK_POLL > until) {
-            return Err(failed(std::io::Error::new(
-                std::io::ErrorKind::WouldBlock,
-                "another fintors holds it",
-            )));
+            return Ok(None);
         }
         tokio::time::sleep(LOCK_POLL).await;
     }
@@ -433,14 +454,15 @@ async fn hold_lock(file: &Path, patience: Duration) -> Result<std::fs::File, Sso
 const LOCK_POLL: Duration = Duration::from_millis(100);
 
 /// Holds the session's sign-in lock until dropped, waiting for another holder first and
-/// saying so.
+/// saying so: whether it waited for another sign-in (which may have logged in meanwhile).
 async fn one_at_a_time(
     file: &Path,
     say: &(dyn Fn(&str) + Sync),
-) -> Result<std::fs::File, SsoError> {
-    if let Ok(held) = hold_lock(file, Duration::ZERO).await {
-        return Ok(held);
+) -> Result<(std::fs::File, bool), SsoError> {
+    if let Some(held) = hold_lock(file, QUIET_WAIT).await? {
+        return Ok((held, false));
     }
     say("another `fintors login` of this SSO session is under way: waiting for it");
-    hold_lock(file, Duration::MAX).await
+    let held = hold_lock(file, Duration::MAX).await?;
+    Ok((held.expect("waited for as long as it takes"), true))
 }

@@ -22,5 +22,5 @@ mod session;
 
 pub use cache::{CachedToken, Registration, token_file};
 pub use error::SsoError;
-pub use flow::{Browser, Login, logout, one_writer, refresh, sign_in, usable_token};
+pub use flow::{Browser, Login, logout, refresh, sign_in, usable_token};
 pub use session::Session;

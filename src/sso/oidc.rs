@@ -72,6 +72,9 @@ pub enum Refusal {
     InvalidGrant(String),
     /// The user refused.
     Denied(String),
+    /// The client registration is no longer accepted (revoked, or not allowed this grant):
+    /// its error type and words. A refresh through it cannot work again.
+    ClientRefused { code: &'static str, said: String },
     /// Anything else, with its one-line explanation.
     Failed(SsoError),
 }
@@ -247,6 +250,14 @@ impl Oidc {
             CreateTokenError::ExpiredTokenException(_) => Refusal::Expired,
             CreateTokenError::InvalidGrantException(_) => Refusal::InvalidGrant(said()),
             CreateTokenError::AccessDeniedException(_) => Refusal::Denied(said()),
+            CreateTokenError::InvalidClientException(_) => Refusal::ClientRefused {
+                code: "InvalidClientException",
+                said: said(),
+            },
+            CreateTokenError::UnauthorizedClientException(_) => Refusal::ClientRefused {
+                code: "UnauthorizedClientException",
+                said: said(),
+            },
             _ => Refusal::Failed(self.failed("CreateToken", err)),
         }
     }

@@ -218,7 +218,7 @@ fn a_session_missing_from_the_aws_config_file_is_one_line_naming_it() {
     let doc = d.get(&format!("{CREDS}dev")).json();
     let message = doc["Message"].as_str().unwrap();
     assert!(
-        message.contains("no section for [sso-session corp]") && message.len() <= 160,
+        message.contains("has no [sso-session corp]: add it") && message.len() <= 160,
         "{doc}"
     );
     assert!(center.credential_calls().is_empty());
@@ -362,5 +362,43 @@ fn a_session_a_reload_no_longer_uses_is_neither_watched_nor_renewed() {
         0,
         "{}",
         d.stderr()
+    );
+}
+
+#[test]
+fn a_login_under_way_elsewhere_leaves_the_cached_token_in_use_without_a_wait() {
+    let center = IdentityCenter::start(&["valid-token"]);
+    let sts = identity_sts();
+    let d = daemon(&center, &sts);
+    // A renewable token with 3 minutes left: due for renewal, still good to use.
+    write_token_cache(
+        d.dir.path(),
+        "corp",
+        "valid-token",
+        chrono::Utc::now() + chrono::Duration::minutes(3),
+        true,
+    );
+    // What a `fintors login` of the session holds from start to end: the lock beside the token.
+    let lock = d
+        .dir
+        .path()
+        .join(".aws/sso/cache/ee0bfd2552fbd840c02cc48b6e823320543c450f.json.lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    while !lock.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let dev = d.get(&format!("{CREDS}dev")).json();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(dev["Code"], "Success", "{dev}");
+    assert_eq!(
+        center.oidc.token_calls("refresh_token"),
+        0,
+        "not while the login is under way"
     );
 }

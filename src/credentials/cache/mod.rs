@@ -248,8 +248,11 @@ impl RoleCache {
     /// logout): the next request asks again, and gets the reason it cannot have them. A call in
     /// flight finishes first, so what it brings back is dropped too.
     pub async fn forget(&self) {
-        let _flight = self.flight.lock().await;
+        let mut failures = self.flight.lock().await;
         *self.current.write().expect("poisoned") = None;
+        // The next request asks at once, rather than being answered with an older failure
+        // (an unreachable portal, say) until its backoff ends.
+        *failures = 0;
     }
 
     /// Whether the cached credentials' latest refresh failed (they are still served).

@@ -25,6 +25,7 @@ use super::assumer::{ConsoleFuture, ConsoleSession};
 use super::sso::SsoLogin;
 use super::{AssumeFuture, Bootstrap, MfaSessions, RoleAssumer, StsError};
 use crate::config::{BaseCredentials, MfaConfig};
+use crate::model::text::one_line;
 use crate::model::{CHAINED_MAX_SECONDS, Clock, Credentials, Role};
 
 /// Used when neither the environment nor the profile names a region, as the AWS CLI did for STS.
@@ -102,6 +103,9 @@ pub struct Sts {
     clock: Clock,
     /// Base credentials handed over at run time, which win over the configured source.
     bootstrap: Arc<Bootstrap>,
+    /// The base credentials are a named profile's, not the default chain's (where the
+    /// environment, web identity or a container come before any profile).
+    base_is_profile: bool,
     /// MFA sessions, for roles that need them.
     pub mfa: Arc<MfaSessions>,
     /// One client per (region, source profile) actually used: a role's `region` overrides the
@@ -186,6 +190,7 @@ impl Sts {
             base_profile: base_credentials.profile_name(),
             clock,
             bootstrap,
+            base_is_profile: matches!(base_credentials, BaseCredentials::Profile { .. }),
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -284,6 +289,19 @@ impl RoleAssumer for Sts {
         })
     }
 
+    fn signing_profile(&self, role: &Role) -> Option<String> {
+        if role.mfa_serial.is_some() || role.via.is_some() {
+            return None;
+        }
+        match &role.source_profile {
+            Some(profile) => Some(profile.clone()),
+            None if self.base_is_profile && self.bootstrap.get().is_none() => {
+                Some(self.base_profile.clone())
+            }
+            None => None,
+        }
+    }
+
     fn assume_role_as<'a>(&'a self, role: &'a Role, signer: Credentials) -> AssumeFuture<'a> {
         Box::pin(async move {
             let client = self.build_client(role, Some(signing_with(signer)));
@@ -361,25 +379,28 @@ impl Sts {
     /// `sso::usable_token`), so aws-config, which would renew it within 5 minutes of its expiry
     /// under no lock of fintors's, never spends the refresh token beside the daemon's renewal;
     /// and a login that has ended is the one-line error with the command that fixes it, with no
-    /// call to Identity Center. Anything else is left for aws-config to meet and report.
+    /// call to Identity Center. Roles not signed by a profile's credentials are left alone.
     async fn renew_login(&self, role: &Role) -> Result<(), StsError> {
-        let uses_base = role.mfa_serial.is_none()
-            && (role.source_profile.is_some() || self.bootstrap.get().is_none());
-        if !uses_base {
-            return Ok(());
-        }
-        let profile = role.source_profile.as_deref().unwrap_or(&self.base_profile);
-        let Some(login) = SsoLogin::of_profile(profile).await else {
+        let Some(profile) = self.signing_profile(role) else {
             return Ok(());
         };
-        let Ok(session) = login.sso_session().await else {
+        let Ok(files) = crate::config::aws_profiles::load().await else {
             return Ok(());
         };
+        let Some(login) = SsoLogin::in_profiles(&files, &profile) else {
+            return Ok(());
+        };
+        let Ok(session) = login.sso_session_in(&files) else {
+            return Ok(());
+        };
+        use crate::sso::SsoError;
         match crate::sso::usable_token(&session).await {
-            Err(crate::sso::SsoError::NoLogin(_) | crate::sso::SsoError::Ended(_)) => Err(login
+            Ok(_) => Ok(()),
+            Err(SsoError::NoLogin(_) | SsoError::Ended(_)) => Err(login
                 .explain(self.clock.now())
                 .unwrap_or_else(|| login.login_required("has ended"))),
-            _ => Ok(()),
+            Err(e @ SsoError::Busy(_)) => Err(StsError::Timeout(e.to_string())),
+            Err(e) => Err(StsError::Unreachable(one_line(&e.to_string(), MAX_MESSAGE))),
         }
     }
 
