@@ -11,7 +11,7 @@ use crate::support::{Daemon, in_ci, skipped};
 const ATTACKER: &str = "4242";
 
 /// Whether this test may run commands as another user; says why not when it may not.
-fn can_switch_users() -> bool {
+pub(crate) fn can_switch_users() -> bool {
     let root = crate::support::euid() == 0;
     let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
     if root && setpriv {
@@ -25,14 +25,19 @@ fn can_switch_users() -> bool {
 
 /// Runs `script` in bash as the attacker; panics if bash fails.
 fn as_attacker(script: &str) {
-    let status = Command::new("setpriv")
+    let o = attacker_output(script);
+    assert!(o.status.success(), "{script}: {o:?}");
+}
+
+/// Runs `script` in bash as the attacker: what it printed (stdout and stderr).
+pub(crate) fn attacker_output(script: &str) -> std::process::Output {
+    Command::new("setpriv")
         .args(["--reuid", ATTACKER, "--regid", ATTACKER, "--clear-groups"])
         .args(["bash", "-c", script])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .status()
-        .unwrap();
-    assert!(status.success(), "{script}");
+        .output()
+        .unwrap()
 }
 
 fn signal(daemon: &Daemon, signal: libc::c_int) {

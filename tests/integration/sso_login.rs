@@ -39,6 +39,18 @@ fn client(
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> std::process::Output {
+    client_command(d, center, args, envs)
+        .output()
+        .expect("running fintors")
+}
+
+/// The command [`client`] runs, to be started by the caller.
+fn client_command(
+    d: &Daemon,
+    center: &IdentityCenter,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> std::process::Command {
     let config = d.dir.path().join("fintorc.json");
     let home = d.dir.path().to_str().unwrap().to_owned();
     let state = d.state_dir();
@@ -57,7 +69,7 @@ fn client(
     let borrowed: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut argv = args.to_vec();
     argv.extend(["--config", config.to_str().unwrap()]);
-    crate::support::fintors_cli_with(&d.url(), &argv, &borrowed)
+    crate::support::fintors_cli_command(&d.url(), &argv, &borrowed)
 }
 
 #[test]
@@ -254,6 +266,16 @@ fn the_daemon_renews_the_access_token_and_serves_past_its_expiry() {
     );
 }
 
+/// The `Code` of the credentials `callers` clients asked for at the same moment.
+fn ask_at_once(d: &Daemon, callers: usize) -> Vec<String> {
+    std::thread::scope(|s| {
+        let asks: Vec<_> = (0..callers)
+            .map(|_| s.spawn(|| d.get(CREDS).json()["Code"].as_str().unwrap().to_owned()))
+            .collect();
+        asks.into_iter().map(|a| a.join().unwrap()).collect()
+    })
+}
+
 #[test]
 fn fifty_callers_of_an_expired_session_are_told_once_and_ask_for_no_token() {
     let center = IdentityCenter::start(&[]);
@@ -268,14 +290,7 @@ fn fifty_callers_of_an_expired_session_are_told_once_and_ask_for_no_token() {
     );
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let d = builder.env("PATH", &path).start();
-    let ask_fifty = |d: &Daemon| -> Vec<String> {
-        std::thread::scope(|s| {
-            let asks: Vec<_> = (0..50)
-                .map(|_| s.spawn(|| d.get(CREDS).json()["Code"].as_str().unwrap().to_owned()))
-                .collect();
-            asks.into_iter().map(|a| a.join().unwrap()).collect()
-        })
-    };
+    let ask_fifty = |d: &Daemon| ask_at_once(d, 50);
     assert!(ask_fifty(&d).iter().all(|c| c == "SsoLoginRequired"));
     std::thread::sleep(Duration::from_secs(3)); // the watcher looks every 2 s
     assert!(ask_fifty(&d).iter().all(|c| c == "SsoLoginRequired"));
@@ -380,12 +395,7 @@ fn a_refresh_token_identity_center_refused_is_never_sent_again() {
     std::fs::write(&file, cached.to_string()).unwrap();
     let d = builder.start();
     for _ in 0..3 {
-        let codes: Vec<String> = std::thread::scope(|s| {
-            let asks: Vec<_> = (0..20)
-                .map(|_| s.spawn(|| d.get(CREDS).json()["Code"].as_str().unwrap().to_owned()))
-                .collect();
-            asks.into_iter().map(|a| a.join().unwrap()).collect()
-        });
+        let codes = ask_at_once(&d, 20);
         assert!(codes.iter().all(|c| c == "SsoLoginRequired"), "{codes:?}");
         std::thread::sleep(Duration::from_secs(3)); // past the first backoffs and watches
     }
@@ -452,4 +462,99 @@ fn a_legacy_profile_is_signed_in_to_by_fintors_without_the_aws_cli_and_renewable
     assert!(t["refreshToken"].is_string(), "renewable: {t}");
     assert_eq!(d.get(CREDS).json()["Code"], "Success");
     assert_eq!(center.credential_calls().len(), 1, "through the portal");
+}
+
+/// The browser's link is on its command line, which every user of the machine can read
+/// (`/proc/PID/cmdline`), and the callback's port is anyone's to connect to. Another user who
+/// tries the link, or answers for the browser, gets no answer at all: not the authorize URL
+/// (the state, the challenge), not the link spent, not the sign-in ended.
+#[test]
+fn another_user_can_neither_follow_the_sign_in_link_nor_answer_for_the_browser() {
+    if !crate::other_users::can_switch_users() {
+        return;
+    }
+    let center = IdentityCenter::start(&[]);
+    let sts = FakeSts::issuing();
+    let d = sso_daemon(&center, &sts, "old-token", hours(-1));
+    let dir = d.dir.path();
+    let link_file = dir.join("link");
+    let browser = dir.join("record-link");
+    write_script(
+        &browser,
+        &format!(
+            "printf '%s' \"$1\" > {0}.part && mv {0}.part {0}\n",
+            link_file.display()
+        ),
+    );
+    let envs = [("BROWSER", browser.to_str().unwrap())];
+    // A process, killed if the test fails: a spent link would leave it waiting 10 minutes.
+    let login = client_command(&d, &center, &["login"], &envs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let login = KillOnDrop(Some(login));
+    let started = Instant::now();
+    let link = loop {
+        if let Ok(link) = std::fs::read_to_string(&link_file) {
+            break link;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no link given");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let port = link
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(port, _)| port.to_owned())
+        .unwrap();
+    let attack = crate::other_users::attacker_output(&format!(
+        "for url in '{link}' \
+             'http://127.0.0.1:{port}/oauth/callback?code=evil&state=guess' \
+             'http://127.0.0.1:{port}/oauth/callback?error=access_denied'; do \
+           curl -sS -D - --max-time 5 \"$url\"; echo \" curl=$?\"; \
+         done"
+    ));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&attack.stdout),
+        String::from_utf8_lossy(&attack.stderr)
+    );
+    assert!(
+        !said.contains("HTTP/") && !said.contains("curl=0"),
+        "another user was answered: {said}"
+    );
+    assert_eq!(said.matches(" curl=").count(), 3, "{said}");
+    // The user's own browser, after all that: the link still works, the sign-in completes.
+    let owner = std::process::Command::new("curl")
+        .args(["-sS", "-L", "--max-time", "20", &link])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&owner.stdout).contains("Signed in to IAM Identity Center"),
+        "{owner:?}"
+    );
+    let login = login.wait_with_output();
+    assert!(login.status.success(), "{login:?}");
+    assert_eq!(center.oidc.token_calls("authorization_code"), 1);
+    assert_eq!(token(&d)["accessToken"], "refreshed-access-token");
+}
+
+/// A child process killed when dropped, unless waited for.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl KillOnDrop {
+    fn wait_with_output(mut self) -> std::process::Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

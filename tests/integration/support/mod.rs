@@ -621,20 +621,27 @@ pub fn fintors_cli_with(
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> std::process::Output {
+    fintors_cli_command(endpoint, args, envs)
+        .output()
+        .expect("running fintors")
+}
+
+/// The command [`fintors_cli_with`] runs, to be started by the caller (and killed if need be).
+pub fn fintors_cli_command(endpoint: &str, args: &[&str], envs: &[(&str, &str)]) -> Command {
     assert!(
         endpoint.starts_with("http://127."),
         "tests talk to loopback only"
     );
-    Command::new(env!("CARGO_BIN_EXE_fintors"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fintors"));
+    command
         .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", "/nonexistent")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("FINTORS_ENDPOINT", endpoint)
-        .envs(envs.iter().copied())
-        .output()
-        .expect("running fintors")
+        .envs(envs.iter().copied());
+    command
 }
 
 /// A running daemon's access log: read after 100 ms, ten times the writer's batching delay
