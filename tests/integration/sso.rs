@@ -360,15 +360,11 @@ fn the_log_warns_once_when_the_session_has_15_minutes_left() {
             .map(str::to_owned)
             .collect()
     };
-    let started = Instant::now();
-    while warnings().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{}",
-            d.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    crate::support::wait_until(
+        Duration::from_secs(30),
+        || !warnings().is_empty(),
+        || d.stderr(),
+    );
     // Three more looks at the cache: still one warning.
     std::thread::sleep(Duration::from_secs(6));
     let warned = warnings();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::clients::{chromium, headless_browser};
 use crate::support::sso::{IdentityCenter, SSO_ACCESS_KEY, sso_builder, sso_daemon};
-use crate::support::{Daemon, FakeSts, fintors_cli, write_script};
+use crate::support::{Daemon, FakeSts, fintors_cli, wait_until, write_script};
 use crate::{require_client, require_venv};
 
 const CREDS: &str = "/latest/meta-data/iam/security-credentials/example";
@@ -202,10 +202,7 @@ fn fintors_login_signs_in_with_pkce_in_a_real_browser() {
     assert!(o.status.success(), "{o:?}");
     // The browser is not waited for: it writes the page it ended on when it exits.
     let page = || std::fs::read_to_string(dir.join("page.html")).unwrap_or_default();
-    let waited = Instant::now();
-    while !page().contains("</html>") && waited.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(Duration::from_secs(20), || page().contains("</html>"), page);
     assert!(
         page().contains("Signed in to IAM Identity Center"),
         "{}",
@@ -240,16 +237,12 @@ fn the_daemon_renews_the_access_token_and_serves_past_its_expiry() {
     // A login whose access token expires in 4 s; its refresh token works.
     let expires = chrono::Utc::now() + chrono::Duration::seconds(4);
     let d = sso_builder(&center, &sts, "short-token", expires, true).start();
-    let started = Instant::now();
-    while token(&d)["accessToken"] != "refreshed-access-token" {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "not renewed: {}",
-            d.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    eprintln!("renewed {:?} after start", started.elapsed());
+    let took = wait_until(
+        Duration::from_secs(30),
+        || token(&d)["accessToken"] == "refreshed-access-token",
+        || format!("not renewed: {}", d.stderr()),
+    );
+    eprintln!("renewed {took:?} after start");
     std::thread::sleep(Duration::from_secs(5)); // past the first access token's expiry
     assert_eq!(d.get(CREDS).json()["Code"], "Success");
     assert_eq!(
@@ -361,16 +354,12 @@ fn a_login_another_tool_removed_stops_being_served_within_seconds() {
     assert_eq!(d.get(CREDS).json()["Code"], "Success");
     // What `aws sso logout` does: the token file goes, and fintors is not told.
     std::fs::remove_file(token_file(&d)).unwrap();
-    let started = Instant::now();
-    while d.get(CREDS).json()["Code"] == "Success" {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still served: {}",
-            d.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    eprintln!("dropped {:?} after the logout", started.elapsed());
+    let took = wait_until(
+        Duration::from_secs(10),
+        || d.get(CREDS).json()["Code"] != "Success",
+        || format!("still served: {}", d.stderr()),
+    );
+    eprintln!("dropped {took:?} after the logout");
     let refused = d.get(CREDS).json();
     assert_eq!(refused["Code"], "SsoLoginRequired", "{refused}");
     assert!(
@@ -494,14 +483,12 @@ fn another_user_can_neither_follow_the_sign_in_link_nor_answer_for_the_browser()
         .spawn()
         .unwrap();
     let login = KillOnDrop(Some(login));
-    let started = Instant::now();
-    let link = loop {
-        if let Ok(link) = std::fs::read_to_string(&link_file) {
-            break link;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "no link given");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    wait_until(
+        Duration::from_secs(20),
+        || link_file.exists(),
+        || "no link given".into(),
+    );
+    let link = std::fs::read_to_string(&link_file).unwrap();
     let port = link
         .strip_prefix("http://127.0.0.1:")
         .and_then(|rest| rest.split_once('/'))

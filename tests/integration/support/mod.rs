@@ -644,6 +644,21 @@ pub fn fintors_cli_command(endpoint: &str, args: &[&str], envs: &[(&str, &str)])
     command
 }
 
+/// Waits until `done` says so, looking every 100 ms, for at most `limit` (then fails, with
+/// `why()`): how long it took. For what a daemon does in its own time (a renewal, a watch).
+pub fn wait_until(
+    limit: Duration,
+    mut done: impl FnMut() -> bool,
+    why: impl Fn() -> String,
+) -> Duration {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{}", why());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    started.elapsed()
+}
+
 /// A running daemon's access log: read after 100 ms, ten times the writer's batching delay
 /// (`BATCH_GATHER`), so the lines of the requests just made are in it.
 pub fn access_log(path: &Path) -> String {
