@@ -289,6 +289,21 @@ pub fn render<T: Serialize>(document: &T) -> String {
     String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
+/// The page EC2's metadata service answers an error with (`404 - Not Found`, `401 -
+/// Unauthorized`, `400 - Bad Request`), served as `text/html`. Its layout is the one AWS's own
+/// metadata mock (`aws/amazon-ec2-metadata-mock`, `pkg/server/httpserver.go`) records; readers
+/// that tell "no such entry" from "no metadata service here" by the body see the page they know.
+pub fn error_page(status: u16, reason: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n\
+         <!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\"\n\
+         \t\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n\
+         <html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n \
+         <head>\n  <title>{status} - {reason}</title>\n </head>\n \
+         <body>\n  <h1>{status} - {reason}</h1>\n </body>\n</html>\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,6 +412,22 @@ mod tests {
         assert!(
             a.starts_with("{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : "),
             "{a}"
+        );
+    }
+
+    #[test]
+    fn error_pages_have_ec2s_layout() {
+        let page = error_page(404, "Not Found");
+        assert!(
+            page.starts_with("<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n<!DOCTYPE html")
+        );
+        assert!(
+            page.contains("\n  <title>404 - Not Found</title>\n"),
+            "{page}"
+        );
+        assert!(
+            page.ends_with(" <body>\n  <h1>404 - Not Found</h1>\n </body>\n</html>\n"),
+            "{page}"
         );
     }
 }

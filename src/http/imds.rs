@@ -3,9 +3,9 @@
 //!
 //! Session handling follows EC2: `PUT /latest/api/token` hands out IMDSv2 tokens; a request that
 //! carries one must carry a valid one (401 otherwise) and is told the token's remaining lifetime;
-//! a request without one is served as IMDSv1 unless `--imdsv2-required`. Every response is
-//! `text/plain` with `Server: EC2ws`, whatever its status, because that is what the SDKs were
-//! written against.
+//! a request without one is served as IMDSv1 unless `--imdsv2-required`. Every response comes
+//! from `Server: EC2ws`, as `text/plain`, or as EC2's HTML page for a 400, 401 or 404, because
+//! that is what the SDKs and metadata readers were written against.
 
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ use axum::routing::{MethodRouter, get, put};
 use super::guard::Refusal;
 use super::state::AppState;
 use crate::credentials::{Door, Issued};
-use crate::ec2::document::{IamInfo, render};
+use crate::ec2::document::{IamInfo, error_page, render};
 use crate::ec2::instance::DEFAULT_ACCOUNT;
 use crate::ec2::tokens::{MAX_TTL, MIN_TTL, TokenError};
 use crate::ec2::{CREDENTIALS_PATH, EXTENDED_CREDENTIALS_PATH};
@@ -75,8 +75,21 @@ pub fn text(status: StatusCode, body: impl Into<Body>) -> Response {
         .into_response()
 }
 
+/// An error as EC2 words it: its HTML page, from `EC2ws`.
+pub fn ec2_error(status: StatusCode) -> Response {
+    let page = error_page(
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default(),
+    );
+    let mut response = text(status, page);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    response
+}
+
 pub fn not_found() -> Response {
-    text(StatusCode::NOT_FOUND, "404 - Not Found")
+    ec2_error(StatusCode::NOT_FOUND)
 }
 
 /// The guard's refusal, as the IMDS listener words it.
@@ -99,7 +112,7 @@ pub struct Unauthorized;
 
 impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
-        text(StatusCode::UNAUTHORIZED, "")
+        ec2_error(StatusCode::UNAUTHORIZED)
     }
 }
 
@@ -168,7 +181,7 @@ async fn issue_token(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
         .and_then(|v| v.trim().parse::<u32>().ok())
         .filter(|ttl| (MIN_TTL..=MAX_TTL).contains(ttl));
     let Some(ttl) = ttl else {
-        return text(StatusCode::BAD_REQUEST, "");
+        return ec2_error(StatusCode::BAD_REQUEST);
     };
     let token = state.tokens.issue(ttl, state.clock.now().timestamp());
     let mut response = text(StatusCode::OK, token);

@@ -195,7 +195,11 @@ fn any_configured_alias_is_served_and_unknown_is_404() {
     assert_eq!(r.json()["Code"], "Success");
     let r = d.get("/latest/meta-data/iam/security-credentials/nope");
     assert_eq!(r.status, 404);
-    assert_eq!(r.header("Content-Type"), Some("text/plain"));
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("text/html"),
+        "EC2's 404 page"
+    );
 }
 
 #[test]
@@ -245,7 +249,32 @@ fn unknown_paths_are_404() {
         let r = d.get(path);
         assert_eq!(r.status, 404, "{path}");
         assert_eq!(r.header("Server"), Some("EC2ws"));
+        assert_eq!(r.header("Content-Type"), Some("text/html"), "{path}");
+        assert!(
+            r.body.contains("<title>404 - Not Found</title>")
+                && r.body.contains("<h1>404 - Not Found</h1>"),
+            "{path}: not EC2's page: {}",
+            r.body
+        );
     }
+}
+
+/// A refused session token gets EC2's 401 page: SDKs only look at the status, but readers that
+/// log the body show what they would show on an instance.
+#[test]
+fn a_refused_token_gets_ec2s_401_page() {
+    require_venv!();
+    let d = Daemon::start();
+    let r = crate::support::http(
+        d.addr,
+        "GET",
+        "/latest/meta-data/instance-id",
+        &[("X-aws-ec2-metadata-token", "forged")],
+        "",
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("Content-Type"), Some("text/html"));
+    assert!(r.body.contains("<h1>401 - Unauthorized</h1>"), "{}", r.body);
 }
 
 #[test]
