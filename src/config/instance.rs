@@ -2,7 +2,8 @@
 //! Values are checked here, where the file is read; the defaults that depend on the host (ids
 //! from /etc/machine-id, the boot time) are filled in by the `ec2` layer.
 
-use std::net::Ipv4Addr;
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -11,7 +12,7 @@ use super::expand_tilde;
 use super::source::Checker;
 use crate::model::Region;
 
-pub const INSTANCE_FIELDS: [&str; 13] = [
+pub const INSTANCE_FIELDS: [&str; 16] = [
     "region",
     "availability_zone",
     "instance_id",
@@ -19,10 +20,13 @@ pub const INSTANCE_FIELDS: [&str; 13] = [
     "ami_id",
     "hostname",
     "local_ipv4",
+    "ipv6",
     "mac",
     "public_ipv4",
     "public_hostname",
     "security_groups",
+    "block_devices",
+    "tags",
     "ssh_public_key",
     "user_data",
 ];
@@ -40,10 +44,17 @@ pub struct InstanceConfig {
     pub ami_id: Option<String>,
     pub hostname: Option<String>,
     pub local_ipv4: Option<Ipv4Addr>,
+    /// The interface's IPv6 address; with one, the tree has EC2's IPv6 entries.
+    pub ipv6: Option<Ipv6Addr>,
     pub mac: Option<String>,
     pub public_ipv4: Option<Ipv4Addr>,
     pub public_hostname: Option<String>,
     pub security_groups: Option<Vec<String>>,
+    /// Volumes beyond the root one: `ebsN`, `ephemeralN` or `swap` to a device name.
+    pub block_devices: BTreeMap<String, String>,
+    /// Instance tags, served under `tags/instance/`; `None` leaves "tags in metadata" off, as
+    /// EC2 does unless asked.
+    pub tags: Option<BTreeMap<String, String>>,
     /// A file with an OpenSSH public key, served as `public-keys/0/openssh-key`.
     pub ssh_public_key: Option<PathBuf>,
     /// A file served as `/latest/user-data`.
@@ -88,10 +99,14 @@ impl InstanceConfig {
             ami_id: checked(checker, "ami_id", |v| checked_id(v, "ami-")),
             hostname: string(checker, "hostname"),
             local_ipv4: checker.field(&AT, object, "local_ipv4"),
+            ipv6: checker.field(&AT, object, "ipv6"),
             mac: checked(checker, "mac", checked_mac),
             public_ipv4: checker.field(&AT, object, "public_ipv4"),
             public_hostname: string(checker, "public_hostname"),
             security_groups: checker.field(&AT, object, "security_groups"),
+            block_devices: checked_map(checker, object, "block_devices", checked_device)
+                .unwrap_or_default(),
+            tags: checked_map(checker, object, "tags", checked_tag),
             ssh_public_key: string(checker, "ssh_public_key").map(|p| expand_tilde(&p)),
             user_data: string(checker, "user_data").map(|p| expand_tilde(&p)),
         }
@@ -122,6 +137,71 @@ fn split_zone(zone: &str, region: Option<&Region>) -> Result<(Region, String), S
         return Err(shape("is in another region"));
     }
     Ok((implied, letter.to_string()))
+}
+
+/// The string-to-string object `name`, each entry checked by `check` (which says what is wrong
+/// with a key or value); entries that fail are reported and left out.
+fn checked_map(
+    checker: &mut Checker,
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+    check: fn(&str, &str) -> Result<(), String>,
+) -> Option<BTreeMap<String, String>> {
+    let map: BTreeMap<String, String> = checker.field(&["instance"], object, name)?;
+    let kept = map
+        .into_iter()
+        .filter(|(key, value)| match check(key, value) {
+            Ok(()) => true,
+            Err(why) => {
+                checker.report(&["instance", name, key], why);
+                false
+            }
+        })
+        .collect();
+    Some(kept)
+}
+
+/// EC2's rule for tags in metadata: keys of 1 to 128 letters, digits and `+-=.,_:@`, not `.`,
+/// `..` or `_index` (they would be paths); values of at most 256 characters.
+fn checked_tag(key: &str, value: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "+-=.,_:@".contains(c);
+    if key.is_empty() || key.len() > 128 || !key.chars().all(allowed) {
+        return Err(format!(
+            "tag key {key:?} must be 1 to 128 letters, digits or + - = . , _ : @ \
+             (EC2 serves no other tags in metadata)"
+        ));
+    }
+    if matches!(key, "." | ".." | "_index") {
+        return Err(format!("tag key {key:?} cannot be served in metadata"));
+    }
+    if value.chars().count() > 256 {
+        return Err(format!("the value of tag {key:?} is over 256 characters"));
+    }
+    Ok(())
+}
+
+/// `ebsN`, `ephemeralN` (N a number) or `swap`, to a device name such as `sdb` or `/dev/sdb`.
+fn checked_device(key: &str, device: &str) -> Result<(), String> {
+    let numbered = |prefix: &str| {
+        key.strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if !(key == "swap" || numbered("ebs") || numbered("ephemeral")) {
+        return Err(format!(
+            "{key:?} is not a mapping EC2 lists: use ebsN, ephemeralN or swap (ami and root are the root volume's)"
+        ));
+    }
+    let name = device.strip_prefix("/dev/").unwrap_or(device);
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return Err(format!(
+            "{device:?} is not a device name like sdb or /dev/sdb"
+        ));
+    }
+    Ok(())
 }
 
 fn checked_id(value: &str, prefix: &str) -> Result<String, String> {
@@ -207,5 +287,54 @@ mod tests {
             ],
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn tags_and_block_devices_are_read() {
+        let (i, problems) = read(
+            r#"{"instance": {"tags": {"Name": "dev-box", "aws:autoscaling:groupName": "web"},
+                "block_devices": {"ebs1": "/dev/sdb", "ephemeral0": "sdc", "swap": "sdd"},
+                "ipv6": "2001:db8:1234:1a00::10"}}"#,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let tags = i.tags.unwrap();
+        assert_eq!(tags["Name"], "dev-box");
+        assert_eq!(tags["aws:autoscaling:groupName"], "web");
+        assert_eq!(i.block_devices.len(), 3);
+        assert_eq!(i.ipv6.unwrap().to_string(), "2001:db8:1234:1a00::10");
+    }
+
+    #[test]
+    fn tags_off_unless_configured() {
+        let (i, _) = read(r#"{"instance": {}}"#);
+        assert_eq!(i.tags, None);
+        let (i, _) = read(r#"{"instance": {"tags": {}}}"#);
+        assert_eq!(i.tags, Some(BTreeMap::new()), "on, with no tags");
+    }
+
+    #[test]
+    fn tags_metadata_cannot_serve_are_reported_by_key() {
+        let long = "v".repeat(257);
+        let (i, problems) = read(&format!(
+            r#"{{"instance": {{"tags": {{"has space": "x", "a/b": "x", "..": "x", "_index": "x",
+                "ok": "{long}", "fine": "y"}}}}}}"#
+        ));
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("\"instance.tags.has space\"")),
+            "{problems:?}"
+        );
+        assert_eq!(i.tags.unwrap().keys().collect::<Vec<_>>(), ["fine"]);
+    }
+
+    #[test]
+    fn block_devices_must_be_mappings_ec2_lists() {
+        let (i, problems) = read(
+            r#"{"instance": {"block_devices": {"root": "sda", "ebs": "sdb", "ebs2": "/dev/SDB!", "swap": "xvdf"}}}"#,
+        );
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(i.block_devices.keys().collect::<Vec<_>>(), ["swap"]);
     }
 }

@@ -8,7 +8,7 @@
 //! real instance with that instance profile would report.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -36,10 +36,15 @@ pub struct Instance {
     pub vpc_id: String,
     pub hostname: Option<String>,
     pub local_ipv4: Ipv4Addr,
+    pub ipv6: Option<Ipv6Addr>,
     pub mac: String,
     pub public_ipv4: Option<Ipv4Addr>,
     pub public_hostname: Option<String>,
     pub security_groups: Vec<String>,
+    /// `ebsN`, `ephemeralN`, `swap` beyond the root volume.
+    pub block_devices: BTreeMap<String, String>,
+    /// `None`: tags in metadata are off.
+    pub tags: Option<BTreeMap<String, String>>,
     pub ssh_public_key: Option<PathBuf>,
     pub user_data: Option<PathBuf>,
     pub pending_time: DateTime<Utc>,
@@ -95,6 +100,7 @@ impl Instance {
                 digest[0] & 0x7f,
                 digest[1].max(4),
             )),
+            ipv6: config.ipv6,
             mac: config.mac.clone().unwrap_or_else(|| {
                 format!(
                     "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -107,6 +113,8 @@ impl Instance {
                 .security_groups
                 .clone()
                 .unwrap_or_else(|| vec!["default".to_owned()]),
+            block_devices: config.block_devices.clone(),
+            tags: config.tags.clone(),
             ssh_public_key: config.ssh_public_key.clone(),
             user_data: config.user_data.clone(),
             pending_time,
@@ -180,6 +188,17 @@ fn dir<const N: usize>(entries: [(&str, Node); N]) -> Node {
 const ROOT_DEVICE: &str = "/dev/xvda";
 /// The default VPC's block, which the subnet's (`172.31.0.0/20`) lies in.
 const VPC_CIDR: &str = "172.31.0.0/16";
+
+/// `address`'s network of `prefix` bits, as a CIDR block (`2001:db8:1234:1a00::/64`).
+fn ipv6_block(address: Ipv6Addr, prefix: u32) -> String {
+    let bits = u128::from(address) & (u128::MAX << (128 - prefix));
+    format!("{}/{prefix}", Ipv6Addr::from(bits))
+}
+
+/// A directory of `entries`, named by strings made at run time.
+fn dir_of(entries: impl IntoIterator<Item = (String, Node)>) -> Node {
+    Node::Dir(entries.into_iter().collect())
+}
 
 /// A stable, plausible security group id (`sg-` and 17 hex digits) for the group `name`.
 fn group_id(name: &str) -> String {
@@ -258,7 +277,16 @@ impl Context<'_> {
             ("ami-manifest-path".into(), leaf("(unknown)")),
             (
                 "block-device-mapping".into(),
-                dir([("ami", leaf(ROOT_DEVICE)), ("root", leaf(ROOT_DEVICE))]),
+                dir_of(
+                    [("ami", ROOT_DEVICE), ("root", ROOT_DEVICE)]
+                        .into_iter()
+                        .chain(
+                            i.block_devices
+                                .iter()
+                                .map(|(k, v)| (k.as_str(), v.as_str())),
+                        )
+                        .map(|(name, device)| (name.to_owned(), leaf(device))),
+                ),
             ),
             (
                 "events".into(),
@@ -317,6 +345,17 @@ impl Context<'_> {
                     leaf(i.local_ipv4.to_string()),
                 )])),
             );
+        }
+        if let Some(ip) = i.ipv6 {
+            // A subnet gets a /64 of its VPC's /56 (EC2 User Guide, "IPv6 addressing").
+            root.insert("ipv6".into(), leaf(ip.to_string()));
+            interface.insert("ipv6s".into(), leaf(ip.to_string()));
+            interface.insert("subnet-ipv6-cidr-blocks".into(), leaf(ipv6_block(ip, 64)));
+            interface.insert("vpc-ipv6-cidr-blocks".into(), leaf(ipv6_block(ip, 56)));
+        }
+        if let Some(tags) = &i.tags {
+            let tags = tags.iter().map(|(k, v)| (k.clone(), leaf(v)));
+            root.insert("tags".into(), dir([("instance", dir_of(tags))]));
         }
         if let Some(h) = &i.public_hostname {
             root.insert("public-hostname".into(), leaf(h));
@@ -519,5 +558,96 @@ mod tests {
         assert_eq!(v["region"], "eu-west-1");
         assert_eq!(v["version"], "2017-09-30");
         assert_eq!(v["pendingTime"], "1970-01-01T00:00:00Z");
+    }
+
+    fn context(instance: &Instance) -> Context<'_> {
+        Context {
+            instance,
+            region: "us-east-1",
+            account_id: "123456789012",
+            partition: "aws",
+        }
+    }
+
+    #[test]
+    fn tags_are_absent_unless_configured() {
+        let i = instance(&InstanceConfig::default());
+        assert_eq!(context(&i).meta_data("tags/instance/"), None);
+        assert!(!context(&i).meta_data("").unwrap().contains("tags"));
+    }
+
+    #[test]
+    fn configured_tags_are_listed_and_served() {
+        let config = InstanceConfig {
+            tags: Some(BTreeMap::from([
+                ("Name".to_owned(), "dev box".to_owned()),
+                ("team".to_owned(), "infra".to_owned()),
+            ])),
+            ..InstanceConfig::default()
+        };
+        let i = instance(&config);
+        let c = context(&i);
+        assert!(c.meta_data("").unwrap().lines().any(|l| l == "tags/"));
+        assert_eq!(c.meta_data("tags/").unwrap(), "instance/");
+        assert_eq!(c.meta_data("tags/instance").unwrap(), "Name\nteam");
+        assert_eq!(c.meta_data("tags/instance/Name").unwrap(), "dev box");
+    }
+
+    #[test]
+    fn configured_block_devices_join_the_root_volume() {
+        let config = InstanceConfig {
+            block_devices: BTreeMap::from([
+                ("ebs1".to_owned(), "sdb".to_owned()),
+                ("swap".to_owned(), "/dev/sdc".to_owned()),
+            ]),
+            ..InstanceConfig::default()
+        };
+        let i = instance(&config);
+        let c = context(&i);
+        assert_eq!(
+            c.meta_data("block-device-mapping/").unwrap(),
+            "ami\nebs1\nroot\nswap"
+        );
+        assert_eq!(
+            c.meta_data("block-device-mapping/swap").unwrap(),
+            "/dev/sdc"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_address_brings_its_subnet_and_vpc_blocks() {
+        let config = InstanceConfig {
+            ipv6: Some("2001:db8:1234:1a42:abcd::10".parse().unwrap()),
+            ..InstanceConfig::default()
+        };
+        let i = instance(&config);
+        let c = context(&i);
+        let interface = format!("network/interfaces/macs/{}/", i.mac);
+        assert_eq!(c.meta_data("ipv6").unwrap(), "2001:db8:1234:1a42:abcd::10");
+        assert_eq!(
+            c.meta_data(&format!("{interface}ipv6s")).unwrap(),
+            "2001:db8:1234:1a42:abcd::10"
+        );
+        assert_eq!(
+            c.meta_data(&format!("{interface}subnet-ipv6-cidr-blocks"))
+                .unwrap(),
+            "2001:db8:1234:1a42::/64"
+        );
+        assert_eq!(
+            c.meta_data(&format!("{interface}vpc-ipv6-cidr-blocks"))
+                .unwrap(),
+            "2001:db8:1234:1a00::/56"
+        );
+    }
+
+    #[test]
+    fn no_ipv6_entries_without_an_address() {
+        let i = instance(&InstanceConfig::default());
+        let c = context(&i);
+        assert_eq!(c.meta_data("ipv6"), None);
+        let interface = c
+            .meta_data(&format!("network/interfaces/macs/{}/", i.mac))
+            .unwrap();
+        assert!(!interface.contains("ipv6"), "{interface}");
     }
 }

@@ -15,7 +15,9 @@ const WITH_INSTANCE: &str = r#"{
   "default_role": "example",
   "instance": { "region": "us-west-2", "availability_zone": "us-west-2c", "instance_type": "t3.micro",
                 "public_ipv4": "203.0.113.7", "user_data": "DIR/user-data",
-                "ssh_public_key": "DIR/id.pub" }
+                "ssh_public_key": "DIR/id.pub", "ipv6": "2001:db8:1234:1a42::10",
+                "block_devices": { "ebs1": "sdb", "swap": "/dev/sdc" },
+                "tags": { "Name": "dev-box", "aws:autoscaling:groupName": "web" } }
 }"#;
 
 fn daemon() -> Daemon {
@@ -277,7 +279,8 @@ fn what_every_real_instance_lists_is_there() {
         r.body
     };
     assert_eq!(get("meta-data/ami-manifest-path"), "(unknown)");
-    assert_eq!(get("meta-data/block-device-mapping/"), "ami\nroot");
+    let volumes = get("meta-data/block-device-mapping/");
+    assert!(volumes.lines().any(|l| l == "ami") && volumes.lines().any(|l| l == "root"));
     assert_eq!(get("meta-data/block-device-mapping/root"), "/dev/xvda");
     assert_eq!(get("meta-data/profile"), "default-hvm");
     assert_eq!(get("meta-data/system"), "nitro");
@@ -326,4 +329,44 @@ fn every_listed_metadata_entry_answers() {
         }
     }
     assert!(seen > 50, "only {seen} paths: is the tree there?");
+}
+
+/// Tags in metadata are served when the instance section names them, and only then (EC2 leaves
+/// them off unless asked).
+#[test]
+fn instance_tags_are_served_only_when_configured() {
+    require_venv!();
+    let d = daemon();
+    assert!(
+        d.get("/latest/meta-data/")
+            .body
+            .lines()
+            .any(|l| l == "tags/")
+    );
+    assert_eq!(
+        d.get("/latest/meta-data/tags/instance/").body,
+        "Name\naws:autoscaling:groupName"
+    );
+    let r = d.get("/latest/meta-data/tags/instance/Name");
+    assert_eq!((r.status, r.body.as_str()), (200, "dev-box"));
+    let plain = Daemon::start();
+    assert_eq!(plain.get("/latest/meta-data/tags/instance/").status, 404);
+    assert!(!plain.get("/latest/meta-data/").body.contains("tags"));
+}
+
+/// Configured volumes and an IPv6 address appear where EC2 lists them.
+#[test]
+fn block_devices_and_ipv6_are_listed_as_configured() {
+    require_venv!();
+    let d = daemon();
+    let get = |path: &str| d.get(&format!("/latest/meta-data/{path}")).body;
+    assert_eq!(get("block-device-mapping/"), "ami\nebs1\nroot\nswap");
+    assert_eq!(get("block-device-mapping/ebs1"), "sdb");
+    assert_eq!(get("ipv6"), "2001:db8:1234:1a42::10");
+    let interface = format!("network/interfaces/macs/{}/", get("mac"));
+    assert_eq!(get(&format!("{interface}ipv6s")), "2001:db8:1234:1a42::10");
+    assert_eq!(
+        get(&format!("{interface}subnet-ipv6-cidr-blocks")),
+        "2001:db8:1234:1a42::/64"
+    );
 }
