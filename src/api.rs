@@ -20,6 +20,8 @@ pub mod paths {
     pub const RETRY: &str = "/fintors/retry";
     /// `fintors sync`: list the Identity Center sessions' accounts and roles again now.
     pub const SYNC: &str = "/fintors/sync";
+    /// `fintors simulate`: start or clear a simulated instance event.
+    pub const SIMULATE: &str = "/fintors/simulate";
     /// A console sign-in URL for a role's session.
     pub const ROLE_CONSOLE: &str = "/roles/{alias}/console";
     /// A console sign-in handed to the browser: one use, a minute at most.
@@ -73,6 +75,59 @@ pub mod paths {
             })
             .is_some_and(|alias| !alias.is_empty() && !alias.contains('/'))
     }
+}
+
+/// What EC2 does to a Spot Instance it interrupts (`spot/instance-action`'s `action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpotAction {
+    Terminate,
+    Stop,
+    Hibernate,
+}
+
+/// A scheduled event's `Code`, as EC2 names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MaintenanceCode {
+    SystemReboot,
+    InstanceReboot,
+    SystemMaintenance,
+    InstanceRetirement,
+    InstanceStop,
+}
+
+/// `POST /fintors/simulate`: an instance event to simulate, or `clear` to end them all. Times
+/// are counted from when the daemon receives the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Simulate {
+    /// A Spot interruption notice: the instance is `action`ed `in_seconds` from now.
+    SpotInterruption { action: SpotAction, in_seconds: u32 },
+    /// A rebalance recommendation, noticed now.
+    Rebalance,
+    /// A scheduled event whose window opens `in_seconds` from now.
+    Maintenance {
+        code: MaintenanceCode,
+        in_seconds: u32,
+    },
+    /// Auto Scaling's lifecycle target becomes `Terminated`.
+    AsgTermination,
+    /// No events: the instance as it was.
+    Clear,
+}
+
+/// The answer to `POST /fintors/simulate`: each metadata path an event now adds or changes, and
+/// its body, so the user sees what an application polling the instance will read.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SimulationReport {
+    pub served: Vec<ServedPath>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedPath {
+    pub path: String,
+    pub body: String,
 }
 
 /// `GET /roles`, `GET /roles?status=active`.

@@ -28,7 +28,8 @@
 //!
 //! [`http`] is the request path, top to bottom: the listener's accept loop, the app (router,
 //! fast path for cached credentials, the guard), and one file per API, named for it (`imds`,
-//! `metadata`, `roles`, `status`, `reload`, `retry`, `console`, `mfa`, `container`, `admin`):
+//! `metadata`, `roles`, `status`, `reload`, `retry`, `simulate`, `console`, `mfa`, `container`,
+//! `admin`):
 //! ARCHITECTURE.md's route table names the file of every route. [`daemon`] is the composition
 //! root, the only module that sees every layer: load, bind, build the state, spawn the
 //! listeners, wait.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::api::{MaintenanceCode, SpotAction};
 use crate::config::{ContainerPort, DEFAULT_CONFIG};
 
 #[derive(Debug, Parser)]
@@ -177,6 +178,10 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Simulate an instance event (a Spot interruption, a rebalance recommendation, scheduled
+    /// maintenance, an Auto Scaling termination) for applications that watch the metadata
+    #[command(subcommand)]
+    Simulate(SimulateEvent),
     /// Print a shell completion script (bash, zsh, fish, ...)
     Completions {
         #[arg(value_enum)]
@@ -185,6 +190,87 @@ pub enum Command {
     /// Make clients find fintors at http://169.254.169.254/, or with --containers containers on
     /// a bridge at http://169.254.170.2/creds/ROLE (needs root)
     Network(NetworkArgs),
+}
+
+/// The events `fintors simulate` starts; each stays until `fintors simulate clear`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SimulateEvent {
+    /// A Spot interruption notice: spot/instance-action (and spot/termination-time for
+    /// terminate); instance-life-cycle says spot
+    SpotInterruption {
+        /// When the action happens, from now: 120, 90s, 2m, 1h30m [EC2's warning: 2m]
+        #[arg(long = "in", value_name = "DURATION", default_value = "2m", value_parser = seconds)]
+        after: u32,
+        /// terminate, stop or hibernate
+        #[arg(long, default_value = "terminate", value_parser = wire_value::<SpotAction>)]
+        action: SpotAction,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// A rebalance recommendation: events/recommendations/rebalance, noticed now
+    Rebalance {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// A scheduled event in events/maintenance/scheduled, with a two-hour window
+    Maintenance {
+        /// When the window opens, from now: 3600, 30m, 2h, 1d
+        #[arg(long = "in", value_name = "DURATION", default_value = "1h", value_parser = seconds)]
+        after: u32,
+        /// system-reboot, instance-reboot, system-maintenance, instance-retirement or
+        /// instance-stop
+        #[arg(long, default_value = "system-reboot", value_parser = wire_value::<MaintenanceCode>)]
+        code: MaintenanceCode,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Auto Scaling terminates the instance: autoscaling/target-lifecycle-state is Terminated
+    AsgTermination {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// End every simulated event
+    Clear {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// A duration as a user types it: seconds (`120`), or numbers with units `d`, `h`, `m`, `s`
+/// (`90s`, `2m`, `1h30m`).
+fn seconds(text: &str) -> Result<u32, String> {
+    let bad = || format!("{text:?} is not a duration like 120, 90s, 2m or 1h30m");
+    if let Ok(n) = text.parse::<u32>() {
+        return Ok(n);
+    }
+    let (mut total, mut number) = (0u64, String::new());
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = total.saturating_add(n.saturating_mul(unit));
+        number.clear();
+    }
+    if !number.is_empty() || text.is_empty() {
+        return Err(bad());
+    }
+    u32::try_from(total).map_err(|_| format!("{text:?} is too long"))
+}
+
+/// A value of the wire type `T` by its name on the wire (`terminate`, `system-reboot`), so the
+/// command line takes exactly what the API does.
+fn wire_value<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("{text:?} is not one of the values listed in --help"))
 }
 
 /// `--duration`: what the federation endpoint accepts.
@@ -404,5 +490,50 @@ mod tests {
         };
         assert_eq!(alias.as_deref(), Some("dev"));
         assert_eq!(format, CredsFormat::CredentialProcess);
+    }
+
+    #[test]
+    fn durations_read_as_users_type_them() {
+        for (text, expected) in [
+            ("120", 120),
+            ("90s", 90),
+            ("2m", 120),
+            ("1h30m", 5400),
+            ("1d", 86_400),
+        ] {
+            assert_eq!(seconds(text), Ok(expected), "{text}");
+        }
+        for text in ["", "2x", "m", "1h30", "-5", "1.5h"] {
+            assert!(seconds(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn simulate_takes_the_wire_names_of_actions_and_codes() {
+        let cli = Cli::try_parse_from([
+            "fintors",
+            "simulate",
+            "maintenance",
+            "--code",
+            "instance-stop",
+            "--in",
+            "30m",
+        ]);
+        let Command::Simulate(SimulateEvent::Maintenance { code, after, .. }) =
+            cli.unwrap().into_command()
+        else {
+            panic!("expected simulate maintenance")
+        };
+        assert_eq!((code, after), (MaintenanceCode::InstanceStop, 1800));
+        assert!(
+            Cli::try_parse_from([
+                "fintors",
+                "simulate",
+                "spot-interruption",
+                "--action",
+                "reboot"
+            ])
+            .is_err()
+        );
     }
 }

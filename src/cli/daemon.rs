@@ -1,5 +1,5 @@
 //! Asking the daemon, for every client subcommand: the requests they share (the status report,
-//! the active role, a bodiless `POST`), reading its answers and refusals, and the one error type
+//! the active role, a `POST`), reading its answers and refusals, and the one error type
 //! of the client subcommands with its exit codes. The subcommands (`commands`, `pin`, `console`,
 //! `login`) build on this and render; none of them imports another's requests.
 
@@ -143,9 +143,17 @@ pub async fn post_ok<T: DeserializeOwned>(
     endpoint: &Endpoint,
     path: &str,
 ) -> Result<T, CommandError> {
-    let (status, reply) = endpoint
-        .request(Method::POST, path, Some("{}".into()))
-        .await?;
+    post_message(endpoint, path, &serde_json::Map::new()).await
+}
+
+/// A `POST` of `message` and its answer; a refusal is its one-line `error`.
+pub async fn post_message<T: DeserializeOwned>(
+    endpoint: &Endpoint,
+    path: &str,
+    message: &impl serde::Serialize,
+) -> Result<T, CommandError> {
+    let body = serde_json::to_string(message).expect("API messages serialize");
+    let (status, reply) = endpoint.request(Method::POST, path, Some(body)).await?;
     if status != StatusCode::OK {
         return Err(CommandError::Refused(error_text(&reply)));
     }

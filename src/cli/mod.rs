@@ -2,7 +2,7 @@
 //! running daemon ([`client`]), the subcommands that ask it and print what a person or a script
 //! wants to read ([`commands`]), pinning a command, shell or container to a role of its own
 //! ([`pin`]), logging the base identity in again ([`login`]), opening the console as a role
-//! ([`console`]), and `fintors network` ([`network`]). It speaks the daemon's
+//! ([`console`]), simulated instance events ([`simulate`]), and `fintors network` ([`network`]). It speaks the daemon's
 //! wire protocol ([`crate::api`]) and reads the configuration, never the engine or the
 //! handlers.
 
@@ -16,6 +16,7 @@ pub mod keys;
 pub mod login;
 pub mod network;
 pub mod pin;
+pub mod simulate;
 pub mod status;
 
 use std::io::Write;
@@ -98,6 +99,7 @@ fn ask_the_daemon(command: Command) -> ExitCode {
             } => Err(commands::exec(client, role, command).await),
             Command::Reload { client } => commands::reload(client).await,
             Command::Sync { client } => commands::sync(client).await,
+            Command::Simulate(event) => simulate::simulate(event).await,
             Command::Login { device, client } => login::login(client, *device).await,
             Command::Logout { client } => login::logout(client).await,
             Command::Console {

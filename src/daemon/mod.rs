@@ -327,6 +327,7 @@ pub fn build_state(
         mfa,
         registry,
         instance,
+        events: Arc::default(),
         tokens,
         clock,
         imdsv2_required: settings.imdsv2_required,

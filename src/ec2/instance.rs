@@ -16,6 +16,7 @@ use serde::Serialize;
 use sha2::Digest;
 
 use super::document::{IdentityCredentialsInfo, render};
+use super::events::Simulated;
 use crate::config::InstanceConfig;
 use crate::model::Region;
 
@@ -218,6 +219,8 @@ pub struct Context<'a> {
     pub region: &'a str,
     pub account_id: &'a str,
     pub partition: &'a str,
+    /// The simulated events in force (`fintors simulate`).
+    pub events: &'a Simulated,
 }
 
 impl Context<'_> {
@@ -307,7 +310,7 @@ impl Context<'_> {
             ),
             ("instance-action".into(), leaf("none")),
             ("instance-id".into(), leaf(&i.instance_id)),
-            ("instance-life-cycle".into(), leaf("on-demand")),
+            ("instance-life-cycle".into(), leaf(self.events.life_cycle())),
             ("instance-type".into(), leaf(&i.instance_type)),
             ("local-hostname".into(), leaf(&local_hostname)),
             ("local-ipv4".into(), leaf(i.local_ipv4.to_string())),
@@ -391,7 +394,11 @@ impl Context<'_> {
                 )]),
             )]),
         );
-        Node::Dir(root)
+        let mut root = Node::Dir(root);
+        for (path, body) in self.events.entries() {
+            insert_at(&mut root, path, leaf(body));
+        }
+        root
     }
 
     /// `/latest/dynamic/instance-identity/document`, in EC2's layout.
@@ -468,6 +475,27 @@ pub fn dynamic_listing(path: &str) -> Option<&'static str> {
         "fws/instance-monitoring" => Some("disabled"),
         "instance-identity" => Some("document"),
         _ => None,
+    }
+}
+
+/// Puts `node` at `path` below `root`, making the directories on the way (an event's entries
+/// join the tree where EC2 lists them).
+fn insert_at(root: &mut Node, path: &str, node: Node) {
+    let Some((parent, name)) = path.rsplit_once('/') else {
+        if let Node::Dir(entries) = root {
+            entries.insert(path.to_owned(), node);
+        }
+        return;
+    };
+    let mut at = root;
+    for part in parent.split('/') {
+        let Node::Dir(entries) = at else { return };
+        at = entries
+            .entry(part.to_owned())
+            .or_insert_with(|| Node::Dir(BTreeMap::new()));
+    }
+    if let Node::Dir(entries) = at {
+        entries.insert(name.to_owned(), node);
     }
 }
 
@@ -550,6 +578,7 @@ mod tests {
             region: "eu-west-1",
             account_id: "210987654321",
             partition: "aws",
+            events: &Simulated::NONE,
         };
         let doc = c.identity_document();
         assert!(doc.contains("  \"accountId\" : \"210987654321\""), "{doc}");
@@ -566,6 +595,7 @@ mod tests {
             region: "us-east-1",
             account_id: "123456789012",
             partition: "aws",
+            events: &Simulated::NONE,
         }
     }
 
@@ -649,5 +679,46 @@ mod tests {
             .meta_data(&format!("network/interfaces/macs/{}/", i.mac))
             .unwrap();
         assert!(!interface.contains("ipv6"), "{interface}");
+    }
+
+    #[test]
+    fn simulated_events_join_the_tree_where_ec2_lists_them() {
+        let i = instance(&InstanceConfig::default());
+        let events = super::super::events::Events::default();
+        events.apply(
+            crate::api::Simulate::SpotInterruption {
+                action: crate::api::SpotAction::Stop,
+                in_seconds: 120,
+            },
+            DateTime::from_timestamp(0, 0).unwrap(),
+        );
+        events.apply(
+            crate::api::Simulate::Rebalance,
+            DateTime::from_timestamp(0, 0).unwrap(),
+        );
+        let current = events.current();
+        let c = Context {
+            events: &current,
+            ..context(&i)
+        };
+        assert!(c.meta_data("").unwrap().lines().any(|l| l == "spot/"));
+        assert_eq!(c.meta_data("spot/").unwrap(), "instance-action");
+        assert_eq!(c.meta_data("instance-life-cycle").unwrap(), "spot");
+        assert_eq!(
+            c.meta_data("events/").unwrap(),
+            "maintenance/\nrecommendations/"
+        );
+        assert_eq!(c.meta_data("events/maintenance/scheduled").unwrap(), "[]");
+        assert!(c.meta_data("events/recommendations/rebalance").is_some());
+    }
+
+    #[test]
+    fn without_events_there_is_no_spot_or_autoscaling_entry() {
+        let i = instance(&InstanceConfig::default());
+        let c = context(&i);
+        for path in ["spot/", "autoscaling/", "events/recommendations/"] {
+            assert_eq!(c.meta_data(path), None, "{path}");
+        }
+        assert_eq!(c.meta_data("instance-life-cycle").unwrap(), "on-demand");
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod container_tokens;
 pub mod document;
+pub mod events;
 pub mod instance;
 pub mod tokens;
 

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use super::access_log::{self, AccessLog, Entry};
 use super::guard::{Guard, Refusal};
 use super::state::AppState;
-use super::{console, imds, metadata, mfa, reload, retry, roles, status, sync};
+use super::{console, imds, metadata, mfa, reload, retry, roles, simulate, status, sync};
 use crate::credentials::Door;
 
 /// The IMDS listener: the access log (if any), then the front door, then the routes; and the
@@ -30,6 +30,7 @@ pub fn imds_app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessL
         .merge(reload::router())
         .merge(retry::router())
         .merge(sync::router())
+        .merge(simulate::router())
         .merge(console::router())
         .fallback(|| async { imds::not_found() })
         .layer(middleware::from_fn_with_state(

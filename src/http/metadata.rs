@@ -34,8 +34,10 @@ fn with_context<T>(state: &AppState, f: impl FnOnce(&Context) -> T) -> T {
     // With no active role, the account is the first role's: still this user's account.
     let arn = state.account_arn();
     let arn = arn.as_ref();
+    let events = state.events.current();
     let context = Context {
         instance,
+        events: &events,
         region: role
             .and_then(|r| r.region.as_ref())
             .map_or(instance.region.as_str(), |r| r.as_str()),

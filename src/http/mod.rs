@@ -3,8 +3,8 @@
 //! to an [`App`] (the router, the fast path for cached credentials, the front door of
 //! [`guard`] and IMDS session checks); the routes live one file per API, named for it: [`imds`]
 //! (tokens and credentials) and [`metadata`] (the rest of the tree) under `/latest/`, [`roles`]
-//! (`/roles`, and a role's console sign-in), [`status`], [`reload`], [`retry`], [`console`]
-//! (the browser's handoff) and [`mfa`] (`/fintors/...`, `/mfa`) on the IMDS listener,
+//! (`/roles`, and a role's console sign-in), [`status`], [`reload`], [`retry`], [`simulate`],
+//! [`console`] (the browser's handoff) and [`mfa`] (`/fintors/...`, `/mfa`) on the IMDS listener,
 //! [`container`] and [`admin`] on listeners of their own. Handlers ask the credential engine and
 //! the `ec2` layer; they decide nothing about credentials themselves.
 
@@ -24,6 +24,7 @@ pub mod owner;
 pub mod reload;
 pub mod retry;
 pub mod roles;
+pub mod simulate;
 pub mod state;
 pub mod status;
 pub mod sync;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::handoffs::Handoffs;
 use crate::credentials::console::Federation;
 use crate::credentials::{MfaSessions, Registry, Reloader};
+use crate::ec2::events::Events;
 use crate::ec2::instance::Instance;
 use crate::ec2::tokens::Tokens;
 use crate::model::{Clock, RoleArn};
@@ -23,6 +24,8 @@ pub struct AppState {
     pub mfa: Arc<MfaSessions>,
     pub registry: Arc<Registry>,
     pub instance: Instance,
+    /// The instance events `fintors simulate` started.
+    pub events: Arc<Events>,
     pub tokens: Arc<Tokens>,
     pub clock: Clock,
     pub imdsv2_required: bool,

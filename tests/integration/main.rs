@@ -29,6 +29,7 @@ mod roles_api;
 mod secrets;
 mod several_roles;
 mod shell_helpers;
+mod simulated_events;
 mod squatters;
 mod sso;
 mod sso_login;
