@@ -20,6 +20,8 @@ pub mod paths {
     pub const RETRY: &str = "/fintors/retry";
     /// `fintors sync`: list the Identity Center sessions' accounts and roles again now.
     pub const SYNC: &str = "/fintors/sync";
+    /// The certificate of the key that signs the identity document (PEM).
+    pub const IDENTITY_CERTIFICATE: &str = "/fintors/identity-certificate";
     /// `fintors simulate`: start or clear a simulated instance event.
     pub const SIMULATE: &str = "/fintors/simulate";
     /// A console sign-in URL for a role's session.

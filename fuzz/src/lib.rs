@@ -208,6 +208,7 @@ fn build() -> Daemon {
         Clock::system(),
         None,
         fintors::credentials::discovery::Discovery::inert(Clock::system()),
+        Arc::new(fintors::ec2::identity_signing::LazySigner::in_memory()),
     );
     // The same daemon under `--imdsv2-required`: the same registry and caches.
     let v2 = Arc::new(AppState {

@@ -26,6 +26,7 @@ use crate::credentials::console::{Federation, FederationEndpoint};
 use crate::credentials::discovery::Discovery;
 use crate::credentials::portal::Portal;
 use crate::credentials::{Bootstrap, MfaSessions, Registry, Reloader, RoleAssumer, Sources, Sts};
+use crate::ec2::identity_signing::LazySigner;
 use crate::ec2::instance::{self, Instance};
 use crate::ec2::tokens::Tokens;
 use crate::http::access_log::{AccessLog, AccessLogError};
@@ -166,6 +167,7 @@ async fn start_engine(
         Clock::system(),
         container,
         discovery,
+        Arc::new(identity_signer(&loaded.state_dir)),
     );
     state.reloader.watch_current_sso().await;
     // Discovered roles are served from the last listing meanwhile.
@@ -312,6 +314,7 @@ pub fn build_state(
     clock: Clock,
     container: Option<ContainerInfo>,
     discovery: Arc<Discovery>,
+    identity: Arc<LazySigner>,
 ) -> Arc<AppState> {
     let registry = Registry::new(&discovery.with_roles(&config), assumer, clock);
     let reloader = Reloader::new(
@@ -328,11 +331,24 @@ pub fn build_state(
         registry,
         instance,
         events: Arc::default(),
+        identity,
         tokens,
         clock,
         imdsv2_required: settings.imdsv2_required,
         federation: Federation::new(settings.federation_endpoint.clone()),
         handoffs: Arc::new(Handoffs::new(clock)),
+    })
+}
+
+/// The identity document's signer, its key and certificate kept in `state_dir`: made when a
+/// signature is first asked for, since making a key costs tens of milliseconds of CPU that a
+/// start should not.
+fn identity_signer(state_dir: &StateDir) -> LazySigner {
+    let state_dir = state_dir.clone();
+    LazySigner::new(move || {
+        state_dir
+            .identity_signer(chrono::Utc::now())
+            .map_err(|e| e.to_string())
     })
 }
 

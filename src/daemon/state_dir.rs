@@ -8,6 +8,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::ec2::container_tokens::{self, ContainerKey};
+use crate::ec2::identity_signing::{self, IdentitySigner};
 use crate::ec2::tokens::KEY_LEN;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,11 @@ pub enum StateError {
     Io {
         path: PathBuf,
         reason: std::io::Error,
+    },
+    #[error("{path}: {reason}; delete it and restart (a new key and certificate are made)")]
+    Identity {
+        path: PathBuf,
+        reason: crate::ec2::identity_signing::SigningError,
     },
     #[error(
         "{path} is damaged (expected {expected} bytes, found {found}); delete it and restart \
@@ -93,13 +99,32 @@ impl StateDir {
         what: &'static str,
         generate: impl FnOnce() -> Vec<u8>,
     ) -> Result<Vec<u8>, StateError> {
+        let bytes = self.private_file(name, || Ok(generate()))?;
+        if bytes.len() != len {
+            return Err(StateError::Damaged {
+                path: self.file(name),
+                expected: len,
+                found: bytes.len(),
+                what,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The private file `name`: read if it exists (made 0600 if others could read it),
+    /// otherwise made by `generate` and written 0600.
+    fn private_file(
+        &self,
+        name: &str,
+        generate: impl FnOnce() -> Result<Vec<u8>, StateError>,
+    ) -> Result<Vec<u8>, StateError> {
         let path = self.file(name);
         let io = |reason| StateError::Io {
             path: path.clone(),
             reason,
         };
         match std::fs::read(&path) {
-            Ok(bytes) if bytes.len() == len => {
+            Ok(bytes) => {
                 let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode();
                 if mode & 0o077 != 0 {
                     tracing::warn!(
@@ -111,15 +136,8 @@ impl StateDir {
                 }
                 Ok(bytes)
             }
-            Ok(bytes) => Err(StateError::Damaged {
-                path: path.clone(),
-                expected: len,
-                found: bytes.len(),
-                what,
-            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let secret = generate();
-                debug_assert_eq!(secret.len(), len);
+                let secret = generate()?;
                 let mut file = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -161,6 +179,47 @@ impl StateDir {
         Ok(ContainerKey::from_key(
             key.try_into().expect("length checked"),
         ))
+    }
+}
+
+/// The key that signs the identity document (PKCS#8), and its certificate, which verifiers need
+/// and fintors writes where they can find it.
+pub const IDENTITY_KEY_FILE: &str = "identity-signing.key";
+pub const IDENTITY_CERTIFICATE_FILE: &str = "identity-certificate.pem";
+
+impl StateDir {
+    /// The identity document's signer: its key made on first use and kept, its certificate
+    /// written beside it whenever a new one is made (first use, or a key that changed).
+    pub fn identity_signer(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<IdentitySigner, StateError> {
+        let key_path = self.file(IDENTITY_KEY_FILE);
+        let key = self.private_file(IDENTITY_KEY_FILE, || {
+            identity_signing::generate_key().map_err(|reason| StateError::Identity {
+                path: key_path.clone(),
+                reason,
+            })
+        })?;
+        let certificate_path = self.file(IDENTITY_CERTIFICATE_FILE);
+        let kept = std::fs::read_to_string(&certificate_path).ok();
+        let (signer, new) = IdentitySigner::new(&key, kept.as_deref(), now).map_err(|reason| {
+            StateError::Identity {
+                path: key_path.clone(),
+                reason,
+            }
+        })?;
+        if new {
+            crate::platform::files::replace_private(
+                &certificate_path,
+                signer.certificate_pem().as_bytes(),
+            )
+            .map_err(|reason| StateError::Io {
+                path: certificate_path,
+                reason,
+            })?;
+        }
+        Ok(signer)
     }
 }
 

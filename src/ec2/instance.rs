@@ -464,16 +464,15 @@ pub fn latest_listing(instance: &Instance) -> String {
     entries.join("\n")
 }
 
-/// `/latest/dynamic/<path>` other than the identity document: its listings and values. The document's
-/// signatures (`signature`, `pkcs7`, `rsa2048`) are absent: only AWS holds the key, and a fake
-/// signature would be worse than none.
+/// `/latest/dynamic/<path>` other than the identity document and its signatures
+/// ([`super::identity_signing`]): its listings and values.
 pub fn dynamic_listing(path: &str) -> Option<&'static str> {
     match path.trim_end_matches('/') {
         "" => Some("fws/\ninstance-identity/"),
         "fws" => Some("instance-monitoring"),
         // Detailed monitoring is off unless asked for at launch.
         "fws/instance-monitoring" => Some("disabled"),
-        "instance-identity" => Some("document"),
+        "instance-identity" => Some("document\npkcs7\nrsa2048\nsignature"),
         _ => None,
     }
 }

@@ -6,6 +6,7 @@
 pub mod container_tokens;
 pub mod document;
 pub mod events;
+pub mod identity_signing;
 pub mod instance;
 pub mod tokens;
 

@@ -24,6 +24,10 @@ pub fn router() -> Router<Arc<AppState>> {
         .route_both("/latest/dynamic", get(dynamic_root))
         .route("/latest/dynamic/{*path}", get(dynamic))
         .route_both("/latest/user-data", get(user_data))
+        .route(
+            crate::api::paths::IDENTITY_CERTIFICATE,
+            get(identity_certificate),
+        )
 }
 
 /// The instance seen with the active role, the instance's own values as fallback.
@@ -75,12 +79,57 @@ async fn dynamic_root() -> Response {
     found(dynamic_listing("").map(str::to_owned))
 }
 
-/// `/latest/dynamic/...`: the identity document and its listings.
+/// `/latest/dynamic/...`: the identity document, its signatures and the listings.
 async fn dynamic(State(state): State<Arc<AppState>>, Path(path): Path<String>) -> Response {
-    if path.trim_end_matches('/') == "instance-identity/document" {
-        return with_context(&state, |c| text(StatusCode::OK, c.identity_document()));
+    let form = match path.trim_end_matches('/') {
+        "instance-identity/document" => {
+            return with_context(&state, |c| text(StatusCode::OK, c.identity_document()));
+        }
+        "instance-identity/signature" => Signed::Signature,
+        "instance-identity/pkcs7" => Signed::Pkcs7,
+        "instance-identity/rsa2048" => Signed::Rsa2048,
+        _ => return found(dynamic_listing(&path).map(str::to_owned)),
+    };
+    let signer = match state.identity.get().await {
+        Ok(signer) => signer,
+        Err(why) => return unsigned(&why),
+    };
+    let document = with_context(&state, |c| c.identity_document());
+    let signatures = signer.sign(&document, state.clock.now());
+    text(
+        StatusCode::OK,
+        match form {
+            Signed::Signature => signatures.signature.clone(),
+            Signed::Pkcs7 => signatures.pkcs7.clone(),
+            Signed::Rsa2048 => signatures.rsa2048.clone(),
+        },
+    )
+}
+
+/// Which of the identity document's signatures is asked for.
+enum Signed {
+    Signature,
+    Pkcs7,
+    Rsa2048,
+}
+
+/// No signing key (its file is damaged, the state directory unwritable): a 500 that says why,
+/// and the same line in the log, where the user looks.
+fn unsigned(why: &str) -> Response {
+    tracing::error!("cannot sign the identity document: {why}");
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("cannot sign the identity document: {why}"),
+    )
+}
+
+/// `GET /fintors/identity-certificate`: the certificate that verifies the identity document's
+/// signatures (fintors's own, not AWS's), PEM.
+async fn identity_certificate(State(state): State<Arc<AppState>>) -> Response {
+    match state.identity.get().await {
+        Ok(signer) => text(StatusCode::OK, signer.certificate_pem().to_owned()),
+        Err(why) => unsigned(&why),
     }
-    found(dynamic_listing(&path).map(str::to_owned))
 }
 
 /// `user-data` and `user-data/` alike: the bytes as given, as an octet stream (EC2 does not

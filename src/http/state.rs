@@ -7,6 +7,7 @@ use super::handoffs::Handoffs;
 use crate::credentials::console::Federation;
 use crate::credentials::{MfaSessions, Registry, Reloader};
 use crate::ec2::events::Events;
+use crate::ec2::identity_signing::LazySigner;
 use crate::ec2::instance::Instance;
 use crate::ec2::tokens::Tokens;
 use crate::model::{Clock, RoleArn};
@@ -26,6 +27,8 @@ pub struct AppState {
     pub instance: Instance,
     /// The instance events `fintors simulate` started.
     pub events: Arc<Events>,
+    /// What signs the identity document.
+    pub identity: Arc<LazySigner>,
     pub tokens: Arc<Tokens>,
     pub clock: Clock,
     pub imdsv2_required: bool,

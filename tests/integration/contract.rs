@@ -101,6 +101,7 @@ fn daemon() -> Daemon {
         Clock::system(),
         None,
         Discovery::inert(Clock::system()),
+        Arc::new(fintors::ec2::identity_signing::LazySigner::in_memory()),
     );
     let guard = |addr: &str| Arc::new(Guard::new(addr.parse().unwrap(), false));
     Daemon {

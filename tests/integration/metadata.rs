@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
-use crate::require_venv;
-use crate::support::{Daemon, rust_whoami};
+use crate::support::{Daemon, clients, rust_whoami};
+use crate::{require_client, require_venv};
 
 const WITH_INSTANCE: &str = r#"{
   "credentials": { "file": "CREDS", "profile": "identity" },
@@ -115,13 +115,6 @@ fn identity_document_is_consistent_with_the_tree() {
         "/latest/meta-data/network/interfaces/macs/{mac}/owner-id"
     ));
     assert_eq!(owner.body, "210987654321");
-    for unsigned in ["signature", "pkcs7", "rsa2048"] {
-        assert_eq!(
-            d.get(&format!("/latest/dynamic/instance-identity/{unsigned}"))
-                .status,
-            404
-        );
-    }
 }
 
 #[test]
@@ -369,4 +362,187 @@ fn block_devices_and_ipv6_are_listed_as_configured() {
         get(&format!("{interface}subnet-ipv6-cidr-blocks")),
         "2001:db8:1234:1a42::/64"
     );
+}
+
+/// Runs `openssl ARGS` in `dir`: its status and what it said.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl ran");
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    (out.status.success(), said)
+}
+
+/// The identity document's three signatures verify against fintors's certificate exactly as the
+/// EC2 User Guide verifies AWS's ("Verify the instance identity document"): `signature` with
+/// `openssl dgst -sha256 -verify`, `pkcs7` and `rsa2048` with `openssl smime -verify`.
+#[test]
+fn identity_document_signatures_verify_with_fintors_certificate() {
+    require_venv!();
+    require_client!(clients::openssl());
+    let d = daemon();
+    let listing = d.get("/latest/dynamic/instance-identity/").body;
+    assert_eq!(listing, "document\npkcs7\nrsa2048\nsignature");
+    let dir = tempfile::tempdir().unwrap();
+    let get = |path: &str| {
+        let r = d.get(path);
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        r.body
+    };
+    let save = |name: &str, body: &str| std::fs::write(dir.path().join(name), body).unwrap();
+    save(
+        "document",
+        &get("/latest/dynamic/instance-identity/document"),
+    );
+    let certificate = get("/fintors/identity-certificate");
+    save("certificate", &certificate);
+    let signature = get("/latest/dynamic/instance-identity/signature");
+    assert!(signature.lines().all(|l| l.len() <= 64), "{signature}");
+    let decoded = Command::new("base64")
+        .args(["-d"])
+        .stdin(
+            std::fs::File::open({
+                save("signature.b64", &signature);
+                dir.path().join("signature.b64")
+            })
+            .unwrap(),
+        )
+        .output()
+        .unwrap()
+        .stdout;
+    std::fs::write(dir.path().join("signature.bin"), decoded).unwrap();
+    let (ok, said) = openssl(
+        dir.path(),
+        &[
+            "x509",
+            "-pubkey",
+            "-noout",
+            "-in",
+            "certificate",
+            "-out",
+            "public.pem",
+        ],
+    );
+    assert!(ok, "{said}");
+    let (ok, said) = openssl(
+        dir.path(),
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "public.pem",
+            "-signature",
+            "signature.bin",
+            "document",
+        ],
+    );
+    assert!(ok, "signature: {said}");
+    for form in ["pkcs7", "rsa2048"] {
+        let body = get(&format!("/latest/dynamic/instance-identity/{form}"));
+        assert!(!body.starts_with("-----"), "no armour, as EC2");
+        save(
+            form,
+            &format!("-----BEGIN PKCS7-----\n{body}\n-----END PKCS7-----\n"),
+        );
+        for trust in [["-noverify", ""], ["-CAfile", "certificate"]] {
+            let mut args = vec![
+                "smime",
+                "-verify",
+                "-in",
+                form,
+                "-inform",
+                "PEM",
+                "-content",
+                "document",
+                "-certfile",
+                "certificate",
+                "-out",
+                "/dev/null",
+            ];
+            args.extend(trust.iter().filter(|a| !a.is_empty()));
+            let (ok, said) = openssl(dir.path(), &args);
+            assert!(ok, "{form} {trust:?}: {said}");
+        }
+    }
+    let (ok, said) = openssl(
+        dir.path(),
+        &["x509", "-noout", "-subject", "-in", "certificate"],
+    );
+    assert!(ok && said.contains("not AWS"), "{said}");
+}
+
+/// A signature made of another document does not verify: the check above is not one that
+/// passes whatever it is given.
+#[test]
+fn an_altered_identity_document_fails_verification() {
+    require_venv!();
+    require_client!(clients::openssl());
+    let d = daemon();
+    let dir = tempfile::tempdir().unwrap();
+    let save = |name: &str, body: &str| std::fs::write(dir.path().join(name), body).unwrap();
+    let document = d.get("/latest/dynamic/instance-identity/document").body;
+    save(
+        "document",
+        &document.replace(
+            "\"accountId\" : \"123456789012\"",
+            "\"accountId\" : \"999999999999\"",
+        ),
+    );
+    save("certificate", &d.get("/fintors/identity-certificate").body);
+    let body = d.get("/latest/dynamic/instance-identity/rsa2048").body;
+    save(
+        "rsa2048",
+        &format!("-----BEGIN PKCS7-----\n{body}\n-----END PKCS7-----\n"),
+    );
+    let (ok, said) = openssl(
+        dir.path(),
+        &[
+            "smime",
+            "-verify",
+            "-in",
+            "rsa2048",
+            "-inform",
+            "PEM",
+            "-content",
+            "document",
+            "-certfile",
+            "certificate",
+            "-noverify",
+            "-out",
+            "/dev/null",
+        ],
+    );
+    assert!(!ok, "an altered document verified: {said}");
+}
+
+/// The key is kept in the state directory (0600) and the certificate written beside it, so a
+/// certificate a user saved stays good across restarts.
+#[test]
+fn the_signing_key_and_certificate_survive_a_restart() {
+    use std::os::unix::fs::PermissionsExt;
+    require_venv!();
+    let d = daemon();
+    let certificate = d.get("/fintors/identity-certificate").body;
+    assert!(
+        certificate.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{certificate}"
+    );
+    let state = d.state_dir();
+    let key = std::fs::metadata(state.join("identity-signing.key")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(state.join("identity-certificate.pem")).unwrap(),
+        certificate,
+        "the route and the file agree"
+    );
+    let dir = d.stop();
+    let again = Daemon::builder(WITH_INSTANCE)
+        .file("user-data", "#!/bin/sh\necho hello\n")
+        .file("id.pub", "ssh-ed25519 AAAAC3Nza me@laptop\n")
+        .dir(dir)
+        .start();
+    assert_eq!(again.get("/fintors/identity-certificate").body, certificate);
 }

@@ -40,6 +40,19 @@ macro_rules! require_client {
     };
 }
 
+/// The `openssl` command, which verifies the identity document's signatures as the EC2 User
+/// Guide does.
+pub fn openssl() -> Option<PathBuf> {
+    let found = Command::new("openssl")
+        .arg("version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| PathBuf::from("openssl"))
+        .ok_or_else(|| "install Debian's openssl package".to_owned());
+    required("openssl", found)
+}
+
 /// AWS CLI v2 from Debian's `awscli` (the pyenv shim on PATH would be the venv's v1).
 pub fn aws_cli_v2() -> Option<PathBuf> {
     let aws = PathBuf::from("/usr/bin/aws");
