@@ -55,8 +55,9 @@ pub struct InstanceConfig {
     /// Instance tags, served under `tags/instance/`; `None` leaves "tags in metadata" off, as
     /// EC2 does unless asked.
     pub tags: Option<BTreeMap<String, String>>,
-    /// A file with an OpenSSH public key, served as `public-keys/0/openssh-key`.
-    pub ssh_public_key: Option<PathBuf>,
+    /// Files with OpenSSH public keys, served as `public-keys/N/openssh-key`; a `*` in a file
+    /// name matches any run of characters (`~/.ssh/*.pub`: every key of the user's, opt-in).
+    pub ssh_public_keys: Vec<PathBuf>,
     /// A file served as `/latest/user-data`.
     pub user_data: Option<PathBuf>,
 }
@@ -107,8 +108,31 @@ impl InstanceConfig {
             block_devices: checked_map(checker, object, "block_devices", checked_device)
                 .unwrap_or_default(),
             tags: checked_map(checker, object, "tags", checked_tag),
-            ssh_public_key: string(checker, "ssh_public_key").map(|p| expand_tilde(&p)),
+            ssh_public_keys: checker
+                .field::<OneOrMany>(&AT, object, "ssh_public_key")
+                .map(OneOrMany::into_vec)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| expand_tilde(p))
+                .collect(),
             user_data: string(checker, "user_data").map(|p| expand_tilde(&p)),
+        }
+    }
+}
+
+/// A path, or a list of them.
+#[derive(serde::Deserialize)]
+#[serde(untagged, expecting = "a file name or a list of file names")]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
         }
     }
 }
@@ -336,5 +360,20 @@ mod tests {
         );
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert_eq!(i.block_devices.keys().collect::<Vec<_>>(), ["swap"]);
+    }
+
+    #[test]
+    fn public_keys_are_one_file_or_a_list_of_files_and_patterns() {
+        let (i, problems) = read(r#"{"instance": {"ssh_public_key": "/k/id.pub"}}"#);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(i.ssh_public_keys, [PathBuf::from("/k/id.pub")]);
+        let (i, problems) = read(r#"{"instance": {"ssh_public_key": ["/k/a.pub", "/k/*.pub"]}}"#);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(i.ssh_public_keys.len(), 2);
+        let (_, problems) = read(r#"{"instance": {"ssh_public_key": 7}}"#);
+        assert!(
+            problems[0].contains("a file name or a list of file names"),
+            "{problems:?}"
+        );
     }
 }

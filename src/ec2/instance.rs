@@ -46,7 +46,8 @@ pub struct Instance {
     pub block_devices: BTreeMap<String, String>,
     /// `None`: tags in metadata are off.
     pub tags: Option<BTreeMap<String, String>>,
-    pub ssh_public_key: Option<PathBuf>,
+    /// Public key files, `*` allowed in a file name.
+    pub ssh_public_keys: Vec<PathBuf>,
     pub user_data: Option<PathBuf>,
     pub pending_time: DateTime<Utc>,
 }
@@ -116,7 +117,7 @@ impl Instance {
                 .unwrap_or_else(|| vec!["default".to_owned()]),
             block_devices: config.block_devices.clone(),
             tags: config.tags.clone(),
-            ssh_public_key: config.ssh_public_key.clone(),
+            ssh_public_keys: config.ssh_public_keys.clone(),
             user_data: config.user_data.clone(),
             pending_time,
         }
@@ -364,24 +365,21 @@ impl Context<'_> {
             root.insert("public-hostname".into(), leaf(h));
             interface.insert("public-hostname".into(), leaf(h));
         }
-        if let Some((path, key)) = i
-            .ssh_public_key
-            .as_ref()
-            .and_then(|p| Some((p, std::fs::read_to_string(p).ok()?)))
-        {
+        let keys = public_keys(&i.ssh_public_keys);
+        if !keys.is_empty() {
             // EC2 lists a key by index and key pair name; the file's name stands for the latter.
-            let name = path
-                .file_stem()
-                .map_or_else(|| "key".to_owned(), |s| s.to_string_lossy().into_owned());
+            let listing: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(n, (name, _))| format!("{n}={name}"))
+                .collect();
+            let entries = keys
+                .into_iter()
+                .enumerate()
+                .map(|(n, (_, key))| (n.to_string(), dir([("openssh-key", leaf(key))])));
             root.insert(
                 "public-keys".into(),
-                Node::Worded(
-                    format!("0={name}"),
-                    BTreeMap::from([(
-                        "0".to_owned(),
-                        dir([("openssh-key", leaf(key.trim_end()))]),
-                    )]),
-                ),
+                Node::Worded(listing.join("\n"), entries.collect()),
             );
         }
         root.insert(
@@ -474,6 +472,69 @@ pub fn dynamic_listing(path: &str) -> Option<&'static str> {
         "fws/instance-monitoring" => Some("disabled"),
         "instance-identity" => Some("document\npkcs7\nrsa2048\nsignature"),
         _ => None,
+    }
+}
+
+/// The public keys `patterns` name, in their order (a pattern's matches by file name), each as
+/// (key pair name, key). Only what reads as an OpenSSH public key is served: a pattern that
+/// also matches a private key (`~/.ssh/*`) must not publish it.
+fn public_keys(patterns: &[PathBuf]) -> Vec<(String, String)> {
+    let mut keys = Vec::new();
+    for pattern in patterns {
+        let name = pattern
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let files = if name.contains('*') {
+            let dir = pattern.parent().unwrap_or(std::path::Path::new("."));
+            let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| {
+                    path.file_name()
+                        .is_some_and(|n| wildcard_match(&name, &n.to_string_lossy()))
+                })
+                .collect();
+            found.sort();
+            found
+        } else {
+            vec![pattern.clone()]
+        };
+        for file in files {
+            let Ok(key) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            let key = key.trim().to_owned();
+            let public = ["ssh-", "ecdsa-sha2-", "sk-"]
+                .iter()
+                .any(|kind| key.starts_with(kind))
+                && !key.contains("PRIVATE KEY")
+                && !key.contains('\n');
+            if public {
+                let stem = file
+                    .file_stem()
+                    .map_or_else(|| "key".to_owned(), |s| s.to_string_lossy().into_owned());
+                keys.push((stem, key));
+            }
+        }
+    }
+    keys
+}
+
+/// Whether `name` matches `pattern`, where `*` matches any run of characters.
+fn wildcard_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(after) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=after.len())
+                .filter(|&i| after.is_char_boundary(i))
+                .any(|i| wildcard_match(rest, &after[i..]))
+        }
     }
 }
 
@@ -719,5 +780,42 @@ mod tests {
             assert_eq!(c.meta_data(path), None, "{path}");
         }
         assert_eq!(c.meta_data("instance-life-cycle").unwrap(), "on-demand");
+    }
+
+    #[test]
+    fn wildcards_match_any_run_of_characters() {
+        assert!(wildcard_match("*.pub", "id_ed25519.pub"));
+        assert!(wildcard_match("id_*.pub", "id_rsa.pub"));
+        assert!(wildcard_match("*", "anything"));
+        assert!(!wildcard_match("*.pub", "id_ed25519"));
+        assert!(!wildcard_match("id_*.pub", "other.pub"));
+    }
+
+    #[test]
+    fn a_pattern_publishes_every_public_key_and_never_a_private_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, body: &str| std::fs::write(dir.path().join(name), body).unwrap();
+        write("id_ed25519.pub", "ssh-ed25519 AAAAC3 me@laptop\n");
+        write("id_rsa.pub", "ssh-rsa AAAAB3 me@laptop\n");
+        write(
+            "id_ed25519",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\n",
+        );
+        write("known_hosts", "host ssh-ed25519 AAAA\nother ssh-rsa AAAA\n");
+        let config = InstanceConfig {
+            ssh_public_keys: vec![dir.path().join("*")],
+            ..InstanceConfig::default()
+        };
+        let i = instance(&config);
+        let c = context(&i);
+        assert_eq!(
+            c.meta_data("public-keys/").unwrap(),
+            "0=id_ed25519\n1=id_rsa"
+        );
+        assert_eq!(
+            c.meta_data("public-keys/1/openssh-key").unwrap(),
+            "ssh-rsa AAAAB3 me@laptop"
+        );
+        assert_eq!(c.meta_data("public-keys/2/"), None);
     }
 }

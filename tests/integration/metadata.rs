@@ -157,6 +157,35 @@ fn public_key_is_served_from_the_configured_file() {
     );
 }
 
+/// With a pattern, every public key in the folder is published in file-name order, and the
+/// private key beside them never is.
+#[test]
+fn a_key_pattern_publishes_every_public_key_and_no_private_one() {
+    require_venv!();
+    let config = r#"{
+  "credentials": { "file": "CREDS", "profile": "identity" },
+  "roles": { "example": "arn:aws:iam::123456789012:role/example" },
+  "instance": { "ssh_public_key": ["DIR/ssh/*.pub", "DIR/ssh/id_ed25519"] }
+}"#;
+    let d = Daemon::builder(config)
+        .file("ssh/id_ed25519.pub", "ssh-ed25519 AAAAC3Nza me@laptop\n")
+        .file("ssh/work.pub", "ecdsa-sha2-nistp256 AAAAE2 me@work\n")
+        .file(
+            "ssh/id_ed25519",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----\n",
+        )
+        .start();
+    assert_eq!(
+        d.get("/latest/meta-data/public-keys/").body,
+        "0=id_ed25519\n1=work"
+    );
+    assert_eq!(
+        d.get("/latest/meta-data/public-keys/1/openssh-key").body,
+        "ecdsa-sha2-nistp256 AAAAE2 me@work"
+    );
+    assert_eq!(d.get("/latest/meta-data/public-keys/2/").status, 404);
+}
+
 #[test]
 fn bad_instance_section_is_refused_at_start_up() {
     let sts = crate::support::FakeSts::access_denied();
@@ -303,25 +332,204 @@ fn what_every_real_instance_lists_is_there() {
     );
 }
 
-/// Every entry a listing names answers, all the way down: nothing dangles.
-#[test]
-fn every_listed_metadata_entry_answers() {
-    require_venv!();
-    let d = daemon();
-    let mut pending = vec!["/latest/meta-data/".to_owned()];
-    let mut seen = 0;
+/// Every path a reader finds by following listings from `/` under `version` (`latest` or a
+/// dated one), with its body. A listing names sub-directories with a trailing `/`; at the
+/// version's own level EC2 lists `meta-data` and `dynamic` bare, and `public-keys/` words its
+/// entries `0=name` (follow `0/`). Every listed entry must answer 200: nothing dangles.
+fn crawl(d: &Daemon, version: &str) -> std::collections::BTreeMap<String, String> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut pending = vec![format!("/{version}/")];
     while let Some(path) = pending.pop() {
         let r = d.get(&path);
         assert_eq!(r.status, 200, "{path} is listed but answers {}", r.status);
-        seen += 1;
         if path.ends_with('/') {
             for entry in r.body.lines() {
-                let name = entry.split('=').next().unwrap();
-                pending.push(format!("{path}{name}"));
+                let top = path == format!("/{version}/");
+                let child = match entry.split_once('=') {
+                    Some((index, _)) if path.ends_with("/public-keys/") => format!("{index}/"),
+                    _ if top && (entry == "meta-data" || entry == "dynamic") => format!("{entry}/"),
+                    _ => entry.to_owned(),
+                };
+                assert!(!child.is_empty(), "{path} lists an empty entry");
+                pending.push(format!("{path}{child}"));
             }
         }
+        found.insert(path[version.len() + 1..].to_owned(), r.body);
     }
-    assert!(seen > 50, "only {seen} paths: is the tree there?");
+    found
+}
+
+/// From `/`, every version lists a tree in which every entry answers; each dated version's tree
+/// is `latest`'s, path for path and byte for byte.
+#[test]
+fn a_crawl_from_the_root_finds_no_dangling_entry_under_any_version() {
+    require_venv!();
+    let d = daemon();
+    let latest = crawl(&d, "latest");
+    assert!(
+        latest.len() > 80,
+        "only {} paths: is the tree there?",
+        latest.len()
+    );
+    eprintln!("{} paths under /latest/", latest.len());
+    let versions = d.get("/").body;
+    for version in versions.lines().filter(|v| *v != "latest") {
+        let dated = crawl(&d, version);
+        assert_eq!(
+            dated.keys().collect::<Vec<_>>(),
+            latest.keys().collect::<Vec<_>>(),
+            "/{version}/ lists another tree"
+        );
+        for (path, body) in &dated {
+            assert_eq!(body, &latest[path], "/{version}{path}");
+        }
+    }
+}
+
+/// What metadata readers ask for directly (EC2 User Guide, "Instance metadata categories";
+/// `../shared/reference/imds-clients.md`) answers, and is in its parent's listing: a reader that
+/// crawls finds what one that knows the path asks. `{mac}` is the instance's MAC.
+const READERS_ASK: [&str; 44] = [
+    "/meta-data/ami-id",
+    "/meta-data/ami-launch-index",
+    "/meta-data/ami-manifest-path",
+    "/meta-data/block-device-mapping/ami",
+    "/meta-data/block-device-mapping/root",
+    "/meta-data/events/maintenance/history",
+    "/meta-data/events/maintenance/scheduled",
+    "/meta-data/hostname",
+    "/meta-data/iam/info",
+    "/meta-data/iam/security-credentials/",
+    "/meta-data/iam/security-credentials/example",
+    "/meta-data/identity-credentials/ec2/info",
+    "/meta-data/instance-action",
+    "/meta-data/instance-id",
+    "/meta-data/instance-life-cycle",
+    "/meta-data/instance-type",
+    "/meta-data/ipv6",
+    "/meta-data/local-hostname",
+    "/meta-data/local-ipv4",
+    "/meta-data/mac",
+    "/meta-data/network/interfaces/macs/{mac}/device-number",
+    "/meta-data/network/interfaces/macs/{mac}/interface-id",
+    "/meta-data/network/interfaces/macs/{mac}/ipv6s",
+    "/meta-data/network/interfaces/macs/{mac}/local-ipv4s",
+    "/meta-data/network/interfaces/macs/{mac}/owner-id",
+    "/meta-data/network/interfaces/macs/{mac}/security-group-ids",
+    "/meta-data/network/interfaces/macs/{mac}/subnet-id",
+    "/meta-data/network/interfaces/macs/{mac}/vpc-id",
+    "/meta-data/network/interfaces/macs/{mac}/vpc-ipv4-cidr-blocks",
+    "/meta-data/placement/availability-zone",
+    "/meta-data/placement/availability-zone-id",
+    "/meta-data/placement/region",
+    "/meta-data/profile",
+    "/meta-data/public-hostname",
+    "/meta-data/public-ipv4",
+    "/meta-data/public-keys/0/openssh-key",
+    "/meta-data/reservation-id",
+    "/meta-data/security-groups",
+    "/meta-data/services/domain",
+    "/meta-data/services/partition",
+    "/meta-data/tags/instance/Name",
+    "/dynamic/instance-identity/document",
+    "/dynamic/instance-identity/rsa2048",
+    "/user-data",
+];
+
+#[test]
+fn what_readers_ask_for_is_listed_where_a_crawler_finds_it() {
+    require_venv!();
+    let d = Daemon::builder(&WITH_INSTANCE.replace(
+        "\"ssh_public_key\"",
+        "\"public_hostname\": \"ec2-203-0-113-7.compute-1.amazonaws.com\", \"ssh_public_key\"",
+    ))
+    .file("user-data", "#!/bin/sh\necho hello\n")
+    .file("id.pub", "ssh-ed25519 AAAAC3Nza me@laptop\n")
+    .start();
+    let crawled = crawl(&d, "latest");
+    let mac = d.get("/latest/meta-data/mac").body;
+    for path in READERS_ASK {
+        let path = path.replace("{mac}", &mac);
+        let r = d.get(&format!("/latest{path}"));
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        assert!(
+            crawled.contains_key(&path),
+            "{path} answers but no listing names it"
+        );
+    }
+}
+
+/// The JSON documents parse, with EC2's fields.
+#[test]
+fn every_json_document_in_the_tree_parses_with_ec2s_fields() {
+    require_venv!();
+    let d = daemon();
+    let crawled = crawl(&d, "latest");
+    let fields = |path: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&crawled[path])
+            .unwrap_or_else(|e| panic!("{path}: {e}: {}", crawled[path]));
+        v.as_object()
+            .unwrap_or_else(|| panic!("{path} is not an object"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let has = |path: &str, expected: &[&str]| {
+        let found = fields(path);
+        for field in expected {
+            assert!(
+                found.iter().any(|f| f == field),
+                "{path} lacks {field}: {found:?}"
+            );
+        }
+    };
+    has(
+        "/dynamic/instance-identity/document",
+        &[
+            "accountId",
+            "architecture",
+            "availabilityZone",
+            "imageId",
+            "instanceId",
+            "instanceType",
+            "pendingTime",
+            "privateIp",
+            "region",
+            "version",
+        ],
+    );
+    has(
+        "/meta-data/iam/info",
+        &[
+            "Code",
+            "LastUpdated",
+            "InstanceProfileArn",
+            "InstanceProfileId",
+        ],
+    );
+    has(
+        "/meta-data/iam/security-credentials/example",
+        &[
+            "Code",
+            "LastUpdated",
+            "Type",
+            "AccessKeyId",
+            "SecretAccessKey",
+            "Token",
+            "Expiration",
+        ],
+    );
+    has(
+        "/meta-data/identity-credentials/ec2/info",
+        &["Code", "LastUpdated", "AccountId"],
+    );
+    for list in [
+        "/meta-data/events/maintenance/scheduled",
+        "/meta-data/events/maintenance/history",
+    ] {
+        let v: serde_json::Value = serde_json::from_str(&crawled[list]).unwrap();
+        assert!(v.is_array(), "{list}");
+    }
 }
 
 /// Tags in metadata are served when the instance section names them, and only then (EC2 leaves
