@@ -31,6 +31,9 @@ pub const INSTANCE_FIELDS: [&str; 16] = [
     "user_data",
 ];
 
+/// Where the section's problems are reported.
+const AT: [&str; 1] = ["instance"];
+
 /// The `instance` section, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InstanceConfig {
@@ -64,7 +67,6 @@ pub struct InstanceConfig {
 
 impl InstanceConfig {
     pub(super) fn read(checker: &mut Checker, value: &Value) -> InstanceConfig {
-        const AT: [&str; 1] = ["instance"];
         let Some(object) = checker.object(&AT, value, &INSTANCE_FIELDS) else {
             return InstanceConfig::default();
         };
@@ -171,7 +173,7 @@ fn checked_map(
     name: &str,
     check: fn(&str, &str) -> Result<(), String>,
 ) -> Option<BTreeMap<String, String>> {
-    let map: BTreeMap<String, String> = checker.field(&["instance"], object, name)?;
+    let map: BTreeMap<String, String> = checker.field(&AT, object, name)?;
     let kept = map
         .into_iter()
         .filter(|(key, value)| match check(key, value) {
@@ -314,18 +316,33 @@ mod tests {
     }
 
     #[test]
-    fn tags_and_block_devices_are_read() {
+    fn tags_are_read_with_their_values() {
         let (i, problems) = read(
-            r#"{"instance": {"tags": {"Name": "dev-box", "aws:autoscaling:groupName": "web"},
-                "block_devices": {"ebs1": "/dev/sdb", "ephemeral0": "sdc", "swap": "sdd"},
-                "ipv6": "2001:db8:1234:1a00::10"}}"#,
+            r#"{"instance": {"tags": {"Name": "dev-box", "aws:autoscaling:groupName": "web"}}}"#,
         );
         assert!(problems.is_empty(), "{problems:?}");
         let tags = i.tags.unwrap();
         assert_eq!(tags["Name"], "dev-box");
         assert_eq!(tags["aws:autoscaling:groupName"], "web");
+    }
+
+    #[test]
+    fn block_devices_are_read_by_mapping_name() {
+        let (i, problems) = read(
+            r#"{"instance": {"block_devices": {"ebs1": "/dev/sdb", "ephemeral0": "sdc", "swap": "sdd"}}}"#,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(i.block_devices["ephemeral0"], "sdc");
         assert_eq!(i.block_devices.len(), 3);
+    }
+
+    #[test]
+    fn an_ipv6_address_is_read() {
+        let (i, problems) = read(r#"{"instance": {"ipv6": "2001:db8:1234:1a00::10"}}"#);
+        assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(i.ipv6.unwrap().to_string(), "2001:db8:1234:1a00::10");
+        let (_, problems) = read(r#"{"instance": {"ipv6": "10.0.0.1"}}"#);
+        assert_eq!(problems.len(), 1, "an IPv4 address is not one");
     }
 
     #[test]

@@ -348,7 +348,7 @@ fn identity_signer(state_dir: &StateDir) -> LazySigner {
     LazySigner::new(move || {
         state_dir
             .identity_signer(chrono::Utc::now())
-            .map_err(|e| e.to_string())
+            .map_err(|e| std::sync::Arc::new(e) as _)
     })
 }
 

@@ -8,7 +8,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::ec2::container_tokens::{self, ContainerKey};
-use crate::ec2::identity_signing::{self, IdentitySigner};
+use crate::ec2::identity_signing::{self, IdentitySigner, SigningError};
 use crate::ec2::tokens::KEY_LEN;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub enum StateError {
         path: PathBuf,
         reason: std::io::Error,
     },
-    #[error("{path}: {reason}; delete it and restart (a new key and certificate are made)")]
+    #[error("{path}: {reason}")]
     Identity {
         path: PathBuf,
         reason: crate::ec2::identity_signing::SigningError,
@@ -186,14 +186,24 @@ impl StateDir {
 /// and fintors writes where they can find it.
 pub const IDENTITY_KEY_FILE: &str = "identity-signing.key";
 pub const IDENTITY_CERTIFICATE_FILE: &str = "identity-certificate.pem";
+const IDENTITY_LOCK_FILE: &str = "identity-signing.lock";
 
 impl StateDir {
     /// The identity document's signer: its key made on first use and kept, its certificate
-    /// written beside it whenever a new one is made (first use, or a key that changed).
+    /// written beside it whenever a new one is made (first use, or a key that changed). A lock
+    /// makes two makers (two daemons, or a retry beside an attempt still running) take turns,
+    /// so the second finds the first's key and certificate rather than half a file.
     pub fn identity_signer(
         &self,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<IdentitySigner, StateError> {
+        let lock_path = self.file(IDENTITY_LOCK_FILE);
+        let _turn = crate::platform::files::lock_exclusive(&lock_path, true).map_err(|reason| {
+            StateError::Io {
+                path: lock_path.clone(),
+                reason,
+            }
+        })?;
         let key_path = self.file(IDENTITY_KEY_FILE);
         let key = self.private_file(IDENTITY_KEY_FILE, || {
             identity_signing::generate_key().map_err(|reason| StateError::Identity {
@@ -205,7 +215,10 @@ impl StateDir {
         let kept = std::fs::read_to_string(&certificate_path).ok();
         let (signer, new) = IdentitySigner::new(&key, kept.as_deref(), now).map_err(|reason| {
             StateError::Identity {
-                path: key_path.clone(),
+                path: match reason {
+                    SigningError::Certificate(_) => certificate_path.clone(),
+                    _ => key_path.clone(),
+                },
                 reason,
             }
         })?;

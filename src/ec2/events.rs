@@ -12,15 +12,20 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use sha2::Digest;
 
 use super::document::render;
 use crate::api::{MaintenanceCode, ServedPath, Simulate, SimulationReport, SpotAction};
 use crate::model::time;
 
 /// The events in force, changed by `simulate` requests while the tree reads them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Events(Mutex<Simulated>);
+
+impl Default for Events {
+    fn default() -> Self {
+        Events(Mutex::new(Simulated::NONE))
+    }
+}
 
 impl Events {
     /// Starts (or replaces) the event `simulate` names, or clears them all, as of `now`; the
@@ -37,7 +42,7 @@ impl Events {
                 simulated.maintenance = Some((code, after(in_seconds)));
             }
             Simulate::AsgTermination => simulated.asg_terminating = true,
-            Simulate::Clear => *simulated = Simulated::default(),
+            Simulate::Clear => *simulated = Simulated::NONE,
         }
         SimulationReport {
             served: simulated
@@ -58,7 +63,7 @@ impl Events {
 }
 
 /// The events in force: each at most once, as on an instance.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Simulated {
     /// The interruption's action and when it happens.
     spot: Option<(SpotAction, DateTime<Utc>)>,
@@ -114,9 +119,10 @@ impl Simulated {
         asg_terminating: false,
     };
 
-    /// `instance-life-cycle`: a Spot Instance says so.
+    /// `instance-life-cycle`: a Spot Instance says so (interruption notices and rebalance
+    /// recommendations are Spot's alone).
     pub fn life_cycle(&self) -> &'static str {
-        if self.spot.is_some() {
+        if self.spot.is_some() || self.rebalance.is_some() {
             "spot"
         } else {
             "on-demand"
@@ -144,8 +150,6 @@ impl Simulated {
             entries.push(("events/recommendations/rebalance", notice));
         }
         if let Some((code, opens)) = self.maintenance {
-            let id = sha2::Sha256::digest(format!("{code:?}{opens}"));
-            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
             let event = ScheduledEvent {
                 not_before: event_time(opens),
                 code,
@@ -158,7 +162,10 @@ impl Simulated {
                         "The instance is running on degraded hardware"
                     }
                 },
-                event_id: format!("instance-event-{}", &hex[..17]),
+                event_id: super::stable_id(
+                    "instance-event-",
+                    &[format!("{code:?}{opens}").as_bytes()],
+                ),
                 not_after: event_time(opens + MAINTENANCE_WINDOW),
                 state: "active",
             };
@@ -275,7 +282,7 @@ mod tests {
         served(&events, Simulate::AsgTermination);
         served(&events, Simulate::Rebalance);
         assert_eq!(served(&events, Simulate::Clear), []);
-        assert_eq!(events.current(), Simulated::default());
+        assert_eq!(events.current(), Simulated::NONE);
         assert_eq!(events.current().life_cycle(), "on-demand");
     }
 }

@@ -46,11 +46,16 @@ const OID_RSA_ENCRYPTION: &[u64] = &[1, 2, 840, 113_549, 1, 1, 1];
 /// Why the signing key or its certificate cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
-    #[error("the identity signing key is not an RSA PKCS#8 key ({0})")]
-    Key(String),
-    #[error("cannot make the identity certificate ({0})")]
-    Certificate(String),
+    #[error("not an RSA PKCS#8 key: delete it for a new one")]
+    Key(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot make its certificate")]
+    Certificate(#[source] rcgen::Error),
+    #[error("cannot make a key")]
+    Generate(#[source] rcgen::Error),
 }
+
+/// Why there is no signer (the state directory's error, or the task that made it failing).
+pub type MakeError = Arc<dyn std::error::Error + Send + Sync>;
 
 /// The three signatures of one identity document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +66,8 @@ pub struct Signatures {
 }
 
 /// The signing key with its certificate, and the signatures of the last document signed (a
-/// reader asks for the document and its signatures together, and signing costs a millisecond).
+/// reader asks for the document and its signatures together). Signing holds a lock for the two
+/// RSA signatures, about a millisecond, which serialises only readers of new documents.
 pub struct IdentitySigner {
     key: RsaKeyPair,
     certificate_pem: String,
@@ -77,16 +83,20 @@ impl std::fmt::Debug for IdentitySigner {
     }
 }
 
-/// The signer, made on first use or by the warm-up at start, off the async threads (making a
-/// key takes tens of milliseconds); every caller waits for the one making.
+/// The signer, made when first asked for, off the async threads (making a key takes tens of
+/// milliseconds); every caller waits for the one making. A failure is not kept: the next
+/// request tries again (a disk that was full may not be). `make` must tolerate running twice
+/// at once (a request given up on leaves its attempt running): the daemon's holds a lock.
 pub struct LazySigner {
-    cell: tokio::sync::OnceCell<Result<Arc<IdentitySigner>, Arc<str>>>,
-    make: Arc<dyn Fn() -> Result<IdentitySigner, String> + Send + Sync>,
+    cell: tokio::sync::OnceCell<Arc<IdentitySigner>>,
+    make: Arc<dyn Fn() -> Result<IdentitySigner, MakeError> + Send + Sync>,
 }
 
 impl LazySigner {
     /// A signer `make` makes (the daemon's reads and keeps its key in the state directory).
-    pub fn new(make: impl Fn() -> Result<IdentitySigner, String> + Send + Sync + 'static) -> Self {
+    pub fn new(
+        make: impl Fn() -> Result<IdentitySigner, MakeError> + Send + Sync + 'static,
+    ) -> Self {
         LazySigner {
             cell: tokio::sync::OnceCell::new(),
             make: Arc::new(make),
@@ -96,32 +106,36 @@ impl LazySigner {
     /// A signer with a key of its own that nothing keeps (tests, fuzzing).
     pub fn in_memory() -> Self {
         LazySigner::new(|| {
-            let key = generate_key().map_err(|e| e.to_string())?;
-            IdentitySigner::new(&key, None, Utc::now())
-                .map(|(signer, _)| signer)
-                .map_err(|e| e.to_string())
+            let key = generate_key()?;
+            Ok(IdentitySigner::new(&key, None, Utc::now())?.0)
         })
     }
 
-    /// The signer, or why there is none (one line).
-    pub async fn get(&self) -> Result<Arc<IdentitySigner>, Arc<str>> {
+    /// The signer, or why there is none.
+    pub async fn get(&self) -> Result<Arc<IdentitySigner>, MakeError> {
         self.cell
-            .get_or_init(|| async {
+            .get_or_try_init(|| async {
                 let make = self.make.clone();
                 match tokio::task::spawn_blocking(move || make()).await {
-                    Ok(made) => made.map(Arc::new).map_err(Arc::from),
-                    Err(e) => Err(Arc::from(e.to_string())),
+                    Ok(made) => made.map(Arc::new),
+                    Err(e) => Err(Arc::new(e) as MakeError),
                 }
             })
             .await
-            .clone()
+            .cloned()
+    }
+}
+
+impl From<SigningError> for MakeError {
+    fn from(e: SigningError) -> Self {
+        Arc::new(e)
     }
 }
 
 /// A new RSA-2048 key, as PKCS#8 DER (what the state directory keeps).
 pub fn generate_key() -> Result<Vec<u8>, SigningError> {
     let key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048)
-        .map_err(|e| SigningError::Key(e.to_string()))?;
+        .map_err(SigningError::Generate)?;
     Ok(key.serialize_der())
 }
 
@@ -134,9 +148,8 @@ impl IdentitySigner {
         certificate: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(Self, bool), SigningError> {
-        let key_error = |e: &dyn std::fmt::Display| SigningError::Key(e.to_string());
-        let signing = RsaKeyPair::from_pkcs8(key).map_err(|e| key_error(&e))?;
-        let certifying = KeyPair::try_from(key).map_err(|e| key_error(&e))?;
+        let signing = RsaKeyPair::from_pkcs8(key).map_err(|e| SigningError::Key(Box::new(e)))?;
+        let certifying = KeyPair::try_from(key).map_err(|e| SigningError::Key(Box::new(e)))?;
         let spki = certifying.subject_public_key_info();
         let kept = certificate.and_then(|pem| {
             let der = pem_body(pem)?;
@@ -147,8 +160,7 @@ impl IdentitySigner {
             Some((pem, parts)) => (pem, parts, false),
             None => {
                 let made = self_signed(&certifying, now)?;
-                let parts = certificate_parts(made.der())
-                    .ok_or_else(|| SigningError::Certificate("unreadable".into()))?;
+                let parts = certificate_parts(made.der()).expect("rcgen writes X.509 certificates");
                 (made.pem(), parts, true)
             }
         };
@@ -272,8 +284,10 @@ fn attribute(w: DERWriter, id: &[u64], value: impl FnOnce(DERWriter)) {
     });
 }
 
-/// A self-signed CA certificate for `key`: it may sign (the documents) and be trusted as a root
-/// (`-CAfile`), valid for [`CERTIFICATE_YEARS`] from a day before `now` (clock skew).
+/// A self-signed certificate for `key`: it may sign (the documents) and be trusted as a root
+/// (`-CAfile`), but not certify any other key (path length 0), valid for [`CERTIFICATE_YEARS`]
+/// from a day before `now` (clock skew). Its serial is derived from the key, so a certificate
+/// made again for the same key names the same signer as one a user saved.
 fn self_signed(key: &KeyPair, now: DateTime<Utc>) -> Result<rcgen::Certificate, SigningError> {
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
@@ -281,7 +295,7 @@ fn self_signed(key: &KeyPair, now: DateTime<Utc>) -> Result<rcgen::Certificate, 
     name.push(DnType::OrganizationName, "fintors");
     name.push(DnType::CommonName, COMMON_NAME);
     params.distinguished_name = name;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyCertSign,
@@ -291,13 +305,12 @@ fn self_signed(key: &KeyPair, now: DateTime<Utc>) -> Result<rcgen::Certificate, 
     };
     params.not_before = day(now - chrono::Duration::days(1), 0);
     params.not_after = day(now, CERTIFICATE_YEARS);
-    let mut serial = [0u8; 16];
-    getrandom::fill(&mut serial).expect("the OS random number generator failed");
+    let mut serial: [u8; 16] = sha2::Sha256::digest(key.subject_public_key_info())[..16]
+        .try_into()
+        .expect("16 of 32 bytes");
     serial[0] &= 0x7f;
     params.serial_number = Some(SerialNumber::from_slice(&serial));
-    params
-        .self_signed(key)
-        .map_err(|e| SigningError::Certificate(e.to_string()))
+    params.self_signed(key).map_err(SigningError::Certificate)
 }
 
 /// What a `SignerInfo` and the key check need from a certificate, each as DER.
@@ -419,13 +432,14 @@ mod tests {
     }
 
     #[test]
-    fn the_signed_data_carries_the_document() {
-        let s = signer().sign("{\"accountId\" : \"123\"}", now());
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(s.pkcs7.lines().collect::<String>())
-            .unwrap();
-        let needle = b"{\"accountId\" : \"123\"}";
-        assert!(der.windows(needle.len()).any(|w| w == needle));
+    fn a_certificate_made_again_for_the_same_key_names_the_same_signer() {
+        let key = generate_key().unwrap();
+        let (a, _) = IdentitySigner::new(&key, None, now()).unwrap();
+        let later = now() + chrono::Duration::days(400);
+        let (b, new) = IdentitySigner::new(&key, None, later).unwrap();
+        assert!(new);
+        assert_ne!(a.certificate_pem(), b.certificate_pem(), "new dates");
+        assert_eq!((&a.issuer, &a.serial), (&b.issuer, &b.serial));
     }
 
     #[test]
@@ -435,5 +449,60 @@ mod tests {
         let b = s.sign("doc", now() + chrono::Duration::seconds(5));
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &s.sign("other", now())));
+    }
+
+    /// Read back as a verifier reads it: `ContentInfo` of `signedData`, versions 1, the document
+    /// as the encapsulated content, the signed attributes as `[0]`, and the signature over them
+    /// as a SET (RFC 5652, 5.4), verified with the key's public half.
+    #[test]
+    fn the_signed_data_is_rfc_5652_with_the_signature_over_the_attribute_set() {
+        use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+        let s = signer();
+        let document = b"{\"accountId\" : \"123\"}";
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(
+                s.sign(std::str::from_utf8(document).unwrap(), now())
+                    .pkcs7
+                    .lines()
+                    .collect::<String>(),
+            )
+            .unwrap();
+        let public = UnparsedPublicKey::new(
+            &RSA_PKCS1_2048_8192_SHA256,
+            s.key.public_key().as_ref().to_vec(),
+        );
+        yasna::parse_der(&der, |r| {
+            r.read_sequence(|r| {
+                assert_eq!(r.next().read_oid()?, oid(OID_SIGNED_DATA));
+                r.next().read_tagged(Tag::context(0), |r| {
+                    r.read_sequence(|r| {
+                        assert_eq!(r.next().read_u8()?, 1, "SignedData version");
+                        r.next().read_der()?;
+                        let content = r.next().read_sequence(|r| {
+                            assert_eq!(r.next().read_oid()?, oid(OID_DATA));
+                            r.next().read_tagged(Tag::context(0), |r| r.read_bytes())
+                        })?;
+                        assert_eq!(content, document);
+                        r.next().read_set_of(|r| {
+                            r.read_sequence(|r| {
+                                assert_eq!(r.next().read_u8()?, 1, "SignerInfo version");
+                                r.next().read_der()?;
+                                r.next().read_der()?;
+                                let mut attributes = r.next().read_der()?;
+                                assert_eq!(attributes[0], 0xa0, "[0] IMPLICIT");
+                                r.next().read_der()?;
+                                let signature = r.next().read_bytes()?;
+                                attributes[0] = 0x31;
+                                public
+                                    .verify(&attributes, &signature)
+                                    .expect("the signature covers the attribute SET");
+                                Ok(())
+                            })
+                        })
+                    })
+                })
+            })
+        })
+        .unwrap();
     }
 }

@@ -19,6 +19,7 @@ use super::document::{IdentityCredentialsInfo, render};
 use super::events::Simulated;
 use crate::config::InstanceConfig;
 use crate::model::Region;
+use crate::model::glob::glob;
 
 /// The validated instance description; values that depend on the active role are resolved per
 /// request.
@@ -61,17 +62,7 @@ impl Instance {
         default_region: &Region,
         pending_time: DateTime<Utc>,
     ) -> Self {
-        let id = |kind: &str| {
-            let digest = sha2::Sha256::new()
-                .chain_update(seed)
-                .chain_update(kind.as_bytes())
-                .finalize();
-            digest
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()[..17]
-                .to_owned()
-        };
+        let id = |prefix: &str, kind: &str| super::stable_id(prefix, &[seed, kind.as_bytes()]);
         let digest = sha2::Sha256::digest([seed, b"net"].concat());
         Instance {
             region: config
@@ -82,19 +73,16 @@ impl Instance {
             instance_id: config
                 .instance_id
                 .clone()
-                .unwrap_or_else(|| format!("i-{}", id("instance"))),
+                .unwrap_or_else(|| id("i-", "instance")),
             instance_type: config
                 .instance_type
                 .clone()
                 .unwrap_or_else(|| "m5.large".to_owned()),
-            ami_id: config
-                .ami_id
-                .clone()
-                .unwrap_or_else(|| format!("ami-{}", id("ami"))),
-            reservation_id: format!("r-{}", id("reservation")),
-            interface_id: format!("eni-{}", id("eni")),
-            subnet_id: format!("subnet-{}", id("subnet")),
-            vpc_id: format!("vpc-{}", id("vpc")),
+            ami_id: config.ami_id.clone().unwrap_or_else(|| id("ami-", "ami")),
+            reservation_id: id("r-", "reservation"),
+            interface_id: id("eni-", "eni"),
+            subnet_id: id("subnet-", "subnet"),
+            vpc_id: id("vpc-", "vpc"),
             hostname: config.hostname.clone(),
             local_ipv4: config.local_ipv4.unwrap_or(Ipv4Addr::new(
                 172,
@@ -204,9 +192,7 @@ fn dir_of(entries: impl IntoIterator<Item = (String, Node)>) -> Node {
 
 /// A stable, plausible security group id (`sg-` and 17 hex digits) for the group `name`.
 fn group_id(name: &str) -> String {
-    let digest = sha2::Sha256::digest(name.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sg-{}", &hex[..17])
+    super::stable_id("sg-", &[name.as_bytes()])
 }
 
 /// The account an instance reports when no role has an ARN to take it from (only credential
@@ -476,8 +462,7 @@ pub fn dynamic_listing(path: &str) -> Option<&'static str> {
 }
 
 /// The public keys `patterns` name, in their order (a pattern's matches by file name), each as
-/// (key pair name, key). Only what reads as an OpenSSH public key is served: a pattern that
-/// also matches a private key (`~/.ssh/*`) must not publish it.
+/// (key pair name, key). Only what [`public_key_in`] accepts is served.
 fn public_keys(patterns: &[PathBuf]) -> Vec<(String, String)> {
     let mut keys = Vec::new();
     for pattern in patterns {
@@ -494,7 +479,7 @@ fn public_keys(patterns: &[PathBuf]) -> Vec<(String, String)> {
                 .map(|entry| entry.path())
                 .filter(|path| {
                     path.file_name()
-                        .is_some_and(|n| wildcard_match(&name, &n.to_string_lossy()))
+                        .is_some_and(|n| glob(&name, &n.to_string_lossy()))
                 })
                 .collect();
             found.sort();
@@ -503,59 +488,82 @@ fn public_keys(patterns: &[PathBuf]) -> Vec<(String, String)> {
             vec![pattern.clone()]
         };
         for file in files {
-            let Ok(key) = std::fs::read_to_string(&file) else {
+            let Some(key) = public_key_in(&file) else {
                 continue;
             };
-            let key = key.trim().to_owned();
-            let public = ["ssh-", "ecdsa-sha2-", "sk-"]
-                .iter()
-                .any(|kind| key.starts_with(kind))
-                && !key.contains("PRIVATE KEY")
-                && !key.contains('\n');
-            if public {
-                let stem = file
-                    .file_stem()
-                    .map_or_else(|| "key".to_owned(), |s| s.to_string_lossy().into_owned());
-                keys.push((stem, key));
-            }
+            let stem = file
+                .file_stem()
+                .map_or_else(|| "key".to_owned(), |s| s.to_string_lossy().into_owned());
+            keys.push((stem, key));
         }
     }
     keys
 }
 
-/// Whether `name` matches `pattern`, where `*` matches any run of characters.
-fn wildcard_match(pattern: &str, name: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == name,
-        Some((head, rest)) => {
-            let Some(after) = name.strip_prefix(head) else {
-                return false;
-            };
-            (0..=after.len())
-                .filter(|&i| after.is_char_boundary(i))
-                .any(|i| wildcard_match(rest, &after[i..]))
-        }
+/// The largest file read as a public key: an RSA-16384 key's line is under 3 KiB.
+const MAX_KEY_FILE: u64 = 16 * 1024;
+
+/// The key types OpenSSH writes public keys of (`ssh-keygen -t`), certificates included.
+const OPENSSH_KEY_TYPES: [&str; 12] = [
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ssh-dss",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "ssh-ed25519-cert-v01@openssh.com",
+    "ssh-rsa-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "sk-ssh-ed25519-cert-v01@openssh.com",
+];
+
+/// The OpenSSH public key line in `file`, if that is all it holds: a regular file (not a FIFO
+/// that would block the read), small, that no one but its owner may write, with one line of a
+/// known key type whose base64 blob starts with that same type, as every OpenSSH public key
+/// does. A pattern that also matches a private key (`~/.ssh/*`), an API key that happens to
+/// start `sk-`, or a file another user planted is never served.
+fn public_key_in(file: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(file).ok()?;
+    if !meta.is_file() || meta.len() > MAX_KEY_FILE || meta.permissions().mode() & 0o022 != 0 {
+        return None;
     }
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.trim();
+    let mut fields = line.split(' ');
+    let (kind, blob) = (fields.next()?, fields.next()?);
+    if line.contains('\n') || !OPENSSH_KEY_TYPES.contains(&kind) {
+        return None;
+    }
+    use base64::Engine;
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(blob)
+        .ok()?;
+    let named = blob
+        .get(..4)
+        .map(|n| u32::from_be_bytes(n.try_into().expect("4 bytes")) as usize)
+        .and_then(|n| blob.get(4..4 + n))?;
+    (named == kind.as_bytes()).then(|| line.to_owned())
 }
 
 /// Puts `node` at `path` below `root`, making the directories on the way (an event's entries
 /// join the tree where EC2 lists them).
 fn insert_at(root: &mut Node, path: &str, node: Node) {
-    let Some((parent, name)) = path.rsplit_once('/') else {
-        if let Node::Dir(entries) = root {
-            entries.insert(path.to_owned(), node);
-        }
-        return;
-    };
+    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
     let mut at = root;
-    for part in parent.split('/') {
-        let Node::Dir(entries) = at else { return };
+    for part in parent.split('/').filter(|p| !p.is_empty()) {
+        let Node::Dir(entries) = at else { break };
         at = entries
             .entry(part.to_owned())
             .or_insert_with(|| Node::Dir(BTreeMap::new()));
     }
-    if let Node::Dir(entries) = at {
-        entries.insert(name.to_owned(), node);
+    match at {
+        Node::Dir(entries) => {
+            entries.insert(name.to_owned(), node);
+        }
+        _ => debug_assert!(false, "{path} runs into a value or a worded listing"),
     }
 }
 
@@ -783,25 +791,23 @@ mod tests {
     }
 
     #[test]
-    fn wildcards_match_any_run_of_characters() {
-        assert!(wildcard_match("*.pub", "id_ed25519.pub"));
-        assert!(wildcard_match("id_*.pub", "id_rsa.pub"));
-        assert!(wildcard_match("*", "anything"));
-        assert!(!wildcard_match("*.pub", "id_ed25519"));
-        assert!(!wildcard_match("id_*.pub", "other.pub"));
-    }
-
-    #[test]
     fn a_pattern_publishes_every_public_key_and_never_a_private_one() {
+        const ED25519: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP0Q6NeuFlxi0sGGnGvBjq902M7MnLdeLyZ8Uk+tQKPh me@laptop";
+        const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBH1mZDhM2RhLo2G+QvBSw1vR3IQ3heSsdpUmQCK3ZMhfufZTzFiKtvGUyJaJRwdahtC5MUf/SGNezZBOd6qjitc= me@work";
         let dir = tempfile::tempdir().unwrap();
         let write = |name: &str, body: &str| std::fs::write(dir.path().join(name), body).unwrap();
-        write("id_ed25519.pub", "ssh-ed25519 AAAAC3 me@laptop\n");
-        write("id_rsa.pub", "ssh-rsa AAAAB3 me@laptop\n");
+        write("id_ed25519.pub", &format!("{ED25519}\n"));
+        write("id_ecdsa.pub", &format!("{ECDSA}\n"));
         write(
             "id_ed25519",
             "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\n",
         );
-        write("known_hosts", "host ssh-ed25519 AAAA\nother ssh-rsa AAAA\n");
+        write("known_hosts", &format!("host {ED25519}\nother {ECDSA}\n"));
+        write("api.pub", "sk-ant-api03-abcdef\n");
+        write(
+            "mislabelled.pub",
+            &ED25519.replace("ssh-ed25519", "ssh-rsa"),
+        );
         let config = InstanceConfig {
             ssh_public_keys: vec![dir.path().join("*")],
             ..InstanceConfig::default()
@@ -810,12 +816,24 @@ mod tests {
         let c = context(&i);
         assert_eq!(
             c.meta_data("public-keys/").unwrap(),
-            "0=id_ed25519\n1=id_rsa"
+            "0=id_ecdsa\n1=id_ed25519"
         );
-        assert_eq!(
-            c.meta_data("public-keys/1/openssh-key").unwrap(),
-            "ssh-rsa AAAAB3 me@laptop"
-        );
+        assert_eq!(c.meta_data("public-keys/1/openssh-key").unwrap(), ED25519);
         assert_eq!(c.meta_data("public-keys/2/"), None);
+    }
+
+    #[test]
+    fn a_key_file_others_may_write_is_not_served() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("id.pub");
+        std::fs::write(&file, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP0Q6NeuFlxi0sGGnGvBjq902M7MnLdeLyZ8Uk+tQKPh me@laptop\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let config = InstanceConfig {
+            ssh_public_keys: vec![file],
+            ..InstanceConfig::default()
+        };
+        let i = instance(&config);
+        assert_eq!(context(&i).meta_data("public-keys/"), None);
     }
 }

@@ -26,6 +26,22 @@ pub const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
 pub const CREDENTIALS_PATH: &str = "/latest/meta-data/iam/security-credentials";
 pub const EXTENDED_CREDENTIALS_PATH: &str = "/latest/meta-data/iam/security-credentials-extended";
 
+/// `prefix` and 17 hex digits derived from `parts`: an id in EC2's form (`i-`, `sg-`,
+/// `instance-event-`) that is the same every time for the same parts.
+pub fn stable_id(prefix: &str, parts: &[&[u8]]) -> String {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    for part in parts {
+        digest.update(part);
+    }
+    let hex: String = digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{prefix}{}", &hex[..17])
+}
+
 /// Every version of the metadata API a real instance lists at `GET /`, oldest first, then
 /// `latest` (recorded on instances, 2026-12-04). Every dated version serves the same tree as
 /// `latest`: boot-time readers ask for the newest dated one they know and give up on a 404.

@@ -32,7 +32,7 @@ pub fn imds_app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessL
         .merge(sync::router())
         .merge(simulate::router())
         .merge(console::router())
-        .fallback(|| async { imds::not_found() })
+        .fallback(|uri: axum::http::Uri| async move { imds::unrouted(uri) })
         .layer(middleware::from_fn_with_state(
             (guard.clone(), state.clone()),
             front_door,

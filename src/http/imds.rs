@@ -92,6 +92,16 @@ pub fn not_found() -> Response {
     ec2_error(StatusCode::NOT_FOUND)
 }
 
+/// What answers a path no route serves: EC2's page, or for fintors's own API a line of text its
+/// clients can print.
+pub fn unrouted(uri: axum::http::Uri) -> Response {
+    if crate::api::paths::in_api(uri.path()) {
+        text(StatusCode::NOT_FOUND, "404 - Not Found: no such route")
+    } else {
+        not_found()
+    }
+}
+
 /// The guard's refusal, as the IMDS listener words it.
 pub fn refused(refusal: Refusal) -> Response {
     let status = refusal.status();
@@ -108,11 +118,19 @@ pub fn refused(refusal: Refusal) -> Response {
 
 /// A request under `/latest/` without a valid session token where one is needed: a 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unauthorized;
+pub struct Unauthorized {
+    /// Whether the request was for fintors's own API, which is answered in plain text (its
+    /// clients print the body), not with EC2's page.
+    api: bool,
+}
 
 impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
-        ec2_error(StatusCode::UNAUTHORIZED)
+        if self.api {
+            text(StatusCode::UNAUTHORIZED, "")
+        } else {
+            ec2_error(StatusCode::UNAUTHORIZED)
+        }
     }
 }
 
@@ -130,7 +148,9 @@ pub fn session<B>(
         if let Some(why) = why {
             tracing::debug!("refused IMDS session token: {why}");
         }
-        Unauthorized
+        Unauthorized {
+            api: crate::api::paths::in_api(request.uri().path()),
+        }
     })
 }
 

@@ -114,13 +114,12 @@ enum Signed {
 }
 
 /// No signing key (its file is damaged, the state directory unwritable): a 500 that says why,
-/// and the same line in the log, where the user looks.
-fn unsigned(why: &str) -> Response {
-    tracing::error!("cannot sign the identity document: {why}");
-    text(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("cannot sign the identity document: {why}"),
-    )
+/// and the same line in the log, where the user looks (with the causes at `-vv`).
+fn unsigned(why: &crate::ec2::identity_signing::MakeError) -> Response {
+    let line = format!("cannot sign the identity document: {why}");
+    tracing::error!("{line}");
+    tracing::debug!("cannot sign the identity document: {why:?}");
+    text(StatusCode::INTERNAL_SERVER_ERROR, line)
 }
 
 /// `GET /fintors/identity-certificate`: the certificate that verifies the identity document's

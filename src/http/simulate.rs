@@ -20,16 +20,11 @@ pub fn router() -> Router<Arc<AppState>> {
 
 /// A JSON body only, so no web page can start an event cross-site.
 async fn simulate(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let simulate: Simulate = match read_json(
-        request,
-        r#"{"event": "spot-interruption", "action": "terminate", "in_seconds": 120}, or "rebalance", "maintenance", "asg-termination", "clear""#,
-        true,
-    )
-    .await
-    {
-        Ok(simulate) => simulate,
-        Err(refusal) => return refusal,
-    };
+    let simulate: Simulate =
+        match read_json(request, r#"an event, e.g. {"event": "rebalance"}"#, true).await {
+            Ok(simulate) => simulate,
+            Err(refusal) => return refusal,
+        };
     let report = state.events.apply(simulate, state.clock.now());
     json(StatusCode::OK, &report)
 }

@@ -5,6 +5,7 @@
 mod arn;
 mod clock;
 mod credentials;
+pub mod glob;
 mod names;
 mod role;
 pub mod secret;

@@ -11,8 +11,8 @@ use http_body_util::BodyExt;
 use hyper::{Method, Request, StatusCode};
 
 use fintors::api::{
-    ApiError, MfaStarted, ReloadReport, RoleDescription, RoleList, StatusReport, SwitchResponse,
-    paths,
+    ApiError, MfaStarted, ReloadReport, RoleDescription, RoleList, ServedPath, Simulate,
+    SimulationReport, StatusReport, SwitchResponse, paths,
 };
 use fintors::config::Config;
 use fintors::credentials::MfaSessions;
@@ -266,6 +266,12 @@ async fn the_metadata_tree_answers_with_the_instance_and_the_active_role() {
         imds(&d, Method::GET, "/latest/dynamic/").await.text(),
         "fws/\ninstance-identity/"
     );
+    assert_eq!(
+        imds(&d, Method::GET, "/latest/dynamic/instance-identity/")
+            .await
+            .text(),
+        "document\npkcs7\nrsa2048\nsignature"
+    );
     let identity: serde_json::Value = imds(
         &d,
         Method::GET,
@@ -354,6 +360,68 @@ async fn reload_rereads_the_file_and_says_what_changed() {
         "{report:?}"
     );
     assert_eq!(report.active_role.as_deref(), Some("dev"));
+}
+
+#[tokio::test]
+async fn simulate_starts_an_event_and_reports_what_is_served_in_the_wire_type() {
+    let d = daemon();
+    let body = serde_json::to_string(&Simulate::AsgTermination).unwrap();
+    let report: SimulationReport = call(
+        &d.imds,
+        IMDS,
+        Method::POST,
+        paths::SIMULATE,
+        &[],
+        Some(&body),
+    )
+    .await
+    .json();
+    assert_eq!(
+        report.served,
+        [ServedPath {
+            path: "/latest/meta-data/autoscaling/target-lifecycle-state".into(),
+            body: "Terminated".into(),
+        }]
+    );
+    let clear = serde_json::to_string(&Simulate::Clear).unwrap();
+    let report: SimulationReport = call(
+        &d.imds,
+        IMDS,
+        Method::POST,
+        paths::SIMULATE,
+        &[],
+        Some(&clear),
+    )
+    .await
+    .json();
+    assert!(report.served.is_empty());
+}
+
+#[tokio::test]
+async fn the_identity_certificate_is_served_as_pem() {
+    let d = daemon();
+    let answer = imds(&d, Method::GET, paths::IDENTITY_CERTIFICATE).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer.text().starts_with("-----BEGIN CERTIFICATE-----"),
+        "{}",
+        answer.text()
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_api_path_is_a_line_of_text_and_an_unknown_metadata_path_ec2s_page() {
+    let d = daemon();
+    let api = imds(&d, Method::GET, "/fintors/nothing").await;
+    assert_eq!(
+        (api.status, api.content_type.as_str()),
+        (StatusCode::NOT_FOUND, "text/plain")
+    );
+    let metadata = imds(&d, Method::GET, "/latest/meta-data/nothing").await;
+    assert_eq!(
+        (metadata.status, metadata.content_type.as_str()),
+        (StatusCode::NOT_FOUND, "text/html")
+    );
 }
 
 #[tokio::test]

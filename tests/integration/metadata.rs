@@ -20,10 +20,15 @@ const WITH_INSTANCE: &str = r#"{
                 "tags": { "Name": "dev-box", "aws:autoscaling:groupName": "web" } }
 }"#;
 
+/// Public keys as `ssh-keygen` writes them.
+const ED25519_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP0Q6NeuFlxi0sGGnGvBjq902M7MnLdeLyZ8Uk+tQKPh me@laptop";
+const ECDSA_KEY: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBH1mZDhM2RhLo2G+QvBSw1vR3IQ3heSsdpUmQCK3ZMhfufZTzFiKtvGUyJaJRwdahtC5MUf/SGNezZBOd6qjitc= me@work";
+
 fn daemon() -> Daemon {
     Daemon::builder(WITH_INSTANCE)
         .file("user-data", "#!/bin/sh\necho hello\n")
-        .file("id.pub", "ssh-ed25519 AAAAC3Nza me@laptop\n")
+        .file("id.pub", &format!("{ED25519_KEY}\n"))
         .start()
 }
 
@@ -149,7 +154,7 @@ fn public_key_is_served_from_the_configured_file() {
     );
     assert_eq!(
         d.get("/latest/meta-data/public-keys/0/openssh-key").body,
-        "ssh-ed25519 AAAAC3Nza me@laptop"
+        ED25519_KEY
     );
     assert_eq!(
         Daemon::start().get("/latest/meta-data/public-keys/").status,
@@ -168,8 +173,8 @@ fn a_key_pattern_publishes_every_public_key_and_no_private_one() {
   "instance": { "ssh_public_key": ["DIR/ssh/*.pub", "DIR/ssh/id_ed25519"] }
 }"#;
     let d = Daemon::builder(config)
-        .file("ssh/id_ed25519.pub", "ssh-ed25519 AAAAC3Nza me@laptop\n")
-        .file("ssh/work.pub", "ecdsa-sha2-nistp256 AAAAE2 me@work\n")
+        .file("ssh/id_ed25519.pub", &format!("{ED25519_KEY}\n"))
+        .file("ssh/work.pub", &format!("{ECDSA_KEY}\n"))
         .file(
             "ssh/id_ed25519",
             "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----\n",
@@ -181,7 +186,7 @@ fn a_key_pattern_publishes_every_public_key_and_no_private_one() {
     );
     assert_eq!(
         d.get("/latest/meta-data/public-keys/1/openssh-key").body,
-        "ecdsa-sha2-nistp256 AAAAE2 me@work"
+        ECDSA_KEY
     );
     assert_eq!(d.get("/latest/meta-data/public-keys/2/").status, 404);
 }
@@ -273,7 +278,7 @@ fn a_dated_version_needs_a_session_when_imdsv2_is_required() {
     require_venv!();
     let strict = Daemon::builder(WITH_INSTANCE)
         .file("user-data", "#!/bin/sh\necho hello\n")
-        .file("id.pub", "ssh-ed25519 AAAAC3Nza me@laptop\n")
+        .file("id.pub", &format!("{ED25519_KEY}\n"))
         .arg("--imdsv2-required")
         .start();
     let path = "/2016-09-02/meta-data/iam/security-credentials/example";
@@ -386,8 +391,8 @@ fn a_crawl_from_the_root_finds_no_dangling_entry_under_any_version() {
     }
 }
 
-/// What metadata readers ask for directly (EC2 User Guide, "Instance metadata categories";
-/// `../shared/reference/imds-clients.md`) answers, and is in its parent's listing: a reader that
+/// What metadata readers ask for directly (EC2 User Guide, "Instance metadata categories", and
+/// recorded traffic of real instances) answers, and is in its parent's listing: a reader that
 /// crawls finds what one that knows the path asks. `{mac}` is the instance's MAC.
 const READERS_ASK: [&str; 44] = [
     "/meta-data/ami-id",
@@ -444,7 +449,7 @@ fn what_readers_ask_for_is_listed_where_a_crawler_finds_it() {
         "\"public_hostname\": \"ec2-203-0-113-7.compute-1.amazonaws.com\", \"ssh_public_key\"",
     ))
     .file("user-data", "#!/bin/sh\necho hello\n")
-    .file("id.pub", "ssh-ed25519 AAAAC3Nza me@laptop\n")
+    .file("id.pub", &format!("{ED25519_KEY}\n"))
     .start();
     let crawled = crawl(&d, "latest");
     let mac = d.get("/latest/meta-data/mac").body;
@@ -555,14 +560,22 @@ fn instance_tags_are_served_only_when_configured() {
     assert!(!plain.get("/latest/meta-data/").body.contains("tags"));
 }
 
-/// Configured volumes and an IPv6 address appear where EC2 lists them.
+/// Configured volumes appear beside the root volume.
 #[test]
-fn block_devices_and_ipv6_are_listed_as_configured() {
+fn block_devices_are_listed_as_configured() {
     require_venv!();
     let d = daemon();
     let get = |path: &str| d.get(&format!("/latest/meta-data/{path}")).body;
     assert_eq!(get("block-device-mapping/"), "ami\nebs1\nroot\nswap");
     assert_eq!(get("block-device-mapping/ebs1"), "sdb");
+}
+
+/// A configured IPv6 address appears where EC2 lists it: at the top and on the interface.
+#[test]
+fn an_ipv6_address_is_listed_as_configured() {
+    require_venv!();
+    let d = daemon();
+    let get = |path: &str| d.get(&format!("/latest/meta-data/{path}")).body;
     assert_eq!(get("ipv6"), "2001:db8:1234:1a42::10");
     let interface = format!("network/interfaces/macs/{}/", get("mac"));
     assert_eq!(get(&format!("{interface}ipv6s")), "2001:db8:1234:1a42::10");
@@ -726,10 +739,10 @@ fn an_altered_identity_document_fails_verification() {
     assert!(!ok, "an altered document verified: {said}");
 }
 
-/// The key is kept in the state directory (0600) and the certificate written beside it, so a
-/// certificate a user saved stays good across restarts.
+/// The key is kept in the state directory, 0600, and the certificate written beside it, the
+/// same as the route serves.
 #[test]
-fn the_signing_key_and_certificate_survive_a_restart() {
+fn the_signing_key_is_kept_private_and_its_certificate_written_beside_it() {
     use std::os::unix::fs::PermissionsExt;
     require_venv!();
     let d = daemon();
@@ -743,13 +756,20 @@ fn the_signing_key_and_certificate_survive_a_restart() {
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
     assert_eq!(
         std::fs::read_to_string(state.join("identity-certificate.pem")).unwrap(),
-        certificate,
-        "the route and the file agree"
+        certificate
     );
+}
+
+/// A certificate a user saved stays good across restarts.
+#[test]
+fn the_identity_certificate_survives_a_restart() {
+    require_venv!();
+    let d = daemon();
+    let certificate = d.get("/fintors/identity-certificate").body;
     let dir = d.stop();
     let again = Daemon::builder(WITH_INSTANCE)
         .file("user-data", "#!/bin/sh\necho hello\n")
-        .file("id.pub", "ssh-ed25519 AAAAC3Nza me@laptop\n")
+        .file("id.pub", &format!("{ED25519_KEY}\n"))
         .dir(dir)
         .start();
     assert_eq!(again.get("/fintors/identity-certificate").body, certificate);

@@ -137,8 +137,14 @@ fn clear_puts_the_instance_back_as_launched() {
     require_venv!();
     let d = Daemon::start();
     let token = d.token();
-    simulate(&d, &["spot-interruption"]);
-    simulate(&d, &["maintenance"]);
+    for event in [
+        "spot-interruption",
+        "rebalance",
+        "maintenance",
+        "asg-termination",
+    ] {
+        simulate(&d, &[event]);
+    }
     let printed = simulate(&d, &["clear"]);
     assert!(printed.contains("no simulated events"), "{printed}");
     for path in [
