@@ -4,7 +4,7 @@ PYTHON  ?= python3
 CARGO   ?= cargo
 PREFIX  ?= $(HOME)/.cargo
 
-.PHONY: all build test lint install demo venv clients bench soak fuzz clean
+.PHONY: all build test lint install demo venv clients bench bench-instructions soak fuzz clean
 
 all: build
 
@@ -65,16 +65,24 @@ demo: venv
 	$(CARGO) build
 	VENV=$(abspath $(VENV)) FINTORS=$(abspath target/debug/fintors) bash examples/demo.sh
 
-# Benchmarks against a bare-hyper ceiling (bench/); installs wrk and a font for the plot if
-# missing. Not part of `make test`: these machines are shared and timing assertions would flake.
+# Benchmarks against a bare-hyper ceiling (bench/); installs wrk, valgrind (instruction counts)
+# and a font for the plot if missing. Not part of `make test`: these machines are shared and
+# timing assertions would flake. `make bench-instructions` is the instruction count alone.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BENCH_ARGS ?=
 bench:
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
+	@command -v callgrind_control >/dev/null || $(SUDO) apt-get install -y -qq valgrind
 	@[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || $(SUDO) apt-get install -y -qq fonts-dejavu-core
 	$(CARGO) build --release
 	$(CARGO) build --profile bench-tool -p fintors-bench
 	target/bench-tool/fintors-bench run --fintors target/release/fintors --out bench/results $(BENCH_ARGS)
+
+bench-instructions:
+	@command -v callgrind_control >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind; }
+	$(CARGO) build --release
+	$(CARGO) build --profile bench-tool -p fintors-bench
+	target/bench-tool/fintors-bench instructions --fintors target/release/fintors --out bench/results
 
 # Token flood, 10,000 idle connections, then SOAK_MINUTES of mixed traffic with role switches and
 # forced refreshes; loopback only, bounded in time, exits non-zero if a verdict fails.

@@ -27,6 +27,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
+mod instructions;
 mod soak;
 
 const CONCURRENCIES: [u32; 4] = [1, 16, 64, 256];
@@ -41,9 +42,10 @@ async fn main() {
         Some("soak") => soak::soak(&args[2..]).await,
         Some("compare") => compare(&args[2..]).await,
         Some("access-log") => access_log(&args[2..]).await,
+        Some("instructions") => instructions::instructions(&args[2..]).await,
         _ => {
             eprintln!(
-                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S] | soak --fintors PATH [--minutes M] | compare --fintors PATH [--duration S] [--rounds N] | access-log --fintors PATH [--duration S]"
+                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S] | soak --fintors PATH [--minutes M] | compare --fintors PATH [--duration S] [--rounds N] | access-log --fintors PATH [--duration S] | instructions --fintors PATH [--out DIR]"
             );
             std::process::exit(2);
         }
@@ -269,6 +271,12 @@ struct Fintors {
 
 impl Fintors {
     fn command(&self, port: u16) -> Command {
+        self.command_under(port, "off", &[])
+    }
+
+    /// The daemon on `port` with the container endpoint on `ecs_port` (`off`: none), run by
+    /// `wrapper` (e.g. valgrind and its flags) when that is not empty.
+    fn command_under(&self, port: u16, ecs_port: &str, wrapper: &[String]) -> Command {
         let config = self.dir.join("fintorc.json");
         let roles: Vec<String> = self
             .roles
@@ -284,15 +292,23 @@ impl Fintors {
             ),
         )
         .unwrap();
-        let mut c = Command::new(&self.binary);
-        // No container endpoint: daemons started side by side would contend for its port.
+        let mut c = match wrapper.split_first() {
+            Some((program, flags)) => {
+                let mut c = Command::new(program);
+                c.args(flags).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
+        // No container endpoint unless asked: daemons started side by side would contend for its
+        // port.
         c.args([
             "--addr",
             "127.0.0.1",
             "--port",
             &port.to_string(),
             "--ecs-port",
-            "off",
+            ecs_port,
             "--config",
         ])
         .arg(&config)
@@ -599,6 +615,10 @@ async fn run(args: &[String]) {
     // 5. Footprint.
     let binary_size = std::fs::metadata(&binary).unwrap().len();
 
+    // 6. Instructions per request under callgrind, which noise does not move.
+    eprintln!("instructions per request under callgrind ...");
+    let counts = instructions::count(&fintors, &me, &work).await;
+
     let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
     std::fs::create_dir_all(&out_dir).unwrap();
     let plot = out_dir.join(format!("{date}-latency.png"));
@@ -619,6 +639,7 @@ async fn run(args: &[String]) {
         binary_size,
         &plot,
     );
+    let report = format!("{report}\n{}", instructions::write(&counts, &out_dir));
     let md = out_dir.join(format!("{date}.md"));
     std::fs::write(&md, &report).unwrap();
     print!("{report}");
