@@ -57,12 +57,12 @@ pub enum SigningError {
 /// Why there is no signer (the state directory's error, or the task that made it failing).
 pub type MakeError = Arc<dyn std::error::Error + Send + Sync>;
 
-/// The three signatures of one identity document.
+/// The signatures of one identity document: `signature`, and the `SignedData` that EC2 serves
+/// as both `pkcs7` and `rsa2048` (one RSA key signs both here).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signatures {
     pub signature: String,
-    pub pkcs7: String,
-    pub rsa2048: String,
+    pub signed_data: String,
 }
 
 /// The signing key with its certificate, and the signatures of the last document signed (a
@@ -187,11 +187,9 @@ impl IdentitySigner {
         {
             return signatures.clone();
         }
-        let signed_data = wrapped_base64(&self.signed_data(document.as_bytes(), now));
         let signatures = Arc::new(Signatures {
             signature: wrapped_base64(&self.rsa_sha256(document.as_bytes())),
-            pkcs7: signed_data.clone(),
-            rsa2048: signed_data,
+            signed_data: wrapped_base64(&self.signed_data(document.as_bytes(), now)),
         });
         *last = Some((document.to_owned(), signatures.clone()));
         signatures
@@ -418,7 +416,7 @@ mod tests {
     #[test]
     fn signatures_are_base64_in_64_column_lines() {
         let s = signer().sign("{\"a\" : 1}", now());
-        for form in [&s.signature, &s.pkcs7] {
+        for form in [&s.signature, &s.signed_data] {
             assert!(form.lines().all(|l| l.len() <= 64), "{form}");
             assert!(!form.ends_with('\n'));
             let joined: String = form.lines().collect();
@@ -428,7 +426,6 @@ mod tests {
                     .is_ok()
             );
         }
-        assert_eq!(s.pkcs7, s.rsa2048);
     }
 
     #[test]
@@ -462,7 +459,7 @@ mod tests {
         let der = base64::engine::general_purpose::STANDARD
             .decode(
                 s.sign(std::str::from_utf8(document).unwrap(), now())
-                    .pkcs7
+                    .signed_data
                     .lines()
                     .collect::<String>(),
             )

@@ -81,13 +81,13 @@ async fn dynamic_root() -> Response {
 
 /// `/latest/dynamic/...`: the identity document, its signatures and the listings.
 async fn dynamic(State(state): State<Arc<AppState>>, Path(path): Path<String>) -> Response {
-    let form = match path.trim_end_matches('/') {
+    // `pkcs7` and `rsa2048` are the same SignedData here (one RSA key).
+    let raw_signature = match path.trim_end_matches('/') {
         "instance-identity/document" => {
             return with_context(&state, |c| text(StatusCode::OK, c.identity_document()));
         }
-        "instance-identity/signature" => Signed::Signature,
-        "instance-identity/pkcs7" => Signed::Pkcs7,
-        "instance-identity/rsa2048" => Signed::Rsa2048,
+        "instance-identity/signature" => true,
+        "instance-identity/pkcs7" | "instance-identity/rsa2048" => false,
         _ => return found(dynamic_listing(&path).map(str::to_owned)),
     };
     let signer = match state.identity.get().await {
@@ -98,19 +98,12 @@ async fn dynamic(State(state): State<Arc<AppState>>, Path(path): Path<String>) -
     let signatures = signer.sign(&document, state.clock.now());
     text(
         StatusCode::OK,
-        match form {
-            Signed::Signature => signatures.signature.clone(),
-            Signed::Pkcs7 => signatures.pkcs7.clone(),
-            Signed::Rsa2048 => signatures.rsa2048.clone(),
+        if raw_signature {
+            signatures.signature.clone()
+        } else {
+            signatures.signed_data.clone()
         },
     )
-}
-
-/// Which of the identity document's signatures is asked for.
-enum Signed {
-    Signature,
-    Pkcs7,
-    Rsa2048,
 }
 
 /// No signing key (its file is damaged, the state directory unwritable): a 500 that says why,

@@ -661,6 +661,11 @@ fn identity_document_signatures_verify_with_fintors_certificate() {
         ],
     );
     assert!(ok, "signature: {said}");
+    assert_eq!(
+        get("/latest/dynamic/instance-identity/pkcs7"),
+        get("/latest/dynamic/instance-identity/rsa2048"),
+        "one RSA key signs both forms"
+    );
     for form in ["pkcs7", "rsa2048"] {
         let body = get(&format!("/latest/dynamic/instance-identity/{form}"));
         assert!(!body.starts_with("-----"), "no armour, as EC2");
