@@ -4,7 +4,7 @@ PYTHON  ?= python3
 CARGO   ?= cargo
 PREFIX  ?= $(HOME)/.cargo
 
-.PHONY: all build test lint install demo venv clients bench bench-instructions soak fuzz clean
+.PHONY: all build test lint install demo venv clients bench bench-instructions bench-profile soak fuzz clean
 
 all: build
 
@@ -83,6 +83,18 @@ bench-instructions:
 	$(CARGO) build --release
 	$(CARGO) build --profile bench-tool -p fintors-bench
 	target/bench-tool/fintors-bench instructions --fintors target/release/fintors --out bench/results
+
+# The same count on a release build that keeps its symbols (in target/profiling), leaving
+# callgrind's dumps in target/callgrind for callgrind_annotate; the results stay out of bench/.
+bench-profile:
+	@command -v callgrind_control >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind; }
+	CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+		$(CARGO) build --release --target-dir target/profiling
+	$(CARGO) build --profile bench-tool -p fintors-bench
+	rm -rf target/callgrind
+	target/bench-tool/fintors-bench instructions --fintors target/profiling/release/fintors \
+		--out target/callgrind --dumps target/callgrind
+	@echo "annotate one with: callgrind_annotate --inclusive=yes target/callgrind/callgrind.fintors.PID.N"
 
 # Token flood, 10,000 idle connections, then SOAK_MINUTES of mixed traffic with role switches and
 # forced refreshes; loopback only, bounded in time, exits non-zero if a verdict fails.

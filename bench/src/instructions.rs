@@ -170,11 +170,13 @@ struct Counted {
     out: PathBuf,
 }
 
-/// valgrind running callgrind, its dumps named `out.PID[.N]`.
+/// valgrind running callgrind, its dumps named `out.PID[.N]`, each readable alone (callgrind
+/// otherwise names a function only in the first dump that mentions it).
 fn callgrind(out: &Path) -> Vec<String> {
     vec![
         "valgrind".into(),
         "--tool=callgrind".into(),
+        "--compress-strings=no".into(),
         format!("--callgrind-out-file={}.%p", out.display()),
     ]
 }
@@ -254,10 +256,11 @@ pub struct Count {
     pub ceiling: u64,
 }
 
-/// Counts every scenario for the fintors at `fintors` (its daemon started by `daemon`) and the
-/// ceiling (`me ceiling BODY`), in `work`.
-pub async fn count(fintors: &Fintors, me: &Path, work: &Path) -> Vec<Count> {
-    let out = work.join("callgrind");
+/// Counts every scenario for the fintors at `fintors` and the ceiling (`me ceiling BODY`), in
+/// `work`, leaving callgrind's dumps in `dumps` (one file per scenario and server).
+pub async fn count(fintors: &Fintors, me: &Path, work: &Path, dumps: &Path) -> Vec<Count> {
+    std::fs::create_dir_all(dumps).unwrap();
+    let out = dumps.join("callgrind");
     let fintors_out = out.with_extension("fintors");
     let command = fintors.command_under(0, "0", &callgrind(&fintors_out));
     let daemon = Counted::start(command, &fintors_out, true).await;
@@ -410,13 +413,15 @@ pub fn json(counts: &[Count], date: &str) -> String {
     serde_json::to_string_pretty(&serde_json::Value::Object(map)).unwrap() + "\n"
 }
 
-/// `fintors-bench instructions --fintors PATH [--out DIR]`: the count alone (a minute or two),
-/// for working on the hot path; `run` includes it.
+/// `fintors-bench instructions --fintors PATH [--out DIR] [--dumps DIR]`: the count alone (a
+/// minute or two), for working on the hot path; `run` includes it. `--dumps` keeps callgrind's
+/// files for `callgrind_annotate` (build fintors with symbols for them to name functions).
 pub async fn instructions(args: &[String]) {
     let (fintors, work, _sts) = Fintors::for_subcommand(args, "instructions").await;
     let out_dir = PathBuf::from(flag(args, "--out").unwrap_or_else(|| "bench/results".into()));
+    let dumps = flag(args, "--dumps").map_or_else(|| work.join("dumps"), PathBuf::from);
     let me = std::env::current_exe().unwrap();
-    let counts = count(&fintors, &me, &work).await;
+    let counts = count(&fintors, &me, &work, &dumps).await;
     let report = write(&counts, &out_dir);
     print!("{report}");
     let _ = std::fs::remove_dir_all(&work);

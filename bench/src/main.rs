@@ -45,7 +45,7 @@ async fn main() {
         Some("instructions") => instructions::instructions(&args[2..]).await,
         _ => {
             eprintln!(
-                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S] | soak --fintors PATH [--minutes M] | compare --fintors PATH [--duration S] [--rounds N] | access-log --fintors PATH [--duration S] | instructions --fintors PATH [--out DIR]"
+                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S] | soak --fintors PATH [--minutes M] | compare --fintors PATH [--duration S] [--rounds N] | access-log --fintors PATH [--duration S] | instructions --fintors PATH [--out DIR] [--dumps DIR]"
             );
             std::process::exit(2);
         }
@@ -617,7 +617,7 @@ async fn run(args: &[String]) {
 
     // 6. Instructions per request under callgrind, which noise does not move.
     eprintln!("instructions per request under callgrind ...");
-    let counts = instructions::count(&fintors, &me, &work).await;
+    let counts = instructions::count(&fintors, &me, &work, &work.join("dumps")).await;
 
     let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
     std::fs::create_dir_all(&out_dir).unwrap();
