@@ -1,5 +1,6 @@
 //! The value types every layer speaks: role names and ARNs checked once where they enter,
-//! secrets whose `Debug` is redacted, credentials, and the clock validity is judged on. Nothing
+//! secrets whose `Debug` is redacted (and a table of those recently found valid), credentials,
+//! and the clock validity is judged on. Nothing
 //! here does I/O or knows about HTTP, so every other layer may use it.
 
 mod arn;
@@ -7,6 +8,7 @@ mod clock;
 mod credentials;
 pub mod glob;
 mod names;
+pub mod remembered;
 mod role;
 pub mod secret;
 pub mod shell;
