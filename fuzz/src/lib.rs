@@ -218,8 +218,8 @@ fn build() -> Daemon {
     let guard = Arc::new(Guard::new(BOUND.parse().expect("an address"), false));
     // The access log runs too (its writer thread appends to /dev/null), for its path handling.
     let log = AccessLog::open(Path::new("/dev/null"), u64::MAX).ok();
-    // With an access log every request is routed; without one (the IMDSv2-only service) cached
-    // credentials take the fast path: both paths get fuzzed.
+    // Both apps take the fast path for tokens, the listing and cached credentials and route the
+    // rest: both paths get fuzzed, logged (v1) and not (v2).
     let app = imds_app(v1.clone(), guard.clone(), log);
     let app_v2 = imds_app(v2, guard, None);
     let admin = App::new(

@@ -32,7 +32,7 @@ use crate::ec2::tokens::Tokens;
 use crate::http::access_log::{AccessLog, AccessLogError};
 use crate::http::guard::Guard;
 use crate::http::handoffs::Handoffs;
-use crate::http::{App, AppState, ContainerInfo, admin, container, imds_app};
+use crate::http::{App, AppState, ContainerInfo, admin, container_app, imds_app};
 use crate::model::Clock;
 use activation::ActivationError;
 use environment::{admin_token, default_region, federation_endpoint};
@@ -203,10 +203,7 @@ async fn start_engine(
             .zip(container_key)
             .map(|(listener, key)| {
                 let guard = Arc::new(Guard::for_containers(local_addr(listener)));
-                App::new(
-                    container::app(state.clone(), guard, key),
-                    container::refused,
-                )
+                container_app(state.clone(), guard, key)
             }),
         admin: listeners.admin.as_ref().map(|listener| {
             App::new(

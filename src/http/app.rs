@@ -1,7 +1,8 @@
 //! What a listener serves. The IMDS listener's [`App`] is the IMDS routes and fintors's API
-//! behind the front door (the guard, then the IMDS session check), with a fast path for cached
-//! credentials in front of the router; the container and admin listeners serve a plain router
-//! through the same [`App::call`]. Every listener reads repeated slashes in a path as one.
+//! behind the front door (the guard, then the IMDS session check), with a fast path for what
+//! SDKs ask over and over in front of the router; the container listener's is its routes with a
+//! fast path for cached credentials; the admin listener serves a plain router; all through the
+//! same [`App::call`]. Every listener reads repeated slashes in a path as one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,8 +17,11 @@ use tower::ServiceExt;
 use super::access_log::{self, AccessLog, Entry};
 use super::guard::{Guard, Refusal};
 use super::state::AppState;
-use super::{console, imds, metadata, mfa, reload, retry, roles, simulate, status, sync};
+use super::{
+    console, container, imds, metadata, mfa, reload, retry, roles, simulate, status, sync,
+};
 use crate::credentials::Door;
+use crate::ec2::container_tokens::ContainerKey;
 
 /// The IMDS listener: the access log (if any), then the front door, then the routes; and the
 /// fast path for cached credentials in front of it all, which logs its answers too.
@@ -47,8 +51,18 @@ pub fn imds_app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessL
     };
     App {
         router,
-        fast: Some(Arc::new(FastPath { state, guard, log })),
+        fast: Some(Fast::Imds(Arc::new(FastPath { state, guard, log }))),
         refuse: imds::refused,
+    }
+}
+
+/// The container listener: its routes, and a fast path for cached credentials in front.
+pub fn container_app(state: Arc<AppState>, guard: Arc<Guard>, key: ContainerKey) -> App {
+    let endpoint = container::Endpoint::new(state, guard, key);
+    App {
+        router: container::router(&endpoint),
+        fast: Some(Fast::Container(endpoint)),
+        refuse: container::refused,
     }
 }
 
@@ -57,8 +71,24 @@ pub fn imds_app(state: Arc<AppState>, guard: Arc<Guard>, log: Option<Arc<AccessL
 #[derive(Clone)]
 pub struct App {
     router: Router,
-    fast: Option<Arc<FastPath>>,
+    fast: Option<Fast>,
     refuse: fn(Refusal) -> Response,
+}
+
+/// A listener's fast path.
+#[derive(Clone)]
+enum Fast {
+    Imds(Arc<FastPath>),
+    Container(Arc<container::Endpoint>),
+}
+
+impl Fast {
+    fn answer<B>(&self, request: &hyper::Request<B>, peer: SocketAddr) -> Option<Response> {
+        match self {
+            Fast::Imds(imds) => imds.answer(request, peer),
+            Fast::Container(endpoint) => endpoint.cached(request, peer),
+        }
+    }
 }
 
 impl App {
@@ -68,6 +98,15 @@ impl App {
             router,
             fast: None,
             refuse,
+        }
+    }
+
+    /// The same app without its fast path: every request goes through the router. For the
+    /// tests that hold the fast path to the routes' answers.
+    pub fn routed_only(&self) -> Self {
+        App {
+            fast: None,
+            ..self.clone()
         }
     }
 
@@ -159,10 +198,12 @@ enum Answer<F> {
     Routed(F),
 }
 
-/// Cached credentials answered without the router: the one request SDKs make over and over.
-/// It answers only what it can answer exactly as the routes would (a GET for a known role with
-/// servable credentials, past the guard and the session check) and leaves everything else,
-/// refusals included, to the router, so there is one place that decides each case.
+/// The answers SDKs ask for over and over, given without the router: a token, the credentials
+/// listing, cached credentials. It answers only what it can answer exactly as the routes would
+/// (past the guard and the session check; for credentials, a known role with servable ones) and
+/// leaves everything else, refusals included, to the router, so there is one place that decides
+/// each case. The router's layers cost a boxed future and an allocation or two each; on the
+/// three requests an SDK process makes, they were a third of the work.
 struct FastPath {
     state: Arc<AppState>,
     guard: Arc<Guard>,
@@ -170,16 +211,49 @@ struct FastPath {
     log: Option<Arc<AccessLog>>,
 }
 
+/// What the fast path answers.
+enum FastRoute<'a> {
+    /// `PUT /latest/api/token`.
+    Token,
+    /// `GET /latest/meta-data/iam/security-credentials[/]`.
+    Listing,
+    /// `GET .../security-credentials[-extended]/ALIAS`.
+    Credentials { alias: &'a str, extended: bool },
+}
+
+impl<'a> FastRoute<'a> {
+    fn of<B>(request: &'a hyper::Request<B>) -> Option<Self> {
+        let path = request.uri().path();
+        match *request.method() {
+            axum::http::Method::PUT => (path == crate::ec2::TOKEN_PATH).then_some(FastRoute::Token),
+            axum::http::Method::GET => {
+                let listing = path
+                    .strip_prefix(crate::ec2::CREDENTIALS_PATH)
+                    .is_some_and(|rest| rest.is_empty() || rest == "/");
+                if listing {
+                    return Some(FastRoute::Listing);
+                }
+                let (alias, extended) = crate::ec2::credentials_alias(path)?;
+                Some(FastRoute::Credentials { alias, extended })
+            }
+            _ => None,
+        }
+    }
+}
+
 impl FastPath {
     fn answer<B>(&self, request: &hyper::Request<B>, peer: SocketAddr) -> Option<Response> {
-        if request.method() != axum::http::Method::GET {
-            return None;
-        }
-        let (alias, extended) = crate::ec2::credentials_alias(request.uri().path())?;
+        let route = FastRoute::of(request)?;
         self.guard.check(peer, request).ok()?;
         let remaining = imds::check_session(&self.state, request).ok()?;
-        let issued = self.state.registry.role(alias)?.serve_cached(Door::Imds)?;
-        let mut response = imds::credentials_document(&issued, extended);
+        let mut response = match route {
+            FastRoute::Token => imds::token(&self.state, request.headers()),
+            FastRoute::Listing => imds::listing(&self.state),
+            FastRoute::Credentials { alias, extended } => {
+                let issued = self.state.registry.role(alias)?.serve_cached(Door::Imds)?;
+                imds::credentials_document(&issued, extended)
+            }
+        };
         if let Some(remaining) = remaining {
             imds::report_token_ttl(&mut response, remaining);
         }

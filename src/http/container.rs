@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{self, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
@@ -24,18 +24,45 @@ use super::guard::{Guard, Refusal};
 use super::state::AppState;
 use super::throttle::{self, Throttle};
 use crate::api::paths;
-use crate::credentials::{Door, RoleCache};
+use crate::credentials::{Door, Issued, RoleCache};
 use crate::ec2::container_tokens::{ContainerKey, Scope};
-use crate::ec2::document::{ContainerCredentials, ContainerError};
+use crate::ec2::document::ContainerError;
 
-struct Endpoint {
+/// The endpoint: what its routes and its fast path share.
+pub struct Endpoint {
     state: Arc<AppState>,
     guard: Arc<Guard>,
     key: ContainerKey,
 }
 
-pub fn app(state: Arc<AppState>, guard: Arc<Guard>, key: ContainerKey) -> Router {
-    let endpoint = Arc::new(Endpoint { state, guard, key });
+impl Endpoint {
+    pub fn new(state: Arc<AppState>, guard: Arc<Guard>, key: ContainerKey) -> Arc<Self> {
+        Arc::new(Endpoint { state, guard, key })
+    }
+
+    /// Cached credentials for a GET of `/creds` or `/creds/ROLE` with the right token, answered
+    /// as the routes would, without the router; anything else (refusals included) is left to it.
+    pub fn cached<B>(&self, request: &http::Request<B>, peer: SocketAddr) -> Option<Response> {
+        if request.method() != http::Method::GET {
+            return None;
+        }
+        let scope = scope(request.uri().path())?;
+        self.guard.check(peer, request).ok()?;
+        let given = request.headers().get(header::AUTHORIZATION)?;
+        if !self.key.admits(scope, given.as_bytes()) {
+            return None;
+        }
+        let cache = match scope {
+            Scope::Active => self.state.registry.active()?,
+            Scope::Role(alias) => self.state.registry.role(alias)?,
+        };
+        let issued = cache.serve_cached(Door::Container)?;
+        Some(credentials(&issued))
+    }
+}
+
+pub fn router(endpoint: &Arc<Endpoint>) -> Router {
+    let endpoint = endpoint.clone();
     Router::new()
         .route(paths::CONTAINER_ACTIVE, get(active_credentials))
         .route(paths::CONTAINER_ROLE, get(role_credentials))
@@ -145,16 +172,17 @@ async fn role_credentials(
 
 async fn serve(cache: &Arc<RoleCache>) -> Response {
     match cache.serve(Door::Container).await {
-        Ok(issued) => super::json::json(
-            StatusCode::OK,
-            &ContainerCredentials::new(&issued.credentials, cache.role().arn.as_ref()),
-        ),
+        Ok(issued) => credentials(&issued),
         Err(failure) => json_response(
             StatusCode::BAD_GATEWAY,
             failure.error.code(),
             failure.error.message(),
         ),
     }
+}
+
+fn credentials(issued: &Issued) -> Response {
+    super::json::json_response(StatusCode::OK, issued.container_document.clone())
 }
 
 #[cfg(test)]

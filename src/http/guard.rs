@@ -47,14 +47,15 @@ impl Guard {
             IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
         };
-        let mut allowed_hosts: Vec<String> = METADATA_HOSTS.iter().map(|h| h.to_string()).collect();
+        // The names clients use most come first: every request is checked against the list.
+        let mut allowed_hosts = vec![format!("{ip}:{port}"), format!("127.0.0.1:{port}")];
+        allowed_hosts.extend(METADATA_HOSTS.iter().map(|h| h.to_string()));
         allowed_hosts.extend([
             ip.clone(),
-            format!("{ip}:{port}"),
             format!("localhost:{port}"),
-            format!("127.0.0.1:{port}"),
             format!("[::1]:{port}"),
         ]);
+        allowed_hosts.dedup();
         if port == 80 {
             allowed_hosts.extend(["localhost".into(), "127.0.0.1".into(), "[::1]".into()]);
         }

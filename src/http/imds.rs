@@ -63,16 +63,15 @@ impl RouteBoth for Router<Arc<AppState>> {
 
 /// An IMDS answer: `text/plain` from `EC2ws`, as real EC2 sends (some tools check the server
 /// name to tell they are on an instance).
+/// Built by hand rather than from a tuple, whose header values are parsed and checked on every
+/// call: this is every cached credential's answer.
 pub fn text(status: StatusCode, body: impl Into<Body>) -> Response {
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/plain"),
-            (header::SERVER, "EC2ws"),
-        ],
-        body.into(),
-    )
-        .into_response()
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    headers.insert(header::SERVER, HeaderValue::from_static("EC2ws"));
+    response
 }
 
 /// An error as EC2 words it: its HTML page, from `EC2ws`.
@@ -190,6 +189,12 @@ pub fn report_token_ttl(response: &mut Response, remaining: u32) {
 }
 
 async fn issue_token(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    token(&state, &headers)
+}
+
+/// `PUT /latest/api/token`'s answer to a request with `headers` (the route's and the fast
+/// path's).
+pub fn token(state: &AppState, headers: &HeaderMap) -> Response {
     // Real IMDS refuses tokens to anything that came through a proxy: a token obtained by a
     // proxied request could be replayed from elsewhere.
     if headers.contains_key(X_FORWARDED_FOR) {
@@ -227,8 +232,13 @@ fn token_allow(status: StatusCode) -> Response {
     response
 }
 
-/// The instance profile's role name: the active alias (no trailing newline, as EC2).
 async fn active_role(State(state): State<Arc<AppState>>) -> Response {
+    listing(&state)
+}
+
+/// The credentials listing: the instance profile's role name, the active alias (no trailing
+/// newline, as EC2); the route's and the fast path's.
+pub fn listing(state: &AppState) -> Response {
     match state.registry.active() {
         Some(active) => text(StatusCode::OK, active.role().alias.to_string()),
         None => not_found(),

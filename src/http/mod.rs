@@ -30,6 +30,6 @@ pub mod status;
 pub mod sync;
 pub mod throttle;
 
-pub use app::{App, imds_app};
+pub use app::{App, container_app, imds_app};
 pub use json::MAX_BODY_BYTES;
 pub use state::{AppState, ContainerInfo};

@@ -24,7 +24,7 @@ use fintors::ec2::document::CredentialsDocument;
 use fintors::ec2::instance::Instance;
 use fintors::ec2::tokens::Tokens;
 use fintors::http::guard::Guard;
-use fintors::http::{App, AppState, admin, container, imds_app};
+use fintors::http::{App, AppState, admin, container_app, imds_app};
 use fintors::model::{Clock, Region};
 
 use crate::support::{FakeSts, issued};
@@ -106,13 +106,10 @@ fn daemon() -> Daemon {
     let guard = |addr: &str| Arc::new(Guard::new(addr.parse().unwrap(), false));
     Daemon {
         imds: imds_app(state.clone(), guard(IMDS), None),
-        container: App::new(
-            container::app(
-                state.clone(),
-                Arc::new(Guard::for_containers(CONTAINER.parse().unwrap())),
-                container_key(),
-            ),
-            container::refused,
+        container: container_app(
+            state.clone(),
+            Arc::new(Guard::for_containers(CONTAINER.parse().unwrap())),
+            container_key(),
         ),
         admin: App::new(
             admin::app(
@@ -132,6 +129,7 @@ fn daemon() -> Daemon {
 struct Answer {
     status: StatusCode,
     content_type: String,
+    headers: hyper::HeaderMap,
     body: Vec<u8>,
 }
 
@@ -177,6 +175,7 @@ async fn call(
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default(),
+        headers: parts.headers,
         body: body.collect().await.unwrap().to_bytes().to_vec(),
     }
 }
@@ -495,6 +494,127 @@ async fn the_container_endpoint_serves_with_its_token_and_refuses_in_json() {
     .await;
     assert_eq!(foreign.status, StatusCode::FORBIDDEN);
     assert_eq!(foreign.content_type, "application/json");
+}
+
+/// The fast paths answer what SDKs ask over and over without the router; each must answer
+/// exactly as the routes do, refusals and all (status, every header, body), for every request
+/// it could take.
+#[tokio::test]
+async fn the_fast_paths_answer_exactly_as_the_routes_do() {
+    let d = daemon();
+    let token = d.state.tokens.issue(600, chrono::Utc::now().timestamp());
+    let with_token = [("x-aws-ec2-metadata-token", token.as_str())];
+    let bad_token = [("x-aws-ec2-metadata-token", "AAAA")];
+    let ttl = |seconds| ("x-aws-ec2-metadata-token-ttl-seconds", seconds);
+    let creds = "/latest/meta-data/iam/security-credentials";
+    let imds_requests: Vec<(Method, String, Headers)> = vec![
+        (Method::PUT, "/latest/api/token".into(), vec![ttl("60")]),
+        (Method::PUT, "/latest/api/token".into(), vec![ttl("0")]),
+        (Method::PUT, "/latest/api/token".into(), vec![]),
+        (
+            Method::PUT,
+            "/latest/api/token".into(),
+            vec![ttl("60"), ("x-forwarded-for", "10.0.0.1")],
+        ),
+        (
+            Method::PUT,
+            "/latest/api/token".into(),
+            vec![ttl("60"), ("origin", "https://example.com")],
+        ),
+        (Method::GET, creds.into(), vec![]),
+        (Method::GET, format!("{creds}/"), with_token.to_vec()),
+        (Method::GET, format!("{creds}/"), bad_token.to_vec()),
+        (Method::GET, format!("{creds}/dev"), vec![]),
+        (Method::GET, format!("{creds}/dev"), with_token.to_vec()),
+        (
+            Method::GET,
+            format!("{creds}-extended/ops"),
+            with_token.to_vec(),
+        ),
+        (Method::GET, format!("{creds}/ops"), bad_token.to_vec()),
+        (Method::GET, format!("{creds}/nope"), with_token.to_vec()),
+        (Method::GET, format!("{creds}/broken"), with_token.to_vec()),
+        (
+            Method::GET,
+            format!("{creds}/dev"),
+            vec![("sec-fetch-site", "cross-site")],
+        ),
+        (
+            Method::GET,
+            format!("{creds}/dev"),
+            vec![("host", "evil.example")],
+        ),
+    ];
+    for (method, path, headers) in &imds_requests {
+        assert_same_answers(&d.imds, IMDS, method, path, headers).await;
+    }
+    let key = container_key();
+    let ops = key.token(Scope::Role("ops"));
+    let active = key.token(Scope::Active);
+    let container_requests: Vec<(&str, Headers)> = vec![
+        ("/creds/ops", vec![("authorization", ops.expose())]),
+        (
+            paths::CONTAINER_ACTIVE,
+            vec![("authorization", active.expose())],
+        ),
+        ("/creds/dev", vec![("authorization", ops.expose())]),
+        (
+            paths::CONTAINER_ACTIVE,
+            vec![("authorization", ops.expose())],
+        ),
+        ("/creds/ops", vec![]),
+        (
+            "/creds/ops",
+            vec![("authorization", ops.expose()), ("host", "evil.example")],
+        ),
+    ];
+    for (path, headers) in &container_requests {
+        assert_same_answers(&d.container, CONTAINER, &Method::GET, path, headers).await;
+    }
+}
+
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
+/// `app` and `app` without its fast path answer `method path` alike. The router answers first,
+/// so that credentials it fetches are cached for the fast path; an answer that differs is asked
+/// again once, in case a second ended between the two (a new token, a token's TTL one less).
+/// `Content-Length` is compared as hyper writes it: axum's layers set the header, the fast path
+/// leaves it to hyper, which writes it from the body's exact size.
+async fn assert_same_answers(
+    app: &App,
+    addr: &str,
+    method: &Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) {
+    let routed_only = app.routed_only();
+    let mut last = None;
+    for _ in 0..2 {
+        let mut routed = call(&routed_only, addr, method.clone(), path, headers, None).await;
+        let mut fast = call(app, addr, method.clone(), path, headers, None).await;
+        for answer in [&mut routed, &mut fast] {
+            if let Some(length) = answer.headers.remove("content-length") {
+                assert_eq!(length.to_str().unwrap(), answer.body.len().to_string());
+            }
+        }
+        let same = routed.status == fast.status
+            && routed.headers == fast.headers
+            && routed.body == fast.body;
+        if same {
+            return;
+        }
+        last = Some((routed, fast));
+    }
+    let (routed, fast) = last.unwrap();
+    panic!(
+        "{method} {path} {headers:?}: routed {} {:?} {:?}, fast {} {:?} {:?}",
+        routed.status,
+        routed.headers,
+        routed.text(),
+        fast.status,
+        fast.headers,
+        fast.text()
+    );
 }
 
 #[tokio::test]
