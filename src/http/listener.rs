@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -66,6 +66,7 @@ pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: Ca
     let shutdown = shutdown.cancelled_owned();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let open = Arc::new(OpenConnections::default());
+    let sweeper = tokio::spawn(open.clone().close_idle(limits.header_read_timeout));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -134,9 +135,9 @@ pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: Ca
                         Ok::<_, std::convert::Infallible>(response)
                     }
                 });
+            // No hyper timer: its header timeout re-arms a timer on every request, and a timer
+            // polled beside the connection costs about as much; `close_idle` keeps the limit.
             let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout)
                 .max_buf_size(MAX_REQUEST_HEAD)
                 .serve_connection(TokioIo::new(stream), service);
             let connection = watcher.watch(connection);
@@ -145,7 +146,15 @@ pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: Ca
                     tracing::debug!(%peer, "connection closed: {e}");
                 },
                 () = tracked.evict.notified() => {
-                    tracing::debug!(%peer, "idle connection closed to make room for a new one");
+                    if tracked.timed_out.load(Ordering::Acquire) {
+                        tracing::debug!(
+                            %peer,
+                            "connection closed: no whole request within {} s",
+                            header_read_timeout.as_secs()
+                        );
+                    } else {
+                        tracing::debug!(%peer, "idle connection closed to make room for a new one");
+                    }
                 }
             }
             open.remove(id);
@@ -153,6 +162,7 @@ pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: Ca
         });
     }
     drop(listener);
+    sweeper.abort();
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()
@@ -207,18 +217,53 @@ fn warn_refused(peer: SocketAddr, stranger: Stranger) {
 struct OpenConnections {
     next_id: AtomicU64,
     by_age: Mutex<BTreeMap<u64, Arc<Tracked>>>,
+    /// Signalled when a connection opens, for [`OpenConnections::close_idle`] waiting on none.
+    opened: tokio::sync::Notify,
 }
 
-#[derive(Default)]
 struct Tracked {
     /// Requests in flight on the connection.
     busy: AtomicUsize,
     /// Of those, the ones whose handler waits for the request's body.
     waiting_for_body: AtomicUsize,
     evict: tokio::sync::Notify,
+    opened: Instant,
+    /// When the latest request was answered, in nanoseconds since `opened` (0: none yet).
+    answered: AtomicU64,
+    /// Whether `evict` was signalled because the connection idled past the limit.
+    timed_out: std::sync::atomic::AtomicBool,
 }
 
 impl Tracked {
+    fn new() -> Self {
+        Tracked {
+            busy: AtomicUsize::new(0),
+            waiting_for_body: AtomicUsize::new(0),
+            evict: tokio::sync::Notify::new(),
+            opened: Instant::now(),
+            answered: AtomicU64::new(0),
+            timed_out: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// When the connection will have been idle for `limit` (no request in flight since it
+    /// opened or since its latest answer), if that is before `now`; a connection with a request
+    /// in flight is looked at again `limit` from `now`. A request waiting for its body is held
+    /// to its own deadline by its handler ([`Connection`]).
+    fn idle_until(&self, limit: Duration, now: Instant) -> Instant {
+        if self.busy.load(Ordering::Acquire) > 0 {
+            return now + limit;
+        }
+        let answered = Duration::from_nanos(self.answered.load(Ordering::Acquire));
+        self.opened + answered + limit
+    }
+
+    /// Notes that a request was just answered.
+    fn answered(&self) {
+        let since_opened = u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.answered.store(since_opened, Ordering::Release);
+    }
+
     /// Nothing in flight but requests waiting for a body that has not come: an idle or a
     /// stalled connection, which may make room for a new one.
     fn evictable(&self) -> bool {
@@ -260,8 +305,9 @@ impl Drop for WaitingForBody {
 impl OpenConnections {
     fn add(&self) -> (u64, Arc<Tracked>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let tracked = Arc::new(Tracked::default());
+        let tracked = Arc::new(Tracked::new());
         self.lock().insert(id, tracked.clone());
+        self.opened.notify_one();
         (id, tracked)
     }
 
@@ -283,6 +329,34 @@ impl OpenConnections {
         }
     }
 
+    /// Closes every connection idle for `limit`, for as long as the listener runs: a request's
+    /// head must arrive whole within `limit` of the connection opening or of its previous
+    /// answer, which bounds slow and idle clients. One task per listener rather than a timer per
+    /// connection: a timer polled beside each connection cost a twentieth of a cached
+    /// credential's answer. It sleeps until the first connection could be due (a connection
+    /// that opens later is due later), and with no connection open it waits for one, so an
+    /// idle daemon does not wake.
+    async fn close_idle(self: Arc<Self>, limit: Duration) {
+        loop {
+            let now = Instant::now();
+            let mut next = None::<Instant>;
+            self.lock().retain(|_, tracked| {
+                let due = tracked.idle_until(limit, now);
+                if due <= now {
+                    tracked.timed_out.store(true, Ordering::Release);
+                    tracked.evict.notify_one();
+                    return false;
+                }
+                next = Some(next.map_or(due, |next| next.min(due)));
+                true
+            });
+            match next {
+                Some(due) => tokio::time::sleep_until(due.into()).await,
+                None => self.opened.notified().await,
+            }
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<Tracked>>> {
         self.by_age.lock().expect("connection map poisoned")
     }
@@ -300,6 +374,8 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        // Answered before no longer busy, so that the idle check never sees neither.
+        self.0.answered();
         self.0.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -392,6 +468,68 @@ mod tests {
             .await
             .expect("the new client was locked out by idle connections");
         assert!(answer.ends_with("ok"), "{answer}");
+    }
+
+    /// One kept-alive request on `stream`, answered in full (`/` answers `ok`).
+    async fn kept_alive(stream: &mut TcpStream) {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(b"ok") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Long enough that a loaded machine's stalls stay well inside it.
+    const LIMIT: Duration = Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn a_connection_with_no_request_within_the_limit_is_closed() {
+        let addr = server_with_deadline(Arc::default(), LIMIT).await;
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let mut partial = TcpStream::connect(addr).await.unwrap();
+        partial.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
+        tokio::time::sleep(LIMIT + Duration::from_millis(200)).await;
+        assert!(closed(&mut silent).await, "a silent connection stays");
+        assert!(closed(&mut partial).await, "an unfinished head stays");
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_is_closed_once_idle_for_the_limit_after_its_last_answer() {
+        let addr = server_with_deadline(Arc::default(), LIMIT).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        // Requests every quarter limit keep it open well past the limit since it opened.
+        for _ in 0..6 {
+            tokio::time::sleep(LIMIT / 4).await;
+            kept_alive(&mut client).await;
+        }
+        let mut byte = [0u8; 1];
+        let early = tokio::time::timeout(LIMIT / 2, client.read(&mut byte)).await;
+        assert!(
+            early.is_err(),
+            "closed before the limit after the last answer"
+        );
+        assert!(closed(&mut client).await, "still open well past the limit");
+    }
+
+    #[tokio::test]
+    async fn a_request_in_flight_longer_than_the_limit_is_answered() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let addr = server_with_deadline(release.clone(), LIMIT).await;
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        let answer = tokio::spawn(async move { request(&mut slow, "/slow").await });
+        tokio::time::sleep(LIMIT * 2).await;
+        release.notify_one();
+        let answer = tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .expect("no answer")
+            .unwrap();
+        assert!(answer.ends_with("slow"), "{answer}");
     }
 
     #[tokio::test]
