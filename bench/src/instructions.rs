@@ -397,8 +397,20 @@ pub fn markdown(counts: &[Count], previous: Option<&serde_json::Value>) -> Strin
             c.fintors as f64 / c.ceiling.max(1) as f64
         ));
     }
+    let worst = counts
+        .iter()
+        .map(|c| c.fintors as f64 / c.ceiling.max(1) as f64)
+        .fold(0.0, f64::max);
+    out.push_str(&format!(
+        "\nTarget: every scenario at most {TARGET:.1}x the ceiling's instructions; the worst is \
+         {worst:.2}x: **{}**.\n",
+        if worst <= TARGET { "met" } else { "missed" }
+    ));
     out
 }
+
+/// Instructions per request, as a multiple of the ceiling's, that every scenario must stay within.
+const TARGET: f64 = 1.5;
 
 /// The counts as `instructions.json`, for the next run to compare with.
 pub fn json(counts: &[Count], date: &str) -> String {

@@ -862,7 +862,6 @@ fn markdown(
     );
     s += &format!(
         "\n## Access log (credential GET with a token, 64 connections, 3 alternating rounds)\n\n\
-         | | req/s | requests |\n|---|---:|---:|\n\
          | | req/s | requests | RSS after |\n|---|---:|---:|---:|\n\
          | without `--log` | {:.0} | {} | {:.1} MiB |\n\
          | with `--log` | {:.0} | {} (log lines: {}) | {:.1} MiB |\n\n\

@@ -245,12 +245,15 @@ impl FastPath {
     fn answer<B>(&self, request: &hyper::Request<B>, peer: SocketAddr) -> Option<Response> {
         let route = FastRoute::of(request)?;
         self.guard.check(peer, request).ok()?;
-        let remaining = imds::check_session(&self.state, request).ok()?;
+        // The clock read once: the session check and the cache both judge by it.
+        let now = self.state.clock.now();
+        let remaining = imds::check_session(&self.state, request, now.timestamp()).ok()?;
         let mut response = match route {
             FastRoute::Token => imds::token(&self.state, request.headers()),
             FastRoute::Listing => imds::listing(&self.state),
             FastRoute::Credentials { alias, extended } => {
-                let issued = self.state.registry.role(alias)?.serve_cached(Door::Imds)?;
+                let cache = self.state.registry.role(alias)?;
+                let issued = cache.serve_cached_at(Door::Imds, now)?;
                 imds::credentials_document(&issued, extended)
             }
         };

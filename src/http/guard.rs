@@ -80,10 +80,12 @@ impl Guard {
     }
 
     pub fn host_allowed(&self, host: &str) -> bool {
-        if self
-            .allowed_hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(host))
+        // Clients send the names as listed; the exact comparison answers them at once.
+        if self.allowed_hosts.iter().any(|h| h == host)
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(host))
         {
             return true;
         }

@@ -143,7 +143,7 @@ pub fn session<B>(
     state: &AppState,
     request: &http::Request<B>,
 ) -> Result<Option<u32>, Unauthorized> {
-    check_session(state, request).map_err(|why| {
+    check_session(state, request, state.clock.now().timestamp()).map_err(|why| {
         if let Some(why) = why {
             tracing::debug!("refused IMDS session token: {why}");
         }
@@ -153,11 +153,12 @@ pub fn session<B>(
     })
 }
 
-/// [`session`] without the log line; the error says why a token was refused (`None`: no token
-/// where one is required).
+/// [`session`] without the log line, at `now` (Unix seconds, the state's clock); the error says
+/// why a token was refused (`None`: no token where one is required).
 pub fn check_session<B>(
     state: &AppState,
     request: &http::Request<B>,
+    now: i64,
 ) -> Result<Option<u32>, Option<TokenError>> {
     let path = request.uri().path();
     let in_session = (path.starts_with("/latest/") && path != crate::ec2::TOKEN_PATH)
@@ -167,15 +168,12 @@ pub fn check_session<B>(
         return Ok(None);
     }
     match request.headers().get(TOKEN_HEADER) {
-        Some(token) => {
-            let now = state.clock.now().timestamp();
-            token
-                .to_str()
-                .map_err(|_| TokenError::Malformed)
-                .and_then(|t| state.tokens.verify(t, now))
-                .map(Some)
-                .map_err(Some)
-        }
+        Some(token) => token
+            .to_str()
+            .map_err(|_| TokenError::Malformed)
+            .and_then(|t| state.tokens.verify(t, now))
+            .map(Some)
+            .map_err(Some),
         None if state.imdsv2_required => Err(None),
         None => Ok(None),
     }

@@ -192,7 +192,16 @@ impl RoleCache {
     /// time) besides the door's counters, and reads the refresher flag before trying to set it,
     /// so concurrent requests on several cores do not fight over cache lines.
     pub fn serve_cached(self: &Arc<Self>, door: Door) -> Option<Arc<Issued>> {
-        let now = self.clock.now();
+        self.serve_cached_at(door, self.clock.now())
+    }
+
+    /// [`RoleCache::serve_cached`] at `now` (this cache's clock's), for a caller that has read
+    /// the clock already: a fast path reads it once per request.
+    pub fn serve_cached_at(
+        self: &Arc<Self>,
+        door: Door,
+        now: DateTime<Utc>,
+    ) -> Option<Arc<Issued>> {
         let served = self.take_cached(now)?;
         self.usage.record(door, now.timestamp());
         Some(served)
