@@ -68,13 +68,18 @@ proptest! {
         now in 0i64..4_000_000_000,
         elapsed in 0u32..=21_600,
     ) {
-        let tokens = Tokens::from_key(key);
-        let token = tokens.issue(ttl, now);
+        let token = Tokens::from_key(key).issue(ttl, now);
         let later = now + i64::from(elapsed);
-        if elapsed < ttl {
-            prop_assert_eq!(tokens.verify(&token, later), Ok(ttl - elapsed));
-        } else {
-            prop_assert_eq!(tokens.verify(&token, later), Err(TokenError::Expired));
+        // A daemon that issued the token remembers it; one restarted since checks its MAC:
+        // both must agree.
+        let issuer = Tokens::from_key(key);
+        issuer.issue(ttl, now);
+        for tokens in [issuer, Tokens::from_key(key)] {
+            if elapsed < ttl {
+                prop_assert_eq!(tokens.verify(&token, later), Ok(ttl - elapsed));
+            } else {
+                prop_assert_eq!(tokens.verify(&token, later), Err(TokenError::Expired));
+            }
         }
     }
 
@@ -84,6 +89,7 @@ proptest! {
         index in any::<prop::sample::Index>(),
         replacement in "[A-Za-z0-9_-]",
     ) {
+        // The issuer remembers the token: a forgery must fail beside it as well as alone.
         let tokens = Tokens::from_key(key);
         let token = tokens.issue(600, 1_000);
         let i = index.index(token.len());
@@ -92,6 +98,7 @@ proptest! {
         altered[i] = replacement.chars().next().unwrap();
         let altered: String = altered.into_iter().collect();
         prop_assert!(tokens.verify(&altered, 1_000).is_err());
+        prop_assert!(Tokens::from_key(key).verify(&altered, 1_000).is_err());
     }
 
     #[test]

@@ -96,18 +96,22 @@ impl Tokens {
     /// Checks a token and returns its remaining lifetime in seconds.
     pub fn verify(&self, token: &str, now: i64) -> Result<u32, TokenError> {
         let token = token.as_bytes();
-        let expiry = match self.recent.recall(token, |&expiry| expiry) {
-            Some(expiry) => expiry,
-            None => self.verify_mac(token)?,
+        let (expiry, remembered) = match self.recent.recall(token, |&expiry| expiry) {
+            Some(expiry) => (expiry, true),
+            None => (self.verify_mac(token)?, false),
         };
         let remaining = expiry - now;
         if remaining <= 0 {
             return Err(TokenError::Expired);
         }
+        // Only a token that is still good takes a slot.
+        if !remembered {
+            self.recent.remember(token, expiry);
+        }
         Ok(remaining.min(i64::from(MAX_TTL)) as u32)
     }
 
-    /// The expiry `token` carries, once its MAC is checked; remembers the token.
+    /// The expiry `token` carries, once its MAC is checked.
     fn verify_mac(&self, token: &[u8]) -> Result<i64, TokenError> {
         let mut raw = [0u8; RAW_LEN];
         match URL_SAFE_NO_PAD.decode_slice(token, &mut raw) {
@@ -119,9 +123,7 @@ impl Tokens {
         self.mac(&expiry)
             .verify_slice(&raw[EXPIRY_LEN..])
             .map_err(|_| TokenError::BadSignature)?;
-        let expiry = i64::from_be_bytes(expiry);
-        self.recent.remember(token, expiry);
-        Ok(expiry)
+        Ok(i64::from_be_bytes(expiry))
     }
 }
 
@@ -205,6 +207,16 @@ mod tests {
         assert_eq!(tokens.verify(&t, 1_059), Ok(1));
         assert_eq!(tokens.verify(&t, 1_060), Err(TokenError::Expired));
         assert_eq!(macs(&tokens), 1);
+    }
+
+    #[test]
+    fn an_expired_token_is_not_remembered() {
+        let tokens = tokens();
+        let old = Tokens::from_key([7; KEY_LEN]).issue(60, 1_000);
+        for _ in 0..2 {
+            assert_eq!(tokens.verify(&old, 2_000), Err(TokenError::Expired));
+        }
+        assert_eq!(macs(&tokens), 2);
     }
 
     #[test]

@@ -101,6 +101,16 @@ impl App {
         }
     }
 
+    /// What the fast path alone answers to `request` (`None`: it leaves it to the router), for
+    /// the tests that hold the fast path to the routes' answers and check it takes what it should.
+    pub fn fast_answer<B>(
+        &self,
+        request: &hyper::Request<B>,
+        peer: SocketAddr,
+    ) -> Option<Response> {
+        self.fast.as_ref()?.answer(request, peer)
+    }
+
     /// The same app without its fast path: every request goes through the router. For the
     /// tests that hold the fast path to the routes' answers.
     pub fn routed_only(&self) -> Self {

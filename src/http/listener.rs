@@ -135,25 +135,39 @@ pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: Ca
                         Ok::<_, std::convert::Infallible>(response)
                     }
                 });
-            // No hyper timer: its header timeout re-arms a timer on every request, and a timer
-            // polled beside the connection costs about as much; `close_idle` keeps the limit.
+            // No hyper timer (so no header timeout of hyper's own, which would need one): its
+            // header timeout re-arms a timer on every request, and a timer polled beside the
+            // connection costs about as much; `close_idle` keeps the limit.
             let connection = hyper::server::conn::http1::Builder::new()
+                .header_read_timeout(None)
                 .max_buf_size(MAX_REQUEST_HEAD)
                 .serve_connection(TokioIo::new(stream), service);
-            let connection = watcher.watch(connection);
-            tokio::select! {
-                result = connection => if let Err(e) = result {
-                    tracing::debug!(%peer, "connection closed: {e}");
-                },
-                () = tracked.evict.notified() => {
-                    if tracked.timed_out.load(Ordering::Acquire) {
+            let mut connection = std::pin::pin!(watcher.watch(connection));
+            loop {
+                tokio::select! {
+                    result = &mut connection => {
+                        if let Err(e) = result {
+                            tracing::debug!(%peer, "connection closed: {e}");
+                        }
+                        break;
+                    }
+                    () = tracked.evict.notified() => {
+                        if !tracked.timed_out.swap(false, Ordering::AcqRel) {
+                            tracing::debug!(%peer, "idle connection closed to make room for a new one");
+                            break;
+                        }
+                        // A whole request may have arrived just as the limit struck: it is
+                        // answered, and the sweeper looks at the connection again.
+                        if tracked.busy.load(Ordering::Acquire) > 0 {
+                            open.track(id, tracked.clone());
+                            continue;
+                        }
                         tracing::debug!(
                             %peer,
                             "connection closed: no whole request within {} s",
                             header_read_timeout.as_secs()
                         );
-                    } else {
-                        tracing::debug!(%peer, "idle connection closed to make room for a new one");
+                        break;
                     }
                 }
             }
@@ -311,6 +325,12 @@ impl OpenConnections {
         (id, tracked)
     }
 
+    /// Tracks a connection again that the sweeper let go of while a request was arriving.
+    fn track(&self, id: u64, tracked: Arc<Tracked>) {
+        self.lock().insert(id, tracked);
+        self.opened.notify_one();
+    }
+
     fn remove(&self, id: u64) {
         self.lock().remove(&id);
     }
@@ -358,7 +378,9 @@ impl OpenConnections {
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<Tracked>>> {
-        self.by_age.lock().expect("connection map poisoned")
+        // Entries are inserted and removed whole: a panic elsewhere cannot leave the map unsound,
+        // and the sweeper must not die with it (that would lift the idle limit).
+        self.by_age.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

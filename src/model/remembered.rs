@@ -5,8 +5,8 @@
 //! present the same few secrets over and over: an SDK process reuses its IMDS token for hours, a
 //! pinned shell its container token for its whole life. The table has a fixed number of slots,
 //! holds only secrets a MAC has vouched for, and never grows; a slot is chosen by the secret's
-//! last bytes (MAC output, so evenly spread), and a flood of forgeries can only evict entries,
-//! paying for itself the MACs it makes the daemon compute.
+//! last bytes (MAC output, so evenly spread). A forgery never enters it; a client minting many
+//! valid secrets can only evict the others' entries, which then cost a MAC again.
 
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
@@ -43,8 +43,14 @@ impl<T> Remembered<T> {
     /// byte by byte.
     pub fn recall<R>(&self, given: &[u8], read: impl FnOnce(&T) -> R) -> Option<R> {
         let slots = self.slots();
-        let slot = slots[index(given)].as_ref()?;
-        same(&slot.secret, given).then(|| read(&slot.opens))
+        match &slots[index(given)] {
+            Some(slot) => same(&slot.secret, given).then(|| read(&slot.opens)),
+            // Compared all the same, so that timing does not tell which slots are filled.
+            None => {
+                same(given, given);
+                None
+            }
+        }
     }
 
     /// Remembers `secret`, which a MAC has just vouched for, as opening `opens`.
@@ -73,14 +79,14 @@ impl<T> Default for Remembered<T> {
 
 /// Whether `a` and `b` are equal, in time that depends only on their lengths. The differences
 /// are gathered without a branch (which the compiler vectorizes: a few instructions for a token,
-/// where `subtle`'s byte-by-byte comparison took 700) and only their sum is compared, through
-/// `subtle`, so that no early exit can be inferred.
+/// where `subtle`'s byte-by-byte comparison took 700) and only their sum is compared, behind
+/// `black_box` and through `subtle`, so that the optimizer cannot add an early exit.
 fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     let difference = a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y));
-    difference.ct_eq(&0).into()
+    std::hint::black_box(difference).ct_eq(&0).into()
 }
 
 /// A secret's slot, from its last four bytes (a token's last base64 character alone carries only

@@ -3,7 +3,6 @@
 //! so no emulator and no socket. The JSON answers are read with the wire types of
 //! `fintors::api`, the ones the client subcommands use: a handler and the client cannot drift.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -143,15 +142,16 @@ impl Answer {
     }
 }
 
-/// `method path` to `app` (bound at `addr`) from loopback, with `headers` and a JSON `body`.
-async fn call(
-    app: &App,
+const PEER: &str = "127.0.0.1:40000";
+
+/// The request `call` sends.
+fn request(
     addr: &str,
     method: Method,
     path: &str,
     headers: &[(&str, &str)],
     body: Option<&str>,
-) -> Answer {
+) -> Request<Body> {
     let mut request = Request::builder().method(method).uri(path);
     if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
         request = request.header("host", addr);
@@ -162,11 +162,22 @@ async fn call(
     if body.is_some() {
         request = request.header("content-type", "application/json");
     }
-    let request = request
+    request
         .body(Body::from(body.unwrap_or_default().to_owned()))
-        .unwrap();
-    let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-    let response = app.call(request, peer).await;
+        .unwrap()
+}
+
+/// `method path` to `app` (bound at `addr`) from loopback, with `headers` and a JSON `body`.
+async fn call(
+    app: &App,
+    addr: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Answer {
+    let request = request(addr, method, path, headers, body);
+    let response = app.call(request, PEER.parse().unwrap()).await;
     let (parts, body) = response.into_parts();
     Answer {
         status: parts.status,
@@ -497,8 +508,8 @@ async fn the_container_endpoint_serves_with_its_token_and_refuses_in_json() {
 }
 
 /// The fast paths answer what SDKs ask over and over without the router; each must answer
-/// exactly as the routes do, refusals and all (status, every header, body), for every request
-/// it could take.
+/// exactly as the routes do (status, every header, body) for every request it takes, and leave
+/// the rest, refusals included, to them.
 #[tokio::test]
 async fn the_fast_paths_answer_exactly_as_the_routes_do() {
     let d = daemon();
@@ -507,93 +518,171 @@ async fn the_fast_paths_answer_exactly_as_the_routes_do() {
     let bad_token = [("x-aws-ec2-metadata-token", "AAAA")];
     let ttl = |seconds| ("x-aws-ec2-metadata-token-ttl-seconds", seconds);
     let creds = "/latest/meta-data/iam/security-credentials";
-    let imds_requests: Vec<(Method, String, Headers)> = vec![
-        (Method::PUT, "/latest/api/token".into(), vec![ttl("60")]),
-        (Method::PUT, "/latest/api/token".into(), vec![ttl("0")]),
-        (Method::PUT, "/latest/api/token".into(), vec![]),
+    let token_path = "/latest/api/token".to_owned();
+    let imds_requests: Vec<(Method, String, Headers, Taken)> = vec![
+        (Method::PUT, token_path.clone(), vec![ttl("60")], FAST),
+        (Method::PUT, token_path.clone(), vec![ttl("0")], FAST),
+        (Method::PUT, token_path.clone(), vec![], FAST),
         (
             Method::PUT,
-            "/latest/api/token".into(),
+            token_path.clone(),
             vec![ttl("60"), ("x-forwarded-for", "10.0.0.1")],
+            FAST,
         ),
         (
             Method::PUT,
-            "/latest/api/token".into(),
+            token_path.clone(),
             vec![ttl("60"), ("origin", "https://example.com")],
+            ROUTED,
         ),
-        (Method::GET, creds.into(), vec![]),
-        (Method::GET, format!("{creds}/"), with_token.to_vec()),
-        (Method::GET, format!("{creds}/"), bad_token.to_vec()),
-        (Method::GET, format!("{creds}/dev"), vec![]),
-        (Method::GET, format!("{creds}/dev"), with_token.to_vec()),
+        (Method::GET, creds.into(), vec![], FAST),
+        (Method::GET, format!("{creds}/"), with_token.to_vec(), FAST),
+        (Method::GET, format!("{creds}/"), bad_token.to_vec(), ROUTED),
+        (Method::GET, format!("{creds}-extended/"), vec![], ROUTED),
+        (Method::GET, format!("{creds}/dev"), vec![], FAST),
+        (Method::GET, format!("{creds}/dev?x=1"), vec![], FAST),
+        (
+            Method::GET,
+            format!("{creds}/dev"),
+            with_token.to_vec(),
+            FAST,
+        ),
+        (
+            Method::HEAD,
+            format!("{creds}/dev"),
+            with_token.to_vec(),
+            ROUTED,
+        ),
         (
             Method::GET,
             format!("{creds}-extended/ops"),
             with_token.to_vec(),
+            FAST,
         ),
-        (Method::GET, format!("{creds}/ops"), bad_token.to_vec()),
-        (Method::GET, format!("{creds}/nope"), with_token.to_vec()),
-        (Method::GET, format!("{creds}/broken"), with_token.to_vec()),
+        (
+            Method::GET,
+            format!("{creds}/ops"),
+            bad_token.to_vec(),
+            ROUTED,
+        ),
+        (
+            Method::GET,
+            format!("{creds}/nope"),
+            with_token.to_vec(),
+            ROUTED,
+        ),
+        (
+            Method::GET,
+            format!("{creds}/broken"),
+            with_token.to_vec(),
+            ROUTED,
+        ),
         (
             Method::GET,
             format!("{creds}/dev"),
             vec![("sec-fetch-site", "cross-site")],
+            ROUTED,
         ),
         (
             Method::GET,
             format!("{creds}/dev"),
             vec![("host", "evil.example")],
+            ROUTED,
         ),
     ];
-    for (method, path, headers) in &imds_requests {
-        assert_same_answers(&d.imds, IMDS, method, path, headers).await;
+    for (method, path, headers, taken) in &imds_requests {
+        assert_same_answers(&d.imds, IMDS, method, path, headers, *taken).await;
     }
+
+    // Under --imdsv2-required a request without a token is the router's 401.
+    let v2 = Arc::new(AppState {
+        imdsv2_required: true,
+        ..(*d.state).clone()
+    });
+    let v2 = imds_app(v2, Arc::new(Guard::new(IMDS.parse().unwrap(), false)), None);
+    let v2_requests: Vec<(Method, String, Headers, Taken)> = vec![
+        (Method::PUT, token_path.clone(), vec![ttl("60")], FAST),
+        (Method::GET, format!("{creds}/"), vec![], ROUTED),
+        (Method::GET, format!("{creds}/dev"), vec![], ROUTED),
+        (
+            Method::GET,
+            format!("{creds}/dev"),
+            with_token.to_vec(),
+            FAST,
+        ),
+    ];
+    for (method, path, headers, taken) in &v2_requests {
+        assert_same_answers(&v2, IMDS, method, path, headers, *taken).await;
+    }
+
     let key = container_key();
     let ops = key.token(Scope::Role("ops"));
     let active = key.token(Scope::Active);
-    let container_requests: Vec<(&str, Headers)> = vec![
-        ("/creds/ops", vec![("authorization", ops.expose())]),
+    let container_requests: Vec<(&str, Headers, Taken)> = vec![
+        ("/creds/ops", vec![("authorization", ops.expose())], FAST),
         (
             paths::CONTAINER_ACTIVE,
             vec![("authorization", active.expose())],
+            FAST,
         ),
-        ("/creds/dev", vec![("authorization", ops.expose())]),
+        ("/creds/dev", vec![("authorization", ops.expose())], ROUTED),
         (
             paths::CONTAINER_ACTIVE,
             vec![("authorization", ops.expose())],
+            ROUTED,
         ),
-        ("/creds/ops", vec![]),
+        ("/creds/ops", vec![], ROUTED),
         (
             "/creds/ops",
             vec![("authorization", ops.expose()), ("host", "evil.example")],
+            ROUTED,
         ),
     ];
-    for (path, headers) in &container_requests {
-        assert_same_answers(&d.container, CONTAINER, &Method::GET, path, headers).await;
+    for (path, headers, taken) in &container_requests {
+        assert_same_answers(&d.container, CONTAINER, &Method::GET, path, headers, *taken).await;
     }
 }
 
 type Headers<'a> = Vec<(&'a str, &'a str)>;
 
-/// `app` and `app` without its fast path answer `method path` alike. The router answers first,
-/// so that credentials it fetches are cached for the fast path; an answer that differs is asked
-/// again once, in case a second ended between the two (a new token, a token's TTL one less).
-/// `Content-Length` is compared as hyper writes it: axum's layers set the header, the fast path
-/// leaves it to hyper, which writes it from the body's exact size.
+/// Whether the fast path should take a request (`FAST`) or leave it to the router (`ROUTED`).
+type Taken = bool;
+const FAST: Taken = true;
+const ROUTED: Taken = false;
+
+/// `app` and `app` without its fast path answer `method path` alike, and the fast path takes it
+/// or not as `taken` says. The router answers first, so that credentials it fetches are cached
+/// for the fast path; an answer that differs is asked again once, in case a second ended between
+/// the two (a new token, a token's TTL one less). `Content-Length` is compared as hyper writes
+/// it: axum's layers set the header, the fast path leaves it to hyper, which writes it from the
+/// body's exact size.
 async fn assert_same_answers(
     app: &App,
     addr: &str,
     method: &Method,
     path: &str,
     headers: &[(&str, &str)],
+    taken: Taken,
 ) {
     let routed_only = app.routed_only();
     let mut last = None;
     for _ in 0..2 {
         let mut routed = call(&routed_only, addr, method.clone(), path, headers, None).await;
+        let fast_taken = app
+            .fast_answer(
+                &request(addr, method.clone(), path, headers, None),
+                PEER.parse().unwrap(),
+            )
+            .is_some();
+        assert_eq!(
+            fast_taken, taken,
+            "{method} {path} {headers:?}: fast path taken"
+        );
         let mut fast = call(app, addr, method.clone(), path, headers, None).await;
         for answer in [&mut routed, &mut fast] {
-            if let Some(length) = answer.headers.remove("content-length") {
+            if let Some(length) = answer.headers.remove("content-length")
+                && method != Method::HEAD
+            {
                 assert_eq!(length.to_str().unwrap(), answer.body.len().to_string());
             }
         }
