@@ -11,8 +11,8 @@
 //!
 //! The daemon checks a token by deriving the one for what the request asks and comparing; a
 //! token that passed is [`Remembered`] with what it opens, so a pinned client's next requests
-//! are checked by a constant-time comparison, without a MAC (13 k instructions of each request's
-//! 50 k). What a token opens is looked up by the token the client presents, never by the role
+//! are checked by a constant-time comparison, without a MAC (in software, 13 k instructions of
+//! each request's 50 k). What a token opens is looked up by the token the client presents, never by the role
 //! asked for: how long a refusal takes says nothing about other roles' tokens.
 
 use std::fmt;

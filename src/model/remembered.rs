@@ -1,7 +1,8 @@
 //! Secrets recently found valid, each with what it opens, so that the next request carrying one
 //! is admitted by a constant-time comparison instead of a MAC.
 //!
-//! A MAC (four SHA-256 blocks) was most of what a cached credential cost to serve, and clients
+//! A MAC (four SHA-256 blocks, in software where the CPU has no SHA instructions) was most of
+//! what a cached credential cost to serve, and clients
 //! present the same few secrets over and over: an SDK process reuses its IMDS token for hours, a
 //! pinned shell its container token for its whole life. The table has a fixed number of slots,
 //! holds only secrets a MAC has vouched for, and never grows; a slot is chosen by the secret's
