@@ -259,7 +259,7 @@ impl FastPath {
         let now = self.state.clock.now();
         let remaining = imds::check_session(&self.state, request, now.timestamp()).ok()?;
         let mut response = match route {
-            FastRoute::Token => imds::token(&self.state, request.headers()),
+            FastRoute::Token => imds::token(&self.state, request.headers(), now.timestamp()),
             FastRoute::Listing => imds::listing(&self.state),
             FastRoute::Credentials { alias, extended } => {
                 let cache = self.state.registry.role(alias)?;

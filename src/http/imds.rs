@@ -187,12 +187,12 @@ pub fn report_token_ttl(response: &mut Response, remaining: u32) {
 }
 
 async fn issue_token(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    token(&state, &headers)
+    token(&state, &headers, state.clock.now().timestamp())
 }
 
-/// `PUT /latest/api/token`'s answer to a request with `headers` (the route's and the fast
-/// path's).
-pub fn token(state: &AppState, headers: &HeaderMap) -> Response {
+/// `PUT /latest/api/token`'s answer to a request with `headers` at `now` (Unix seconds, the
+/// state's clock); the route's and the fast path's.
+pub fn token(state: &AppState, headers: &HeaderMap, now: i64) -> Response {
     // Real IMDS refuses tokens to anything that came through a proxy: a token obtained by a
     // proxied request could be replayed from elsewhere.
     if headers.contains_key(X_FORWARDED_FOR) {
@@ -206,7 +206,7 @@ pub fn token(state: &AppState, headers: &HeaderMap) -> Response {
     let Some(ttl) = ttl else {
         return ec2_error(StatusCode::BAD_REQUEST);
     };
-    let token = state.tokens.issue(ttl, state.clock.now().timestamp());
+    let token = state.tokens.issue(ttl, now);
     let mut response = text(StatusCode::OK, token);
     response
         .headers_mut()
