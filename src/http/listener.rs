@@ -261,8 +261,8 @@ impl Tracked {
     }
 
     /// When the connection will have been idle for `limit` (no request in flight since it
-    /// opened or since its latest answer), if that is before `now`; a connection with a request
-    /// in flight is looked at again `limit` from `now`. A request waiting for its body is held
+    /// opened or since its latest answer); for a connection with a request in flight, `limit`
+    /// from `now`, when it is looked at again. A request waiting for its body is held
     /// to its own deadline by its handler ([`Connection`]).
     fn idle_until(&self, limit: Duration, now: Instant) -> Instant {
         if self.busy.load(Ordering::Acquire) > 0 {
@@ -320,12 +320,12 @@ impl OpenConnections {
     fn add(&self) -> (u64, Arc<Tracked>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let tracked = Arc::new(Tracked::new());
-        self.lock().insert(id, tracked.clone());
-        self.opened.notify_one();
+        self.track(id, tracked.clone());
         (id, tracked)
     }
 
-    /// Tracks a connection again that the sweeper let go of while a request was arriving.
+    /// Tracks a connection: a new one, or one the sweeper let go of while a request was
+    /// arriving; either way the sweeper is woken if it waits for one.
     fn track(&self, id: u64, tracked: Arc<Tracked>) {
         self.lock().insert(id, tracked);
         self.opened.notify_one();
