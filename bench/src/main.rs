@@ -43,9 +43,10 @@ async fn main() {
         Some("compare") => compare(&args[2..]).await,
         Some("access-log") => access_log(&args[2..]).await,
         Some("instructions") => instructions::instructions(&args[2..]).await,
+        Some("cold-start") => cold_start_only(&args[2..]).await,
         _ => {
             eprintln!(
-                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S] | soak --fintors PATH [--minutes M] | compare --fintors PATH [--duration S] [--rounds N] | access-log --fintors PATH [--duration S] | instructions --fintors PATH [--out DIR] [--dumps DIR]"
+                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S] | soak --fintors PATH [--minutes M] | compare --fintors PATH [--duration S] [--rounds N] | access-log --fintors PATH [--duration S] | instructions --fintors PATH [--out DIR] [--dumps DIR] | cold-start --fintors PATH [--starts N]"
             );
             std::process::exit(2);
         }
@@ -542,7 +543,7 @@ async fn run(args: &[String]) {
 
     // 4. Cold start, first (nothing warm): process start -> port accepts / first credential.
     eprintln!("cold start ...");
-    let cold = cold_start(&fintors, &sts).await;
+    let cold = cold_start(&fintors, &sts, 5).await;
 
     // 1. and 2. Throughput and latency against the ceiling.
     let daemon = fintors.start().await;
@@ -737,11 +738,27 @@ struct ColdStart {
     sts_ms: f64,
 }
 
-/// Median over five starts.
-async fn cold_start(fintors: &Fintors, sts: &FakeSts) -> ColdStart {
+/// `cold-start`: the start-up table alone, the median of `--starts` (default 21) starts, for
+/// changes to what runs before the first credential (a full `run` takes five only).
+async fn cold_start_only(args: &[String]) {
+    let starts: usize = flag(args, "--starts").map_or(21, |s| s.parse().unwrap());
+    let (fintors, work, sts) = Fintors::for_subcommand(args, "cold-start").await;
+    let cold = cold_start(&fintors, &sts, starts).await;
+    println!(
+        "median of {starts} starts: accepts {:.1} ms, first credential {:.1} ms, of which STS {:.1} ms, fintors's own {:.1} ms",
+        cold.accept_ms,
+        cold.first_credential_ms,
+        cold.sts_ms,
+        cold.first_credential_ms - cold.sts_ms
+    );
+    let _ = std::fs::remove_dir_all(work);
+}
+
+/// The median over `starts` starts.
+async fn cold_start(fintors: &Fintors, sts: &FakeSts, starts: usize) -> ColdStart {
     sts.set(0, 3600);
     let mut samples = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..starts {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
