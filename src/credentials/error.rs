@@ -64,6 +64,13 @@ impl StsError {
         }
     }
 
+    /// Whether nothing answered (offline, DNS, a refused or silent connection), as opposed to
+    /// an answer that said no: such a failure says nothing about the next attempt, which may
+    /// find the network back. A refusal (`Throttling`, `AccessDenied`) stands until its backoff.
+    pub fn is_no_answer(&self) -> bool {
+        matches!(self, StsError::Unreachable(_) | StsError::Timeout(_))
+    }
+
     /// The `Code` of the EC2 error document.
     pub fn code(&self) -> &str {
         match self {

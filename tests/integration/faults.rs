@@ -3,7 +3,7 @@
 //! service comes back by itself. The STS side is a scripted fake (or a private moto that the test
 //! kills), so the real aws-sdk-sts retry, timeout and parsing code is what gets exercised.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -309,6 +309,83 @@ fn cached_credentials_outlive_an_outage_then_the_error_document_then_recovery() 
             r.body
         );
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn sts_calls(status: &serde_json::Value, alias: &str) -> u64 {
+    status["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["alias"] == alias)
+        .unwrap_or_else(|| panic!("{alias} not in {status}"))["sts_calls"]
+        .as_u64()
+        .unwrap()
+}
+
+/// A laptop offline long enough for the backoff to grow past what anyone would wait: the first
+/// request once STS answers again is not turned away until the backoff ends.
+#[test]
+fn a_role_nothing_answered_is_served_within_seconds_of_sts_answering_again() {
+    let answering = Arc::new(AtomicBool::new(false));
+    let sts = {
+        let answering = answering.clone();
+        let n = AtomicU32::new(0);
+        FakeSts::start(move |call| {
+            if answering.load(Ordering::SeqCst) {
+                issued(
+                    call,
+                    n.fetch_add(1, Ordering::SeqCst),
+                    chrono::Duration::hours(1),
+                )
+            } else {
+                (HANG_UP, String::new())
+            }
+        })
+    };
+    let d = Daemon::builder(crate::support::TWO_ROLES)
+        .sts(&sts.url)
+        .start();
+
+    // An SDK polling four times a second through the outage, until the fourth attempt has just
+    // failed: its backoff is 8 to 16 s.
+    let offline = Instant::now();
+    let mut requests = 0;
+    let mut attempts = 0;
+    while attempts < 4 {
+        let code = error_code(&fetch(&d, "example2").0);
+        assert!(code == "StsUnreachable" || code == "StsTimeout", "{code}");
+        requests += 1;
+        attempts = sts_calls(&status_json(&d), "example2");
+        assert!(
+            offline.elapsed() < Duration::from_secs(60),
+            "{attempts} attempts in a minute"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let limit = offline.elapsed().as_secs() / 3 + 2;
+    assert!(
+        attempts <= limit,
+        "{attempts} attempts for {requests} requests in {:?}: at most one every 3 s",
+        offline.elapsed()
+    );
+
+    // STS answers again.
+    answering.store(true, Ordering::SeqCst);
+    let back = Instant::now();
+    loop {
+        let r = fetch(&d, "example2").0;
+        if r.json()["Code"] == "Success" {
+            valid_credentials(&r);
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "still {} {:?} after STS answered again",
+            r.json()["Code"],
+            back.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 

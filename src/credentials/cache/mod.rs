@@ -34,6 +34,11 @@ pub const STS_WAIT: Duration = Duration::from_secs(5);
 /// Backoff between failed STS attempts: doubles from the first value up to the cap, with jitter.
 pub const BACKOFF_FIRST: Duration = Duration::from_secs(2);
 pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// A request that finds nothing to serve, after an attempt that got no answer (offline, say),
+/// tries again once the last attempt is this old instead of waiting out a backoff of up to
+/// [`BACKOFF_CAP`]: back online, the next request is served. At most one attempt per interval
+/// however many ask, and none while nobody does.
+pub const NO_ANSWER_RETRY: TimeDelta = TimeDelta::seconds(3);
 
 /// One successful AssumeRole, with the documents rendered once for the hot path.
 #[derive(Debug)]
@@ -295,9 +300,7 @@ impl RoleCache {
         }
         if attempt == Attempt::RespectBackoff
             && *failures > 0
-            && let Some(f) = self
-                .last_failure()
-                .filter(|f| self.clock.now() < f.retry_at)
+            && let Some(f) = self.last_failure().filter(|f| self.backing_off(f))
         {
             return Err(f);
         }
@@ -307,6 +310,14 @@ impl RoleCache {
             self.ensure_refresher();
         }
         result
+    }
+
+    /// Whether a request must be answered with `failure` rather than try again: within its
+    /// backoff, unless nothing answered and that was [`NO_ANSWER_RETRY`] ago.
+    fn backing_off(&self, failure: &Failure) -> bool {
+        let now = self.clock.now();
+        now < failure.retry_at
+            && !(failure.error.is_no_answer() && now - failure.at >= NO_ANSWER_RETRY)
     }
 
     /// What a request gets when STS is slower than [`STS_WAIT`]. Not a failure of STS (that is
@@ -700,6 +711,80 @@ mod tests {
         // After the backoff, an ordinary request tries again and succeeds.
         advance(TimeDelta::minutes(1)).await;
         assert!(cache.get(Attempt::RespectBackoff).await.is_ok());
+    }
+
+    fn offline() -> StsError {
+        StsError::Unreachable("dispatch failure: connection refused".into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_no_answer_at_the_backoff_cap_a_request_three_seconds_later_is_served() {
+        let clock = start();
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)));
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        for _ in 0..9 {
+            sts.push(Err(offline()));
+        }
+        for _ in 0..8 {
+            assert!(cache.get(Attempt::RespectBackoff).await.is_err());
+            advance(TimeDelta::seconds(301)).await;
+        }
+        assert!(cache.get(Attempt::RespectBackoff).await.is_err());
+        let last = cache.last_failure().unwrap();
+        assert!(
+            last.retry_at - last.at >= TimeDelta::seconds(150),
+            "at the cap"
+        );
+        assert_eq!(sts.calls(), 9);
+
+        // The network is back. Within three seconds of the last attempt, nobody asks STS again.
+        advance(TimeDelta::seconds(2)).await;
+        let failure = cache.get(Attempt::RespectBackoff).await.unwrap_err();
+        assert_eq!(failure.error.code(), "StsUnreachable");
+        assert_eq!(sts.calls(), 9);
+        // After them, the next request tries and is served, minutes before the backoff ends.
+        advance(TimeDelta::seconds(1)).await;
+        assert!(cache.get(Attempt::RespectBackoff).await.is_ok());
+        assert_eq!(sts.calls(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_while_nothing_answers_try_at_most_once_every_three_seconds() {
+        let clock = start();
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)).scripted(vec![Err(offline()); 1000]));
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        // An SDK polling ten times a second for a minute of being offline.
+        for _ in 0..600 {
+            assert!(cache.get(Attempt::RespectBackoff).await.is_err());
+            advance(TimeDelta::milliseconds(100)).await;
+        }
+        let calls = sts.calls();
+        assert!(
+            (19..=21).contains(&calls),
+            "{calls} attempts in 60 s: one per request would be 600, the backoff alone 5"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_still_waits_out_its_backoff() {
+        let clock = start();
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)).scripted(vec![Err(throttled()); 5]));
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        for _ in 0..4 {
+            assert!(cache.get(Attempt::RespectBackoff).await.is_err());
+            advance(TimeDelta::seconds(301)).await;
+        }
+        assert!(cache.get(Attempt::RespectBackoff).await.is_err());
+        let last = cache.last_failure().unwrap();
+        assert!(last.retry_at - last.at >= TimeDelta::seconds(16));
+        advance(TimeDelta::seconds(5)).await;
+        let failure = cache.get(Attempt::RespectBackoff).await.unwrap_err();
+        assert_eq!(failure.error.code(), "Throttling");
+        assert_eq!(
+            sts.calls(),
+            5,
+            "Throttling is an answer: no attempt before its backoff"
+        );
     }
 
     #[tokio::test(start_paused = true)]
