@@ -13,6 +13,7 @@ pub mod console;
 pub mod discovery;
 mod error;
 pub mod mfa;
+pub mod online;
 pub mod portal;
 pub mod process;
 pub mod registry;

@@ -270,6 +270,22 @@ impl Registry {
     /// nothing cached, or a refresh that failed) or is active without credentials, instead of
     /// waiting out their backoff.
     pub async fn retry_pending(&self) {
+        self.retry_pending_where(|_| true).await;
+    }
+
+    /// After the network changed: [`Registry::retry_pending`] for the roles whose last attempt
+    /// got no answer (offline, say). A role STS refused keeps its backoff: the network was not
+    /// what stopped it.
+    pub async fn retry_unanswered(&self) {
+        self.retry_pending_where(|cache| {
+            cache
+                .last_failure()
+                .is_some_and(|failure| failure.error.is_no_answer())
+        })
+        .await;
+    }
+
+    async fn retry_pending_where(&self, which: impl Fn(&RoleCache) -> bool) {
         let active = self.active();
         let pending: Vec<_> = self
             .snapshot()
@@ -278,7 +294,7 @@ impl Registry {
                 let is_active = active.as_ref().is_some_and(|a| Arc::ptr_eq(a, cache));
                 let nothing_to_serve =
                     cache.cached().is_none() && (is_active || cache.last_failure().is_some());
-                nothing_to_serve || cache.refresh_failing()
+                (nothing_to_serve || cache.refresh_failing()) && which(cache)
             })
             .map(|cache| {
                 let cache = cache.clone();
@@ -398,6 +414,36 @@ mod tests {
             Err(SwitchError::UnknownRole(_))
         ));
         assert_eq!(sts.calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_network_change_retries_the_roles_nothing_answered_and_leaves_refusals_alone() {
+        let offline = || Err(StsError::Unreachable("dispatch failure: no route".into()));
+        let sts = Arc::new(
+            ScriptedAssumer::new(Clock::system())
+                .refusing("c")
+                .scripted([offline(), offline()]),
+        );
+        let c = r#""c": "arn:aws:iam::123456789012:role/c""#;
+        let registry = Registry::new(
+            &config(&format!("{A}, {B}, {c}")),
+            sts.clone(),
+            Clock::system(),
+        );
+        for alias in ["a", "b", "c"] {
+            let role = registry.role(alias).unwrap();
+            assert!(role.get(Attempt::RespectBackoff).await.is_err());
+        }
+        assert_eq!(sts.calls(), 3);
+
+        registry.retry_unanswered().await;
+        assert_eq!(sts.calls(), 5, "a and b again, not c");
+        assert!(registry.role("a").unwrap().cached().is_some());
+        assert!(registry.role("b").unwrap().cached().is_some());
+        assert!(registry.role("c").unwrap().cached().is_none());
+        // Nothing left failing for want of an answer: a second change asks nothing.
+        registry.retry_unanswered().await;
+        assert_eq!(sts.calls(), 5);
     }
 
     /// `a`, then `deploy` assumed with `a`'s credentials, then `ci` with `deploy`'s.

@@ -173,6 +173,7 @@ async fn start_engine(
     // Discovered roles are served from the last listing meanwhile.
     state.reloader.sync_soon();
     state.registry.prefetch_active().await;
+    crate::credentials::online::retry_when_the_network_changes(state.registry.clone());
 
     state
         .reloader

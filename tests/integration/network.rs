@@ -255,6 +255,48 @@ fn network_up_makes_unmodified_sdks_find_fintors_and_down_restores_everything() 
     );
 }
 
+/// Back online: a role that could not reach STS is fetched again as soon as the machine's
+/// addresses or routes change, without waiting for its backoff or for anyone to ask. In a
+/// namespace of the test's own: STS (moto) comes up after the failure, then an address is added.
+#[test]
+fn a_network_change_fetches_a_role_nothing_answered_without_a_request() {
+    let venv = require_venv!();
+    let Some(ns) = Netns::create() else { return };
+    let daemon = Daemon::builder(TWO_ROLES)
+        .netns(&ns.0)
+        .sts(format!("http://127.0.0.1:{NS_STS_PORT}"))
+        .port(NS_FINTORS_PORT)
+        .start();
+    let url = format!(
+        "http://127.0.0.1:{NS_FINTORS_PORT}/latest/meta-data/iam/security-credentials/example2"
+    );
+    let answer = ns.ok(&["curl", "-s", &url]);
+    assert!(answer.contains("StsUnreachable"), "{answer}");
+
+    let _moto = ns.moto(&venv);
+    let fetched = |log: &str| {
+        log.lines()
+            .any(|l| l.contains("assumed role") && l.contains("example2"))
+    };
+    assert!(
+        !fetched(&daemon.stderr()),
+        "nobody asked for example2 again"
+    );
+    ns.ok(&["ip", "addr", "add", "192.0.2.10/32", "dev", "lo"]);
+    let changed = Instant::now();
+    while !fetched(&daemon.stderr()) {
+        assert!(
+            changed.elapsed() < Duration::from_secs(5),
+            "example2 not fetched {:?} after the network changed:\n{}",
+            changed.elapsed(),
+            daemon.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let answer = ns.ok(&["curl", "-s", &url]);
+    assert!(answer.contains("\"Success\""), "{answer}");
+}
+
 #[test]
 fn network_down_leaves_an_address_it_did_not_add() {
     let Some(ns) = Netns::create() else { return };
