@@ -330,7 +330,11 @@ pub struct RoleReport {
     /// The cached credentials, if any can still be served.
     pub credentials: Option<CachedReport>,
     pub last_error: Option<ErrorReport>,
+    /// Calls that reached STS (or the portal, or the command).
     pub sts_calls: u64,
+    /// Every attempt, including those that never reached STS (offline, no base credentials).
+    #[serde(default)]
+    pub attempts: u64,
     /// The credential requests answered for the role, per listener.
     pub served: ServedReport,
 }

@@ -173,6 +173,7 @@ fn build() -> Daemon {
     let sts_http_calls = Arc::new(AtomicU64::new(0));
     let mfa = MfaSessions::new(
         config.mfa.clone(),
+        "https://sts.us-east-1.amazonaws.com".into(),
         refusing_sts_client(sts_http_calls.clone()),
         Clock::system(),
     );

@@ -80,8 +80,12 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
             ),
             None => "no credentials cached".to_owned(),
         };
+        let unreached = match role.attempts.saturating_sub(role.sts_calls) {
+            0 => String::new(),
+            n => format!(" ({n} more that never reached it)"),
+        };
         out.push_str(&format!(
-            "{} {:width$}  {state}; {} STS call{}; requests in the last 15 min: {}\n",
+            "{} {:width$}  {state}; {} STS call{}{unreached}; requests in the last 15 min: {}\n",
             if role.active { '*' } else { ' ' },
             role.alias,
             role.sts_calls,

@@ -71,6 +71,22 @@ impl StsError {
         matches!(self, StsError::Unreachable(_) | StsError::Timeout(_))
     }
 
+    /// Whether the call got as far as the upstream (STS, the portal, the command): not when
+    /// the credentials to sign it, a login or an MFA code were missing, or nothing answered.
+    /// `status` counts only these as calls.
+    pub fn reached_upstream(&self) -> bool {
+        match self {
+            StsError::Refused { .. }
+            | StsError::Timeout(_)
+            | StsError::Malformed(_)
+            | StsError::ProcessFailed(_) => true,
+            StsError::NoBaseCredentials(_)
+            | StsError::Unreachable(_)
+            | StsError::MfaRequired(_)
+            | StsError::SsoLoginRequired(_) => false,
+        }
+    }
+
     /// The `Code` of the EC2 error document.
     pub fn code(&self) -> &str {
         match self {

@@ -27,17 +27,25 @@ pub struct MfaSessions {
     /// Session validity is judged on the wall clock, as credentials' is.
     clock: Clock,
     client: aws_sdk_sts::Client,
+    /// Where `client` calls, for an error that says what could not be reached.
+    endpoint: String,
     sessions: RwLock<HashMap<MfaSerial, aws_credential_types::Credentials>>,
     /// Devices whose `mfa_process` is running, so it runs once however many requests need it.
     prompting: Mutex<HashSet<MfaSerial>>,
 }
 
 impl MfaSessions {
-    pub fn new(config: MfaConfig, client: aws_sdk_sts::Client, clock: Clock) -> Arc<Self> {
+    pub fn new(
+        config: MfaConfig,
+        endpoint: String,
+        client: aws_sdk_sts::Client,
+        clock: Clock,
+    ) -> Arc<Self> {
         Arc::new(MfaSessions {
             config,
             clock,
             client,
+            endpoint,
             sessions: RwLock::new(HashMap::new()),
             prompting: Mutex::new(HashSet::new()),
         })
@@ -77,7 +85,7 @@ impl MfaSessions {
             .duration_seconds(self.config.session_seconds as i32)
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(|e| classify(e, &self.endpoint))?;
         let session = session_credentials(output.credentials(), "GetSessionToken")?;
         let expires = session.expiration;
         let credentials = aws_credential_types::Credentials::new(
@@ -165,7 +173,12 @@ mod tests {
     }
 
     fn sessions(replay: Replay, clock: Clock) -> Arc<MfaSessions> {
-        MfaSessions::new(MfaConfig::default(), client(replay, None), clock)
+        MfaSessions::new(
+            MfaConfig::default(),
+            "https://sts.us-east-1.amazonaws.com".into(),
+            client(replay, None),
+            clock,
+        )
     }
 
     #[tokio::test(start_paused = true)]

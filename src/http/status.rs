@@ -66,6 +66,7 @@ pub(super) fn report(state: &AppState) -> StatusReport {
                     at: f.at,
                 }),
                 sts_calls: cache.sts_calls(),
+                attempts: cache.attempts(),
                 served: ServedReport {
                     imds: door(cache.usage().of(Door::Imds, now)),
                     container: door(cache.usage().of(Door::Container, now)),

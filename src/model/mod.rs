@@ -12,6 +12,7 @@ pub mod remembered;
 mod role;
 pub mod secret;
 pub mod shell;
+pub mod suggest;
 pub mod text;
 pub mod time;
 

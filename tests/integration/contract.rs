@@ -71,7 +71,12 @@ fn daemon() -> Daemon {
             .credentials_provider(aws_sdk_sts::config::Credentials::for_tests())
             .build(),
     );
-    let mfa = MfaSessions::new(config.mfa.clone(), sts_client, Clock::system());
+    let mfa = MfaSessions::new(
+        config.mfa.clone(),
+        sts.url.clone(),
+        sts_client,
+        Clock::system(),
+    );
     let instance = Instance::from_config(
         &config.instance,
         b"contract",

@@ -108,14 +108,27 @@ fn each_sts_failure_class_is_one_line_in_the_document_the_status_and_the_log() {
 }
 
 #[test]
-fn an_unreachable_sts_is_one_line() {
+fn an_unreachable_sts_is_one_line_naming_where_it_was_looked_for() {
     let closed = format!("http://127.0.0.1:{}", free_port());
     let d = Daemon::builder(crate::support::TWO_ROLES)
         .sts(&closed)
         .start();
     let (code, message) = error_document(&d, "example");
     assert_eq!(code, "StsUnreachable");
-    assert!(message.contains("cannot reach STS"), "{message}");
+    assert!(
+        message.starts_with(&format!("cannot reach STS at {closed}: ")),
+        "{message}"
+    );
+    let status = fintors_cli(&d, &["status"]);
+    let line = String::from_utf8_lossy(&status.stdout)
+        .lines()
+        .find(|l| l.contains(" example "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        line.contains("; 0 STS calls (") && line.contains(" more that never reached it)"),
+        "no call reached STS: {line}"
+    );
     status_and_log_are_readable(&d);
 }
 
@@ -134,6 +147,43 @@ fn a_base_profile_that_is_nowhere_is_one_line_naming_it() {
     assert!(message.contains("profile \"nosuch\""), "{message}");
     status_and_log_are_readable(&d);
     assert_eq!(sts.request_count(), 0, "nothing may reach STS unsigned");
+}
+
+#[test]
+fn a_misspelt_base_profile_names_the_profile_meant() {
+    let sts = FakeSts::issuing();
+    let d = Daemon::builder(&crate::support::TWO_ROLES.replace("\"identity\"", "\"identiy\""))
+        .sts(&sts.url)
+        .start();
+    let (code, message) = error_document(&d, "example");
+    assert_eq!(code, "NoBaseCredentials");
+    assert!(
+        message.contains("no profile \"identiy\" in ")
+            && message.contains("(did you mean \"identity\"?)"),
+        "{message}"
+    );
+    assert!(!message.contains("root profile"), "SDK jargon: {message}");
+    status_and_log_are_readable(&d);
+    assert_eq!(sts.request_count(), 0);
+}
+
+#[test]
+fn a_credentials_file_that_is_not_there_is_named() {
+    let sts = FakeSts::issuing();
+    let d = Daemon::builder(&crate::support::TWO_ROLES.replace("\"CREDS\"", "\"DIR/credz\""))
+        .sts(&sts.url)
+        .start();
+    let (code, message) = error_document(&d, "example");
+    assert_eq!(code, "NoBaseCredentials");
+    let missing = d.dir.path().join("credz");
+    assert!(
+        message.contains(&format!(
+            "the credentials file {} does not exist",
+            missing.display()
+        )),
+        "{message}"
+    );
+    status_and_log_are_readable(&d);
 }
 
 #[test]

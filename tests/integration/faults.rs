@@ -312,13 +312,13 @@ fn cached_credentials_outlive_an_outage_then_the_error_document_then_recovery() 
     }
 }
 
-fn sts_calls(status: &serde_json::Value, alias: &str) -> u64 {
+fn attempts_of(status: &serde_json::Value, alias: &str) -> u64 {
     status["roles"]
         .as_array()
         .unwrap()
         .iter()
         .find(|r| r["alias"] == alias)
-        .unwrap_or_else(|| panic!("{alias} not in {status}"))["sts_calls"]
+        .unwrap_or_else(|| panic!("{alias} not in {status}"))["attempts"]
         .as_u64()
         .unwrap()
 }
@@ -356,7 +356,7 @@ fn a_role_nothing_answered_is_served_within_seconds_of_sts_answering_again() {
         let code = error_code(&fetch(&d, "example2").0);
         assert!(code == "StsUnreachable" || code == "StsTimeout", "{code}");
         requests += 1;
-        attempts = sts_calls(&status_json(&d), "example2");
+        attempts = attempts_of(&status_json(&d), "example2");
         assert!(
             offline.elapsed() < Duration::from_secs(60),
             "{attempts} attempts in a minute"

@@ -104,6 +104,8 @@ pub struct RoleCache {
     /// Unix seconds of the last request, to let roles nobody uses lapse instead of calling STS;
     /// [`NEVER_ASKED`] until the first.
     last_access: AtomicI64,
+    /// Every attempt to obtain credentials, and of them the calls that reached the upstream.
+    attempts: AtomicU64,
     sts_calls: AtomicU64,
     usage: Usage,
     /// The expired logins already warned about, shared by the roles of a registry.
@@ -140,6 +142,7 @@ impl RoleCache {
             refresher_running: AtomicBool::new(false),
             pinned: AtomicBool::new(false),
             last_access: AtomicI64::new(NEVER_ASKED),
+            attempts: AtomicU64::new(0),
             sts_calls: AtomicU64::new(0),
             usage: Usage::default(),
             login_warnings,
@@ -155,9 +158,15 @@ impl RoleCache {
         self.assumer.as_ref()
     }
 
-    /// How many AssumeRole calls this cache has made.
+    /// How many calls this cache has made that reached STS (or the portal, or the command).
     pub fn sts_calls(&self) -> u64 {
         self.sts_calls.load(Ordering::Relaxed)
+    }
+
+    /// How many times this cache has tried to obtain credentials, including the attempts that
+    /// never reached STS (offline, no base credentials).
+    pub fn attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Relaxed)
     }
 
     /// Who asked for this role's credentials, through which door.
@@ -336,8 +345,15 @@ impl RoleCache {
 
     /// Makes one AssumeRole call; the caller holds the flight lock.
     async fn call_sts(&self, failures: &mut u32) -> Result<Arc<Issued>, Arc<Failure>> {
-        self.sts_calls.fetch_add(1, Ordering::Relaxed);
+        self.attempts.fetch_add(1, Ordering::Relaxed);
         let outcome = self.assumer.assume_role(&self.role).await;
+        if outcome
+            .as_ref()
+            .err()
+            .is_none_or(StsError::reached_upstream)
+        {
+            self.sts_calls.fetch_add(1, Ordering::Relaxed);
+        }
         let now = self.clock.now();
         match outcome {
             Ok(credentials) if credentials.expiration - now >= MIN_SERVED_LIFETIME => {
@@ -763,6 +779,24 @@ mod tests {
             (19..=21).contains(&calls),
             "{calls} attempts in 60 s: one per request would be 600, the backoff alone 5"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_attempts_that_reached_sts_count_as_calls() {
+        let clock = start();
+        let no_keys = StsError::NoBaseCredentials("no profile \"identiy\"".into());
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)).scripted([
+            Err(offline()),
+            Err(no_keys),
+            Err(throttled()),
+        ]));
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        for _ in 0..3 {
+            assert!(cache.get(Attempt::Now).await.is_err());
+        }
+        assert!(cache.get(Attempt::Now).await.is_ok());
+        assert_eq!(cache.attempts(), 4);
+        assert_eq!(cache.sts_calls(), 2, "the throttled call and the good one");
     }
 
     #[tokio::test(start_paused = true)]

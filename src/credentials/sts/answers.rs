@@ -36,11 +36,42 @@ pub(crate) fn session_credentials(
 
 pub(crate) use crate::model::text::{MAX_MESSAGE, innermost};
 
+/// The endpoint STS clients made from `base` are given, as the SDK finds it
+/// (`AWS_ENDPOINT_URL_STS`, the profile's `services` section, then `AWS_ENDPOINT_URL` or the
+/// profile's `endpoint_url`), if any: `aws_sdk_sts::Config` has no getter for it.
+pub(crate) fn endpoint_override(base: &aws_types::SdkConfig) -> Option<String> {
+    let key = aws_types::service_config::ServiceConfigKey::builder()
+        .service_id("STS")
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .expect("every field is set");
+    base.service_config()
+        .and_then(|config| config.load_config(key))
+        .or_else(|| base.endpoint_url().map(str::to_owned))
+}
+
+/// Where `client` sends its calls: `endpoint_override` ([`endpoint_override`]), else its
+/// region's regional endpoint. For an error that says what could not be reached.
+pub(crate) fn endpoint(endpoint_override: Option<&str>, client: &aws_sdk_sts::Client) -> String {
+    if let Some(url) = endpoint_override {
+        return url.to_owned();
+    }
+    let region = client.config().region().map_or("us-east-1", |r| r.as_ref());
+    let domain = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://sts.{region}.{domain}")
+}
+
 /// Maps an SDK error to its class, by the error's type: STS's refusals keep STS's code and
 /// message; a failure to load the base credentials is recognised by the `CredentialsError`
 /// aws-config puts in the dispatch failure's source chain (aws-smithy-runtime turns an
 /// identity resolver's error into `SdkError::DispatchFailure` before anything is sent).
-pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> StsError
+/// `endpoint` ([`endpoint`]) is named when it could not be reached.
+pub(crate) fn classify<E, R>(err: SdkError<E, R>, endpoint: &str) -> StsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -79,7 +110,10 @@ where
                 )
             }
             Some(credentials) => StsError::NoBaseCredentials(innermost(credentials)),
-            None => StsError::Unreachable(format!("cannot reach STS: {}", innermost(&err))),
+            None => StsError::Unreachable(format!(
+                "cannot reach STS at {endpoint}: {}",
+                innermost(&err)
+            )),
         },
     }
 }
@@ -128,7 +162,7 @@ mod tests {
             .role_session_name("test")
             .send()
             .await
-            .map_err(classify)
+            .map_err(|e| classify(e, "https://sts.us-east-1.amazonaws.com"))
             .expect_err("the replay is an error")
     }
 

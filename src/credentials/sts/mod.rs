@@ -18,8 +18,11 @@ use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_sdk_sts::config::Region;
 
 mod answers;
+mod profiles;
 
-pub(crate) use answers::{MAX_MESSAGE, classify, innermost, session_credentials};
+pub(crate) use answers::{
+    MAX_MESSAGE, classify, endpoint, endpoint_override, innermost, session_credentials,
+};
 
 use super::assumer::{ConsoleFuture, ConsoleSession};
 use super::sso::SsoLogin;
@@ -96,6 +99,10 @@ type ClientKey = (Option<String>, Option<String>);
 /// The real thing: STS `AssumeRole` through aws-sdk-sts.
 pub struct Sts {
     base: SdkConfig,
+    /// The endpoint configured for STS, if any ([`endpoint_override`]), for messages.
+    endpoint_override: Option<String>,
+    /// `credentials.file` of the config, for saying it is missing.
+    base_file: Option<std::path::PathBuf>,
     /// Where the base credentials come from, for messages: `profile "identity"`.
     source: String,
     /// The base profile's name, to tell an expired SSO session from other failures.
@@ -180,8 +187,20 @@ impl Sts {
             .timeout_config(timeouts())
             .load()
             .await;
+        let endpoint_override = endpoint_override(&base);
+        let client = aws_sdk_sts::Client::new(&base);
         Sts {
-            mfa: MfaSessions::new(mfa, aws_sdk_sts::Client::new(&base), clock),
+            mfa: MfaSessions::new(
+                mfa,
+                endpoint(endpoint_override.as_deref(), &client),
+                client,
+                clock,
+            ),
+            endpoint_override,
+            base_file: match base_credentials {
+                BaseCredentials::Profile { file, .. } => file.clone(),
+                BaseCredentials::DefaultChain => None,
+            },
             base,
             source: match base_credentials {
                 BaseCredentials::DefaultChain => "the default credential chain".to_owned(),
@@ -368,7 +387,10 @@ impl Sts {
             .await;
         match output {
             Ok(output) => session_credentials(output.credentials(), "AssumeRole"),
-            Err(e) => Err(self.explain(classify(e), role).await),
+            Err(e) => {
+                let error = classify(e, &endpoint(self.endpoint_override.as_deref(), client));
+                Err(self.explain(error, role).await)
+            }
         }
     }
 }
@@ -415,8 +437,31 @@ impl Sts {
             {
                 return expired;
             }
+            if let Some(why) = self.missing_profile(role).await {
+                return StsError::NoBaseCredentials(why);
+            }
         }
         self.name_the_source(error, role)
+    }
+
+    /// A missing file or profile behind `role`'s signing credentials, said with its fix.
+    async fn missing_profile(&self, role: &Role) -> Option<String> {
+        if self.bootstrap.get().is_some() {
+            return None;
+        }
+        match &role.source_profile {
+            Some(profile) => {
+                let why = profiles::why_not(None, profile).await?;
+                Some(format!("source_profile of role {}: {why}", role.alias))
+            }
+            None if self.base_is_profile => {
+                let why = profiles::why_not(self.base_file.as_deref(), &self.base_profile).await?;
+                Some(format!(
+                    "base credentials: {why}; fix \"credentials\" in the config"
+                ))
+            }
+            None => None,
+        }
     }
 
     fn name_the_source(&self, error: StsError, role: &Role) -> StsError {
