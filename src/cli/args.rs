@@ -49,8 +49,8 @@ pub enum Command {
     },
     /// Switch the active role
     Use {
-        /// Role alias, as listed by `fintors roles`
-        alias: String,
+        /// Role alias, as listed by `fintors roles` (none: the roles are listed)
+        alias: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },

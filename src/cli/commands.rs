@@ -116,6 +116,15 @@ pub async fn use_role(args: &ClientArgs, alias: &str) -> Output {
     }
 }
 
+/// `fintors use` with no role: the roles, and how to name one.
+pub async fn name_a_role(args: &ClientArgs) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    let report = report(&endpoint).await?;
+    Err(CommandError::NoRoleNamed {
+        known: report.roles.iter().map(|r| r.alias.clone()).collect(),
+    })
+}
+
 /// `fintors current`
 pub async fn current(args: &ClientArgs) -> Output {
     let endpoint = Endpoint::discover(args)?;

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use super::client::{ClientError, Endpoint};
 use super::keys::KeyError;
 use crate::api::{ApiError, RoleList, StatusReport, paths};
+use crate::model::suggest::closest;
 
 /// Why a client subcommand failed, one variant per cause; each is one line for the user.
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +31,11 @@ pub enum CommandError {
         status: StatusCode,
         why: String,
     },
-    #[error("unknown role: {alias} (configured: {})", known.join(", "))]
+    #[error("unknown role: {alias}{}", roles_hint(.known, Some(alias)))]
     UnknownRole { alias: String, known: Vec<String> },
+    /// `fintors use` with no role, where there is no picker (no terminal).
+    #[error("name a role: `fintors use ROLE`{}", roles_hint(.known, None))]
+    NoRoleNamed { known: Vec<String> },
     #[error(
         "no role is active: name one (`fintors {command} ROLE`) or switch with `fintors use ROLE`"
     )]
@@ -170,11 +174,29 @@ pub async fn active_alias(endpoint: &Endpoint) -> Result<Option<String>, Command
     Ok(parse::<RoleList>(endpoint, &body)?.roles.into_iter().next())
 }
 
-/// "unknown role: X (configured: a, b)".
+/// "unknown role: X (did you mean Y?)", or with the roles when there are few.
 pub fn unknown_role(alias: &str, report: &StatusReport) -> CommandError {
     CommandError::UnknownRole {
         alias: alias.to_owned(),
         known: report.roles.iter().map(|r| r.alias.clone()).collect(),
+    }
+}
+
+/// At most this many roles are listed in an error line; more are for `fintors roles`.
+const LISTED_IN_AN_ERROR: usize = 6;
+
+/// What follows an unknown (or missing) role in its one-line error: the role probably meant,
+/// and the roles themselves when they fit, else where to find them.
+fn roles_hint(known: &[String], typed: Option<&str>) -> String {
+    let meant = typed.and_then(|t| closest(t, known.iter().map(String::as_str)));
+    let roles = match known.len() {
+        0 => "no roles are configured".to_owned(),
+        n if n <= LISTED_IN_AN_ERROR => format!("configured: {}", known.join(", ")),
+        n => format!("`fintors roles WORD` finds one of the {n}"),
+    };
+    match meant {
+        Some(meant) => format!(" (did you mean {meant}? {roles})"),
+        None => format!(" ({roles})"),
     }
 }
 
@@ -195,6 +217,56 @@ pub async fn role_or_active(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn roles(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("account{i}.Developer")).collect()
+    }
+
+    #[test]
+    fn an_unknown_role_among_few_lists_them() {
+        let e = CommandError::UnknownRole {
+            alias: "nope".into(),
+            known: vec!["dev".into(), "prod".into()],
+        };
+        assert_eq!(e.to_string(), "unknown role: nope (configured: dev, prod)");
+    }
+
+    #[test]
+    fn a_mistyped_role_names_the_one_meant() {
+        let e = CommandError::UnknownRole {
+            alias: "prdo".into(),
+            known: vec!["dev".into(), "prod".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "unknown role: prdo (did you mean prod? configured: dev, prod)"
+        );
+    }
+
+    #[test]
+    fn an_unknown_role_among_hundreds_is_one_short_line() {
+        let e = CommandError::UnknownRole {
+            alias: "account7.Developr".into(),
+            known: roles(1500),
+        };
+        assert_eq!(
+            e.to_string(),
+            "unknown role: account7.Developr (did you mean account7.Developer? \
+             `fintors roles WORD` finds one of the 1500)"
+        );
+    }
+
+    #[test]
+    fn use_without_a_role_says_how_to_name_one_and_is_not_the_not_running_exit() {
+        let e = CommandError::NoRoleNamed {
+            known: vec!["dev".into(), "prod".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "name a role: `fintors use ROLE` (configured: dev, prod)"
+        );
+        assert_eq!(e.exit_code(), 1);
+    }
 
     #[test]
     fn not_running_exits_2_and_refusals_exit_1() {

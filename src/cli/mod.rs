@@ -63,7 +63,10 @@ fn ask_the_daemon(command: Command) -> ExitCode {
                 json,
                 client,
             } => commands::roles(client, filter, *json).await,
-            Command::Use { alias, client } => commands::use_role(client, alias).await,
+            Command::Use { alias, client } => match alias {
+                Some(alias) => commands::use_role(client, alias).await,
+                None => commands::name_a_role(client).await,
+            },
             Command::Current { client } => commands::current(client).await,
             Command::Creds {
                 alias,

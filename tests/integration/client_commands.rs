@@ -81,6 +81,30 @@ fn use_of_an_unknown_role_fails_and_names_the_configured_ones() {
 }
 
 #[test]
+fn use_of_a_mistyped_role_names_the_one_meant() {
+    let sts = FakeSts::issuing();
+    let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
+    let o = fintors_cli(&d, &["use", "exmaple2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "fintors: unknown role: exmaple2 (did you mean example2? configured: example, example2)\n"
+    );
+}
+
+#[test]
+fn use_without_a_role_says_how_to_name_one_and_does_not_exit_as_if_not_running() {
+    let sts = FakeSts::issuing();
+    let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
+    let o = fintors_cli(&d, &["use"]);
+    assert_eq!(o.status.code(), Some(1), "2 means the daemon is not running");
+    assert_eq!(
+        stderr(&o),
+        "fintors: name a role: `fintors use ROLE` (configured: example, example2)\n"
+    );
+}
+
+#[test]
 fn use_of_a_role_sts_refuses_prints_stss_error() {
     let sts = FakeSts::access_denied();
     let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
