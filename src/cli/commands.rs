@@ -8,7 +8,7 @@ use chrono::Utc;
 use hyper::{Method, StatusCode};
 
 use super::args::{ClientArgs, CredsFormat, EnvFormat};
-use super::client::Endpoint;
+use super::client::{ClientError, Endpoint};
 use super::daemon::{
     CommandError, Output, active_alias, error_text, parse, post_ok, report, role_or_active,
     unknown_role,
@@ -283,7 +283,15 @@ pub async fn env(args: &ClientArgs, choice: EnvChoice<'_>, format: EnvFormat) ->
     let assignments: Vec<Assignment> = match choice {
         EnvChoice::Imds => {
             let endpoint = Endpoint::discover(args)?;
-            report(&endpoint).await?;
+            // What is printed does not depend on the daemon: a shell's start-up file may run
+            // this before fintors starts. Something else on its port is another matter.
+            match report(&endpoint).await {
+                Ok(_) => {}
+                Err(CommandError::Client(e @ ClientError::NotRunning { .. })) => {
+                    eprintln!("fintors: warning: {e}")
+                }
+                Err(e) => return Err(e),
+            }
             vec![(
                 "AWS_EC2_METADATA_SERVICE_ENDPOINT",
                 Some(endpoint.imds_url()),

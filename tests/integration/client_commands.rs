@@ -97,7 +97,11 @@ fn use_without_a_role_says_how_to_name_one_and_does_not_exit_as_if_not_running()
     let sts = FakeSts::issuing();
     let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
     let o = fintors_cli(&d, &["use"]);
-    assert_eq!(o.status.code(), Some(1), "2 means the daemon is not running");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "2 means the daemon is not running"
+    );
     assert_eq!(
         stderr(&o),
         "fintors: name a role: `fintors use ROLE` (configured: example, example2)\n"
@@ -139,6 +143,28 @@ fn daemon_not_running_is_one_line_and_exit_2() {
             )
         );
     }
+}
+
+#[test]
+fn env_prints_the_same_lines_whether_or_not_the_daemon_is_running_yet() {
+    let d = Daemon::start();
+    let endpoint = format!("http://{}", d.addr);
+    let running = fintors_cli_at(&endpoint, &["env"]);
+    assert!(running.status.success(), "{running:?}");
+    assert_eq!(stderr(&running), "");
+    drop(d);
+    let stopped = fintors_cli_at(&endpoint, &["env"]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert_eq!(stdout(&stopped), stdout(&running));
+    assert_eq!(
+        stdout(&stopped),
+        format!("export AWS_EC2_METADATA_SERVICE_ENDPOINT='{endpoint}/'\n")
+    );
+    assert!(
+        stderr(&stopped).starts_with("fintors: warning: fintors is not running at "),
+        "{}",
+        stderr(&stopped)
+    );
 }
 
 #[test]
