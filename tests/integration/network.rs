@@ -251,7 +251,7 @@ fn network_up_makes_unmodified_sdks_find_fintors_and_down_restores_everything() 
     );
     assert_eq!(
         text(&fintors_network(&ns, "down")),
-        "nothing to do: already in place\n"
+        "nothing to do: nothing of fintors's is in place\n"
     );
 }
 

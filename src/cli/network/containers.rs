@@ -178,8 +178,12 @@ pub(super) fn run(args: &NetworkArgs, config: Option<&Config>) -> Result<(), Net
         Err(e) => return Err(e),
     };
     match args.action {
-        NetworkAction::Up => execute(&containers_up(&state, &args.bridge, target)?, args.dry_run),
-        NetworkAction::Down => execute(&containers_down(&state), args.dry_run),
+        NetworkAction::Up => execute(
+            &containers_up(&state, &args.bridge, target)?,
+            args.action,
+            args.dry_run,
+        ),
+        NetworkAction::Down => execute(&containers_down(&state), args.action, args.dry_run),
         NetworkAction::Status => {
             let redirect = state
                 .nat_rules

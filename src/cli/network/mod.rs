@@ -103,8 +103,8 @@ pub fn run(args: &NetworkArgs) -> Result<(), NetworkError> {
             Err(e) => return Err(e),
         };
         match args.action {
-            NetworkAction::Up => execute(&linux_up(&state, target), args.dry_run),
-            NetworkAction::Down => execute(&linux_down(&state), args.dry_run),
+            NetworkAction::Up => execute(&linux_up(&state, target), args.action, args.dry_run),
+            NetworkAction::Down => execute(&linux_down(&state), args.action, args.dry_run),
             NetworkAction::Status => {
                 print!("{}", describe(&state, target));
                 Ok(())
@@ -112,13 +112,14 @@ pub fn run(args: &NetworkArgs) -> Result<(), NetworkError> {
         }
     } else if cfg!(target_os = "macos") {
         match args.action {
-            NetworkAction::Up => execute(&macos_up(target), args.dry_run),
-            NetworkAction::Down => execute(&macos_down(), args.dry_run),
+            NetworkAction::Up => execute(&macos_up(target), args.action, args.dry_run),
+            NetworkAction::Down => execute(&macos_down(), args.action, args.dry_run),
             NetworkAction::Status => execute(
                 &[
                     Cmd::new(&["ifconfig", "lo0"]),
                     Cmd::new(&["pfctl", "-a", "com.apple/fintors", "-s", "nat"]),
                 ],
+                args.action,
                 true,
             ),
         }

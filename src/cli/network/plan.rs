@@ -5,6 +5,7 @@ use std::fmt;
 use std::process::Command;
 
 use super::NetworkError;
+use crate::cli::args::NetworkAction;
 use crate::model::shell;
 
 /// One step of a plan: a command to run, or a value to write to a file (a setting under
@@ -115,9 +116,21 @@ fn missing_or_failed(cmd: &Cmd, program: &str, e: std::io::Error) -> NetworkErro
     }
 }
 
-pub(super) fn execute(plan: &[Cmd], dry_run: bool) -> Result<(), NetworkError> {
+/// Runs (or, for a dry run, prints) `plan`, the commands `action` takes; an empty plan says why
+/// there is nothing to do.
+pub(super) fn execute(
+    plan: &[Cmd],
+    action: NetworkAction,
+    dry_run: bool,
+) -> Result<(), NetworkError> {
     if plan.is_empty() {
-        println!("nothing to do: already in place");
+        println!(
+            "nothing to do: {}",
+            match action {
+                NetworkAction::Down => "nothing of fintors's is in place",
+                NetworkAction::Up | NetworkAction::Status => "already in place",
+            }
+        );
     }
     for cmd in plan {
         println!("{}{cmd}", if dry_run { "" } else { "+ " });
