@@ -188,6 +188,7 @@ fn build() -> Daemon {
         chrono::DateTime::UNIX_EPOCH,
     );
     let settings = Settings {
+        listening: Default::default(),
         config_path,
         aws_profiles: false,
         imdsv2_required: false,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::{MaintenanceCode, SpotAction};
-use crate::config::{ContainerPort, DEFAULT_CONFIG};
+use crate::config::{ContainerPort, DEFAULT_CONFIG, Listening};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -420,6 +420,18 @@ pub struct ServeArgs {
     /// More diagnostics on stderr (-v: fintors debug, -vv: everything); RUST_LOG overrides
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
+}
+
+impl ServeArgs {
+    /// Where the command line says to listen; the configuration fills in the rest.
+    pub fn listening(&self) -> Listening {
+        Listening {
+            addr: self.addr,
+            port: self.port,
+            ecs_port: self.ecs_port,
+            admin_port: self.admin_port,
+        }
+    }
 }
 
 impl Cli {

@@ -84,6 +84,29 @@ pub struct Config {
     pub identity_center: BTreeMap<String, identity_center::Discovery>,
 }
 
+/// Where the daemon listens, as far as the configuration or the command line says: each
+/// setting from the command line if given there, else from the file. A change of the file that
+/// the command line overrides changes nothing, not even after a restart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Listening {
+    pub addr: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub ecs_port: Option<ContainerPort>,
+    pub admin_port: Option<u16>,
+}
+
+impl Listening {
+    /// `config`'s settings, each overridden by the command line's (`self`) where given.
+    pub fn over(&self, config: &Config) -> Listening {
+        Listening {
+            addr: self.addr.or(config.addr),
+            port: self.port.or(config.port),
+            ecs_port: self.ecs_port.or(config.ecs_port),
+            admin_port: self.admin_port.or(config.admin_port),
+        }
+    }
+}
+
 /// `ecs_port` / `--ecs-port`: the container credentials endpoint's port on 127.0.0.1, or `off`
 /// (`false` in the file) for a daemon that serves IMDS alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use super::StsError;
 use super::discovery::Discovery;
 use super::registry::{Registry, Reloaded};
 use super::sso::{self, SsoLogin};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Listening};
 
 /// A listing older than this is taken again after a login (a login within it, e.g. an hourly
 /// token refresh, does not list again).
@@ -49,6 +49,11 @@ pub struct Reloader {
     config_path: PathBuf,
     aws_profiles: bool,
     current: Mutex<Config>,
+    /// The configuration the daemon started with: what is in effect for the settings that
+    /// apply only at start, however often the file changed since.
+    started: Config,
+    /// Where the command line said to listen, which no configuration changes.
+    flags: Listening,
     registry: Arc<Registry>,
     /// One reload at a time.
     running: tokio::sync::Mutex<()>,
@@ -66,6 +71,7 @@ impl Reloader {
     pub fn new(
         config_path: PathBuf,
         aws_profiles: bool,
+        flags: Listening,
         current: Config,
         registry: Arc<Registry>,
         discovery: Arc<Discovery>,
@@ -73,6 +79,8 @@ impl Reloader {
         Arc::new_cyclic(|me| Reloader {
             config_path,
             aws_profiles,
+            started: current.clone(),
+            flags,
             current: Mutex::new(current),
             registry,
             running: tokio::sync::Mutex::new(()),
@@ -282,6 +290,29 @@ impl Reloader {
         *self.sso.lock().expect("poisoned") = logins;
     }
 
+    /// The settings `new` changes that apply only at start: compared with what the daemon
+    /// started with (not the last file read, so a change undone needs nothing), and where to
+    /// listen as the command line overrides it (a port the command line gives is not changed
+    /// by the file's).
+    fn need_restart(&self, new: &Config) -> Vec<&'static str> {
+        let (old, new_listening) = (&self.started, self.flags.over(new));
+        let running = self.flags.over(old);
+        let changes = [
+            ("credentials", old.base_credentials != new.base_credentials),
+            ("MFA settings", old.mfa != new.mfa),
+            ("addr", running.addr != new_listening.addr),
+            ("port", running.port != new_listening.port),
+            ("ecs_port", running.ecs_port != new_listening.ecs_port),
+            ("admin_port", running.admin_port != new_listening.admin_port),
+            ("instance", old.instance != new.instance),
+            ("allow_users", old.allow_users != new.allow_users),
+        ];
+        changes
+            .into_iter()
+            .filter_map(|(what, changed)| changed.then_some(what))
+            .collect()
+    }
+
     pub async fn reload(&self) -> Result<Report, ConfigError> {
         let _one_at_a_time = self.running.lock().await;
         let new = match Config::read(&self.config_path, self.aws_profiles).await {
@@ -298,23 +329,7 @@ impl Reloader {
         };
         self.watch_sso(&new).await;
         let mut current = self.current.lock().expect("poisoned");
-        let mut need_restart = Vec::new();
-        let mut check = |what: &'static str, same: bool| {
-            if !same {
-                need_restart.push(what);
-            }
-        };
-        check(
-            "credentials",
-            current.base_credentials == new.base_credentials,
-        );
-        check("MFA settings", current.mfa == new.mfa);
-        check("addr", current.addr == new.addr);
-        check("port", current.port == new.port);
-        check("ecs_port", current.ecs_port == new.ecs_port);
-        check("admin_port", current.admin_port == new.admin_port);
-        check("instance", current.instance == new.instance);
-        check("allow_users", current.allow_users == new.allow_users);
+        let need_restart = self.need_restart(&new);
         for what in &need_restart {
             tracing::warn!(
                 "{what} changed in {}: restart fintors to apply it",

@@ -22,6 +22,7 @@ pub struct Listeners {
 /// Step 2: the IMDS listener (the socket systemd passed in, else the configured address) and,
 /// the container endpoint (unless it is off) and the admin API (when configured) on 127.0.0.1.
 pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, DaemonError> {
+    let listening = args.listening().over(config);
     let (imds, imds6) = match activation::inherited_listener()? {
         Some(socket) => {
             tracing::info!("serving on the socket passed by systemd");
@@ -41,8 +42,8 @@ pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, Daemon
         }
         None => {
             let addr = SocketAddr::new(
-                args.addr.or(config.addr).unwrap_or(DEFAULT_ADDR),
-                args.port.or(config.port).unwrap_or(DEFAULT_PORT),
+                listening.addr.unwrap_or(DEFAULT_ADDR),
+                listening.port.unwrap_or(DEFAULT_PORT),
             );
             let imds = bind_at(addr, "--port").await?;
             let imds6 = match addr.ip() {
@@ -61,11 +62,11 @@ pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, Daemon
     // Loopback only: the SDKs accept plain HTTP for the container endpoint only there, and the
     // admin API must never be reachable from elsewhere.
     let on_loopback = |port, option| bind_at(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), option);
-    let container = match ContainerPort::resolve(args.ecs_port.or(config.ecs_port)) {
+    let container = match ContainerPort::resolve(listening.ecs_port) {
         Some(port) => Some(on_loopback(port, "--ecs-port (or --ecs-port off)").await?),
         None => None,
     };
-    let admin = match args.admin_port.or(config.admin_port) {
+    let admin = match listening.admin_port {
         Some(port) => Some(on_loopback(port, "--admin-port").await?),
         None => None,
     };

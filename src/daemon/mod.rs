@@ -21,7 +21,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::cli::args::ServeArgs;
-use crate::config::{Config, ConfigError, expand_tilde};
+use crate::config::{Config, ConfigError, Listening, expand_tilde};
 use crate::credentials::console::{Federation, FederationEndpoint};
 use crate::credentials::discovery::Discovery;
 use crate::credentials::portal::Portal;
@@ -140,6 +140,7 @@ async fn start_engine(
     };
     let settings = Settings {
         config_path: expand_tilde(&args.config),
+        listening: args.listening(),
         aws_profiles: args.aws_profiles,
         imdsv2_required: args.imdsv2_required,
         federation_endpoint: federation_endpoint()?,
@@ -293,6 +294,8 @@ pub async fn load(args: &ServeArgs) -> Result<Loaded, DaemonError> {
 pub struct Settings {
     /// The file to re-read on reload.
     pub config_path: PathBuf,
+    /// Where the command line said to listen, over whatever the file says.
+    pub listening: Listening,
     pub aws_profiles: bool,
     pub imdsv2_required: bool,
     /// `FINTORS_FEDERATION_ENDPOINT`, if set: where console sign-ins go instead of the role
@@ -318,6 +321,7 @@ pub fn build_state(
     let reloader = Reloader::new(
         settings.config_path.clone(),
         settings.aws_profiles,
+        settings.listening,
         config,
         registry.clone(),
         discovery,

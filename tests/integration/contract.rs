@@ -84,6 +84,7 @@ fn daemon() -> Daemon {
         chrono::DateTime::UNIX_EPOCH,
     );
     let settings = Settings {
+        listening: Default::default(),
         config_path: path,
         aws_profiles: false,
         imdsv2_required: false,

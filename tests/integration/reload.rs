@@ -100,14 +100,48 @@ fn an_invalid_config_is_rejected_and_the_running_one_kept() {
     );
 }
 
+fn reload(d: &Daemon) -> String {
+    let o = fintors_cli(d, &["reload"]);
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8(o.stdout).unwrap()
+}
+
 #[test]
 fn settings_that_need_a_restart_are_named() {
     require_venv!();
     let d = Daemon::start();
     write_config(
         &d,
+        &TWO_ROLES.replace("\"default_role\"", "\"admin_port\": 1, \"default_role\""),
+    );
+    let out = reload(&d);
+    assert!(out.contains("restart fintors to apply: admin_port"), "{out}");
+}
+
+/// The test daemon is started with `--port`, which wins over the file's `port`: a restart
+/// would listen where it listens now.
+#[test]
+fn a_port_the_command_line_sets_is_not_changed_by_the_files() {
+    require_venv!();
+    let d = Daemon::start();
+    write_config(
+        &d,
         &TWO_ROLES.replace("\"default_role\"", "\"port\": 1, \"default_role\""),
     );
-    let out = String::from_utf8(fintors_cli(&d, &["reload"]).stdout).unwrap();
-    assert!(out.contains("restart fintors to apply: port"), "{out}");
+    let out = reload(&d);
+    assert!(!out.contains("restart"), "{out}");
+}
+
+#[test]
+fn a_setting_changed_then_changed_back_needs_no_restart() {
+    require_venv!();
+    let d = Daemon::start();
+    write_config(
+        &d,
+        &TWO_ROLES.replace("\"default_role\"", "\"admin_port\": 1, \"default_role\""),
+    );
+    assert!(reload(&d).contains("restart fintors to apply: admin_port"));
+    write_config(&d, TWO_ROLES);
+    let out = reload(&d);
+    assert!(!out.contains("restart"), "{out}");
 }
