@@ -329,6 +329,7 @@ pub struct RoleReport {
     pub active: bool,
     /// The cached credentials, if any can still be served.
     pub credentials: Option<CachedReport>,
+    /// The last failure, unless credentials were issued after it (it no longer stands).
     pub last_error: Option<ErrorReport>,
     /// Calls that reached STS (or the portal, or the command).
     pub sts_calls: u64,

@@ -60,7 +60,7 @@ pub(super) fn report(state: &AppState) -> StatusReport {
                     expiration: c.credentials.expiration,
                     refresh_at: c.refresh_at,
                 }),
-                last_error: cache.last_failure().map(|f| ErrorReport {
+                last_error: cache.standing_failure().map(|f| ErrorReport {
                     code: f.error.code().to_owned(),
                     message: f.error.message().to_owned(),
                     at: f.at,

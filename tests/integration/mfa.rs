@@ -129,6 +129,22 @@ fn one_code_starts_a_session_that_assumes_every_role() {
 }
 
 #[test]
+fn once_the_code_is_entered_status_no_longer_shows_mfa_required() {
+    let sts = FakeSts::issuing();
+    let d = Daemon::builder(MFA_CONFIG).sts(&sts.url).start();
+    assert_eq!(d.get(CREDS).json()["Code"], "MfaRequired");
+    let status = String::from_utf8(fintors_cli(&d, &["status"]).stdout).unwrap();
+    assert!(status.contains("MfaRequired"), "{status}");
+
+    let o = fintors_cli(&d, &["mfa", "864209"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(d.get(CREDS).json()["Code"], "Success");
+    let status = String::from_utf8(fintors_cli(&d, &["status"]).stdout).unwrap();
+    assert!(!status.contains("MfaRequired"), "{status}");
+    assert!(!status.contains("last STS error"), "{status}");
+}
+
+#[test]
 fn malformed_codes_are_refused_without_calling_sts() {
     let sts = FakeSts::issuing();
     let d = Daemon::builder(MFA_CONFIG).sts(&sts.url).start();

@@ -115,7 +115,10 @@ fn settings_that_need_a_restart_are_named() {
         &TWO_ROLES.replace("\"default_role\"", "\"admin_port\": 1, \"default_role\""),
     );
     let out = reload(&d);
-    assert!(out.contains("restart fintors to apply: admin_port"), "{out}");
+    assert!(
+        out.contains("restart fintors to apply: admin_port"),
+        "{out}"
+    );
 }
 
 /// The test daemon is started with `--port`, which wins over the file's `port`: a restart

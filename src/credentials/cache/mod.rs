@@ -281,6 +281,20 @@ impl RoleCache {
         *failures = 0;
     }
 
+    /// The most recent failure unless credentials were issued after it: what still stands
+    /// between the role and its next credentials (an MFA code since entered, a login since
+    /// done, an outage since over are not).
+    pub fn standing_failure(&self) -> Option<Arc<Failure>> {
+        let issued_at = self
+            .current
+            .read()
+            .expect("poisoned")
+            .as_ref()
+            .map(|c| c.fetched_at);
+        self.last_failure()
+            .filter(|f| issued_at.is_none_or(|issued| f.at >= issued))
+    }
+
     /// Whether the cached credentials' latest refresh failed (they are still served).
     pub fn refresh_failing(&self) -> bool {
         let current = self.current.read().expect("poisoned").clone();
@@ -797,6 +811,27 @@ mod tests {
         assert!(cache.get(Attempt::Now).await.is_ok());
         assert_eq!(cache.attempts(), 4);
         assert_eq!(cache.sts_calls(), 2, "the throttled call and the good one");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_stands_until_credentials_are_issued_after_it() {
+        let clock = start();
+        let mfa = StsError::MfaRequired("role dev needs an MFA code: run `fintors mfa`".into());
+        let sts = Arc::new(sts(clock, TimeDelta::hours(1)).scripted([Err(mfa)]));
+        let cache = RoleCache::new(role(3600), sts.clone(), clock);
+        assert!(cache.get(Attempt::Now).await.is_err());
+        assert_eq!(
+            cache.standing_failure().unwrap().error.code(),
+            "MfaRequired"
+        );
+        advance(TimeDelta::seconds(1)).await;
+        assert!(cache.get(Attempt::Now).await.is_ok());
+        assert!(cache.standing_failure().is_none(), "the code was entered");
+        assert!(cache.last_failure().is_some(), "still known, for the log");
+        // Unused, the credentials lapse: the old failure does not come back.
+        advance(TimeDelta::hours(2)).await;
+        assert!(cache.cached().is_none());
+        assert!(cache.standing_failure().is_none());
     }
 
     #[tokio::test(start_paused = true)]
