@@ -38,7 +38,7 @@ port_open "$STS_PORT" && fail "port $STS_PORT (the STS emulator's) is taken: pic
 mkdir -p "$demo_home/.aws"
 cp examples/fintorc.json "$demo_home/.fintorc"
 cat > "$demo_home/.aws/credentials" <<CREDS
-[default]
+[identity]
 aws_access_key_id = AKIAIOSFODNN7EXAMPLE
 aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
 CREDS

@@ -38,8 +38,10 @@ pub const DEFAULT_ECS_PORT: u16 = 16926;
 pub const DEFAULT_CONFIG: &str = "~/.fintorc";
 
 /// A minimal configuration, shown when the file is missing so the fix is one copy-paste away.
+/// Its base profile is a named one: keys under `[default]` are what every SDK uses before it
+/// asks IMDS, so fintors would never be asked.
 pub const EXAMPLE: &str = r#"{
-  "credentials": { "profile": "default" },
+  "credentials": { "profile": "identity" },
   "roles": {
     "example": "arn:aws:iam::123456789012:role/example"
   },
@@ -237,7 +239,8 @@ pub const DEFAULT_MFA_SESSION_SECONDS: u32 = 43_200;
 pub enum ConfigError {
     #[error(
         "config file {path} does not exist.\n\
-         Create it (or point --config / FINTORS_CONFIG at one); a minimal example:\n{EXAMPLE}"
+         Create it (or point --config / FINTORS_CONFIG at one); a minimal example, your keys in \
+         [identity] of ~/.aws/credentials (not [default], which SDKs use before fintors):\n{EXAMPLE}"
     )]
     Missing { path: PathBuf },
     #[error("cannot read config file {path}: {reason}")]

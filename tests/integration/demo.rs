@@ -145,6 +145,10 @@ fn the_commands_the_demo_prints_work_as_printed() {
     assert!(files.is_empty(), "left behind: {files:?}");
     let log = log.join().unwrap();
     assert!(!log.contains("readable by other users"), "{log}");
+    assert!(
+        !log.contains(" WARN "),
+        "the demo's first lines must not warn about the demo itself: {log}"
+    );
 }
 
 /// The demo, stopped the way a user stops it (its `trap` then stops moto and fintors), and

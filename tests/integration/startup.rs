@@ -50,6 +50,10 @@ fn missing_config_shows_an_example() {
     assert_eq!(output.status.code(), Some(1));
     assert!(err.contains("/nonexistent/fintorc does not exist"), "{err}");
     assert!(err.contains("\"default_role\""), "{err}");
+    assert!(
+        err.contains(r#""profile": "identity""#) && !err.contains(r#""profile": "default""#),
+        "the example must not teach a [default] profile, which SDKs use before fintors: {err}"
+    );
 }
 
 #[test]
