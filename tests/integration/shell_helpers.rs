@@ -1,5 +1,6 @@
-//! The bash and fish helpers in shell/, run by the real shells against a live daemon, with only
-//! curl (no fintors binary on PATH), but for pinning a shell, which needs the fintors command.
+//! The bash, zsh and fish helpers in shell/, run by the real shells against a live daemon, with
+//! only curl (no fintors binary on PATH), but for pinning a shell, which needs the fintors
+//! command.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -83,10 +84,10 @@ fn switches_through_the_role_api(shell: &str) {
         return;
     }
     let d = Daemon::start();
-    let script = if shell == "bash" {
-        "fintors_use example2 && fintors_current"
-    } else {
+    let script = if shell == "fish" {
         "fintors_use example2; and fintors_current"
+    } else {
+        "fintors_use example2 && fintors_current"
     };
     let o = run(shell, &d.url(), script);
     assert_eq!(out(&o), "active role: example2\nexample2\n", "{}", err(&o));
@@ -106,10 +107,10 @@ fn work_when_the_daemon_requires_imdsv2(shell: &str) {
     let d = Daemon::builder(crate::support::TWO_ROLES)
         .arg("--imdsv2-required")
         .start();
-    let script = if shell == "bash" {
-        "fintors_use example2 && fintors_roles"
-    } else {
+    let script = if shell == "fish" {
         "fintors_use example2; and fintors_roles"
+    } else {
+        "fintors_use example2 && fintors_roles"
     };
     let o = run(shell, &d.url(), script);
     assert_eq!(
@@ -159,7 +160,7 @@ fn pins_the_shell_to_a_role_and_unpins_it_back(shell: &str) {
     let d = Daemon::start();
     let whoami = crate::support::rust_whoami();
     let whoami = whoami.display();
-    let script = if shell == "bash" {
+    let script = if shell != "fish" {
         format!(
             "export AWS_REGION=ap-south-1 AWS_PROFILE=parent\n\
              fintors_use --here example2 >/dev/null || exit 9\n\
@@ -201,12 +202,23 @@ fn completes_role_aliases(shell: &str) {
         return;
     }
     let d = Daemon::start();
-    let script = if shell == "bash" {
-        "COMP_WORDS=(fintors_use ex); COMP_CWORD=1; _fintors_complete_use; printf '%s\\n' \"${COMPREPLY[@]}\"\n\
-         COMP_WORDS=(fintors use example); COMP_CWORD=2; _fintors_complete_cli; printf '%s\\n' \"${COMPREPLY[@]}\"\n\
-         COMP_WORDS=(fintors console ex); COMP_CWORD=2; _fintors_complete_cli; printf '%s\\n' \"${COMPREPLY[@]}\""
-    } else {
-        "complete -C'fintors_use ex'; complete -C'fintors use example'; complete -C'fintors console ex'"
+    let script = match shell {
+        "bash" => {
+            "COMP_WORDS=(fintors_use ex); COMP_CWORD=1; _fintors_complete_use; printf '%s\\n' \"${COMPREPLY[@]}\"\n\
+             COMP_WORDS=(fintors use example); COMP_CWORD=2; _fintors_complete_cli; printf '%s\\n' \"${COMPREPLY[@]}\"\n\
+             COMP_WORDS=(fintors console ex); COMP_CWORD=2; _fintors_complete_cli; printf '%s\\n' \"${COMPREPLY[@]}\""
+        }
+        // compadd, which matches what is offered against what was typed, works only inside
+        // zsh's completion; here it prints what it is given.
+        "zsh" => {
+            "compadd() { shift $(( ${@[(i)--]} )); print -l -- \"$@\"; }\n\
+             words=(fintors_use ex); CURRENT=2; _fintors_complete_use\n\
+             words=(fintors use example); CURRENT=3; _fintors_complete_cli\n\
+             words=(fintors console ex); CURRENT=3; _fintors_complete_cli"
+        }
+        _ => {
+            "complete -C'fintors_use ex'; complete -C'fintors use example'; complete -C'fintors console ex'"
+        }
     };
     let o = run(shell, &d.url(), script);
     let expected = "example\nexample2\nexample\nexample2\nexample\nexample2\n";
@@ -231,10 +243,40 @@ fn daemon_down_is_one_line_and_status_2(shell: &str) {
     }
 }
 
+/// zsh's completion system, loaded as a .zshrc loads it, then fintors's completions and the
+/// helper: `fintors` completes through the helper, which hands what is not a role name to
+/// fintors's own completion, and `fintors_use` completes role names.
+#[test]
+fn zsh_registers_its_completions_over_fintorss_own() {
+    require_venv!();
+    if !shell_available("zsh") {
+        return;
+    }
+    let d = Daemon::start();
+    let helpers = repo_path("shell/fintors.zsh");
+    let script = format!(
+        "autoload -Uz compinit && compinit -u -D\n\
+         source <(fintors completions zsh)\n\
+         source {}\n\
+         print -r -- $_comps[fintors] $_comps[fintors_use] $+functions[_fintors]",
+        helpers.display()
+    );
+    let o = run_with_fintors("zsh", &d, &script);
+    assert_eq!(
+        out(&o).lines().last().unwrap_or_default(),
+        "_fintors_complete_cli _fintors_complete_use 1",
+        "{}",
+        err(&o)
+    );
+}
+
 macro_rules! for_each_shell {
     ($($name:ident),* $(,)?) => {
         mod bash {
             $( #[test] fn $name() { super::$name("bash") } )*
+        }
+        mod zsh {
+            $( #[test] fn $name() { super::$name("zsh") } )*
         }
         mod fish {
             $( #[test] fn $name() { super::$name("fish") } )*
