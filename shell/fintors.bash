@@ -147,13 +147,20 @@ fintors_current() {
     _fintors_list "$_fintors_body"
 }
 
+# Only what a role name may hold reaches the prompt: whoever answers on the daemon's port could
+# send terminal escape sequences.
+_fintors_printable() {
+    printf '%s' "${1//[^A-Za-z0-9_+=,.@-]/}"
+}
+
 fintors_prompt() {
     if [ -n "${FINTORS_ROLE-}" ]; then
-        printf '[%s] ' "$FINTORS_ROLE"
+        printf '[%s] ' "$(_fintors_printable "$FINTORS_ROLE")"
         return 0
     fi
     local role
     role=$(_FINTORS_TIMEOUT=0.3 fintors_current 2>/dev/null) || return 0
+    role=$(_fintors_printable "$role")
     [ -n "$role" ] && printf '(%s) ' "$role"
     return 0
 }
@@ -161,6 +168,7 @@ fintors_prompt() {
 _fintors_complete_roles() {
     local roles
     _fintors_request GET /roles 2>/dev/null || return 0
+    [ "$_fintors_status" = 200 ] || return 0
     roles=$(_fintors_list "$_fintors_body")
     local IFS=$'\n'
     COMPREPLY=($(compgen -W "$roles" -- "${COMP_WORDS[COMP_CWORD]}"))

@@ -158,18 +158,26 @@ function fintors_current
     __fintors_list $__fintors_body
 end
 
+# Only what a role name may hold reaches the prompt: whoever answers on the daemon's port could
+# send terminal escape sequences.
+function __fintors_printable
+    string replace -ra -- '[^A-Za-z0-9_+=,.@-]' '' $argv[1]
+end
+
 function fintors_prompt
     if set -q FINTORS_ROLE
-        printf '[%s] ' $FINTORS_ROLE
+        printf '[%s] ' (__fintors_printable "$FINTORS_ROLE")
         return 0
     end
     set -l role (begin; set -l __fintors_timeout 0.3; fintors_current 2>/dev/null; end)
+    set role (__fintors_printable "$role")
     test -n "$role"; and printf '(%s) ' $role
     return 0
 end
 
 function __fintors_roles
     __fintors_request GET /roles 2>/dev/null; or return 0
+    test "$__fintors_status" = 200; or return 0
     __fintors_list $__fintors_body
 end
 

@@ -156,13 +156,20 @@ fintors_current() {
     _fintors_list "$_fintors_body"
 }
 
+# Only what a role name may hold reaches the prompt: with PROMPT_SUBST zsh reads % sequences in
+# it, and whoever answers on the daemon's port could send escape sequences.
+_fintors_printable() {
+    print -rn -- "${1//[^A-Za-z0-9_+=,.@-]/}"
+}
+
 fintors_prompt() {
     if [[ -n "${FINTORS_ROLE-}" ]]; then
-        print -rn -- "[$FINTORS_ROLE] "
+        print -rn -- "[$(_fintors_printable "$FINTORS_ROLE")] "
         return 0
     fi
     local role
     role=$(_FINTORS_TIMEOUT=0.3 fintors_current 2>/dev/null) || return 0
+    role=$(_fintors_printable "$role")
     [[ -n "$role" ]] && print -rn -- "($role) "
     return 0
 }
@@ -171,9 +178,12 @@ fintors_prompt() {
 # typed.
 _fintors_complete_roles() {
     _fintors_request GET /roles 2>/dev/null || return 0
+    [[ "$_fintors_status" == 200 ]] || return 0
     local -a roles
     roles=("${(@f)$(_fintors_list "$_fintors_body")}")
-    compadd -- "${roles[@]}"
+    roles=("${(@)roles:#}")
+    (( ${#roles} )) && compadd -- "${roles[@]}"
+    return 0
 }
 
 # `fintors_use [--here] <TAB>`.

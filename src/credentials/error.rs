@@ -116,6 +116,40 @@ impl StsError {
     }
 }
 
+/// The failure behind an IAM Identity Center login's token (`sso::usable_token`), classed as a
+/// role's failure: a login that is needed is `login_required` (the caller's one-line message
+/// with the command); a renewal under way elsewhere is a wait; Identity Center's refusal keeps
+/// its code (an answer: it keeps its backoff); only no answer at all is `Unreachable`; the rest
+/// (the config file, the token cache) are base credentials that cannot be had.
+pub fn token_failure(
+    error: crate::sso::SsoError,
+    login_required: impl FnOnce() -> StsError,
+) -> StsError {
+    use crate::sso::SsoError;
+    let line = |e: &SsoError| one_line(&e.to_string(), crate::model::text::MAX_MESSAGE);
+    match error {
+        SsoError::NoLogin(_) | SsoError::Ended(_) => login_required(),
+        e @ SsoError::Busy(_) => StsError::Timeout(e.to_string()),
+        e @ SsoError::Unreachable { .. } => StsError::Unreachable(line(&e)),
+        SsoError::Refused {
+            operation,
+            code,
+            message,
+        } => StsError::refused(
+            code,
+            one_line(
+                &format!("IAM Identity Center refused {operation}: {message}"),
+                crate::model::text::MAX_MESSAGE,
+            ),
+        ),
+        e @ (SsoError::Config(_)
+        | SsoError::File { .. }
+        | SsoError::Listen(_)
+        | SsoError::Denied(_)
+        | SsoError::TimedOut(_)) => StsError::NoBaseCredentials(line(&e)),
+    }
+}
+
 /// Why an MFA session could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MfaError {
@@ -159,6 +193,32 @@ pub use crate::model::text::one_line;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_centers_refusal_is_an_answer_and_keeps_its_code() {
+        let refused = crate::sso::SsoError::Refused {
+            operation: "CreateToken",
+            code: "SlowDownException".into(),
+            message: "slow down".into(),
+        };
+        let e = token_failure(refused, || unreachable!());
+        assert_eq!(e.code(), "SlowDownException");
+        assert!(!e.is_no_answer() && e.reached_upstream());
+    }
+
+    #[test]
+    fn only_identity_center_not_answering_is_no_answer() {
+        let unreachable = crate::sso::SsoError::Unreachable {
+            region: "eu-west-1".into(),
+            why: "dns error".into(),
+        };
+        assert!(token_failure(unreachable, || unreachable!()).is_no_answer());
+        let config = crate::sso::SsoError::Config("no [sso-session corp]".into());
+        assert_eq!(
+            token_failure(config, || unreachable!()).code(),
+            "NoBaseCredentials"
+        );
+    }
 
     #[test]
     fn each_class_has_its_document_code() {

@@ -2,12 +2,15 @@
 //! role whose last attempt got no answer is tried again at once, rather than at the end of a
 //! backoff that may have grown to five minutes while the laptop was offline. Roles STS refused
 //! keep their backoff. Without word from the kernel (not Linux), a request still finds the
-//! network back within [`NO_ANSWER_RETRY`](super::cache::NO_ANSWER_RETRY).
+//! network back within [`NO_ANSWER_RETRY`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::Registry;
+use super::cache::NO_ANSWER_RETRY;
 use crate::platform::network::Changes;
 
 /// How long a change is left to settle before the retry: joining a network brings an address,
@@ -25,14 +28,22 @@ pub fn retry_when_the_network_changes(registry: Arc<Registry>) {
             return;
         }
     };
+    // Changes keep coming on some machines (containers starting, a VPN rewriting routes): one
+    // retry at most every NO_ANSWER_RETRY, as often as requests may cause one, whatever comes
+    // in between; a change is never dropped, only folded into the next retry.
+    let spacing = NO_ANSWER_RETRY.to_std().expect("a positive interval");
     tokio::spawn(async move {
+        let mut last: Option<Instant> = None;
         loop {
             if let Err(e) = changes.next().await {
                 tracing::debug!("stopped watching for network changes: {e}");
                 return;
             }
-            tokio::time::sleep(SETTLE).await;
+            let settled = Instant::now() + SETTLE;
+            let due = last.map_or(settled, |last| settled.max(last + spacing));
+            tokio::time::sleep_until(due).await;
             changes.discard();
+            last = Some(Instant::now());
             tracing::debug!("the network changed: retrying the roles nothing answered");
             registry.retry_unanswered().await;
         }

@@ -59,13 +59,9 @@ impl Portal {
             .build();
         let token = crate::sso::usable_token(&session.sso).await.map_err(|e| {
             tracing::debug!("SSO token for session {name:?}: {e}");
-            match e {
-                crate::sso::SsoError::NoLogin(_) | crate::sso::SsoError::Ended(_) => {
-                    session.login_required(self.clock, "has no usable token")
-                }
-                e @ crate::sso::SsoError::Busy(_) => StsError::Timeout(e.to_string()),
-                e => StsError::Unreachable(one_line(&e.to_string(), MAX_MESSAGE)),
-            }
+            super::error::token_failure(e, || {
+                session.login_required(self.clock, "has no usable token")
+            })
         })?;
         let client = aws_sdk_sso::Client::new(&config);
         Ok((session, client, token.access_token.expose().to_owned()))

@@ -273,39 +273,37 @@ impl Registry {
         self.retry_pending_where(|_| true).await;
     }
 
-    /// After the network changed: [`Registry::retry_pending`] for the roles whose last attempt
-    /// got no answer (offline, say). A role STS refused keeps its backoff: the network was not
-    /// what stopped it.
+    /// After the network changed: [`Registry::retry_pending`] for the roles whose standing
+    /// failure is that nothing answered (offline, say). A role STS refused keeps its backoff:
+    /// the network was not what stopped it. (How often this runs is the caller's to limit.)
     pub async fn retry_unanswered(&self) {
         self.retry_pending_where(|cache| {
             cache
-                .last_failure()
+                .standing_failure()
                 .is_some_and(|failure| failure.error.is_no_answer())
         })
         .await;
     }
 
+    /// Retries, each at once and in a task of its own, the roles someone still wants that
+    /// `which` picks and that are failing: nothing cached and a failure that stands (or active
+    /// and nothing cached), or a refresh that failed.
     async fn retry_pending_where(&self, which: impl Fn(&RoleCache) -> bool) {
         let active = self.active();
+        let now = self.clock.now();
         let pending: Vec<_> = self
             .snapshot()
             .values()
             .filter(|cache| {
                 let is_active = active.as_ref().is_some_and(|a| Arc::ptr_eq(a, cache));
                 let nothing_to_serve =
-                    cache.cached().is_none() && (is_active || cache.last_failure().is_some());
-                (nothing_to_serve || cache.refresh_failing()) && which(cache)
+                    cache.cached().is_none() && (is_active || cache.standing_failure().is_some());
+                (nothing_to_serve || cache.refresh_failing()) && cache.wanted(now) && which(cache)
             })
             .map(|cache| {
                 let cache = cache.clone();
                 // Each its own task, at once: a slow role must not hold up the others.
-                tokio::spawn(async move {
-                    if cache.cached().is_some() {
-                        cache.retry_refresh().await;
-                    } else {
-                        let _ = cache.get(Attempt::Now).await;
-                    }
-                })
+                tokio::spawn(async move { cache.retry().await })
             })
             .collect();
         // Answered once they are done (each waits at most STS_WAIT), so the caller's next
@@ -416,26 +414,35 @@ mod tests {
         assert_eq!(sts.calls(), 0);
     }
 
-    #[tokio::test]
+    fn offline() -> Result<(), StsError> {
+        Err(StsError::Unreachable("dispatch failure: no route".into()))
+    }
+
+    /// The roles of `roles` (JSON members), none of them active: nothing is refreshed or
+    /// fetched but what a test asks for.
+    fn inactive(roles: &str) -> Config {
+        Config::parse(
+            Path::new("/test/fintorc"),
+            &format!(r#"{{"roles": {{{roles}}}}}"#),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_network_change_retries_the_roles_nothing_answered_and_leaves_refusals_alone() {
-        let offline = || Err(StsError::Unreachable("dispatch failure: no route".into()));
+        let clock = Clock::following_tokio("2030-01-01T00:00:00Z".parse().unwrap());
         let sts = Arc::new(
-            ScriptedAssumer::new(Clock::system())
+            ScriptedAssumer::new(clock)
                 .refusing("c")
                 .scripted([offline(), offline()]),
         );
         let c = r#""c": "arn:aws:iam::123456789012:role/c""#;
-        let registry = Registry::new(
-            &config(&format!("{A}, {B}, {c}")),
-            sts.clone(),
-            Clock::system(),
-        );
+        let registry = Registry::new(&inactive(&format!("{A}, {B}, {c}")), sts.clone(), clock);
         for alias in ["a", "b", "c"] {
             let role = registry.role(alias).unwrap();
             assert!(role.get(Attempt::RespectBackoff).await.is_err());
         }
         assert_eq!(sts.calls(), 3);
-
         registry.retry_unanswered().await;
         assert_eq!(sts.calls(), 5, "a and b again, not c");
         assert!(registry.role("a").unwrap().cached().is_some());
@@ -444,6 +451,26 @@ mod tests {
         // Nothing left failing for want of an answer: a second change asks nothing.
         registry.retry_unanswered().await;
         assert_eq!(sts.calls(), 5);
+    }
+
+    /// A role that failed offline once, then had credentials, then went unused until they
+    /// lapsed: routine network changes (DHCP renewals, router advertisements) must not bring it
+    /// back to life.
+    #[tokio::test(start_paused = true)]
+    async fn a_network_change_leaves_a_role_nobody_uses_alone() {
+        let clock = Clock::following_tokio("2030-01-01T00:00:00Z".parse().unwrap());
+        let sts = Arc::new(ScriptedAssumer::new(clock).scripted([offline()]));
+        let registry = Registry::new(&inactive(&format!("{A}, {B}")), sts.clone(), clock);
+        let b = registry.role("b").unwrap();
+        assert!(b.get(Attempt::RespectBackoff).await.is_err());
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        assert!(b.get(Attempt::RespectBackoff).await.is_ok());
+        tokio::time::sleep(std::time::Duration::from_secs(3 * 3600)).await;
+        assert!(b.cached().is_none(), "lapsed");
+        let before = b.sts_calls();
+        registry.retry_unanswered().await;
+        registry.retry_pending().await;
+        assert_eq!(b.sts_calls(), before, "nobody wants b");
     }
 
     /// `a`, then `deploy` assumed with `a`'s credentials, then `ci` with `deploy`'s.

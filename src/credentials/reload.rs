@@ -22,7 +22,7 @@ use super::StsError;
 use super::discovery::Discovery;
 use super::registry::{Registry, Reloaded};
 use super::sso::{self, SsoLogin};
-use crate::config::{Config, ConfigError, Listening};
+use crate::config::{Config, ConfigError, ContainerPort, DEFAULT_ADDR, DEFAULT_PORT, Listening};
 
 /// A listing older than this is taken again after a login (a login within it, e.g. an hourly
 /// token refresh, does not list again).
@@ -295,15 +295,25 @@ impl Reloader {
     /// listen as the command line overrides it (a port the command line gives is not changed
     /// by the file's).
     fn need_restart(&self, new: &Config) -> Vec<&'static str> {
-        let (old, new_listening) = (&self.started, self.flags.over(new));
-        let running = self.flags.over(old);
+        let old = &self.started;
+        // Defaults filled in: writing the default port into the file changes nothing.
+        let resolved = |config: &Config| {
+            let l = self.flags.over(config);
+            (
+                l.addr.unwrap_or(DEFAULT_ADDR),
+                l.port.unwrap_or(DEFAULT_PORT),
+                ContainerPort::resolve(l.ecs_port),
+                l.admin_port,
+            )
+        };
+        let (running, wanted) = (resolved(old), resolved(new));
         let changes = [
             ("credentials", old.base_credentials != new.base_credentials),
             ("MFA settings", old.mfa != new.mfa),
-            ("addr", running.addr != new_listening.addr),
-            ("port", running.port != new_listening.port),
-            ("ecs_port", running.ecs_port != new_listening.ecs_port),
-            ("admin_port", running.admin_port != new_listening.admin_port),
+            ("addr", running.0 != wanted.0),
+            ("port", running.1 != wanted.1),
+            ("ecs_port", running.2 != wanted.2),
+            ("admin_port", running.3 != wanted.3),
             ("instance", old.instance != new.instance),
             ("allow_users", old.allow_users != new.allow_users),
         ];

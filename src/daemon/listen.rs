@@ -17,13 +17,17 @@ pub struct Listeners {
     pub imds6: Option<TcpListener>,
     pub container: Option<TcpListener>,
     pub admin: Option<TcpListener>,
+    /// IMDS is on the socket systemd passed in: its address is systemd's to change.
+    pub inherited: bool,
 }
 
 /// Step 2: the IMDS listener (the socket systemd passed in, else the configured address) and,
 /// the container endpoint (unless it is off) and the admin API (when configured) on 127.0.0.1.
 pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, DaemonError> {
     let listening = args.listening().over(config);
-    let (imds, imds6) = match activation::inherited_listener()? {
+    let inherited = activation::inherited_listener()?;
+    let activated = inherited.is_some();
+    let (imds, imds6) = match inherited {
         Some(socket) => {
             tracing::info!("serving on the socket passed by systemd");
             let imds = TcpListener::from_std(socket).map_err(|e| DaemonError::Bind {
@@ -75,6 +79,7 @@ pub async fn bind(args: &ServeArgs, config: &Config) -> Result<Listeners, Daemon
         imds6,
         container,
         admin,
+        inherited: activated,
     })
 }
 

@@ -140,7 +140,7 @@ async fn start_engine(
     };
     let settings = Settings {
         config_path: expand_tilde(&args.config),
-        listening: args.listening(),
+        listening: in_effect(args, listeners),
         aws_profiles: args.aws_profiles,
         imdsv2_required: args.imdsv2_required,
         federation_endpoint: federation_endpoint()?,
@@ -220,6 +220,18 @@ async fn start_engine(
         }),
     };
     Ok((state, apps))
+}
+
+/// Where the command line, or systemd, fixed the daemon's listeners: with a socket passed in,
+/// the IMDS address and port are systemd's, whatever the file says.
+fn in_effect(args: &ServeArgs, listeners: &Listeners) -> Listening {
+    let mut listening = args.listening();
+    if listeners.inherited {
+        let bound = local_addr(&listeners.imds);
+        listening.addr = Some(bound.ip());
+        listening.port = Some(bound.port());
+    }
+    listening
 }
 
 /// The ready line, once every listener is serving (tests and scripts wait for it), and

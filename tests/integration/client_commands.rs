@@ -152,13 +152,16 @@ fn env_prints_the_same_lines_whether_or_not_the_daemon_is_running_yet() {
     let running = fintors_cli_at(&endpoint, &["env"]);
     assert!(running.status.success(), "{running:?}");
     assert_eq!(stderr(&running), "");
-    drop(d);
-    let stopped = fintors_cli_at(&endpoint, &["env"]);
+    assert_eq!(
+        stdout(&running),
+        format!("export AWS_EC2_METADATA_SERVICE_ENDPOINT='{endpoint}/'\n")
+    );
+    let nothing = format!("http://127.0.0.1:{}", free_port());
+    let stopped = fintors_cli_at(&nothing, &["env"]);
     assert!(stopped.status.success(), "{stopped:?}");
-    assert_eq!(stdout(&stopped), stdout(&running));
     assert_eq!(
         stdout(&stopped),
-        format!("export AWS_EC2_METADATA_SERVICE_ENDPOINT='{endpoint}/'\n")
+        format!("export AWS_EC2_METADATA_SERVICE_ENDPOINT='{nothing}/'\n")
     );
     assert!(
         stderr(&stopped).starts_with("fintors: warning: fintors is not running at "),

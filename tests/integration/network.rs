@@ -284,9 +284,11 @@ fn a_network_change_fetches_a_role_nothing_answered_without_a_request() {
     );
     ns.ok(&["ip", "addr", "add", "192.0.2.10/32", "dev", "lo"]);
     let changed = Instant::now();
+    // 750 ms for the change to settle, then moto's first AssumeRole: seconds, but a loaded
+    // machine gets room; the point is that no request was needed.
     while !fetched(&daemon.stderr()) {
         assert!(
-            changed.elapsed() < Duration::from_secs(5),
+            changed.elapsed() < Duration::from_secs(20),
             "example2 not fetched {:?} after the network changed:\n{}",
             changed.elapsed(),
             daemon.stderr()

@@ -152,6 +152,24 @@ fn prompt_shows_the_active_role(shell: &str) {
     );
 }
 
+/// Whoever answers on the daemon's port (a squatter, before fintors starts) can put anything in
+/// a role's name; the prompt shows only what a role name may hold: no zsh `%` sequences, no
+/// terminal escapes.
+fn the_prompt_shows_only_what_a_role_name_may_hold(shell: &str) {
+    if !shell_available(shell) {
+        return;
+    }
+    let squatter = crate::support::FakeServer::start(|_| {
+        (
+            200,
+            "application/json",
+            "{\"roles\":[\"%F{red}ev$(x)il\u{1b}]0;t\u{7}\"]}".to_owned(),
+        )
+    });
+    let o = run(shell, &squatter.url, "fintors_prompt");
+    assert_eq!(out(&o), "(Fredevxil0t) ", "{}", err(&o));
+}
+
 fn pins_the_shell_to_a_role_and_unpins_it_back(shell: &str) {
     require_venv!();
     if !shell_available(shell) {
@@ -290,6 +308,7 @@ for_each_shell!(
     work_when_the_daemon_requires_imdsv2,
     unknown_role_is_refused_with_status_1,
     prompt_shows_the_active_role,
+    the_prompt_shows_only_what_a_role_name_may_hold,
     pins_the_shell_to_a_role_and_unpins_it_back,
     completes_role_aliases,
     daemon_down_is_one_line_and_status_2,

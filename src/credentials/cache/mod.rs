@@ -276,6 +276,9 @@ impl RoleCache {
     pub async fn forget(&self) {
         let mut failures = self.flight.lock().await;
         *self.current.write().expect("poisoned") = None;
+        // What failed before the credentials now dropped was overcome by them: not the reason
+        // the next request gets.
+        *self.last_failure.write().expect("poisoned") = None;
         // The next request asks at once, rather than being answered with an older failure
         // (an unreachable portal, say) until its backoff ends.
         *failures = 0;
@@ -292,13 +295,26 @@ impl RoleCache {
             .as_ref()
             .map(|c| c.fetched_at);
         self.last_failure()
-            .filter(|f| issued_at.is_none_or(|issued| f.at >= issued))
+            .filter(|f| issued_at.is_none_or(|issued| f.at > issued))
     }
 
     /// Whether the cached credentials' latest refresh failed (they are still served).
     pub fn refresh_failing(&self) -> bool {
         let current = self.current.read().expect("poisoned").clone();
-        matches!((current, self.last_failure()), (Some(c), Some(f)) if f.at >= c.fetched_at)
+        matches!((current, self.last_failure()), (Some(c), Some(f)) if f.at > c.fetched_at)
+    }
+
+    /// Tries again now, whatever the backoff, for a reason that is not a request (a login, an
+    /// MFA code, the network back): a failed refresh while the cached credentials are served,
+    /// else a fetch. Not counted as a request, so a role nobody asks for does not become
+    /// wanted. Waits at most [`STS_WAIT`]; the call itself runs on.
+    pub async fn retry(self: &Arc<Self>) {
+        if self.cached().is_some() {
+            self.retry_refresh().await;
+        } else {
+            let fetch = tokio::spawn(self.clone().fetch(Attempt::Now));
+            let _ = tokio::time::timeout(STS_WAIT, fetch).await;
+        }
     }
 
     /// A failed refresh tried again now rather than at its backoff (after a login, an MFA code):

@@ -28,7 +28,6 @@ use super::assumer::{ConsoleFuture, ConsoleSession};
 use super::sso::SsoLogin;
 use super::{AssumeFuture, Bootstrap, MfaSessions, RoleAssumer, StsError};
 use crate::config::{BaseCredentials, MfaConfig};
-use crate::model::text::one_line;
 use crate::model::{CHAINED_MAX_SECONDS, Clock, Credentials, Role};
 
 /// Used when neither the environment nor the profile names a region, as the AWS CLI did for STS.
@@ -415,15 +414,16 @@ impl Sts {
         let Ok(session) = login.sso_session_in(&files) else {
             return Ok(());
         };
-        use crate::sso::SsoError;
-        match crate::sso::usable_token(&session).await {
-            Ok(_) => Ok(()),
-            Err(SsoError::NoLogin(_) | SsoError::Ended(_)) => Err(login
-                .explain(self.clock.now())
-                .unwrap_or_else(|| login.login_required("has ended"))),
-            Err(e @ SsoError::Busy(_)) => Err(StsError::Timeout(e.to_string())),
-            Err(e) => Err(StsError::Unreachable(one_line(&e.to_string(), MAX_MESSAGE))),
-        }
+        crate::sso::usable_token(&session)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                super::error::token_failure(e, || {
+                    login
+                        .explain(self.clock.now())
+                        .unwrap_or_else(|| login.login_required("has ended"))
+                })
+            })
     }
 
     /// A failure to load base credentials from an IAM Identity Center session that has expired
