@@ -49,7 +49,7 @@ pub enum Command {
     },
     /// Switch the active role
     Use {
-        /// Role alias, as listed by `fintors roles` (none: the roles are listed)
+        /// Role alias, as listed by `fintors roles` (none: how to name one)
         alias: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
@@ -187,9 +187,40 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff), or with --dir write one per subcommand into DIR
+    Man {
+        /// Write fintors.1 and a page per subcommand (fintors-use.1, ...) here
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Make clients find fintors at http://169.254.169.254/, or with --containers containers on
     /// a bridge at http://169.254.170.2/creds/ROLE (needs root)
     Network(NetworkArgs),
+    /// Run the daemon as a service of your session, started at login and again if it fails: a
+    /// systemd user unit (Linux) or a launchd agent (macOS) running this binary
+    Service(ServiceArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
+    #[arg(value_enum)]
+    pub action: ServiceAction,
+    /// With install: the configuration file the service reads [default: ~/.fintorc]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<String>,
+    /// Only write (install) or remove (uninstall) the file; start or stop nothing
+    #[arg(long)]
+    pub no_start: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceAction {
+    /// Write the unit (or agent) for this binary, enable it and start it
+    Install,
+    /// Stop and disable the service, and remove the file `install` wrote
+    Uninstall,
+    /// Whether the file is there and what the service manager says of it
+    Status,
 }
 
 /// The events `fintors simulate` starts; each stays until `fintors simulate clear`.

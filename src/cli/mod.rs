@@ -2,7 +2,8 @@
 //! running daemon ([`client`]), the subcommands that ask it and print what a person or a script
 //! wants to read ([`commands`]), pinning a command, shell or container to a role of its own
 //! ([`pin`]), logging the base identity in again ([`login`]), opening the console as a role
-//! ([`console`]), simulated instance events ([`simulate`]), and `fintors network` ([`network`]). It speaks the daemon's
+//! ([`console`]), simulated instance events ([`simulate`]), `fintors network` ([`network`]) and
+//! `fintors service` ([`service`]). It speaks the daemon's
 //! wire protocol ([`crate::api`]) and reads the configuration, never the engine or the
 //! handlers.
 
@@ -14,8 +15,10 @@ pub mod console;
 pub mod daemon;
 pub mod keys;
 pub mod login;
+pub mod man;
 pub mod network;
 pub mod pin;
+pub mod service;
 pub mod simulate;
 pub mod status;
 
@@ -41,6 +44,26 @@ pub fn run(command: Command) -> ExitCode {
         }
         Command::Network(args) => match network::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fintors: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Man { dir } => match man::man(dir.as_deref()) {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("fintors: cannot write the manual pages: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Service(args) => match service::service(&args) {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
             Err(e) => {
                 eprintln!("fintors: {e}");
                 ExitCode::FAILURE
@@ -124,7 +147,11 @@ fn ask_the_daemon(command: Command) -> ExitCode {
                 serial,
                 client,
             } => commands::mfa(client, code, serial.as_deref()).await,
-            Command::Serve(_) | Command::Completions { .. } | Command::Network(_) => {
+            Command::Serve(_)
+            | Command::Completions { .. }
+            | Command::Network(_)
+            | Command::Man { .. }
+            | Command::Service(_) => {
                 unreachable!("not a question for the daemon")
             }
         }

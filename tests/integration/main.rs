@@ -16,6 +16,7 @@ mod errors;
 mod faults;
 mod guard;
 mod imds;
+mod install;
 mod limits;
 mod metadata;
 mod mfa;
