@@ -334,6 +334,38 @@ fn network_dry_run_prints_commands_and_changes_nothing() {
     assert_eq!(ns.snapshot(), before);
 }
 
+/// Under sudo HOME is root's: the port comes from the config of the user who ran sudo, and the
+/// command says which file it read.
+#[test]
+fn network_up_under_sudo_reads_the_sudo_users_config_and_says_so() {
+    let Some(ns) = Netns::create() else { return };
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join(".fintorc"),
+        r#"{"roles": {"a": "arn:aws:iam::123456789012:role/a"}, "port": 4321}"#,
+    )
+    .unwrap();
+    // SUDO_USER=root counts as no sudo user; HOME stands in for a user's home here, while a
+    // user unknown to the system would fall back to it the same way.
+    let o = ns
+        .exec(&[env!("CARGO_BIN_EXE_fintors"), "network", "up", "--dry-run"])
+        .env_remove("FINTORS_CONFIG")
+        .env("HOME", home.path())
+        .env("SUDO_USER", "no-such-user-here")
+        .output()
+        .unwrap();
+    let plan = text(&o);
+    assert!(plan.contains("--to-destination 127.0.0.1:4321"), "{plan}");
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        said.trim_end(),
+        format!(
+            "fintors: fintors's port 4321, from {}",
+            home.path().join(".fintorc").display()
+        )
+    );
+}
+
 #[test]
 fn socket_activation_serves_on_the_passed_socket() {
     require_venv!();

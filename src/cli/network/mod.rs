@@ -30,8 +30,10 @@ mod ipv6;
 mod macos;
 mod plan;
 
+use std::path::PathBuf;
+
 use super::args::{NetworkAction, NetworkArgs};
-use crate::config::{Config, DEFAULT_PORT, expand_tilde};
+use crate::config::{Config, ConfigError, DEFAULT_PORT, expand_tilde};
 use ipv4::{LinuxState, describe, linux_down, linux_up, observe_linux, redirect_target};
 use macos::{macos_down, macos_up};
 use plan::{Cmd, execute};
@@ -75,14 +77,62 @@ pub(super) fn is_root() -> bool {
     crate::platform::users::effective_uid() == 0
 }
 
+/// The configuration file `network` reads: `--config`, where `~` is the home of the user who
+/// ran sudo (`sudo_user`, from `SUDO_USER`) when running as root: sudo sets HOME to root's, and
+/// the port in that user's ~/.fintorc would otherwise be silently ignored.
+fn config_path(
+    config: &str,
+    root: bool,
+    sudo_user: Option<&str>,
+    home_of: impl Fn(&str) -> Option<PathBuf>,
+) -> PathBuf {
+    let home = sudo_user
+        .filter(|user| root && !user.is_empty() && *user != "root")
+        .and_then(home_of);
+    match (config.strip_prefix('~'), home) {
+        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
+            home.join(rest.trim_start_matches('/'))
+        }
+        _ => expand_tilde(config),
+    }
+}
+
 /// Runs `fintors network ...`.
 pub fn run(args: &NetworkArgs) -> Result<(), NetworkError> {
-    let config = Config::load(&expand_tilde(&args.config)).ok();
+    let path = config_path(
+        &args.config,
+        is_root(),
+        std::env::var("SUDO_USER").ok().as_deref(),
+        crate::platform::users::home_of,
+    );
+    let config = match Config::load(&path) {
+        Ok(config) => Some(config),
+        Err(ConfigError::Missing { .. }) => None,
+        Err(e) => {
+            eprintln!(
+                "fintors: warning: {}",
+                e.to_string().lines().next().unwrap_or("")
+            );
+            None
+        }
+    };
+    let port = args.port.or(config.as_ref().and_then(|c| c.port));
+    // Which daemon the redirect is for is not obvious under sudo: say where the port came from.
+    if args.action != NetworkAction::Status {
+        eprintln!(
+            "fintors: fintors's port {}, from {}",
+            port.unwrap_or(DEFAULT_PORT),
+            match (args.port, &config) {
+                (Some(_), _) => "--port".to_owned(),
+                (None, Some(c)) if c.port.is_some() => path.display().to_string(),
+                (None, Some(_)) => format!("the default ({} names none)", path.display()),
+                (None, None) => format!("the default (no {})", path.display()),
+            }
+        );
+    }
     let target = redirect_target(
         config.as_ref().and_then(|c| c.addr),
-        args.port
-            .or(config.as_ref().and_then(|c| c.port))
-            .unwrap_or(DEFAULT_PORT),
+        port.unwrap_or(DEFAULT_PORT),
     );
     let verb = match args.action {
         NetworkAction::Up => "up",
@@ -143,5 +193,46 @@ mod testing {
     /// A plan as the lines `--dry-run` prints.
     pub fn lines(plan: &[Cmd]) -> Vec<String> {
         plan.iter().map(|c| c.to_string()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::config_path;
+
+    fn alice(user: &str) -> Option<PathBuf> {
+        (user == "alice").then(|| PathBuf::from("/home/alice"))
+    }
+
+    #[test]
+    fn under_sudo_the_default_config_is_the_sudo_users() {
+        assert_eq!(
+            config_path("~/.fintorc", true, Some("alice"), alice),
+            PathBuf::from("/home/alice/.fintorc")
+        );
+    }
+
+    #[test]
+    fn a_path_without_a_tilde_is_taken_as_given() {
+        assert_eq!(
+            config_path("/etc/fintorc", true, Some("alice"), alice),
+            PathBuf::from("/etc/fintorc")
+        );
+    }
+
+    #[test]
+    fn sudo_user_counts_only_for_root_and_a_known_user() {
+        let own = |root, user| config_path("~/.fintorc", root, user, alice);
+        let home = crate::config::expand_tilde("~/.fintorc");
+        assert_eq!(
+            own(false, Some("alice")),
+            home,
+            "not root: SUDO_USER is stale"
+        );
+        assert_eq!(own(true, Some("root")), home);
+        assert_eq!(own(true, Some("nobody-known")), home);
+        assert_eq!(own(true, None), home);
     }
 }
