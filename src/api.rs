@@ -224,6 +224,12 @@ pub struct ReloadReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub version: String,
+    /// The daemon's process id, for `fintors stop` (0 from a daemon too old to say).
+    #[serde(default)]
+    pub pid: u32,
+    /// The configuration file it reads (and re-reads on reload).
+    #[serde(default)]
+    pub config: String,
     pub active_role: Option<String>,
     pub imdsv2_required: bool,
     /// The container credentials endpoint's URL, when it is served. (Its tokens are never in

@@ -70,6 +70,11 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Stop the daemon (SIGTERM, as systemd would), and wait until it has
+    Stop {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Is the daemon up, where, which role is active, cache state and last STS errors
     Status {
         /// Print the daemon's status report as JSON

@@ -125,6 +125,51 @@ pub async fn name_a_role(args: &ClientArgs) -> Output {
     })
 }
 
+/// How long `fintors stop` waits for the daemon to let go of its port: a graceful stop
+/// finishes the requests in flight first.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `fintors stop`: SIGTERM to the daemon that answers at the endpoint (the client has checked
+/// that it is this user's), then waits until nothing answers there.
+pub async fn stop(args: &ClientArgs) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    let daemon = report(&endpoint).await?;
+    let failed = |why: String| CommandError::Stop {
+        pid: daemon.pid,
+        endpoint: endpoint.clone(),
+        why,
+    };
+    if daemon.pid == 0 {
+        return Err(failed(format!(
+            "fintors {} does not say its process id; stop it with kill or systemctl",
+            daemon.version
+        )));
+    }
+    crate::platform::processes::terminate(daemon.pid).map_err(|e| {
+        failed(match e.raw_os_error() {
+            Some(libc::EPERM) => "it runs as another user (root?): stop it as that user".into(),
+            _ => e.to_string(),
+        })
+    })?;
+    let asked = std::time::Instant::now();
+    loop {
+        match report(&endpoint).await {
+            Err(CommandError::Client(ClientError::NotRunning { .. })) => break,
+            _ if asked.elapsed() > STOP_WAIT => {
+                return Err(failed(format!(
+                    "still answering {} s after SIGTERM",
+                    STOP_WAIT.as_secs()
+                )));
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    Ok(format!(
+        "stopped fintors (pid {}) at {endpoint}\n",
+        daemon.pid
+    ))
+}
+
 /// `fintors current`
 pub async fn current(args: &ClientArgs) -> Output {
     let endpoint = Endpoint::discover(args)?;

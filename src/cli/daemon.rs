@@ -92,6 +92,12 @@ pub enum CommandError {
     /// Sessions whose listing failed, one line each.
     #[error("{}", .0.join("\n"))]
     NotListed(Vec<String>),
+    #[error("cannot stop fintors (pid {pid}) at {endpoint}: {why}")]
+    Stop {
+        pid: u32,
+        endpoint: Endpoint,
+        why: String,
+    },
     #[error("cannot run {program}: {why}")]
     Exec {
         program: String,

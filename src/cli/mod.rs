@@ -97,6 +97,7 @@ fn ask_the_daemon(command: Command) -> ExitCode {
                 client,
             } => commands::creds(client, alias.as_deref(), *format).await,
             Command::Status { json, client } => status::status(client, *json).await,
+            Command::Stop { client } => commands::stop(client).await,
             Command::Env {
                 ecs,
                 role,

@@ -91,6 +91,11 @@ impl Reloader {
         })
     }
 
+    /// The configuration file read at start and on every reload.
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
     /// Makes the registry's roles `config`'s and its discovered ones.
     fn apply(&self, config: &Config) -> Reloaded {
         let effective = self.discovery.with_roles(config);

@@ -77,6 +77,8 @@ pub(super) fn report(state: &AppState) -> StatusReport {
     StatusReport {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         active_role: active.map(|a| a.role().alias.to_string()),
+        pid: std::process::id(),
+        config: state.reloader.config_path().display().to_string(),
         imdsv2_required: state.imdsv2_required,
         container_endpoint: state.container.as_ref().map(|c| c.url.clone()),
         mfa: state

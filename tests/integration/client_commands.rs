@@ -146,6 +146,38 @@ fn daemon_not_running_is_one_line_and_exit_2() {
 }
 
 #[test]
+fn stop_ends_the_daemon_gracefully_and_waits_for_it() {
+    let sts = FakeSts::issuing();
+    let mut d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
+    let status: serde_json::Value =
+        serde_json::from_slice(&fintors_cli(&d, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["pid"], d.pid());
+    assert!(status["config"].as_str().unwrap().ends_with("fintorc.json"));
+    let o = fintors_cli(&d, &["stop"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        stdout(&o),
+        format!("stopped fintors (pid {}) at http://{}\n", d.pid(), d.addr)
+    );
+    // By the time stop returns, the port is closed; the exit follows at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let exited = loop {
+        if let Some(status) = d.exited() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(exited.code(), Some(0), "a graceful stop: {}", d.stderr());
+    assert!(
+        d.stderr().contains("SIGTERM: shutting down"),
+        "{}",
+        d.stderr()
+    );
+    assert_eq!(fintors_cli(&d, &["stop"]).status.code(), Some(2));
+}
+
+#[test]
 fn env_prints_the_same_lines_whether_or_not_the_daemon_is_running_yet() {
     let d = Daemon::start();
     let endpoint = format!("http://{}", d.addr);

@@ -347,6 +347,11 @@ impl Daemon {
         self.child.id()
     }
 
+    /// The daemon's exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     /// The daemon's `--state-dir`, where a client of its user finds the container key.
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
