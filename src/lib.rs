@@ -39,6 +39,9 @@
 //! `config`, `ec2`'s protocol facts, `sso`, `platform` and `model`, never `http`, `credentials` or
 //! `daemon`.
 
+/// `fintors --version`: the version and the commit it was built from (see `build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FINTORS_COMMIT"), ")");
+
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -13,7 +13,7 @@ use crate::config::{ContainerPort, DEFAULT_CONFIG, Listening};
 #[derive(Debug, Parser)]
 #[command(
     name = "fintors",
-    version,
+    version = crate::VERSION,
     about = "Serve AWS role credentials to every SDK on this machine, the way EC2 does",
     long_about = "fintors makes this workstation look like an EC2 instance with an instance \
 profile. It assumes IAM roles with STS from your own base credentials, caches and refreshes the \

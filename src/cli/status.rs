@@ -28,6 +28,9 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
         },
         report.active_role.as_deref().unwrap_or("none")
     );
+    if let Some(line) = version_mismatch(&report.version) {
+        out.push_str(&line);
+    }
     if let Some(warning) = aws_profiles::default_credentials()
         .await
         .shadowing_fintors()
@@ -115,6 +118,18 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
 }
 
 /// `SSO session "corp": 1500 roles listed 5m ago`, and why the last listing failed, if it did.
+/// The line that says the daemon runs other code than this command's, if it does: after an
+/// upgrade, the daemon started before it still runs the old binary.
+fn version_mismatch(daemon: &str) -> Option<String> {
+    (daemon != crate::VERSION).then(|| {
+        format!(
+            "this command is fintors {}, the daemon {daemon}: restart the daemon (`fintors \
+             stop`, then start it) to run what is installed\n",
+            crate::VERSION
+        )
+    })
+}
+
 fn listing_line(listed: &DiscoveryReport, now: DateTime<Utc>) -> String {
     let when = match listed.listed_at {
         Some(t) => format!("{} roles listed {} ago", listed.listed, human(now - t)),
@@ -215,6 +230,17 @@ pub fn human(d: TimeDelta) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_daemon_built_from_other_code_is_told_apart() {
+        assert_eq!(version_mismatch(crate::VERSION), None);
+        let line = version_mismatch("0.1.0 (0123456789ab)").unwrap();
+        assert!(
+            line.starts_with("this command is fintors 0.2.0 (")
+                && line.contains(", the daemon 0.1.0 (0123456789ab): restart the daemon"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn human_durations_are_short() {

@@ -249,7 +249,7 @@ fn announce_ready(state: &AppState, config_path: &Path, bound: SocketAddr) {
         roles = %roles.join(","),
         active = %active.as_ref().map_or("none", |a| a.role().alias.as_str()),
         "fintors {} listening on http://{bound}",
-        env!("CARGO_PKG_VERSION"),
+        crate::VERSION,
     );
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 }

@@ -75,7 +75,7 @@ pub(super) fn report(state: &AppState) -> StatusReport {
         })
         .collect();
     StatusReport {
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        version: crate::VERSION.to_owned(),
         active_role: active.map(|a| a.role().alias.to_string()),
         pid: std::process::id(),
         config: state.reloader.config_path().display().to_string(),

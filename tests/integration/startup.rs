@@ -364,3 +364,26 @@ fn a_port_held_on_ipv6_loopback_stops_the_start() {
         "{stderr}"
     );
 }
+
+/// `--version` names the commit the binary was built from, for bug reports and for telling a
+/// daemon started before an upgrade from the command beside it.
+#[test]
+fn version_names_the_commit() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fintors"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(o.stdout).unwrap();
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned());
+    let expected = commit.unwrap_or_else(|| "unknown commit".into());
+    assert_eq!(
+        printed,
+        format!("fintors {} ({expected})\n", env!("CARGO_PKG_VERSION"))
+    );
+}
