@@ -70,6 +70,12 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Why a tool in this shell would not get fintors's credentials: one line per check, ok or
+    /// FAIL with the fix; exits 1 if any failed
+    Doctor {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Stop the daemon (SIGTERM, as systemd would), and wait until it has
     Stop {
         #[command(flatten)]

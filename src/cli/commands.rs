@@ -337,6 +337,9 @@ pub async fn env(args: &ClientArgs, choice: EnvChoice<'_>, format: EnvFormat) ->
                 }
                 Err(e) => return Err(e),
             }
+            for warning in super::doctor::environment_warnings() {
+                eprintln!("fintors: warning: {warning}");
+            }
             vec![(
                 "AWS_EC2_METADATA_SERVICE_ENDPOINT",
                 Some(endpoint.imds_url()),

@@ -92,6 +92,9 @@ pub enum CommandError {
     /// Sessions whose listing failed, one line each.
     #[error("{}", .0.join("\n"))]
     NotListed(Vec<String>),
+    /// `fintors doctor` found this many problems (each on its own line above).
+    #[error("{failed} {} failed: see the FAIL lines", if *.failed == 1 { "check" } else { "checks" })]
+    Unhealthy { failed: usize },
     #[error("cannot stop fintors (pid {pid}) at {endpoint}: {why}")]
     Stop {
         pid: u32,

@@ -13,6 +13,7 @@ pub mod client;
 pub mod commands;
 pub mod console;
 pub mod daemon;
+pub mod doctor;
 pub mod keys;
 pub mod login;
 pub mod man;
@@ -98,6 +99,7 @@ fn ask_the_daemon(command: Command) -> ExitCode {
             } => commands::creds(client, alias.as_deref(), *format).await,
             Command::Status { json, client } => status::status(client, *json).await,
             Command::Stop { client } => commands::stop(client).await,
+            Command::Doctor { client } => doctor::doctor(client).await,
             Command::Env {
                 ecs,
                 role,

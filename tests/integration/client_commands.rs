@@ -181,7 +181,10 @@ fn stop_ends_the_daemon_gracefully_and_waits_for_it() {
 fn env_prints_the_same_lines_whether_or_not_the_daemon_is_running_yet() {
     let d = Daemon::start();
     let endpoint = format!("http://{}", d.addr);
-    let running = fintors_cli_at(&endpoint, &["env"]);
+    // A shell whose SDKs may ask IMDS: the tests' clients run with it disabled, which env
+    // rightly warns about.
+    let sdks_ask = [("AWS_EC2_METADATA_DISABLED", "false")];
+    let running = crate::support::fintors_cli_with(&endpoint, &["env"], &sdks_ask);
     assert!(running.status.success(), "{running:?}");
     assert_eq!(stderr(&running), "");
     assert_eq!(
@@ -199,6 +202,29 @@ fn env_prints_the_same_lines_whether_or_not_the_daemon_is_running_yet() {
         stderr(&stopped).starts_with("fintors: warning: fintors is not running at "),
         "{}",
         stderr(&stopped)
+    );
+}
+
+#[test]
+fn env_and_status_warn_about_what_wins_over_fintors_as_doctor_does() {
+    let d = Daemon::start();
+    let endpoint = format!("http://{}", d.addr);
+    let shell = [
+        ("AWS_EC2_METADATA_DISABLED", "false"),
+        ("AWS_PROFILE", "dev"),
+    ];
+    let env = crate::support::fintors_cli_with(&endpoint, &["env"], &shell);
+    assert!(env.status.success());
+    assert!(
+        stderr(&env).starts_with("fintors: warning: AWS_PROFILE is set in this shell: "),
+        "{}",
+        stderr(&env)
+    );
+    let status = crate::support::fintors_cli_with(&endpoint, &["status"], &shell);
+    assert!(
+        stdout(&status).contains("\nwarning: AWS_PROFILE is set in this shell: "),
+        "{}",
+        stdout(&status)
     );
 }
 

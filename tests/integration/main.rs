@@ -12,6 +12,7 @@ mod container;
 mod contract;
 mod demo;
 mod discovery;
+mod doctor;
 mod errors;
 mod faults;
 mod guard;

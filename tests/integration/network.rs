@@ -299,6 +299,46 @@ fn a_network_change_fetches_a_role_nothing_answered_without_a_request() {
     assert!(answer.contains("\"Success\""), "{answer}");
 }
 
+/// `fintors doctor` sees `network up` in force: 169.254.169.254 on lo with fintors's label, and
+/// fintors (its role API, which no real IMDS has) answering there through the redirect; after
+/// `down`, that nothing points the shell's tools at fintors.
+#[test]
+fn doctor_sees_whether_network_up_is_in_force() {
+    let Some(ns) = Netns::create() else { return };
+    let _daemon = Daemon::builder(TWO_ROLES)
+        .netns(&ns.0)
+        .sts(format!("http://127.0.0.1:{NS_STS_PORT}"))
+        .port(NS_FINTORS_PORT)
+        .start();
+    let doctor = || {
+        let o = ns
+            .exec(&[env!("CARGO_BIN_EXE_fintors"), "doctor"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", "/nonexistent")
+            .env("AWS_REGION", "eu-west-1")
+            .env(
+                "FINTORS_ENDPOINT",
+                format!("http://127.0.0.1:{NS_FINTORS_PORT}"),
+            )
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    text(&fintors_network(&ns, "up"));
+    let up = doctor();
+    assert!(
+        up.contains("\nok    http://169.254.169.254/ is fintors (`network up` is in force)\n"),
+        "{up}"
+    );
+    text(&fintors_network(&ns, "down"));
+    let down = doctor();
+    assert!(
+        down.contains("\nFAIL  nothing points this shell's tools at fintors: "),
+        "{down}"
+    );
+}
+
 #[test]
 fn network_down_leaves_an_address_it_did_not_add() {
     let Some(ns) = Netns::create() else { return };

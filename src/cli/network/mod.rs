@@ -97,6 +97,17 @@ fn config_path(
     }
 }
 
+/// Whether 169.254.169.254 is on `lo` with fintors's label, which `network up` puts there:
+/// `None` where that cannot be told (not Linux, no `ip`). Needs no root.
+pub fn metadata_address_is_ours() -> Option<bool> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let addresses =
+        plan::output(&Cmd::new(&["ip", "-o", "-4", "addr", "show", "dev", "lo"])).ok()?;
+    Some(ipv4::parse_address(&addresses) == ipv4::Address::Ours)
+}
+
 /// Runs `fintors network ...`.
 pub fn run(args: &NetworkArgs) -> Result<(), NetworkError> {
     let path = config_path(

@@ -1,0 +1,371 @@
+//! `fintors doctor`: why a tool in this shell does not get fintors's credentials. One line per
+//! check, `ok` and what holds or `FAIL` and the fix (`info` for what is only worth knowing), and
+//! exit status 1 when anything failed. It looks where the tools look: this shell's environment
+//! (what wins over IMDS and the container endpoint, where IMDS is, the region), the AWS files'
+//! `[default]` profile, the daemon the printed endpoint reaches, and 169.254.169.254 when
+//! `network up` put it on `lo` (never otherwise: on an EC2 instance that is the real IMDS).
+
+use std::io::Write;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::args::ClientArgs;
+use super::client::{ClientError, Endpoint};
+use super::daemon::{CommandError, Output, report};
+use super::pin::OVERRIDING;
+use super::status::{human, stamp};
+use crate::api::{StatusReport, paths};
+use crate::config::aws_profiles;
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Ok,
+    Fail,
+    Info,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Line(Verdict, String);
+
+impl Line {
+    fn ok(text: impl Into<String>) -> Line {
+        Line(Verdict::Ok, text.into())
+    }
+    fn fail(text: impl Into<String>) -> Line {
+        Line(Verdict::Fail, text.into())
+    }
+    fn info(text: impl Into<String>) -> Line {
+        Line(Verdict::Info, text.into())
+    }
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let word = match self.0 {
+            Verdict::Ok => "ok  ",
+            Verdict::Fail => "FAIL",
+            Verdict::Info => "info",
+        };
+        write!(f, "{word}  {}", self.1)
+    }
+}
+
+/// `fintors doctor`: prints every line, then fails (exit 1) if a check did.
+pub async fn doctor(args: &ClientArgs) -> Output {
+    let endpoint = Endpoint::discover(args)?;
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut lines = Vec::new();
+    let daemon = match report(&endpoint).await {
+        Ok(daemon) => {
+            lines.extend(daemon_lines(&endpoint, &daemon));
+            Some(daemon)
+        }
+        Err(CommandError::Client(ClientError::NotRunning { .. })) => {
+            lines.push(Line::fail(format!(
+                "nothing answers at {endpoint}: start fintors (`fintors`, or `fintors service \
+                 install` to have it start at login)"
+            )));
+            None
+        }
+        Err(e) => {
+            lines.push(Line::fail(e.to_string()));
+            None
+        }
+    };
+    lines.extend(environment_lines(&env));
+    lines.push(where_tools_look(&endpoint, &env).await);
+    if let Some(warning) = aws_profiles::default_credentials()
+        .await
+        .shadowing_fintors()
+    {
+        lines.push(Line::fail(warning));
+    } else {
+        lines.push(Line::ok(
+            "no [default] profile with credentials of its own (SDKs ask fintors)",
+        ));
+    }
+    lines.push(region_line(&env, daemon.as_ref()).await);
+    lines.push(Line::info(
+        "the daemon logs to its stderr: `journalctl --user -u fintors` when it runs as `fintors \
+         service`",
+    ));
+    let failed = lines.iter().filter(|l| l.0 == Verdict::Fail).count();
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    if failed == 0 {
+        return Ok(text);
+    }
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    Err(CommandError::Unhealthy { failed })
+}
+
+/// What the daemon says of itself: its version against this command's, its active role, the
+/// IAM Identity Center logins the roles depend on.
+fn daemon_lines(endpoint: &Endpoint, daemon: &StatusReport) -> Vec<Line> {
+    let now = Utc::now();
+    let mut lines = vec![Line::ok(format!(
+        "fintors {} answers at {endpoint} (pid {}, config {})",
+        daemon.version, daemon.pid, daemon.config
+    ))];
+    if daemon.version != crate::VERSION {
+        lines.push(Line::fail(format!(
+            "this command is fintors {}, the daemon {}: restart the daemon (`fintors stop`, then \
+             start it)",
+            crate::VERSION,
+            daemon.version
+        )));
+    }
+    match daemon.active_role.as_deref() {
+        None => lines.push(Line::fail(
+            "no role is active: tools asking IMDS get nothing; `fintors use ROLE`",
+        )),
+        Some(alias) => match daemon.roles.iter().find(|r| r.alias == alias) {
+            Some(role) => match (&role.credentials, &role.last_error) {
+                (Some(c), _) => lines.push(Line::ok(format!(
+                    "active role {alias}: credentials valid for {}",
+                    human(c.expiration - now)
+                ))),
+                (None, Some(e)) => lines.push(Line::fail(format!(
+                    "active role {alias} has no credentials: {}: {}",
+                    e.code, e.message
+                ))),
+                (None, None) => lines.push(Line::info(format!(
+                    "active role {alias}: no credentials yet (fetched at the first request)"
+                ))),
+            },
+            None => lines.push(Line::fail(format!("active role {alias} is not listed"))),
+        },
+    }
+    for sso in &daemon.sso {
+        lines.push(match sso.expires {
+            Some(expires) if expires > now => Line::ok(format!(
+                "{} ({}): logged in until {}",
+                sso.session,
+                sso.profile,
+                stamp(sso.renews_until.unwrap_or(expires))
+            )),
+            Some(expired) => Line::fail(format!(
+                "{} ({}) ended at {}: `{}`",
+                sso.session,
+                sso.profile,
+                stamp(expired),
+                sso.login_command
+            )),
+            None => Line::fail(format!(
+                "{} ({}) has no login here: `{}`",
+                sso.session, sso.profile, sso.login_command
+            )),
+        });
+    }
+    lines
+}
+
+/// What is wrong with this process's environment for SDKs that should find fintors: the warnings
+/// `fintors env` and `status` print, the same as doctor's FAIL lines.
+pub fn environment_warnings() -> Vec<String> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    environment_lines(&env)
+        .into_iter()
+        .filter(|l| l.0 == Verdict::Fail)
+        .map(|l| l.1)
+        .collect()
+}
+
+/// The variables of this environment that win over IMDS and the container endpoint in the
+/// SDKs' default chains, or keep them from asking IMDS at all.
+fn environment_lines(env: &dyn Fn(&str) -> Option<String>) -> Vec<Line> {
+    let pinned = env("FINTORS_ROLE");
+    let mut lines = Vec::new();
+    for name in OVERRIDING {
+        if env(name).is_some() {
+            lines.push(Line::fail(format!(
+                "{name} is set in this shell: SDKs use it before fintors's credentials; unset {name}"
+            )));
+        }
+    }
+    if env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        lines.push(Line::fail(
+            "AWS_EC2_METADATA_DISABLED=true: SDKs never ask IMDS; unset AWS_EC2_METADATA_DISABLED",
+        ));
+    }
+    match (env("AWS_CONTAINER_CREDENTIALS_FULL_URI"), &pinned) {
+        (Some(_), Some(role)) => lines.push(Line::info(format!(
+            "this shell is pinned to {role} (the container endpoint): `fintors_unpin` follows the \
+             active role again"
+        ))),
+        (Some(uri), None) => lines.push(Line::fail(format!(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI={uri}: SDKs ask it before IMDS; unset it, or pin \
+             with `fintors env --role ROLE`"
+        ))),
+        (None, _) => {}
+    }
+    if lines.is_empty() {
+        lines.push(Line::ok(
+            "nothing in this environment wins over fintors (keys, AWS_PROFILE, web identity, a \
+             container endpoint)",
+        ));
+    }
+    lines
+}
+
+/// Whether this shell's tools find the daemon: where `AWS_EC2_METADATA_SERVICE_ENDPOINT` points,
+/// else 169.254.169.254 when `network up` is in force.
+async fn where_tools_look(endpoint: &Endpoint, env: &dyn Fn(&str) -> Option<String>) -> Line {
+    if let Some(url) = env("AWS_EC2_METADATA_SERVICE_ENDPOINT") {
+        let ours = endpoint.imds_url();
+        return if url.trim_end_matches('/') == ours.trim_end_matches('/') {
+            Line::ok(format!(
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT points SDKs at fintors ({url})"
+            ))
+        } else {
+            Line::fail(format!(
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT={url}, but fintors is at {ours}: eval \"$(fintors env)\""
+            ))
+        };
+    }
+    match super::network::metadata_address_is_ours() {
+        Some(true) => match metadata_address_answers().await {
+            Ok(()) => Line::ok("http://169.254.169.254/ is fintors (`network up` is in force)"),
+            Err(why) => Line::fail(format!(
+                "169.254.169.254 is on lo, but {why}: `sudo \"$(command -v fintors)\" network up`"
+            )),
+        },
+        _ => Line::fail(
+            "nothing points this shell's tools at fintors: `sudo \"$(command -v fintors)\" network \
+             up` (every tool), or eval \"$(fintors env)\" (this shell)",
+        ),
+    }
+}
+
+/// Whether fintors, not something else, answers at http://169.254.169.254/ (asked only when the
+/// address on lo is fintors's own): its role API answers there, which no real IMDS has.
+async fn metadata_address_answers() -> Result<(), String> {
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(("169.254.169.254", 80)).await?;
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n",
+            paths::active_role()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    match tokio::time::timeout(Duration::from_secs(2), ask).await {
+        Ok(Ok(answer)) => {
+            let text = String::from_utf8_lossy(&answer);
+            if text.starts_with("HTTP/1.1 200") && text.contains("\"roles\"") {
+                Ok(())
+            } else {
+                Err("what answers there is not fintors".into())
+            }
+        }
+        Ok(Err(e)) => Err(format!("nothing answers there ({e})")),
+        Err(_) => Err("nothing answers there within 2 s".into()),
+    }
+}
+
+/// Whether tools that do not read the region from IMDS (botocore, the AWS CLI v1) have one.
+async fn region_line(env: &dyn Fn(&str) -> Option<String>, daemon: Option<&StatusReport>) -> Line {
+    if let Some(region) = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")) {
+        return Line::ok(format!("region {region} (from the environment)"));
+    }
+    let profile = env("AWS_PROFILE")
+        .or_else(|| env("AWS_DEFAULT_PROFILE"))
+        .unwrap_or_else(|| "default".to_owned());
+    if let Ok(files) = aws_profiles::load().await
+        && let Some(region) = files.get_profile(&profile).and_then(|p| p.get("region"))
+    {
+        return Line::ok(format!("region {region} (profile {profile})"));
+    }
+    let suggestion = daemon
+        .and_then(|d| {
+            let active = d.active_role.as_deref()?;
+            d.roles.iter().find(|r| r.alias == active)?.region.clone()
+        })
+        .unwrap_or_else(|| "REGION".to_owned());
+    Line::fail(format!(
+        "no region: botocore and the AWS CLI v1 do not read it from IMDS; export \
+         AWS_REGION={suggestion}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    fn failures(lines: &[Line]) -> Vec<&str> {
+        lines
+            .iter()
+            .filter(|l| l.0 == Verdict::Fail)
+            .map(|l| l.1.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_environment_is_one_ok_line() {
+        let lines = environment_lines(&env_of(&[("HOME", "/home/me")]));
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].0, Verdict::Ok);
+    }
+
+    #[test]
+    fn each_variable_that_wins_over_fintors_is_named_with_its_fix() {
+        let lines = environment_lines(&env_of(&[
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_PROFILE", "dev"),
+            ("AWS_DEFAULT_PROFILE", "dev"),
+            ("AWS_EC2_METADATA_DISABLED", "TRUE"),
+        ]));
+        let failed = failures(&lines);
+        assert_eq!(failed.len(), 4, "{failed:?}");
+        assert!(
+            failed[0].starts_with("AWS_ACCESS_KEY_ID is set")
+                && failed[0].ends_with("unset AWS_ACCESS_KEY_ID")
+        );
+        assert!(failed.iter().any(|l| l.contains("AWS_PROFILE is set")));
+        assert!(
+            failed
+                .iter()
+                .any(|l| l.contains("AWS_DEFAULT_PROFILE is set"))
+        );
+        assert!(
+            failed
+                .iter()
+                .any(|l| l.starts_with("AWS_EC2_METADATA_DISABLED=true"))
+        );
+    }
+
+    #[test]
+    fn a_container_endpoint_is_a_pin_when_fintors_set_it_and_a_failure_otherwise() {
+        let pinned = environment_lines(&env_of(&[
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://127.0.0.1:16926/creds/ops",
+            ),
+            ("FINTORS_ROLE", "ops"),
+        ]));
+        assert_eq!(pinned[0].0, Verdict::Info);
+        let foreign = environment_lines(&env_of(&[(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://10.0.0.1/creds",
+        )]));
+        assert_eq!(failures(&foreign).len(), 1);
+    }
+
+    #[test]
+    fn a_line_reads_as_its_verdict_then_its_text() {
+        assert_eq!(Line::fail("x").to_string(), "FAIL  x");
+        assert_eq!(Line::ok("y").to_string(), "ok    y");
+    }
+}
