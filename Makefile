@@ -60,34 +60,36 @@ lint:
 # the completions where bash-completion, zsh and fish look under a prefix, and the shell helpers.
 # PREFIX=/usr/local (with sudo) puts everything where every user's tools find it.
 install:
-	$(CARGO) install --locked --path . --root $(PREFIX)
-	$(MAKE) install-files BIN=$(PREFIX)/bin/fintors
+	$(CARGO) install --locked --path . --root "$(PREFIX)"
+	$(MAKE) install-files BIN="$(PREFIX)/bin/fintors"
 
 # What `install` puts beside the binary, from BIN (any build of fintors).
 BIN ?= $(PREFIX)/bin/fintors
 install-files:
-	install -d $(SHARE)/fintors/shell $(SHARE)/man/man1 $(SHARE)/bash-completion/completions \
-		$(SHARE)/zsh/site-functions $(SHARE)/fish/vendor_completions.d
-	install -m 644 shell/fintors.bash shell/fintors.zsh shell/fintors.fish $(SHARE)/fintors/shell/
-	$(BIN) completions bash > $(SHARE)/bash-completion/completions/fintors
-	$(BIN) completions zsh > $(SHARE)/zsh/site-functions/_fintors
-	$(BIN) completions fish > $(SHARE)/fish/vendor_completions.d/fintors.fish
-	$(BIN) man --dir $(SHARE)/man/man1
+	@test -n "$(SHARE)" && test "$(SHARE)" != / || { echo "PREFIX names no directory" >&2; exit 1; }
+	install -d "$(SHARE)/fintors/shell" "$(SHARE)/man/man1" "$(SHARE)/bash-completion/completions" \
+		"$(SHARE)/zsh/site-functions" "$(SHARE)/fish/vendor_completions.d"
+	install -m 644 shell/fintors.bash shell/fintors.zsh shell/fintors.fish "$(SHARE)/fintors/shell/"
+	"$(BIN)" completions bash > "$(SHARE)/bash-completion/completions/fintors"
+	"$(BIN)" completions zsh > "$(SHARE)/zsh/site-functions/_fintors"
+	"$(BIN)" completions fish > "$(SHARE)/fish/vendor_completions.d/fintors.fish"
+	"$(BIN)" man --dir "$(SHARE)/man/man1"
 	@echo "installed; the shell helpers are in $(SHARE)/fintors/shell (see the README)"
 
 # Everything `install` put in place, and the user service if `fintors service install` wrote
 # one. `sudo fintors network down` first if it is up; the state directory and ~/.fintorc are
 # yours, removed only by hand (the README's "Uninstall" lists them).
 uninstall:
-	-$(PREFIX)/bin/fintors service uninstall
+	-"$(PREFIX)/bin/fintors" service uninstall
 	$(MAKE) uninstall-files
-	$(CARGO) uninstall --root $(PREFIX) fintors
+	$(CARGO) uninstall --root "$(PREFIX)" fintors
 
 uninstall-files:
-	rm -rf $(SHARE)/fintors
-	rm -f $(SHARE)/bash-completion/completions/fintors $(SHARE)/zsh/site-functions/_fintors \
-		$(SHARE)/fish/vendor_completions.d/fintors.fish $(SHARE)/man/man1/fintors.1 \
-		$(SHARE)/man/man1/fintors-*.1
+	@test -n "$(SHARE)" && test "$(SHARE)" != / || { echo "PREFIX names no directory" >&2; exit 1; }
+	rm -rf "$(SHARE)/fintors"
+	rm -f "$(SHARE)/bash-completion/completions/fintors" "$(SHARE)/zsh/site-functions/_fintors" \
+		"$(SHARE)/fish/vendor_completions.d/fintors.fish" "$(SHARE)/man/man1/fintors.1" \
+		"$(SHARE)"/man/man1/fintors-*.1
 
 # Starts the STS emulator and fintors on 127.0.0.1 with examples/fintorc.json; Ctrl-C stops both.
 # A debug build: a demo needs no fat-LTO release build (minutes), and `make test` shares it.

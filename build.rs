@@ -14,20 +14,33 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    let commit = git(&["rev-parse", "--short=12", "HEAD"]);
-    // Built again when HEAD moves: a new commit, a checkout, a branch that advances. Only files
-    // that exist: cargo would run a build script watching a missing one on every build.
-    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        let dir = Path::new(&dir);
-        let mut watched = vec![dir.join("HEAD"), dir.join("packed-refs")];
-        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            watched.push(dir.join(branch));
+    println!("cargo:rerun-if-changed=build.rs");
+    // Only this source tree's own checkout: sources vendored into another repository (or a
+    // registry under a home directory kept in git) must not name that repository's commit.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let ours = git(&["rev-parse", "--show-toplevel"]).is_some_and(|top| {
+        Path::new(&top).canonicalize().ok() == Path::new(&manifest).canonicalize().ok()
+    });
+    let commit = ours
+        .then(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .flatten();
+    // Built again when HEAD moves: a new commit, a checkout, a branch that advances; where git
+    // keeps them (`--git-path`: a worktree's HEAD is its own, its refs the common ones). A
+    // branch's loose ref appears at its first commit after `git pack-refs`: its directory is
+    // watched too. Only paths that exist: cargo reruns a script watching a missing one always.
+    if ours {
+        let mut watched: Vec<String> = ["HEAD", "packed-refs", "refs/heads"]
+            .iter()
+            .filter_map(|p| git(&["rev-parse", "--git-path", p]))
+            .collect();
+        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
+            && let Some(path) = git(&["rev-parse", "--git-path", &branch])
+        {
+            watched.push(path);
         }
-        for file in watched.iter().filter(|f| f.exists()) {
-            println!("cargo:rerun-if-changed={}", file.display());
+        for path in watched.iter().filter(|p| Path::new(p).exists()) {
+            println!("cargo:rerun-if-changed={path}");
         }
-    } else {
-        println!("cargo:rerun-if-changed=build.rs");
     }
     println!(
         "cargo:rustc-env=FINTORS_COMMIT={}",

@@ -230,6 +230,10 @@ pub struct StatusReport {
     /// The configuration file it reads (and re-reads on reload).
     #[serde(default)]
     pub config: String,
+    /// How far this machine's clock was from STS's at STS's last answer (`None`: no answer
+    /// since the daemon started).
+    #[serde(default)]
+    pub clock_skew: Option<SkewReport>,
     pub active_role: Option<String>,
     pub imdsv2_required: bool,
     /// The container credentials endpoint's URL, when it is served. (Its tokens are never in
@@ -246,6 +250,15 @@ pub struct StatusReport {
     #[serde(default)]
     pub identity_center: Vec<DiscoveryReport>,
     pub roles: Vec<RoleReport>,
+}
+
+/// STS's clock against this machine's, from the `Date` of STS's last answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkewReport {
+    /// STS's time minus this machine's, in seconds: positive when this clock is behind.
+    pub seconds: i64,
+    /// When that answer arrived.
+    pub at: DateTime<Utc>,
 }
 
 /// One Identity Center session's listing (`identity_center` in the config).

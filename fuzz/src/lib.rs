@@ -189,6 +189,7 @@ fn build() -> Daemon {
     );
     let settings = Settings {
         listening: Default::default(),
+        sts_clock: None,
         config_path,
         aws_profiles: false,
         imdsv2_required: false,

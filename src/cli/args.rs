@@ -217,11 +217,14 @@ pub struct ServiceArgs {
     #[arg(value_enum)]
     pub action: ServiceAction,
     /// With install: the configuration file the service reads [default: ~/.fintorc]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "FINTORS_CONFIG", value_name = "FILE")]
     pub config: Option<String>,
     /// Only write (install) or remove (uninstall) the file; start or stop nothing
     #[arg(long)]
     pub no_start: bool,
+    /// With install: replace a unit (or agent) fintors did not write
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

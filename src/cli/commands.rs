@@ -145,6 +145,33 @@ pub async fn stop(args: &ClientArgs) -> Output {
             daemon.version
         )));
     }
+    if !endpoint.is_loopback() {
+        return Err(failed(
+            "it is not on this machine's loopback: stop it where it runs".into(),
+        ));
+    }
+    // The pid is the daemon's word: signal it only if it names a fintors of this user (a
+    // daemon of root's, or of FINTORS_DAEMON_UID, passes the client's check too), never init,
+    // never this command.
+    let me = crate::platform::users::effective_uid();
+    match crate::platform::processes::owner_and_name(daemon.pid) {
+        _ if daemon.pid <= 1 || daemon.pid == std::process::id() => {
+            return Err(failed("that is not a daemon's process id".into()));
+        }
+        Some((uid, name)) if uid == me && name == "fintors" => {}
+        Some((uid, name)) => {
+            return Err(failed(format!(
+                "process {} is {name:?} of uid {uid}, not a fintors of yours",
+                daemon.pid
+            )));
+        }
+        None => {
+            return Err(failed(
+                "cannot tell what that process is here: stop it with kill or the service manager"
+                    .into(),
+            ));
+        }
+    }
     crate::platform::processes::terminate(daemon.pid).map_err(|e| {
         failed(match e.raw_os_error() {
             Some(libc::EPERM) => "it runs as another user (root?): stop it as that user".into(),

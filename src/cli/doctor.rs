@@ -14,7 +14,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::args::ClientArgs;
 use super::client::{ClientError, Endpoint};
 use super::daemon::{CommandError, Output, report};
-use super::pin::OVERRIDING;
 use super::status::{human, stamp};
 use crate::api::{StatusReport, paths};
 use crate::config::aws_profiles;
@@ -76,7 +75,8 @@ pub async fn doctor(args: &ClientArgs) -> Output {
         }
     };
     lines.extend(environment_lines(&env));
-    lines.push(where_tools_look(&endpoint, &env).await);
+    let active = daemon.as_ref().and_then(|d| d.active_role.as_deref());
+    lines.push(where_tools_look(&endpoint, active, &env).await);
     if let Some(warning) = aws_profiles::default_credentials()
         .await
         .shadowing_fintors()
@@ -117,6 +117,7 @@ fn daemon_lines(endpoint: &Endpoint, daemon: &StatusReport) -> Vec<Line> {
             daemon.version
         )));
     }
+    lines.push(clock_line(daemon));
     match daemon.active_role.as_deref() {
         None => lines.push(Line::fail(
             "no role is active: tools asking IMDS get nothing; `fintors use ROLE`",
@@ -173,12 +174,55 @@ pub fn environment_warnings() -> Vec<String> {
         .collect()
 }
 
+/// How far apart this clock and STS's may be before it is worth fixing: fintors stops serving
+/// credentials a minute before they expire by this clock, and SigV4 refuses requests signed
+/// 5 minutes off.
+const CLOCK_TOLERANCE_SECONDS: i64 = 60;
+
+/// This machine's clock against STS's, from the `Date` of STS's last answer to the daemon.
+fn clock_line(daemon: &StatusReport) -> Line {
+    match daemon.clock_skew {
+        None => {
+            Line::info("STS has not answered since the daemon started: no clock to compare yet")
+        }
+        Some(skew) if skew.seconds.abs() < CLOCK_TOLERANCE_SECONDS => Line::ok(format!(
+            "this clock is within {} s of STS's (at {})",
+            skew.seconds.abs(),
+            stamp(skew.at)
+        )),
+        Some(skew) => Line::fail(format!(
+            "this clock is {} s {} STS's (at {}): credentials expire by it and SigV4 refuses \
+             requests 5 minutes off; set the time (`timedatectl set-ntp true`)",
+            skew.seconds.abs(),
+            if skew.seconds > 0 {
+                "behind"
+            } else {
+                "ahead of"
+            },
+            stamp(skew.at)
+        )),
+    }
+}
+
+/// The variables that, set alone, make the SDKs' default chains stop before IMDS and the
+/// container endpoint (or fail there): environment keys (half a pair is an error in botocore),
+/// a selected profile, web identity, the relative container URI. A session token or a role
+/// ARN alone does not (`pin::OVERRIDING`, what a pinned process loses, is wider).
+const WINNING: [&str; 6] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+];
+
 /// The variables of this environment that win over IMDS and the container endpoint in the
 /// SDKs' default chains, or keep them from asking IMDS at all.
 fn environment_lines(env: &dyn Fn(&str) -> Option<String>) -> Vec<Line> {
     let pinned = env("FINTORS_ROLE");
     let mut lines = Vec::new();
-    for name in OVERRIDING {
+    for name in WINNING {
         if env(name).is_some() {
             lines.push(Line::fail(format!(
                 "{name} is set in this shell: SDKs use it before fintors's credentials; unset {name}"
@@ -190,12 +234,17 @@ fn environment_lines(env: &dyn Fn(&str) -> Option<String>) -> Vec<Line> {
             "AWS_EC2_METADATA_DISABLED=true: SDKs never ask IMDS; unset AWS_EC2_METADATA_DISABLED",
         ));
     }
+    // fintors pins a shell to its own container endpoint on loopback (or, in a container,
+    // the bridge address `network up --containers` serves).
+    let fintors_uri = |uri: &str| {
+        uri.starts_with("http://127.0.0.1:") || uri.starts_with("http://169.254.170.2/")
+    };
     match (env("AWS_CONTAINER_CREDENTIALS_FULL_URI"), &pinned) {
-        (Some(_), Some(role)) => lines.push(Line::info(format!(
+        (Some(uri), Some(role)) if fintors_uri(&uri) => lines.push(Line::info(format!(
             "this shell is pinned to {role} (the container endpoint): `fintors_unpin` follows the \
              active role again"
         ))),
-        (Some(uri), None) => lines.push(Line::fail(format!(
+        (Some(uri), _) => lines.push(Line::fail(format!(
             "AWS_CONTAINER_CREDENTIALS_FULL_URI={uri}: SDKs ask it before IMDS; unset it, or pin \
              with `fintors env --role ROLE`"
         ))),
@@ -212,10 +261,16 @@ fn environment_lines(env: &dyn Fn(&str) -> Option<String>) -> Vec<Line> {
 
 /// Whether this shell's tools find the daemon: where `AWS_EC2_METADATA_SERVICE_ENDPOINT` points,
 /// else 169.254.169.254 when `network up` is in force.
-async fn where_tools_look(endpoint: &Endpoint, env: &dyn Fn(&str) -> Option<String>) -> Line {
+async fn where_tools_look(
+    endpoint: &Endpoint,
+    active: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Line {
     if let Some(url) = env("AWS_EC2_METADATA_SERVICE_ENDPOINT") {
         let ours = endpoint.imds_url();
-        return if url.trim_end_matches('/') == ours.trim_end_matches('/') {
+        let same = Endpoint::parse(url.trim_end_matches('/'))
+            .is_ok_and(|theirs| theirs.imds_url() == ours);
+        return if same {
             Line::ok(format!(
                 "AWS_EC2_METADATA_SERVICE_ENDPOINT points SDKs at fintors ({url})"
             ))
@@ -226,7 +281,7 @@ async fn where_tools_look(endpoint: &Endpoint, env: &dyn Fn(&str) -> Option<Stri
         };
     }
     match super::network::metadata_address_is_ours() {
-        Some(true) => match metadata_address_answers().await {
+        Some(true) => match metadata_address_answers(active).await {
             Ok(()) => Line::ok("http://169.254.169.254/ is fintors (`network up` is in force)"),
             Err(why) => Line::fail(format!(
                 "169.254.169.254 is on lo, but {why}: `sudo \"$(command -v fintors)\" network up`"
@@ -240,37 +295,70 @@ async fn where_tools_look(endpoint: &Endpoint, env: &dyn Fn(&str) -> Option<Stri
 }
 
 /// Whether fintors, not something else, answers at http://169.254.169.254/ (asked only when the
-/// address on lo is fintors's own): its role API answers there, which no real IMDS has.
-async fn metadata_address_answers() -> Result<(), String> {
+/// address on lo is fintors's own): its role API answers there with the daemon's active role,
+/// which no real IMDS has. With a token when the daemon requires one (`--imdsv2-required`).
+async fn metadata_address_answers(active: Option<&str>) -> Result<(), String> {
     let ask = async {
-        let mut stream = tokio::net::TcpStream::connect(("169.254.169.254", 80)).await?;
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n",
-            paths::active_role()
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await?;
-        Ok::<_, std::io::Error>(answer)
-    };
-    match tokio::time::timeout(Duration::from_secs(2), ask).await {
-        Ok(Ok(answer)) => {
-            let text = String::from_utf8_lossy(&answer);
-            if text.starts_with("HTTP/1.1 200") && text.contains("\"roles\"") {
-                Ok(())
-            } else {
-                Err("what answers there is not fintors".into())
-            }
+        let (status, _) = metadata_request("GET", &paths::active_role(), &[]).await?;
+        if status != 401 {
+            return metadata_request("GET", &paths::active_role(), &[]).await;
         }
+        let (_, token) = metadata_request(
+            "PUT",
+            "/latest/api/token",
+            &["X-aws-ec2-metadata-token-ttl-seconds: 60"],
+        )
+        .await?;
+        let header = format!("X-aws-ec2-metadata-token: {}", token.trim());
+        metadata_request("GET", &paths::active_role(), &[&header]).await
+    };
+    let expected = format!(
+        "{{\"roles\":[{}]}}",
+        active.map(|a| format!("\"{a}\"")).unwrap_or_default()
+    );
+    match tokio::time::timeout(Duration::from_secs(3), ask).await {
+        Ok(Ok((200, body))) if body.trim() == expected => Ok(()),
+        Ok(Ok(_)) => Err("what answers there is not this fintors".into()),
         Ok(Err(e)) => Err(format!("nothing answers there ({e})")),
-        Err(_) => Err("nothing answers there within 2 s".into()),
+        Err(_) => Err("nothing answers there within 3 s".into()),
     }
 }
 
-/// Whether tools that do not read the region from IMDS (botocore, the AWS CLI v1) have one.
+/// One HTTP/1.1 request to 169.254.169.254:80: its status and (at most 64 KiB of) body.
+async fn metadata_request(
+    method: &str,
+    path: &str,
+    headers: &[&str],
+) -> std::io::Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(("169.254.169.254", 80)).await?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 169.254.169.254\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    (&mut stream)
+        .take(64 * 1024)
+        .read_to_end(&mut answer)
+        .await?;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Ok((status, body.to_owned()))
+}
+
+/// Whether tools that do not read the region from IMDS (botocore, the AWS CLI v1) have one:
+/// AWS_DEFAULT_REGION, or the selected profile's.
 async fn region_line(env: &dyn Fn(&str) -> Option<String>, daemon: Option<&StatusReport>) -> Line {
-    if let Some(region) = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")) {
-        return Line::ok(format!("region {region} (from the environment)"));
+    // botocore (and so the AWS CLI v1) reads AWS_DEFAULT_REGION, never AWS_REGION.
+    if let Some(region) = env("AWS_DEFAULT_REGION") {
+        return Line::ok(format!("region {region} (AWS_DEFAULT_REGION)"));
     }
     let profile = env("AWS_PROFILE")
         .or_else(|| env("AWS_DEFAULT_PROFILE"))
@@ -287,8 +375,8 @@ async fn region_line(env: &dyn Fn(&str) -> Option<String>, daemon: Option<&Statu
         })
         .unwrap_or_else(|| "REGION".to_owned());
     Line::fail(format!(
-        "no region: botocore and the AWS CLI v1 do not read it from IMDS; export \
-         AWS_REGION={suggestion}"
+        "no region: botocore and the AWS CLI v1 do not read it from IMDS, nor AWS_REGION; export \
+         AWS_DEFAULT_REGION={suggestion}"
     ))
 }
 

@@ -35,6 +35,10 @@ pub enum ServiceError {
     },
     #[error("{0} is not fintors's: remove it yourself if it should go")]
     NotOurs(PathBuf),
+    #[error("{0} is there and not fintors's: install --force replaces it")]
+    Occupied(PathBuf),
+    #[error("{0:?} holds a control character (a newline?), which a service file cannot carry")]
+    Unquotable(String),
     #[error("services are installed on Linux (systemd) and macOS (launchd) only")]
     Unsupported,
 }
@@ -76,12 +80,19 @@ impl Manager {
         })
     }
 
-    /// The service's file, running `binary serve` with `args`.
-    fn render(self, binary: &Path, args: &[String]) -> String {
-        match self {
+    /// The service's file, running `binary serve` with `args`: refused for a word with a
+    /// control character, which would end a unit's line (and start a directive of its own).
+    fn render(self, binary: &Path, args: &[String]) -> Result<String, ServiceError> {
+        let words = std::iter::once(binary.display().to_string()).chain(args.iter().cloned());
+        for word in words {
+            if word.chars().any(char::is_control) {
+                return Err(ServiceError::Unquotable(word));
+            }
+        }
+        Ok(match self {
             Manager::Systemd => systemd_unit(binary, args),
             Manager::Launchd => launchd_plist(binary, args),
-        }
+        })
     }
 
     /// The commands that start the service written at `file` now and at every login.
@@ -137,8 +148,13 @@ fn gui_domain() -> String {
     format!("gui/{}", unsafe { libc::getuid() })
 }
 
-/// The first line of every file fintors writes: uninstall removes only a file that has it.
+/// In the first lines of every file fintors writes (the plist's second, after its XML
+/// declaration): uninstall removes only a file that has it, install replaces only such a file.
 const MARK: &str = "written by `fintors service install`";
+
+fn is_ours(text: &str) -> bool {
+    text.lines().take(2).any(|line| line.contains(MARK))
+}
 
 /// A systemd user unit for `binary serve ARGS`. `Type=notify`: fintors says it is ready once
 /// every listener serves and the default role's credentials are in hand.
@@ -261,13 +277,19 @@ fn install(manager: Manager, file: &Path, args: &ServiceArgs) -> Result<String, 
         let config = std::path::absolute(&config).unwrap_or(config);
         serve.extend(["--config".to_owned(), config.display().to_string()]);
     }
-    let text = manager.render(&binary, &serve);
+    let text = manager.render(&binary, &serve)?;
+    match std::fs::read_to_string(file) {
+        Ok(existing) if !is_ours(&existing) && !args.force => {
+            return Err(ServiceError::Occupied(file.to_owned()));
+        }
+        _ => {}
+    }
     let write = |why| ServiceError::Write {
         path: file.to_owned(),
         why,
     };
     std::fs::create_dir_all(file.parent().expect("a file in a directory")).map_err(write)?;
-    std::fs::write(file, text).map_err(write)?;
+    write_readable(file, &text).map_err(write)?;
     let mut out = format!(
         "wrote {} (runs {} serve)\n",
         file.display(),
@@ -287,9 +309,28 @@ fn install(manager: Manager, file: &Path, args: &ServiceArgs) -> Result<String, 
     Ok(out)
 }
 
+/// Writes `text` to `file` as a new file, mode 0644 whatever the umask (a unit others could
+/// write would run their commands as this user), renamed over what was there: a symbolic link
+/// at `file` (`systemctl --user link`) is replaced, its target left alone.
+fn write_readable(file: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fresh = file.with_extension(format!("new-{}", std::process::id()));
+    let _ = std::fs::remove_file(&fresh);
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&fresh)?;
+    out.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    out.write_all(text.as_bytes())?;
+    out.sync_all()?;
+    std::fs::rename(&fresh, file)
+}
+
 fn uninstall(manager: Manager, file: &Path, keep_running: bool) -> Result<String, ServiceError> {
     match std::fs::read_to_string(file) {
-        Ok(text) if !text.contains(MARK) => return Err(ServiceError::NotOurs(file.to_owned())),
+        Ok(text) if !is_ours(&text) => return Err(ServiceError::NotOurs(file.to_owned())),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(format!(
@@ -326,7 +367,7 @@ fn uninstall(manager: Manager, file: &Path, keep_running: bool) -> Result<String
 
 fn status(manager: Manager, file: &Path) -> String {
     let installed = match std::fs::read_to_string(file) {
-        Ok(text) if text.contains(MARK) => format!("{}: written by fintors", file.display()),
+        Ok(text) if is_ours(&text) => format!("{}: written by fintors", file.display()),
         Ok(_) => format!("{}: present, not written by fintors", file.display()),
         Err(_) => format!(
             "{}: absent (`fintors service install` writes it)",

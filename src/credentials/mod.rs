@@ -34,5 +34,5 @@ pub use mfa::MfaSessions;
 pub use registry::{Registry, SwitchError};
 pub use reload::Reloader;
 pub use sources::Sources;
-pub use sts::{FALLBACK_REGION, Sts};
+pub use sts::{ClockWatch, FALLBACK_REGION, Skew, Sts};
 pub use usage::{Door, DoorUsage, Usage};

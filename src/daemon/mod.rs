@@ -141,6 +141,7 @@ async fn start_engine(
     let settings = Settings {
         config_path: expand_tilde(&args.config),
         listening: in_effect(args, listeners),
+        sts_clock: Some(sts.clock_watch.clone()),
         aws_profiles: args.aws_profiles,
         imdsv2_required: args.imdsv2_required,
         federation_endpoint: federation_endpoint()?,
@@ -249,7 +250,9 @@ fn announce_ready(state: &AppState, config_path: &Path, bound: SocketAddr) {
         roles = %roles.join(","),
         active = %active.as_ref().map_or("none", |a| a.role().alias.as_str()),
         "fintors {} listening on http://{bound}",
-        crate::VERSION,
+        // The version alone: the commit is in `--version` and the status report, and the
+        // line (whose config path is the user's) stays within one line's 160 characters.
+        env!("CARGO_PKG_VERSION"),
     );
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 }
@@ -308,6 +311,8 @@ pub struct Settings {
     pub config_path: PathBuf,
     /// Where the command line said to listen, over whatever the file says.
     pub listening: Listening,
+    /// What compares this clock with STS's, for the status report.
+    pub sts_clock: Option<crate::credentials::ClockWatch>,
     pub aws_profiles: bool,
     pub imdsv2_required: bool,
     /// `FINTORS_FEDERATION_ENDPOINT`, if set: where console sign-ins go instead of the role
@@ -351,6 +356,7 @@ pub fn build_state(
         imdsv2_required: settings.imdsv2_required,
         federation: Federation::new(settings.federation_endpoint.clone()),
         handoffs: Arc::new(Handoffs::new(clock)),
+        sts_clock: settings.sts_clock.clone(),
     })
 }
 

@@ -35,6 +35,9 @@ pub struct AppState {
     /// Console sign-in (`fintors console`), and the sign-ins waiting for the browser.
     pub federation: Federation,
     pub handoffs: Arc<Handoffs>,
+    /// This clock against STS's (`None` where STS is not the real client, as in the contract
+    /// tests).
+    pub sts_clock: Option<crate::credentials::ClockWatch>,
 }
 
 impl AppState {

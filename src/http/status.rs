@@ -13,7 +13,7 @@ use super::json::json;
 use super::state::AppState;
 use crate::api::{
     CachedReport, DiscoveryReport, DoorReport, ErrorReport, MfaReport, RoleReport, ServedReport,
-    SsoReport, StatusReport, paths,
+    SkewReport, SsoReport, StatusReport, paths,
 };
 use crate::credentials::sso::TokenState;
 use crate::credentials::{Door, DoorUsage};
@@ -78,6 +78,14 @@ pub(super) fn report(state: &AppState) -> StatusReport {
         version: crate::VERSION.to_owned(),
         active_role: active.map(|a| a.role().alias.to_string()),
         pid: std::process::id(),
+        clock_skew: state
+            .sts_clock
+            .as_ref()
+            .and_then(|watch| watch.last())
+            .map(|skew| SkewReport {
+                seconds: skew.seconds,
+                at: skew.at,
+            }),
         config: state.reloader.config_path().display().to_string(),
         imdsv2_required: state.imdsv2_required,
         container_endpoint: state.container.as_ref().map(|c| c.url.clone()),

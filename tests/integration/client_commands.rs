@@ -177,6 +177,39 @@ fn stop_ends_the_daemon_gracefully_and_waits_for_it() {
     assert_eq!(fintors_cli(&d, &["stop"]).status.code(), Some(2));
 }
 
+/// Whatever answers at the endpoint names the pid `stop` signals: a server of this user's that
+/// names another process of this user (here a `sleep`) is refused, and the process lives.
+#[test]
+fn stop_signals_only_a_fintors() {
+    let mut sleeper = crate::support::Reaped(
+        std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap(),
+    );
+    let pid = sleeper.0.id();
+    let liar = crate::support::FakeServer::start(move |_| {
+        (
+            200,
+            "application/json",
+            format!(
+                r#"{{"version":"0","pid":{pid},"active_role":null,"imdsv2_required":false,"container_endpoint":null,"roles":[]}}"#
+            ),
+        )
+    });
+    let o = fintors_cli_at(&liar.url, &["stop"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        stderr(&o).contains(&format!("process {pid} is \"sleep\"")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        sleeper.0.try_wait().unwrap().is_none(),
+        "the sleep was signalled"
+    );
+}
+
 #[test]
 fn env_prints_the_same_lines_whether_or_not_the_daemon_is_running_yet() {
     let d = Daemon::start();

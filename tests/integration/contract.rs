@@ -85,6 +85,7 @@ fn daemon() -> Daemon {
     );
     let settings = Settings {
         listening: Default::default(),
+        sts_clock: None,
         config_path: path,
         aws_profiles: false,
         imdsv2_required: false,

@@ -11,7 +11,7 @@ use crate::support::{Daemon, FakeSts, TWO_ROLES, fintors_cli_with, free_port};
 fn healthy(d: &Daemon) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("{}/", d.url())),
-        ("AWS_REGION", "eu-west-1".into()),
+        ("AWS_DEFAULT_REGION", "eu-west-1".into()),
     ]
 }
 
@@ -62,8 +62,14 @@ fn a_healthy_set_up_passes_every_check_and_exits_0() {
         text.contains("ok    active role example: credentials valid for "),
         "{text}"
     );
+    // `Date` has whole seconds: 0 or 1.
     assert!(
-        text.contains("ok    region eu-west-1 (from the environment)"),
+        text.contains("ok    this clock is within 0 s of STS's (at ")
+            || text.contains("ok    this clock is within 1 s of STS's (at "),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok    region eu-west-1 (AWS_DEFAULT_REGION)"),
         "{text}"
     );
 }
@@ -134,19 +140,22 @@ fn a_default_profile_with_keys_fails() {
     );
 }
 
+/// botocore and the AWS CLI v1 read AWS_DEFAULT_REGION, not AWS_REGION (nor IMDS).
 #[test]
-fn no_region_fails_and_names_the_variable() {
+fn no_region_botocore_reads_fails_and_names_the_variable() {
     let sts = FakeSts::issuing();
     let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
     let env: Vec<_> = healthy(&d)
         .into_iter()
-        .filter(|(k, _)| *k != "AWS_REGION")
+        .filter(|(k, _)| *k != "AWS_DEFAULT_REGION")
+        .chain([("AWS_REGION", "eu-west-1".to_owned())])
         .collect();
     let failed = fails(&doctor(&d.url(), &env));
     assert_eq!(
         failed,
         [
-            "no region: botocore and the AWS CLI v1 do not read it from IMDS; export AWS_REGION=REGION"
+            "no region: botocore and the AWS CLI v1 do not read it from IMDS, nor AWS_REGION; \
+             export AWS_DEFAULT_REGION=REGION"
         ]
     );
 }
@@ -158,7 +167,7 @@ fn no_region_fails_and_names_the_variable() {
 fn nothing_pointing_tools_at_fintors_fails() {
     let sts = FakeSts::issuing();
     let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
-    let env = vec![("AWS_REGION", "eu-west-1".to_owned())];
+    let env = vec![("AWS_DEFAULT_REGION", "eu-west-1".to_owned())];
     let failed = fails(&doctor(&d.url(), &env));
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(
@@ -173,7 +182,7 @@ fn an_endpoint_variable_pointing_elsewhere_fails() {
     let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
     let elsewhere = format!("http://127.0.0.1:{}/", free_port());
     let env = vec![
-        ("AWS_REGION", "eu-west-1".to_owned()),
+        ("AWS_DEFAULT_REGION", "eu-west-1".to_owned()),
         ("AWS_EC2_METADATA_SERVICE_ENDPOINT", elsewhere.clone()),
     ];
     let failed = fails(&doctor(&d.url(), &env));
@@ -190,7 +199,7 @@ fn an_endpoint_variable_pointing_elsewhere_fails() {
 fn a_daemon_that_is_not_running_fails_first() {
     let url = format!("http://127.0.0.1:{}", free_port());
     let env = vec![
-        ("AWS_REGION", "eu-west-1".to_owned()),
+        ("AWS_DEFAULT_REGION", "eu-west-1".to_owned()),
         ("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("{url}/")),
     ];
     let o = doctor(&url, &env);
@@ -220,4 +229,30 @@ fn an_ended_sso_session_fails_with_the_login_command() {
             .any(|l| l.contains(" ended at ") && l.ends_with("`fintors login`")),
         "{failed:?}"
     );
+}
+
+/// STS's answers are dated ten minutes after this machine's clock: the daemon noticed at its
+/// first AssumeRole, and doctor says by how much and what to do.
+#[test]
+fn a_clock_off_from_stss_fails_with_the_difference() {
+    let n = std::sync::atomic::AtomicU32::new(0);
+    let sts = FakeSts::dated(chrono::Duration::minutes(10), move |call| {
+        crate::support::issued(
+            call,
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+            chrono::Duration::hours(1),
+        )
+    });
+    let d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
+    let failed = fails(&doctor(&d.url(), &healthy(&d)));
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    // `Date` has whole seconds: 600 less the fraction of the second the answer was dated in.
+    let seconds: i64 = failed[0]
+        .strip_prefix("this clock is ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{failed:?}"));
+    assert!((599..=600).contains(&seconds), "{failed:?}");
+    assert!(failed[0].contains(" s behind STS's (at "), "{failed:?}");
+    assert!(failed[0].ends_with("set the time (`timedatectl set-ntp true`)"));
 }

@@ -184,6 +184,55 @@ fn service_install_without_a_session_manager_says_what_to_run() {
 }
 
 #[test]
+fn service_install_leaves_a_unit_fintors_did_not_write_unless_forced() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let unit = home.path().join("systemd/user/fintors.service");
+    std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
+    std::fs::write(&unit, "[Service]\nExecStart=/usr/local/bin/fintors serve\n").unwrap();
+    let o = fintors(home.path(), &["service", "install", "--no-start"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("install --force replaces it"),
+        "{o:?}"
+    );
+    let o = fintors(
+        home.path(),
+        &["service", "install", "--no-start", "--force"],
+    );
+    assert!(o.status.success(), "{o:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&unit).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "nobody else may write a unit this user runs");
+}
+
+#[test]
+fn service_install_refuses_a_path_with_a_newline() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let o = fintors(
+        home.path(),
+        &[
+            "service",
+            "install",
+            "--no-start",
+            "--config",
+            "/tmp/x\nExecStartPre=/bin/evil",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("holds a control character"),
+        "{o:?}"
+    );
+    assert!(!home.path().join("systemd/user/fintors.service").exists());
+}
+
+#[test]
 fn service_uninstall_removes_its_unit_and_leaves_anyone_elses() {
     if !cfg!(target_os = "linux") {
         return;

@@ -18,11 +18,13 @@ use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_sdk_sts::config::Region;
 
 mod answers;
+mod clock;
 mod profiles;
 
 pub(crate) use answers::{
     MAX_MESSAGE, classify, endpoint, endpoint_override, innermost, session_credentials,
 };
+pub use clock::{ClockWatch, Skew};
 
 use super::assumer::{ConsoleFuture, ConsoleSession};
 use super::sso::SsoLogin;
@@ -102,6 +104,8 @@ pub struct Sts {
     endpoint_override: Option<String>,
     /// `credentials.file` of the config, for saying it is missing.
     base_file: Option<std::path::PathBuf>,
+    /// How far this clock is from STS's, from every answer's `Date`.
+    pub clock_watch: ClockWatch,
     /// Where the base credentials come from, for messages: `profile "identity"`.
     source: String,
     /// The base profile's name, to tell an expired SSO session from other failures.
@@ -187,7 +191,12 @@ impl Sts {
             .load()
             .await;
         let endpoint_override = endpoint_override(&base);
-        let client = aws_sdk_sts::Client::new(&base);
+        let clock_watch = ClockWatch::new(clock);
+        let client = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&base)
+                .interceptor(clock_watch.clone())
+                .build(),
+        );
         Sts {
             mfa: MfaSessions::new(
                 mfa,
@@ -196,6 +205,7 @@ impl Sts {
                 clock,
             ),
             endpoint_override,
+            clock_watch,
             base_file: match base_credentials {
                 BaseCredentials::Profile { file, .. } => file.clone(),
                 BaseCredentials::DefaultChain => None,
@@ -229,7 +239,8 @@ impl Sts {
         role: &Role,
         credentials: Option<SharedCredentialsProvider>,
     ) -> aws_sdk_sts::Client {
-        let mut config = aws_sdk_sts::config::Builder::from(&self.base);
+        let mut config =
+            aws_sdk_sts::config::Builder::from(&self.base).interceptor(self.clock_watch.clone());
         if let Some(r) = &role.region {
             config = config.region(Region::new(r.as_str().to_owned()));
         }

@@ -56,6 +56,15 @@ impl FakeServer {
     pub fn start(
         handler: impl Fn(&Request) -> (u16, &'static str, String) + Send + Sync + 'static,
     ) -> FakeServer {
+        FakeServer::dated(chrono::Duration::zero(), handler)
+    }
+
+    /// [`FakeServer::start`], its answers' `Date` header `offset` from this machine's clock (a
+    /// server whose clock, or ours, is off).
+    pub fn dated(
+        offset: chrono::Duration,
+        handler: impl Fn(&Request) -> (u16, &'static str, String) + Send + Sync + 'static,
+    ) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -75,15 +84,18 @@ impl FakeServer {
                     if status == HANG_UP {
                         return;
                     }
+                    // Dated, as every AWS endpoint's answers are.
+                    let date = (chrono::Utc::now() + offset).format("%a, %d %b %Y %H:%M:%S GMT");
                     // A redirect's body is where it goes.
                     let reply = if (300..400).contains(&status) {
                         format!(
-                            "HTTP/1.1 {status} X\r\nLocation: {body}\r\n\
+                            "HTTP/1.1 {status} X\r\nDate: {date}\r\nLocation: {body}\r\n\
                              Content-Length: 0\r\nConnection: close\r\n\r\n"
                         )
                     } else {
                         format!(
-                            "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n\
+                            "HTTP/1.1 {status} X\r\nDate: {date}\r\n\
+                             Content-Type: {content_type}\r\n\
                              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()
                         )
@@ -190,7 +202,15 @@ pub struct FakeSts {
 
 impl FakeSts {
     pub fn start(handler: impl Fn(&StsCall) -> (u16, String) + Send + Sync + 'static) -> FakeSts {
-        let server = FakeServer::start(move |request| {
+        FakeSts::dated(chrono::Duration::zero(), handler)
+    }
+
+    /// [`FakeSts::start`], its answers dated `offset` from this machine's clock.
+    pub fn dated(
+        offset: chrono::Duration,
+        handler: impl Fn(&StsCall) -> (u16, String) + Send + Sync + 'static,
+    ) -> FakeSts {
+        let server = FakeServer::dated(offset, move |request| {
             let (status, body) = handler(&StsCall::of(request));
             (status, "text/xml", body)
         });
