@@ -115,10 +115,12 @@ fn a_default_profile_with_keys_is_named_at_start_and_in_status_as_what_sdks_use_
         status.contains(&format!("warning: {WARNING}: move them to a named profile")),
         "{status}"
     );
+    // Another home's AWS files: no such warning (the harness's AWS_EC2_METADATA_DISABLED has
+    // one of its own).
     let elsewhere = fintors_cli_with(&d.url(), &["status"], &[]);
     assert!(
         !String::from_utf8(elsewhere.stdout)
             .unwrap()
-            .contains("warning:")
+            .contains(WARNING)
     );
 }
