@@ -364,7 +364,7 @@ pub async fn env(args: &ClientArgs, choice: EnvChoice<'_>, format: EnvFormat) ->
                 }
                 Err(e) => return Err(e),
             }
-            for warning in super::doctor::environment_warnings() {
+            for warning in super::environment::warnings() {
                 eprintln!("fintors: warning: {warning}");
             }
             vec![(

@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::args::ClientArgs;
 use super::client::{ClientError, Endpoint};
 use super::daemon::{CommandError, Output, report};
+use super::environment::{self, Finding};
 use super::status::{human, stamp};
 use crate::api::{StatusReport, paths};
 use crate::config::aws_profiles;
@@ -163,17 +164,6 @@ fn daemon_lines(endpoint: &Endpoint, daemon: &StatusReport) -> Vec<Line> {
     lines
 }
 
-/// What is wrong with this process's environment for SDKs that should find fintors: the warnings
-/// `fintors env` and `status` print, the same as doctor's FAIL lines.
-pub fn environment_warnings() -> Vec<String> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    environment_lines(&env)
-        .into_iter()
-        .filter(|l| l.0 == Verdict::Fail)
-        .map(|l| l.1)
-        .collect()
-}
-
 /// How far apart this clock and STS's may be before it is worth fixing: fintors stops serving
 /// credentials a minute before they expire by this clock, and SigV4 refuses requests signed
 /// 5 minutes off.
@@ -204,59 +194,22 @@ fn clock_line(daemon: &StatusReport) -> Line {
     }
 }
 
-/// The variables that, set alone, make the SDKs' default chains stop before IMDS and the
-/// container endpoint (or fail there): environment keys (half a pair is an error in botocore),
-/// a selected profile, web identity, the relative container URI. A session token or a role
-/// ARN alone does not (`pin::OVERRIDING`, what a pinned process loses, is wider).
-const WINNING: [&str; 6] = [
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-];
-
-/// The variables of this environment that win over IMDS and the container endpoint in the
-/// SDKs' default chains, or keep them from asking IMDS at all.
+/// This shell's variables that win over fintors ([`environment::findings`]), as lines.
 fn environment_lines(env: &dyn Fn(&str) -> Option<String>) -> Vec<Line> {
-    let pinned = env("FINTORS_ROLE");
-    let mut lines = Vec::new();
-    for name in WINNING {
-        if env(name).is_some() {
-            lines.push(Line::fail(format!(
-                "{name} is set in this shell: SDKs use it before fintors's credentials; unset {name}"
-            )));
-        }
-    }
-    if env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        lines.push(Line::fail(
-            "AWS_EC2_METADATA_DISABLED=true: SDKs never ask IMDS; unset AWS_EC2_METADATA_DISABLED",
-        ));
-    }
-    // fintors pins a shell to its own container endpoint on loopback (or, in a container,
-    // the bridge address `network up --containers` serves).
-    let fintors_uri = |uri: &str| {
-        uri.starts_with("http://127.0.0.1:") || uri.starts_with("http://169.254.170.2/")
-    };
-    match (env("AWS_CONTAINER_CREDENTIALS_FULL_URI"), &pinned) {
-        (Some(uri), Some(role)) if fintors_uri(&uri) => lines.push(Line::info(format!(
-            "this shell is pinned to {role} (the container endpoint): `fintors_unpin` follows the \
-             active role again"
-        ))),
-        (Some(uri), _) => lines.push(Line::fail(format!(
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI={uri}: SDKs ask it before IMDS; unset it, or pin \
-             with `fintors env --role ROLE`"
-        ))),
-        (None, _) => {}
-    }
-    if lines.is_empty() {
-        lines.push(Line::ok(
+    let findings = environment::findings(env);
+    if findings.is_empty() {
+        return vec![Line::ok(
             "nothing in this environment wins over fintors (keys, AWS_PROFILE, web identity, a \
              container endpoint)",
-        ));
+        )];
     }
-    lines
+    findings
+        .into_iter()
+        .map(|finding| match finding {
+            Finding::Wins(text) => Line::fail(text),
+            Finding::Pinned(text) => Line::info(text),
+        })
+        .collect()
 }
 
 /// Whether this shell's tools find the daemon: where `AWS_EC2_METADATA_SERVICE_ENDPOINT` points,

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod console;
 pub mod daemon;
 pub mod doctor;
+pub mod environment;
 pub mod keys;
 pub mod login;
 pub mod man;

@@ -31,7 +31,7 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
     if let Some(line) = version_mismatch(&report.version) {
         out.push_str(&line);
     }
-    for warning in super::doctor::environment_warnings() {
+    for warning in super::environment::warnings() {
         out.push_str(&format!("warning: {warning}\n"));
     }
     if let Some(warning) = aws_profiles::default_credentials()

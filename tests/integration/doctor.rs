@@ -4,7 +4,7 @@
 
 use std::process::Output;
 
-use crate::support::sso::{IdentityCenter, sso_daemon};
+use crate::support::sso::{IdentityCenter, ended_login_daemon};
 use crate::support::{Daemon, FakeSts, TWO_ROLES, fintors_cli_with, free_port};
 
 /// A shell set up as the README says: SDKs pointed at the daemon, a region, nothing else.
@@ -216,12 +216,7 @@ fn a_daemon_that_is_not_running_fails_first() {
 fn an_ended_sso_session_fails_with_the_login_command() {
     let center = IdentityCenter::start(&[]);
     let sts = FakeSts::issuing();
-    let d = sso_daemon(
-        &center,
-        &sts,
-        "expired-access-token",
-        chrono::Utc::now() - chrono::Duration::hours(1),
-    );
+    let d = ended_login_daemon(&center, &sts);
     let failed = fails(&doctor(&d.url(), &healthy(&d)));
     assert!(
         failed

@@ -2,7 +2,7 @@
 //! `Message`, `fintors status`, and the daemon's log at the default level. The SDKs' error chains
 //! (with their raw HTTP responses) belong to `-vv` only; one case per class of failure.
 
-use crate::support::sso::{IdentityCenter, sso_daemon};
+use crate::support::sso::{IdentityCenter, ended_login_daemon};
 use crate::support::{
     Daemon, FakeSts, HANG_UP, StsCall, fintors_cli, free_port, issued, sts_error,
 };
@@ -190,12 +190,7 @@ fn a_credentials_file_that_is_not_there_is_named() {
 fn an_expired_sso_session_is_one_line() {
     let center = IdentityCenter::start(&[]);
     let sts = FakeSts::issuing();
-    let d = sso_daemon(
-        &center,
-        &sts,
-        "expired-access-token",
-        chrono::Utc::now() - chrono::Duration::hours(1),
-    );
+    let d = ended_login_daemon(&center, &sts);
     let (code, message) = error_document(&d, "example");
     assert_eq!(code, "SsoLoginRequired");
     assert!(

@@ -284,6 +284,17 @@ pub fn sso_daemon(
     sso_daemon_with(center, sts, access_token, expires_at, false)
 }
 
+/// [`sso_daemon`] whose login ended an hour ago, with no refresh token: every role needs
+/// `fintors login`.
+pub fn ended_login_daemon(center: &IdentityCenter, sts: &FakeSts) -> Daemon {
+    sso_daemon(
+        center,
+        sts,
+        "expired-access-token",
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    )
+}
+
 /// [`sso_daemon`], the cached token carrying a refresh token (`refresh-1`) if `refresh`.
 pub fn sso_daemon_with(
     center: &IdentityCenter,
