@@ -110,13 +110,8 @@ fn daemon_lines(endpoint: &Endpoint, daemon: &StatusReport) -> Vec<Line> {
         "fintors {} answers at {endpoint} (pid {}, config {})",
         daemon.version, daemon.pid, daemon.config
     ))];
-    if daemon.version != crate::VERSION {
-        lines.push(Line::fail(format!(
-            "this command is fintors {}, the daemon {}: restart the daemon (`fintors stop`, then \
-             start it)",
-            crate::VERSION,
-            daemon.version
-        )));
+    if let Some(mismatch) = super::status::version_mismatch(&daemon.version) {
+        lines.push(Line::fail(mismatch));
     }
     lines.push(clock_line(daemon));
     match daemon.active_role.as_deref() {

@@ -30,6 +30,7 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
     );
     if let Some(line) = version_mismatch(&report.version) {
         out.push_str(&line);
+        out.push('\n');
     }
     for warning in super::environment::warnings() {
         out.push_str(&format!("warning: {warning}\n"));
@@ -120,19 +121,19 @@ pub async fn status(args: &ClientArgs, as_json: bool) -> Output {
     Ok(out)
 }
 
-/// `SSO session "corp": 1500 roles listed 5m ago`, and why the last listing failed, if it did.
 /// The line that says the daemon runs other code than this command's, if it does: after an
-/// upgrade, the daemon started before it still runs the old binary.
-fn version_mismatch(daemon: &str) -> Option<String> {
+/// upgrade, the daemon started before it still runs the old binary. `status` and `doctor` say it.
+pub(super) fn version_mismatch(daemon: &str) -> Option<String> {
     (daemon != crate::VERSION).then(|| {
         format!(
             "this command is fintors {}, the daemon {daemon}: restart the daemon (`fintors \
-             stop`, then start it) to run what is installed\n",
+             stop`, then start it) to run what is installed",
             crate::VERSION
         )
     })
 }
 
+/// `SSO session "corp": 1500 roles listed 5m ago`, and why the last listing failed, if it did.
 fn listing_line(listed: &DiscoveryReport, now: DateTime<Utc>) -> String {
     let when = match listed.listed_at {
         Some(t) => format!("{} roles listed {} ago", listed.listed, human(now - t)),

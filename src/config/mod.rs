@@ -200,14 +200,23 @@ impl BaseCredentials {
         match self {
             BaseCredentials::DefaultChain => None,
             BaseCredentials::Profile { file: Some(f), .. } => Some(f.clone()),
-            BaseCredentials::Profile { file: None, .. } => Some(
-                std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
-                    .filter(|f| !f.is_empty())
-                    .map(|f| expand_tilde(&f.to_string_lossy()))
-                    .unwrap_or_else(|| expand_tilde("~/.aws/credentials")),
-            ),
+            BaseCredentials::Profile { file: None, .. } => Some(aws_file(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "~/.aws/credentials",
+            )),
         }
     }
+}
+
+/// Where aws-config reads one of its files: the path in `variable` if set, else `default`
+/// (`~` expanded in either).
+pub fn aws_file(variable: &str, default: &str) -> PathBuf {
+    std::env::var_os(variable)
+        .filter(|f| !f.is_empty())
+        .map_or_else(
+            || expand_tilde(default),
+            |f| expand_tilde(&f.to_string_lossy()),
+        )
 }
 
 /// MFA for the base credentials: one GetSessionToken per device, reused for every role.

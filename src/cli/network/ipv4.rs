@@ -114,13 +114,18 @@ pub fn linux_down(state: &LinuxState) -> Vec<Cmd> {
 
 /// Reads the current state from `ip` and `iptables`.
 pub fn observe_linux() -> Result<LinuxState, NetworkError> {
-    let addresses = output(&Cmd::new(&["ip", "-o", "-4", "addr", "show", "dev", "lo"]))?;
     Ok(LinuxState {
         ipv6: observe_linux6()?,
-        address: parse_address(&addresses),
+        address: observe_address()?,
         nat_rules: our_rules("iptables", "nat", "OUTPUT", &[COMMENT])?,
         filter_rules: our_rules("iptables", "filter", "INPUT", &[COMMENT])?,
     })
+}
+
+/// Whose 169.254.169.254 is on lo, if anyone's (needs no root).
+pub(super) fn observe_address() -> Result<Address, NetworkError> {
+    let addresses = output(&Cmd::new(&["ip", "-o", "-4", "addr", "show", "dev", "lo"]))?;
+    Ok(parse_address(&addresses))
 }
 
 pub(super) fn parse_address(ip_output: &str) -> Address {

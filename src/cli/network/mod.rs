@@ -103,9 +103,7 @@ pub fn metadata_address_is_ours() -> Option<bool> {
     if !cfg!(target_os = "linux") {
         return None;
     }
-    let addresses =
-        plan::output(&Cmd::new(&["ip", "-o", "-4", "addr", "show", "dev", "lo"])).ok()?;
-    Some(ipv4::parse_address(&addresses) == ipv4::Address::Ours)
+    Some(ipv4::observe_address().ok()? == ipv4::Address::Ours)
 }
 
 /// Runs `fintors network ...`.

@@ -3,11 +3,11 @@
 //! a credentials file that is not there; this says which file is missing, or that no file
 //! defines the profile and which one was probably meant.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use aws_types::os_shim_internal::{Env, Fs};
 
-use crate::config::expand_tilde;
+use crate::config::aws_file;
 use crate::model::suggest::closest;
 
 /// What is wrong with reading `profile` from the AWS config file and `credentials_file` (the
@@ -21,7 +21,7 @@ pub(super) async fn why_not(credentials_file: Option<&Path>, profile: &str) -> O
     if set.get_profile(profile).is_some() {
         return None;
     }
-    let config = standard("AWS_CONFIG_FILE", "~/.aws/config");
+    let config = aws_file("AWS_CONFIG_FILE", "~/.aws/config");
     let credentials = match credentials_file {
         Some(file) if !file.exists() => {
             return Some(format!(
@@ -31,7 +31,7 @@ pub(super) async fn why_not(credentials_file: Option<&Path>, profile: &str) -> O
             ));
         }
         Some(file) => file.to_owned(),
-        None => standard("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+        None => aws_file("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
     };
     let mut why = format!(
         "no profile \"{profile}\" in {} or {}",
@@ -42,14 +42,4 @@ pub(super) async fn why_not(credentials_file: Option<&Path>, profile: &str) -> O
         why.push_str(&format!(" (did you mean \"{meant}\"?)"));
     }
     Some(why)
-}
-
-/// Where aws-config reads one of its files: the variable's path if set, else `default`.
-fn standard(variable: &str, default: &str) -> PathBuf {
-    std::env::var_os(variable)
-        .filter(|f| !f.is_empty())
-        .map_or_else(
-            || expand_tilde(default),
-            |f| expand_tilde(&f.to_string_lossy()),
-        )
 }
