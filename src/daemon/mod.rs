@@ -235,19 +235,28 @@ fn in_effect(args: &ServeArgs, listeners: &Listeners) -> Listening {
     listening
 }
 
+/// The longest list of roles the ready line holds; more are counted.
+const READY_LINE_ROLES: usize = 60;
+
 /// The ready line, once every listener is serving (tests and scripts wait for it), and
 /// systemd's READY=1 (a no-op without NOTIFY_SOCKET).
 fn announce_ready(state: &AppState, config_path: &Path, bound: SocketAddr) {
-    let roles: Vec<String> = state
-        .registry
-        .aliases()
+    let aliases = state.registry.aliases();
+    let roles = aliases
         .iter()
-        .map(|a| a.to_string())
-        .collect();
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    // Hundreds of discovered roles would make the line a page long.
+    let roles = if roles.len() <= READY_LINE_ROLES {
+        roles
+    } else {
+        format!("{} (`fintors roles` lists them)", aliases.len())
+    };
     let active = state.registry.active();
     tracing::info!(
         config = %config_path.display(),
-        roles = %roles.join(","),
+        roles = %roles,
         active = %active.as_ref().map_or("none", |a| a.role().alias.as_str()),
         "fintors {} listening on http://{bound}",
         // The version alone: the commit is in `--version` and the status report, and the

@@ -387,3 +387,29 @@ fn version_names_the_commit() {
         format!("fintors {} ({expected})\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// Hundreds of roles (a discovered Identity Center) are counted in the ready line, which stays
+/// one line; a few are listed, as scripts and the tests read them.
+#[test]
+fn the_ready_line_counts_hundreds_of_roles_instead_of_listing_them() {
+    require_venv!();
+    let roles: Vec<String> = (0..300)
+        .map(|i| format!("\"account{i}.Admin\": \"arn:aws:iam::123456789012:role/a{i}\""))
+        .collect();
+    let config = format!(
+        r#"{{"credentials": {{"file": "CREDS", "profile": "identity"}}, "roles": {{{}}}}}"#,
+        roles.join(",")
+    );
+    let d = Daemon::builder(&config).start();
+    let log = d.log_with("listening on");
+    let line = log.lines().find(|l| l.contains("listening on")).unwrap();
+    assert!(
+        line.contains("roles=300 (`fintors roles` lists them)"),
+        "{line}"
+    );
+    assert!(!line.contains("account1.Admin"), "{line}");
+
+    let d = Daemon::start();
+    let log = d.log_with("listening on");
+    assert!(log.contains("roles=example,example2 "), "{log}");
+}
