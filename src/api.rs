@@ -366,7 +366,7 @@ pub struct ServedReport {
     pub container: DoorReport,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DoorReport {
     pub total: u64,
     /// In the last 15 minutes.

@@ -49,7 +49,7 @@ pub enum Command {
     },
     /// Switch the active role
     Use {
-        /// Role alias, as listed by `fintors roles` (none: how to name one)
+        /// Role alias, as listed by `fintors roles` [default: pick one by typing, on a terminal]
         alias: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
@@ -59,9 +59,10 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Print credentials for a role (default: the active one)
+    /// Print credentials for a role (default: picked on a terminal, else the active one)
     Creds {
-        /// Role alias [default: the active role]
+        /// Role alias [default: picked by typing on a terminal, the active one first; else the
+        /// active role]
         alias: Option<String>,
         /// env: `export` lines for eval; json: the IMDS document; credential-process: for
         /// `credential_process` in ~/.aws/config
@@ -121,9 +122,9 @@ pub enum Command {
         ecs: bool,
         /// Pin the shell that evals the output to ROLE, whatever the active role: the container
         /// endpoint's /creds/ROLE, the token, the role's region, FINTORS_ROLE; the variables
-        /// that would win over it are unset
-        #[arg(long, value_name = "ROLE")]
-        role: Option<String>,
+        /// that would win over it are unset. With no ROLE, pick one by typing
+        #[arg(long, value_name = "ROLE", num_args = 0..=1)]
+        role: Option<Option<String>>,
         /// With --role: the lines for inside a container on the bridge `sudo fintors network up
         /// --containers` serves (http://169.254.170.2/creds/ROLE)
         #[arg(long, requires = "role")]
@@ -137,13 +138,13 @@ pub enum Command {
     },
     /// Run a command with a role of its own, refreshed by the daemon for as long as it runs: it
     /// gets the container endpoint's /creds/ROLE (no keys in its environment) and FINTORS_ROLE,
-    /// and the active role stays as it is. Exits with the command's status
+    /// and the active role stays as it is. Exits with the command's status. With no command,
+    /// your shell pinned to the role, with the role in its prompt
     Exec {
-        /// Role alias, as listed by `fintors roles`
-        role: String,
-        /// The command and its arguments
+        /// Role alias, as listed by `fintors roles` [default: pick one by typing]
+        role: Option<String>,
+        /// The command and its arguments [default: $SHELL, pinned, until you exit it]
         #[arg(
-            required = true,
             trailing_var_arg = true,
             allow_hyphen_values = true,
             value_name = "COMMAND"
@@ -169,11 +170,13 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Open the AWS console as a role (default: the active one) in the browser, through the
+    /// Open the AWS console as a role (default: picked on a terminal, else the active one) in
+    /// the browser, through the
     /// federation endpoint; --print prints the sign-in URL instead (it opens the console as the
     /// role for 15 minutes: treat it as a password)
     Console {
-        /// Role alias [default: the active role]
+        /// Role alias [default: picked by typing on a terminal, the active one first; else the
+        /// active role]
         role: Option<String>,
         /// Print the sign-in URL instead of opening it (also what happens with no display)
         #[arg(long)]
@@ -516,10 +519,38 @@ mod tests {
             else {
                 panic!("expected exec")
             };
-            assert_eq!(role, "ops");
+            assert_eq!(role.as_deref(), Some("ops"));
             assert_eq!(command, ["aws", "--region", "x"]);
         }
-        assert!(Cli::try_parse_from(["fintors", "exec", "ops"]).is_err());
+    }
+
+    #[test]
+    fn exec_without_a_command_is_a_shell_and_without_a_role_a_pick() {
+        let exec = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().into_command() {
+            Command::Exec { role, command, .. } => (role, command.len()),
+            _ => panic!("expected exec"),
+        };
+        assert_eq!(exec(&["fintors", "exec", "ops"]), (Some("ops".into()), 0));
+        assert_eq!(exec(&["fintors", "exec"]), (None, 0));
+    }
+
+    #[test]
+    fn env_role_takes_a_role_or_none_to_pick_one() {
+        let role = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().into_command() {
+            Command::Env { role, .. } => role,
+            _ => panic!("expected env"),
+        };
+        assert_eq!(
+            role(&["fintors", "env", "--role", "ops"]),
+            Some(Some("ops".into()))
+        );
+        assert_eq!(role(&["fintors", "env", "--role"]), Some(None));
+        assert_eq!(
+            role(&["fintors", "env", "--role", "--container"]),
+            Some(None)
+        );
+        assert_eq!(role(&["fintors", "env"]), None);
+        assert!(Cli::try_parse_from(["fintors", "env", "--container"]).is_err());
     }
 
     #[test]

@@ -10,12 +10,13 @@ use hyper::{Method, StatusCode};
 use super::args::{ClientArgs, CredsFormat, EnvFormat};
 use super::client::{ClientError, Endpoint};
 use super::daemon::{
-    CommandError, Output, active_alias, error_text, parse, post_ok, report, role_or_active,
-    unknown_role,
+    CommandError, Output, active_alias, error_text, parse, post_ok, report, unknown_role,
 };
 use super::keys;
+use super::picker::{self, Purpose, named_or_picked};
 use super::pin::{self, Assignment, Pin, Place};
 use super::status::{human, served, stamp};
+use super::subshell;
 use crate::api::{
     MfaRequest, MfaStarted, ReloadReport, RoleReport, SwitchRequest, SyncReport, paths,
 };
@@ -61,23 +62,11 @@ pub async fn roles(args: &ClientArgs, filter: &[String], as_json: bool) -> Outpu
     Ok(out)
 }
 
-/// Whether `role` matches every word of `filter`, case-insensitive, anywhere in its alias,
-/// account id or name, role name, sso-session, ARN or credential command.
+/// Whether `role` matches every word of `filter`, as the picker matches what is typed.
 fn matches(role: &RoleReport, filter: &[String]) -> bool {
-    let text = format!(
-        "{} {} {} {} {} {} {}",
-        role.alias,
-        role.account_id,
-        role.account_name.as_deref().unwrap_or(""),
-        role.role_name,
-        role.sso_session.as_deref().unwrap_or(""),
-        role.arn,
-        role.program.as_deref().unwrap_or("")
-    )
-    .to_lowercase();
-    filter
-        .iter()
-        .all(|word| text.contains(&word.to_lowercase()))
+    let haystack = picker::haystack(role);
+    let words: Vec<String> = filter.iter().map(|w| w.to_lowercase()).collect();
+    picker::every_word_in(&haystack, words.iter().map(String::as_str))
 }
 
 /// Where a role's credentials come from, in the table: its ARN (and the role it is assumed
@@ -100,29 +89,24 @@ fn source(role: &RoleReport) -> String {
     }
 }
 
-/// `fintors use ALIAS`
-pub async fn use_role(args: &ClientArgs, alias: &str) -> Output {
+/// `fintors use [ALIAS]`
+pub async fn use_role(args: &ClientArgs, alias: Option<&str>) -> Output {
     let endpoint = Endpoint::discover(args)?;
+    let alias = named_or_picked(args, &endpoint, alias, Purpose::Use).await?;
     let body = to_json(&SwitchRequest {
-        alias: alias.to_owned(),
+        alias: alias.clone(),
     });
     let (status, reply) = endpoint
         .request(Method::PUT, paths::ROLES, Some(body))
         .await?;
     match status {
-        StatusCode::OK => Ok(format!("active role: {alias}\n")),
-        StatusCode::NOT_FOUND => Err(unknown_role(alias, &report(&endpoint).await?)),
+        StatusCode::OK => {
+            picker::remember(args, &alias);
+            Ok(format!("active role: {alias}\n"))
+        }
+        StatusCode::NOT_FOUND => Err(unknown_role(&alias, &report(&endpoint).await?)),
         _ => Err(CommandError::Refused(error_text(&reply))),
     }
-}
-
-/// `fintors use` with no role: the roles, and how to name one.
-pub async fn name_a_role(args: &ClientArgs) -> Output {
-    let endpoint = Endpoint::discover(args)?;
-    let report = report(&endpoint).await?;
-    Err(CommandError::NoRoleNamed {
-        known: report.roles.iter().map(|r| r.alias.clone()).collect(),
-    })
 }
 
 /// How long `fintors stop` waits for the daemon to let go of its port: a graceful stop
@@ -209,7 +193,7 @@ pub async fn current(args: &ClientArgs) -> Output {
 /// `fintors creds [ALIAS] [--format ...]`
 pub async fn creds(args: &ClientArgs, alias: Option<&str>, format: CredsFormat) -> Output {
     let endpoint = Endpoint::discover(args)?;
-    let alias = role_or_active(&endpoint, alias, "creds").await?;
+    let alias = named_or_picked(args, &endpoint, alias, Purpose::Creds).await?;
     let (status, body) = endpoint
         .request_in_session(Method::GET, &paths::role_credentials(&alias), None)
         .await?;
@@ -223,6 +207,7 @@ pub async fn creds(args: &ClientArgs, alias: Option<&str>, format: CredsFormat) 
             role: alias,
         });
     };
+    picker::remember(args, &alias);
     let expiration = stamp(c.expiration);
     Ok(match format {
         CredsFormat::Env => format!(
@@ -388,7 +373,13 @@ pub async fn env(args: &ClientArgs, choice: EnvChoice<'_>, format: EnvFormat) ->
                 ),
             ]
         }
-        EnvChoice::Role(role, place) => Pin::obtain(args, role, place).await?.assignments(place),
+        EnvChoice::Role(role, place) => {
+            let endpoint = Endpoint::discover(args)?;
+            let role = named_or_picked(args, &endpoint, role, Purpose::EnvRole).await?;
+            let pin = Pin::obtain(args, &role, place).await?;
+            picker::remember(args, &role);
+            pin.assignments(place)
+        }
     };
     pin::render(&assignments, format)
 }
@@ -399,29 +390,67 @@ pub enum EnvChoice<'a> {
     Imds,
     /// `--ecs`: the container endpoint for the active role.
     ActiveRole,
-    /// `--role ROLE [--container]`.
-    Role(&'a str, Place),
+    /// `--role [ROLE] [--container]`: the role named, or picked.
+    Role(Option<&'a str>, Place),
 }
 
-/// `fintors exec ROLE CMD...`: checks the role, then becomes CMD pinned to it. Returns only if
-/// that fails.
-pub async fn exec(args: &ClientArgs, role: &str, command: &[std::ffi::OsString]) -> CommandError {
+/// `fintors exec [ROLE] [CMD...]`: checks the role (named or picked), then becomes CMD pinned
+/// to it, or with no CMD the user's shell with the role in its prompt. Returns only if that
+/// fails.
+pub async fn exec(
+    args: &ClientArgs,
+    role: Option<&str>,
+    command: &[std::ffi::OsString],
+) -> CommandError {
     use std::os::unix::process::CommandExt;
-    let pin = match Pin::obtain(args, role, Place::Here).await {
+    let pinned = async {
+        let endpoint = Endpoint::discover(args)?;
+        let role = named_or_picked(args, &endpoint, role, Purpose::Exec).await?;
+        Pin::obtain(args, &role, Place::Here).await
+    };
+    let pin = match pinned.await {
         Ok(pin) => pin,
         Err(e) => return e,
     };
-    let mut child = std::process::Command::new(&command[0]);
-    child.args(&command[1..]);
+    picker::remember(args, pin.role().as_str());
+    let (program, mut child, files) = match command.split_first() {
+        Some((program, arguments)) => {
+            let mut child = std::process::Command::new(program);
+            child.args(arguments);
+            (program.clone(), child, None)
+        }
+        None => {
+            let program = subshell::users_shell();
+            match subshell::command(&program, pin.role()) {
+                Ok(shell) => {
+                    eprintln!(
+                        "fintors: {} pinned to {} (exit to leave it)",
+                        program.to_string_lossy(),
+                        pin.role()
+                    );
+                    (program, shell.command, shell.files)
+                }
+                Err(why) => {
+                    return CommandError::Exec {
+                        program: program.to_string_lossy().into_owned(),
+                        why,
+                    };
+                }
+            }
+        }
+    };
     for (name, value) in pin.assignments(Place::Here) {
         match value {
             Some(v) => child.env(name, v),
             None => child.env_remove(name),
         };
     }
-    let program = command[0].to_string_lossy().into_owned();
+    let why = child.exec();
+    if let Some(files) = files {
+        let _ = std::fs::remove_dir_all(files);
+    }
     CommandError::Exec {
-        program,
-        why: child.exec(),
+        program: program.to_string_lossy().into_owned(),
+        why,
     }
 }

@@ -13,9 +13,8 @@ use hyper::{Method, StatusCode};
 use super::args::ClientArgs;
 use super::browser::opener;
 use super::client::Endpoint;
-use super::daemon::{
-    CommandError, Output, error_text, parse, report, role_or_active, unknown_role,
-};
+use super::daemon::{CommandError, Output, error_text, parse, report, unknown_role};
+use super::picker::{self, Purpose, named_or_picked};
 use crate::api::{ConsoleRequest, ConsoleUrl, paths};
 
 /// `fintors console [ROLE] [--print] [--destination D] [--duration S]`
@@ -26,7 +25,7 @@ pub async fn console(
     mut request: ConsoleRequest,
 ) -> Output {
     let endpoint = Endpoint::discover(args)?;
-    let alias = role_or_active(&endpoint, role, "console").await?;
+    let alias = named_or_picked(args, &endpoint, role, Purpose::Console).await?;
     let opener = opener().filter(|_| !print);
     request.handoff = opener.is_some();
     let body = serde_json::to_string(&request).expect("serializes");
@@ -39,6 +38,7 @@ pub async fn console(
         _ => return Err(CommandError::Refused(error_text(&reply))),
     }
     let answer: ConsoleUrl = parse(&endpoint, &reply)?;
+    picker::remember(args, &alias);
     let (Some(opener), Some(handoff)) = (opener, &answer.handoff) else {
         return match &answer.url {
             Some(url) => Ok(format!("{}\n", url.expose())),

@@ -33,9 +33,20 @@ pub enum CommandError {
     },
     #[error("unknown role: {alias}{}", roles_hint(.known, Some(alias)))]
     UnknownRole { alias: String, known: Vec<String> },
-    /// `fintors use` with no role, where there is no picker (no terminal).
-    #[error("name a role: `fintors use ROLE`{}", roles_hint(.known, None))]
-    NoRoleNamed { known: Vec<String> },
+    /// No role named, and no terminal to pick one on.
+    #[error("name a role: `{usage}`{}", roles_hint(.known, None))]
+    NoRoleNamed {
+        usage: &'static str,
+        known: Vec<String>,
+    },
+    /// Esc in the picker.
+    #[error("no role picked")]
+    NothingPicked,
+    /// Ctrl-C in the picker.
+    #[error("no role picked (interrupted)")]
+    PickInterrupted,
+    #[error("cannot draw the role picker on this terminal: {0}")]
+    NoPicker(String),
     #[error(
         "no role is active: name one (`fintors {command} ROLE`) or switch with `fintors use ROLE`"
     )]
@@ -116,6 +127,8 @@ impl CommandError {
             CommandError::Client(ClientError::NotRunning { .. }) => 2,
             CommandError::Exec { why, .. } if why.kind() == std::io::ErrorKind::NotFound => 127,
             CommandError::Exec { .. } => 126,
+            // A shell's status after Ctrl-C (128 + SIGINT).
+            CommandError::PickInterrupted => 130,
             _ => 1,
         }
     }
@@ -268,6 +281,7 @@ mod tests {
     #[test]
     fn use_without_a_role_says_how_to_name_one_and_is_not_the_not_running_exit() {
         let e = CommandError::NoRoleNamed {
+            usage: "fintors use ROLE",
             known: vec!["dev".into(), "prod".into()],
         };
         assert_eq!(

@@ -30,13 +30,16 @@ pub enum KeyError {
     Damaged { path: PathBuf, len: usize },
 }
 
+/// This user's state directory: `--state-dir` (or `FINTORS_STATE_DIR`), else the default; none
+/// when neither is set and there is no home.
+pub fn state_dir(args: &ClientArgs) -> Option<PathBuf> {
+    args.state_dir.clone().or_else(default_state_dir)
+}
+
 /// The key in this user's state directory. The file must be a plain file (not a link) that
 /// belongs to this user.
 pub fn container_key(args: &ClientArgs) -> Result<ContainerKey, KeyError> {
-    let dir = match &args.state_dir {
-        Some(dir) => dir.clone(),
-        None => default_state_dir().ok_or(KeyError::NoStateDir)?,
-    };
+    let dir = state_dir(args).ok_or(KeyError::NoStateDir)?;
     let path = dir.join(KEY_FILE);
     let read = |reason| KeyError::Read {
         path: path.clone(),

@@ -1,9 +1,10 @@
 //! The client side of the command line: the definition ([`args`]), finding and talking to a
 //! running daemon ([`client`]), the subcommands that ask it and print what a person or a script
 //! wants to read ([`commands`]), pinning a command, shell or container to a role of its own
-//! ([`pin`]), logging the base identity in again ([`login`]), opening the console as a role
-//! ([`console`]), simulated instance events ([`simulate`]), `fintors network` ([`network`]) and
-//! `fintors service` ([`service`]). It speaks the daemon's
+//! ([`pin`]) and `exec`'s pinned shell ([`subshell`]), picking a role by typing ([`picker`],
+//! ordered by the [`history`] of picks), logging the base identity in again ([`login`]), opening
+//! the console as a role ([`console`]), simulated instance events ([`simulate`]), `fintors
+//! network` ([`network`]) and `fintors service` ([`service`]). It speaks the daemon's
 //! wire protocol ([`crate::api`]) and reads the configuration, never the engine or the
 //! handlers.
 
@@ -15,14 +16,17 @@ pub mod console;
 pub mod daemon;
 pub mod doctor;
 pub mod environment;
+pub mod history;
 pub mod keys;
 pub mod login;
 pub mod man;
 pub mod network;
+pub mod picker;
 pub mod pin;
 pub mod service;
 pub mod simulate;
 pub mod status;
+pub mod subshell;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -88,10 +92,7 @@ fn ask_the_daemon(command: Command) -> ExitCode {
                 json,
                 client,
             } => commands::roles(client, filter, *json).await,
-            Command::Use { alias, client } => match alias {
-                Some(alias) => commands::use_role(client, alias).await,
-                None => commands::name_a_role(client).await,
-            },
+            Command::Use { alias, client } => commands::use_role(client, alias.as_deref()).await,
             Command::Current { client } => commands::current(client).await,
             Command::Creds {
                 alias,
@@ -110,7 +111,7 @@ fn ask_the_daemon(command: Command) -> ExitCode {
             } => {
                 let choice = match (role, ecs) {
                     (Some(role), _) => commands::EnvChoice::Role(
-                        role,
+                        role.as_deref(),
                         if *container {
                             pin::Place::Container
                         } else {
@@ -126,7 +127,7 @@ fn ask_the_daemon(command: Command) -> ExitCode {
                 role,
                 command,
                 client,
-            } => Err(commands::exec(client, role, command).await),
+            } => Err(commands::exec(client, role.as_deref(), command).await),
             Command::Reload { client } => commands::reload(client).await,
             Command::Sync { client } => commands::sync(client).await,
             Command::Simulate(event) => simulate::simulate(event).await,

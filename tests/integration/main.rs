@@ -24,6 +24,7 @@ mod mfa;
 mod network;
 mod other_users;
 mod permission_sets;
+mod picker;
 mod process_roles;
 mod real_clients;
 mod reload;
