@@ -102,11 +102,33 @@ pub async fn use_role(args: &ClientArgs, alias: Option<&str>) -> Output {
     match status {
         StatusCode::OK => {
             picker::remember(args, &alias);
+            if let Some(note) = stale_region(&endpoint, &alias).await {
+                eprintln!("fintors: {note}");
+            }
             Ok(format!("active role: {alias}\n"))
         }
         StatusCode::NOT_FOUND => Err(unknown_role(&alias, &report(&endpoint).await?)),
         _ => Err(CommandError::Refused(error_text(&reply))),
     }
+}
+
+/// After a switch to a role with a region of its own: whether this shell's AWS_DEFAULT_REGION
+/// (which `fintors env` may have exported) names another, which botocore would keep using.
+async fn stale_region(endpoint: &Endpoint, alias: &str) -> Option<String> {
+    let exported = super::environment::variable("AWS_DEFAULT_REGION")?;
+    let report = report(endpoint).await.ok()?;
+    let region = report
+        .roles
+        .iter()
+        .find(|r| r.alias == alias)?
+        .region
+        .clone()?;
+    (region != exported).then(|| {
+        format!(
+            "note: {alias}'s region is {region}, but botocore and the AWS CLI keep this shell's \
+             AWS_DEFAULT_REGION ({exported}): export AWS_DEFAULT_REGION={region}"
+        )
+    })
 }
 
 /// How long `fintors stop` waits for the daemon to let go of its port: a graceful stop
@@ -352,10 +374,14 @@ pub async fn env(args: &ClientArgs, choice: EnvChoice<'_>, format: EnvFormat) ->
             for warning in super::environment::warnings() {
                 eprintln!("fintors: warning: {warning}");
             }
-            vec![(
+            let mut lines = vec![(
                 "AWS_EC2_METADATA_SERVICE_ENDPOINT",
                 Some(endpoint.imds_url()),
-            )]
+            )];
+            if let Some(region) = region_for_botocore(&endpoint).await {
+                lines.push(("AWS_DEFAULT_REGION", Some(region)));
+            }
+            lines
         }
         EnvChoice::ActiveRole => {
             let endpoint = Endpoint::discover(args)?;
@@ -382,6 +408,30 @@ pub async fn env(args: &ClientArgs, choice: EnvChoice<'_>, format: EnvFormat) ->
         }
     };
     pin::render(&assignments, format)
+}
+
+/// Where the instance metadata gives the region, as the SDKs that read it there ask.
+const IMDS_REGION: &str = "/latest/meta-data/placement/region";
+
+/// The region `fintors env` exports for botocore and the AWS CLI v1, which read none from IMDS:
+/// none when this shell gives them one already; else `AWS_REGION` if set (so both agree), else
+/// the instance's region as IMDS serves it (the active role's own, if it names one). The other
+/// SDKs read `AWS_REGION` first, so they keep following the instance metadata.
+async fn region_for_botocore(endpoint: &Endpoint) -> Option<String> {
+    use super::environment::{botocore_region, variable};
+    if botocore_region(&variable).await.is_some() {
+        return None;
+    }
+    if let Some(region) = variable("AWS_REGION") {
+        return Some(region);
+    }
+    let (status, body) = endpoint
+        .request_in_session(Method::GET, IMDS_REGION, None)
+        .await
+        .ok()?;
+    let region = std::str::from_utf8(&body).ok()?;
+    (status == StatusCode::OK && crate::model::Region::parse(region).is_ok())
+        .then(|| region.to_owned())
 }
 
 /// What `fintors env` points at.

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::args::ClientArgs;
 use super::client::{ClientError, Endpoint};
 use super::daemon::{CommandError, Output, report};
-use super::environment::{self, Finding};
+use super::environment::{self, BotocoreRegion, Finding, botocore_region};
 use super::status::{human, stamp};
 use crate::api::{StatusReport, paths};
 use crate::config::aws_profiles;
@@ -56,7 +56,7 @@ impl std::fmt::Display for Line {
 /// `fintors doctor`: prints every line, then fails (exit 1) if a check did.
 pub async fn doctor(args: &ClientArgs) -> Output {
     let endpoint = Endpoint::discover(args)?;
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let env = environment::variable;
     let mut lines = Vec::new();
     let daemon = match report(&endpoint).await {
         Ok(daemon) => {
@@ -304,17 +304,14 @@ async fn metadata_request(
 /// Whether tools that do not read the region from IMDS (botocore, the AWS CLI v1) have one:
 /// AWS_DEFAULT_REGION, or the selected profile's.
 async fn region_line(env: &dyn Fn(&str) -> Option<String>, daemon: Option<&StatusReport>) -> Line {
-    // botocore (and so the AWS CLI v1) reads AWS_DEFAULT_REGION, never AWS_REGION.
-    if let Some(region) = env("AWS_DEFAULT_REGION") {
-        return Line::ok(format!("region {region} (AWS_DEFAULT_REGION)"));
-    }
-    let profile = env("AWS_PROFILE")
-        .or_else(|| env("AWS_DEFAULT_PROFILE"))
-        .unwrap_or_else(|| "default".to_owned());
-    if let Ok(files) = aws_profiles::load().await
-        && let Some(region) = files.get_profile(&profile).and_then(|p| p.get("region"))
-    {
-        return Line::ok(format!("region {region} (profile {profile})"));
+    match botocore_region(env).await {
+        Some(BotocoreRegion::Variable(region)) => {
+            return Line::ok(format!("region {region} (AWS_DEFAULT_REGION)"));
+        }
+        Some(BotocoreRegion::Profile { region, profile }) => {
+            return Line::ok(format!("region {region} (profile {profile})"));
+        }
+        None => {}
     }
     let suggestion = daemon
         .and_then(|d| {
@@ -323,8 +320,8 @@ async fn region_line(env: &dyn Fn(&str) -> Option<String>, daemon: Option<&Statu
         })
         .unwrap_or_else(|| "REGION".to_owned());
     Line::fail(format!(
-        "no region: botocore and the AWS CLI v1 do not read it from IMDS, nor AWS_REGION; export \
-         AWS_DEFAULT_REGION={suggestion}"
+        "no region: botocore and the AWS CLI v1 do not read it from IMDS, nor AWS_REGION; \
+         `eval \"$(fintors env)\"` exports it, or export AWS_DEFAULT_REGION={suggestion}"
     ))
 }
 

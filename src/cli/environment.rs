@@ -1,6 +1,9 @@
 //! What in a shell's environment keeps its SDKs from fintors: the variables that win over IMDS
 //! and the container endpoint in the SDKs' default chains, or stop them from asking IMDS. What
-//! `fintors doctor` fails on, and `fintors env` and `status` warn about.
+//! `fintors doctor` fails on, and `fintors env` and `status` warn about; and where the tools
+//! that read no region from IMDS would find one.
+
+use crate::config::aws_profiles;
 
 /// The variables that, set alone, make the SDKs' default chains stop before IMDS and the
 /// container endpoint (or fail there): environment keys (half a pair is an error in botocore),
@@ -64,12 +67,39 @@ pub fn findings(env: &dyn Fn(&str) -> Option<String>) -> Vec<Finding> {
 /// The [`Finding::Wins`] of this process's own environment: the warnings `fintors env` and
 /// `status` print.
 pub fn warnings() -> Vec<String> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    findings(&env)
+    findings(&variable)
         .into_iter()
         .filter_map(|finding| match finding {
             Finding::Wins(text) => Some(text),
             Finding::Pinned(_) => None,
         })
         .collect()
+}
+
+/// Where botocore (and so the AWS CLI v1) finds a region in this environment, and so where
+/// `fintors env` need not give it one: `AWS_DEFAULT_REGION`, else the selected profile's
+/// `region`. They never read `AWS_REGION`, nor the instance metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BotocoreRegion {
+    Variable(String),
+    Profile { region: String, profile: String },
+}
+
+/// The region botocore would use in `env`, if any.
+pub async fn botocore_region(env: &dyn Fn(&str) -> Option<String>) -> Option<BotocoreRegion> {
+    if let Some(region) = env("AWS_DEFAULT_REGION") {
+        return Some(BotocoreRegion::Variable(region));
+    }
+    let profile = env("AWS_PROFILE")
+        .or_else(|| env("AWS_DEFAULT_PROFILE"))
+        .unwrap_or_else(|| "default".to_owned());
+    let files = aws_profiles::load().await.ok()?;
+    let region = files.get_profile(&profile)?.get("region")?.to_owned();
+    Some(BotocoreRegion::Profile { region, profile })
+}
+
+/// This process's environment as [`findings`] and [`botocore_region`] read it: a variable
+/// set to the empty string counts as unset.
+pub fn variable(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }

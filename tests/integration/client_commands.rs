@@ -215,8 +215,11 @@ fn env_prints_the_same_lines_whether_or_not_the_daemon_is_running_yet() {
     let d = Daemon::start();
     let endpoint = format!("http://{}", d.addr);
     // A shell whose SDKs may ask IMDS: the tests' clients run with it disabled, which env
-    // rightly warns about.
-    let sdks_ask = [("AWS_EC2_METADATA_DISABLED", "false")];
+    // rightly warns about. It has a region, which env would otherwise export from the daemon.
+    let sdks_ask = [
+        ("AWS_EC2_METADATA_DISABLED", "false"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ];
     let running = crate::support::fintors_cli_with(&endpoint, &["env"], &sdks_ask);
     assert!(running.status.success(), "{running:?}");
     assert_eq!(stderr(&running), "");
@@ -225,7 +228,7 @@ fn env_prints_the_same_lines_whether_or_not_the_daemon_is_running_yet() {
         format!("export AWS_EC2_METADATA_SERVICE_ENDPOINT='{endpoint}/'\n")
     );
     let nothing = format!("http://127.0.0.1:{}", free_port());
-    let stopped = fintors_cli_at(&nothing, &["env"]);
+    let stopped = crate::support::fintors_cli_with(&nothing, &["env"], &sdks_ask);
     assert!(stopped.status.success(), "{stopped:?}");
     assert_eq!(
         stdout(&stopped),
@@ -236,6 +239,83 @@ fn env_prints_the_same_lines_whether_or_not_the_daemon_is_running_yet() {
         "{}",
         stderr(&stopped)
     );
+}
+
+/// The daemon whose instance is in eu-central-1, and the `fintors env` lines of a shell with
+/// `vars`.
+fn env_lines_in_eu_central_1(vars: &[(&str, &str)]) -> (String, String) {
+    let config = TWO_ROLES.replacen(
+        "\"default_role\"",
+        "\"instance\": {\"region\": \"eu-central-1\"},\n  \"default_role\"",
+        1,
+    );
+    let d = Daemon::builder(&config).start();
+    let endpoint = format!("http://{}", d.addr);
+    let mut shell = vec![("AWS_EC2_METADATA_DISABLED", "false")];
+    shell.extend_from_slice(vars);
+    let o = crate::support::fintors_cli_with(&endpoint, &["env"], &shell);
+    (stdout(&o), endpoint)
+}
+
+#[test]
+fn env_exports_the_instance_region_for_botocore_in_a_shell_with_none() {
+    let (out, endpoint) = env_lines_in_eu_central_1(&[]);
+    assert_eq!(
+        out,
+        format!(
+            "export AWS_EC2_METADATA_SERVICE_ENDPOINT='{endpoint}/'\n\
+             export AWS_DEFAULT_REGION='eu-central-1'\n"
+        )
+    );
+}
+
+#[test]
+fn env_exports_no_region_where_botocore_finds_one() {
+    let (out, _) = env_lines_in_eu_central_1(&[("AWS_DEFAULT_REGION", "ap-south-1")]);
+    assert!(!out.contains("REGION"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(&config, "[profile work]\nregion = sa-east-1\n").unwrap();
+    let (out, _) = env_lines_in_eu_central_1(&[
+        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        ("AWS_DEFAULT_PROFILE", "work"),
+    ]);
+    assert!(!out.contains("REGION"), "{out}");
+}
+
+#[test]
+fn env_gives_botocore_the_shells_aws_region_rather_than_another() {
+    let (out, _) = env_lines_in_eu_central_1(&[("AWS_REGION", "ap-south-1")]);
+    assert!(
+        out.ends_with("export AWS_DEFAULT_REGION='ap-south-1'\n"),
+        "{out}"
+    );
+}
+
+/// A region exported earlier (say by `fintors env`) stays in the shell when the active role
+/// changes; botocore would keep it, so `use` says so.
+#[test]
+fn use_says_when_the_new_roles_region_is_not_the_shells() {
+    require_venv!();
+    let config = TWO_ROLES.replace(
+        r#""session_name": "me""#,
+        r#""session_name": "me", "region": "eu-west-1""#,
+    );
+    let d = Daemon::builder(&config).start();
+    let endpoint = d.url();
+    let shell = [("AWS_DEFAULT_REGION", "us-east-1")];
+    let o = crate::support::fintors_cli_with(&endpoint, &["use", "example2"], &shell);
+    assert_eq!(stdout(&o), "active role: example2\n");
+    assert_eq!(
+        stderr(&o),
+        "fintors: note: example2's region is eu-west-1, but botocore and the AWS CLI keep this \
+         shell's AWS_DEFAULT_REGION (us-east-1): export AWS_DEFAULT_REGION=eu-west-1\n"
+    );
+    let o = crate::support::fintors_cli_with(&endpoint, &["use", "example2"], &[]);
+    assert_eq!(stderr(&o), "");
+    let shell = [("AWS_DEFAULT_REGION", "eu-west-1")];
+    let o = crate::support::fintors_cli_with(&endpoint, &["use", "example2"], &shell);
+    assert_eq!(stderr(&o), "");
 }
 
 #[test]

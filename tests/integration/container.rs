@@ -181,10 +181,16 @@ fn env_ecs_with_the_endpoint_off_says_how_to_turn_it_on() {
     let o = fintors_cli(&d, &["env", "--ecs"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--ecs-port"));
+    // IMDS is still served: plain `env` points there (and, in this shell with no region,
+    // gives botocore the instance's).
     let o = fintors_cli(&d, &["env"]);
+    assert!(o.status.success());
     assert_eq!(
         String::from_utf8(o.stdout).unwrap(),
-        format!("export AWS_EC2_METADATA_SERVICE_ENDPOINT='{}/'\n", d.url())
+        format!(
+            "export AWS_EC2_METADATA_SERVICE_ENDPOINT='{}/'\nexport AWS_DEFAULT_REGION='us-east-1'\n",
+            d.url()
+        )
     );
 }
 

@@ -155,7 +155,7 @@ fn no_region_botocore_reads_fails_and_names_the_variable() {
         failed,
         [
             "no region: botocore and the AWS CLI v1 do not read it from IMDS, nor AWS_REGION; \
-             export AWS_DEFAULT_REGION=REGION"
+             `eval \"$(fintors env)\"` exports it, or export AWS_DEFAULT_REGION=REGION"
         ]
     );
 }

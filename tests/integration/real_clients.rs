@@ -134,6 +134,22 @@ fn botocore_follows_the_active_role() {
     assert_eq!(run_client(&d, &python, &["-c", BOTO3_WHOAMI]), EXAMPLE2_ARN);
 }
 
+/// botocore reads no region from IMDS: in a shell with none, the one `fintors env` exports is
+/// the instance's (here the configured one).
+#[test]
+fn botocore_gets_the_instance_region_from_what_fintors_env_prints() {
+    let venv = require_venv!();
+    let (d, _) = logging_in_region("eu-central-1");
+    let run = ClientRun::new(&d, Via::Imds).with_the_printed_region();
+    let python = venv.join("bin/python");
+    let script = "import boto3\ns = boto3.session.Session()\n\
+                  print(s.region_name, s.client('sts').get_caller_identity()['Arn'])";
+    assert_eq!(
+        run.run(&python, &["-c", script]),
+        format!("eu-central-1 {EXAMPLE_ARN}")
+    );
+}
+
 #[test]
 fn clients_use_imdsv2_tokens() {
     let venv = require_venv!();

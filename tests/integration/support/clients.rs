@@ -170,11 +170,22 @@ pub enum Via {
     Pinned(&'static str),
 }
 
+/// Where a client finds its region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Region {
+    /// us-east-1 in AWS_REGION and AWS_DEFAULT_REGION, as most users have it.
+    Set,
+    /// Only what `fintors env` exports for a shell that has none.
+    Printed,
+    /// Nowhere but the instance metadata: what `fintors env` exports is dropped too.
+    ImdsOnly,
+}
+
 /// One run of a client program against a daemon.
 pub struct ClientRun<'a> {
     daemon: &'a Daemon,
     via: Via,
-    region: bool,
+    region: Region,
     envs: Vec<(String, String)>,
     imds_endpoint: Option<String>,
 }
@@ -184,7 +195,7 @@ impl<'a> ClientRun<'a> {
         ClientRun {
             daemon,
             via,
-            region: true,
+            region: Region::Set,
             envs: Vec::new(),
             imds_endpoint: None,
         }
@@ -196,9 +207,16 @@ impl<'a> ClientRun<'a> {
         self
     }
 
-    /// No region anywhere: the client must take it from the instance metadata.
+    /// No region anywhere, not even the one `fintors env` exports: the client must take it
+    /// from the instance metadata.
     pub fn without_region(mut self) -> Self {
-        self.region = false;
+        self.region = Region::ImdsOnly;
+        self
+    }
+
+    /// No region but the one `fintors env` exports (for botocore, which reads none from IMDS).
+    pub fn with_the_printed_region(mut self) -> Self {
+        self.region = Region::Printed;
         self
     }
 
@@ -240,6 +258,9 @@ impl<'a> ClientRun<'a> {
                 "{stale}exports=$(\"$FINTORS\" env{env_args}) || exit 99\neval \"$exports\"\n"
             ),
         };
+        if self.region == Region::ImdsOnly {
+            script.push_str("unset AWS_DEFAULT_REGION\n");
+        }
         if let Some(url) = &self.imds_endpoint {
             script.push_str(&format!(
                 "export AWS_EC2_METADATA_SERVICE_ENDPOINT='{url}'\n"
@@ -271,7 +292,7 @@ impl<'a> ClientRun<'a> {
         if !matches!(self.via, Via::Imds) {
             command.env("AWS_EC2_METADATA_DISABLED", "true");
         }
-        if self.region {
+        if self.region == Region::Set {
             command
                 .env("AWS_REGION", "us-east-1")
                 .env("AWS_DEFAULT_REGION", "us-east-1");
