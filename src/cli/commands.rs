@@ -4,13 +4,16 @@
 //! return their output instead of printing it, so tests can check it and `main` decides where it
 //! goes.
 
+use std::io::IsTerminal;
+
 use chrono::Utc;
 use hyper::{Method, StatusCode};
 
 use super::args::{ClientArgs, CredsFormat, EnvFormat};
 use super::client::{ClientError, Endpoint};
 use super::daemon::{
-    CommandError, Output, active_alias, error_text, parse, post_ok, report, unknown_role,
+    CommandError, Output, active_alias, error_text, parse, post_ok, report, role_or_active,
+    unknown_role,
 };
 use super::keys;
 use super::picker::{self, Purpose, named_or_picked};
@@ -93,6 +96,7 @@ fn source(role: &RoleReport) -> String {
 pub async fn use_role(args: &ClientArgs, alias: Option<&str>) -> Output {
     let endpoint = Endpoint::discover(args)?;
     let alias = named_or_picked(args, &endpoint, alias, Purpose::Use).await?;
+    let followed = followed_region(&endpoint).await;
     let body = to_json(&SwitchRequest {
         alias: alias.clone(),
     });
@@ -102,7 +106,7 @@ pub async fn use_role(args: &ClientArgs, alias: Option<&str>) -> Output {
     match status {
         StatusCode::OK => {
             picker::remember(args, &alias);
-            if let Some(note) = stale_region(&endpoint, &alias).await {
+            if let Some(note) = stale_region(&endpoint, followed).await {
                 eprintln!("fintors: {note}");
             }
             Ok(format!("active role: {alias}\n"))
@@ -112,21 +116,28 @@ pub async fn use_role(args: &ClientArgs, alias: Option<&str>) -> Output {
     }
 }
 
-/// After a switch to a role with a region of its own: whether this shell's AWS_DEFAULT_REGION
-/// (which `fintors env` may have exported) names another, which botocore would keep using.
-async fn stale_region(endpoint: &Endpoint, alias: &str) -> Option<String> {
-    let exported = super::environment::variable("AWS_DEFAULT_REGION")?;
-    let report = report(endpoint).await.ok()?;
-    let region = report
-        .roles
-        .iter()
-        .find(|r| r.alias == alias)?
-        .region
-        .clone()?;
+/// The region this shell exports in `AWS_DEFAULT_REGION` (as `fintors env` may have), if it is
+/// the instance's before a switch. Not in a pinned shell: a switch does not change its role.
+async fn followed_region(endpoint: &Endpoint) -> Option<String> {
+    use super::environment::variable;
+    if variable("FINTORS_ROLE").is_some() {
+        return None;
+    }
+    let exported = variable("AWS_DEFAULT_REGION")?;
+    (instance_region(endpoint).await? == exported).then_some(exported)
+}
+
+/// After a switch: whether it moved the instance's region away from the one this shell exports
+/// and followed until now. Every SDK but JS reads `AWS_DEFAULT_REGION` before the instance
+/// metadata, so they would stay behind; a region the shell chose apart from the instance is
+/// left alone.
+async fn stale_region(endpoint: &Endpoint, followed: Option<String>) -> Option<String> {
+    let exported = followed?;
+    let region = instance_region(endpoint).await?;
     (region != exported).then(|| {
         format!(
-            "note: {alias}'s region is {region}, but botocore and the AWS CLI keep this shell's \
-             AWS_DEFAULT_REGION ({exported}): export AWS_DEFAULT_REGION={region}"
+            "note: this shell's AWS_DEFAULT_REGION is {exported}, the instance's is now {region}: \
+             export AWS_DEFAULT_REGION={region}"
         )
     })
 }
@@ -215,7 +226,15 @@ pub async fn current(args: &ClientArgs) -> Output {
 /// `fintors creds [ALIAS] [--format ...]`
 pub async fn creds(args: &ClientArgs, alias: Option<&str>, format: CredsFormat) -> Output {
     let endpoint = Endpoint::discover(args)?;
-    let alias = named_or_picked(args, &endpoint, alias, Purpose::Creds).await?;
+    // Only a person reads `--format env`. The other formats are read by programs, and the AWS
+    // CLI runs a `credential_process` with the user's terminal as its stdin and stderr: a
+    // picker there would hang the CLI on a question nobody sees.
+    let asks = format == CredsFormat::Env;
+    let alias = if asks {
+        named_or_picked(args, &endpoint, alias, Purpose::Creds).await?
+    } else {
+        role_or_active(&endpoint, alias, "creds").await?
+    };
     let (status, body) = endpoint
         .request_in_session(Method::GET, &paths::role_credentials(&alias), None)
         .await?;
@@ -229,7 +248,9 @@ pub async fn creds(args: &ClientArgs, alias: Option<&str>, format: CredsFormat) 
             role: alias,
         });
     };
-    picker::remember(args, &alias);
+    if asks {
+        picker::remember(args, &alias);
+    }
     let expiration = stamp(c.expiration);
     Ok(match format {
         CredsFormat::Env => format!(
@@ -415,8 +436,8 @@ const IMDS_REGION: &str = "/latest/meta-data/placement/region";
 
 /// The region `fintors env` exports for botocore and the AWS CLI v1, which read none from IMDS:
 /// none when this shell gives them one already; else `AWS_REGION` if set (so both agree), else
-/// the instance's region as IMDS serves it (the active role's own, if it names one). The other
-/// SDKs read `AWS_REGION` first, so they keep following the instance metadata.
+/// the instance's region. The variable is read by the other SDKs too (JS v3 aside), before the
+/// instance metadata: `fintors use` says when a switch leaves it behind.
 async fn region_for_botocore(endpoint: &Endpoint) -> Option<String> {
     use super::environment::{botocore_region, variable};
     if botocore_region(&variable).await.is_some() {
@@ -425,6 +446,11 @@ async fn region_for_botocore(endpoint: &Endpoint) -> Option<String> {
     if let Some(region) = variable("AWS_REGION") {
         return Some(region);
     }
+    instance_region(endpoint).await
+}
+
+/// The instance's region as IMDS serves it: the active role's own, if it names one.
+async fn instance_region(endpoint: &Endpoint) -> Option<String> {
     let (status, body) = endpoint
         .request_in_session(Method::GET, IMDS_REGION, None)
         .await
@@ -456,6 +482,13 @@ pub async fn exec(
     let pinned = async {
         let endpoint = Endpoint::discover(args)?;
         let role = named_or_picked(args, &endpoint, role, Purpose::Exec).await?;
+        // An interactive shell reading a pipe or /dev/null would run what it reads, or exit at
+        // once: a script that forgot its command gets told.
+        if command.is_empty() && !std::io::stdin().is_terminal() {
+            return Err(CommandError::NoCommand {
+                role: shell::word(&role),
+            });
+        }
         Pin::obtain(args, &role, Place::Here).await
     };
     let pin = match pinned.await {

@@ -39,6 +39,12 @@ pub enum CommandError {
         usage: &'static str,
         known: Vec<String>,
     },
+    /// `fintors exec ROLE` with no command, and no terminal for the shell it would start;
+    /// `role` as written in a shell.
+    #[error(
+        "name a command: `fintors exec {role} COMMAND...` (a shell of its own needs a terminal)"
+    )]
+    NoCommand { role: String },
     /// Esc in the picker.
     #[error("no role picked")]
     NothingPicked,

@@ -14,14 +14,17 @@
 //! an error: it only orders a list.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 /// The file's name in the state directory.
 pub const FILE: &str = "history.json";
+
+/// The most of the file that is read: some thousands of roles' entries.
+pub const MAX_LEN: u64 = 256 * 1024;
 
 /// The ranks' total above which they are all scaled down (zoxide's default `_ZO_MAXAGE`).
 pub const MAX_TOTAL: f64 = 10_000.0;
@@ -58,9 +61,23 @@ pub struct History {
 }
 
 impl History {
-    /// The history in `dir`, or an empty one when there is none or it cannot be read.
+    /// The history in `dir`, or an empty one when there is none or it cannot be read. Only a
+    /// plain file of this user's counts (not a link, not another user's, which could order the
+    /// list to put their pick under the cursor), and only its first [`MAX_LEN`] bytes.
     pub fn load(dir: &Path) -> History {
-        std::fs::read(dir.join(FILE))
+        let read = || -> std::io::Result<Vec<u8>> {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(dir.join(FILE))?;
+            if file.metadata()?.uid() != crate::platform::users::effective_uid() {
+                return Err(std::io::ErrorKind::PermissionDenied.into());
+            }
+            let mut bytes = Vec::new();
+            file.take(MAX_LEN).read_to_end(&mut bytes)?;
+            Ok(bytes)
+        };
+        read()
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default()
@@ -73,7 +90,8 @@ impl History {
             last: now,
         });
         uses.rank += 1.0;
-        uses.last = uses.last.max(now);
+        // Not the later of the two: a clock once set ahead would keep a role "recent" forever.
+        uses.last = now;
         self.age();
     }
 
@@ -104,12 +122,20 @@ impl History {
         });
     }
 
-    /// Writes the history into `dir` (created `0700` if missing) as a `0600` file.
+    /// Writes the history into `dir` (created `0700` if missing) as a `0600` file; not into a
+    /// directory of another user's.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
+        let owner = std::fs::metadata(dir)?.uid();
+        if owner != crate::platform::users::effective_uid() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("the directory belongs to uid {owner}"),
+            ));
+        }
         let temporary = temporary_path(dir);
         let written = (|| {
             let mut file = std::fs::OpenOptions::new()
@@ -232,5 +258,32 @@ mod tests {
         std::fs::write(dir.path().join(FILE), "{not json").unwrap();
         assert_eq!(History::load(dir.path()), History::default());
         assert_eq!(History::load(&dir.path().join("none")), History::default());
+    }
+
+    #[test]
+    fn a_history_that_is_a_link_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let mut history = History::default();
+        history.record("prod", NOW);
+        history.save(&elsewhere).unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join(FILE), state.join(FILE)).unwrap();
+        assert_eq!(History::load(&state), History::default());
+    }
+
+    #[test]
+    fn a_history_past_the_size_limit_is_an_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut history = History::default();
+        let mut n = 0;
+        while serde_json::to_vec(&history).unwrap().len() as u64 <= MAX_LEN {
+            history.record(&format!("account{n}.AdministratorAccess"), NOW);
+            n += 1;
+        }
+        history.save(dir.path()).unwrap();
+        assert_eq!(History::load(dir.path()), History::default());
     }
 }

@@ -117,12 +117,12 @@ impl Pin {
         })
     }
 
-    /// The environment of a process pinned to the role, in the order to apply it.
     /// The role pinned.
     pub fn role(&self) -> &Alias {
         &self.role
     }
 
+    /// The environment of a process pinned to the role, in the order to apply it.
     pub fn assignments(&self, place: Place) -> Vec<Assignment> {
         let mut vars: Vec<Assignment> = OVERRIDING
             .iter()

@@ -35,7 +35,12 @@ enum Kind {
 
 impl Kind {
     fn of(program: &Path) -> Kind {
-        match program.file_name().and_then(|n| n.to_str()) {
+        // A login shell's name starts with `-`.
+        match program
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| n.trim_start_matches('-'))
+        {
             Some("bash") => Kind::Bash,
             Some("zsh") => Kind::Zsh,
             Some("fish") => Kind::Fish,
@@ -60,43 +65,58 @@ pub struct Subshell {
 pub fn command(program: &OsString, role: &Alias) -> std::io::Result<Subshell> {
     let path = PathBuf::from(program);
     let mut command = Command::new(program);
-    let mut files = None;
-    match Kind::of(&path) {
-        Kind::Bash => {
-            let dir = private_dir()?;
-            files = Some(dir.clone());
-            let rc = dir.join("bashrc");
-            write_new(&rc, &bashrc(&dir, role))?;
-            command.arg("--rcfile").arg(&rc).arg("-i");
+    let kind = Kind::of(&path);
+    let files = match kind {
+        Kind::Bash | Kind::Zsh => Some(private_dir()?),
+        Kind::Fish | Kind::Other => None,
+    };
+    let written = match (kind, &files) {
+        (Kind::Bash, Some(dir)) => write_new(&dir.join("bashrc"), &bashrc(dir, role)),
+        (Kind::Zsh, Some(dir)) => write_new(&dir.join(".zshenv"), ZSHENV)
+            .and_then(|()| write_new(&dir.join(".zshrc"), &zshrc(dir, role))),
+        _ => Ok(()),
+    };
+    if let Err(e) = written {
+        if let Some(dir) = &files {
+            let _ = std::fs::remove_dir_all(dir);
         }
-        Kind::Zsh => {
-            let dir = private_dir()?;
-            files = Some(dir.clone());
-            write_new(&dir.join(".zshenv"), ZSHENV)?;
-            write_new(&dir.join(".zshrc"), &zshrc(&dir, role))?;
+        return Err(e);
+    }
+    match (kind, &files) {
+        (Kind::Bash, Some(dir)) => {
+            command.arg("--rcfile").arg(dir.join("bashrc")).arg("-i");
+        }
+        (Kind::Zsh, Some(dir)) => {
             match std::env::var_os("ZDOTDIR") {
                 Some(user) => command.env("_FINTORS_USER_ZDOTDIR", user),
                 None => command.env_remove("_FINTORS_USER_ZDOTDIR"),
             };
-            command.env("ZDOTDIR", &dir).arg("-i");
+            command.env("ZDOTDIR", dir).arg("-i");
         }
-        Kind::Fish => {
+        (Kind::Fish, _) => {
             command.arg("--init-command").arg(fish_init(role)).arg("-i");
         }
-        Kind::Other => {
+        _ => {
             command.env("PS1", format!("{}$ ", prefix(role))).arg("-i");
         }
     }
     Ok(Subshell { command, files })
 }
 
-/// bash: the user's `~/.bashrc`, then the prefix unless the prompt shows the pin already. The
+/// bash: the user's `~/.bashrc`, then a `PROMPT_COMMAND` step (last, also when it is an
+/// array) that puts the prefix back in front of the prompt whenever it is missing: prompts
+/// such as starship's are rebuilt before each command. One that calls the helpers' `fintors_prompt` shows the pin already. The
 /// directory goes first: bash has read the whole file by then.
 fn bashrc(dir: &Path, role: &Alias) -> String {
     format!(
-        "rm -rf -- {dir}\n\
+        "command rm -rf -- {dir}\n\
          if [ -f ~/.bashrc ]; then . ~/.bashrc; fi\n\
-         case \"${{PS1-}}\" in *fintors_prompt*) ;; *) PS1={prefix}\"${{PS1-\\$ }}\" ;; esac\n",
+         __fintors_shell_prompt() {{\n\
+         case \"${{PS1-}}\" in *fintors_prompt*|{prefix}*) ;; *) PS1={prefix}\"${{PS1-\\$ }}\" ;; esac\n\
+         }}\n\
+         if [[ $(declare -p PROMPT_COMMAND 2>/dev/null) == \"declare -a\"* ]]; then\n\
+         PROMPT_COMMAND+=(__fintors_shell_prompt)\n\
+         else PROMPT_COMMAND=\"${{PROMPT_COMMAND:+$PROMPT_COMMAND\n}}__fintors_shell_prompt\"; fi\n",
         dir = shell::quote(&dir.to_string_lossy()),
         prefix = shell::quote(&prefix(role)),
     )
@@ -106,18 +126,27 @@ fn bashrc(dir: &Path, role: &Alias) -> String {
 /// own `ZDOTDIR`, else home) and hand `ZDOTDIR` back before their `.zshrc` runs.
 const ZSHENV: &str = r#"_fintors_dir=$ZDOTDIR
 if [[ -n ${_FINTORS_USER_ZDOTDIR+set} ]]; then ZDOTDIR=$_FINTORS_USER_ZDOTDIR; else unset ZDOTDIR; fi
-[[ -f ${ZDOTDIR:-$HOME}/.zshenv ]] && source ${ZDOTDIR:-$HOME}/.zshenv
+[[ -f ${ZDOTDIR:-$HOME}/.zshenv ]] && source "${ZDOTDIR:-$HOME}/.zshenv"
 _fintors_user=${ZDOTDIR-}; _fintors_had=${ZDOTDIR+set}
 ZDOTDIR=$_fintors_dir
 "#;
 
+/// Also moves what `/etc/zshrc` placed under our `ZDOTDIR` (macOS's puts `HISTFILE` and
+/// `SHELL_SESSION_DIR` there) back to the user's, and prefixes the prompt from `precmd`, as
+/// bash does, for prompts rebuilt before each command (pure, powerlevel10k, starship).
 fn zshrc(dir: &Path, role: &Alias) -> String {
     format!(
         "if [[ -n $_fintors_had ]]; then ZDOTDIR=$_fintors_user; else unset ZDOTDIR; fi\n\
          unset _fintors_dir _fintors_user _fintors_had _FINTORS_USER_ZDOTDIR\n\
-         rm -rf -- {dir}\n\
-         [[ -f ${{ZDOTDIR:-$HOME}}/.zshrc ]] && source ${{ZDOTDIR:-$HOME}}/.zshrc\n\
-         [[ $PROMPT == *fintors_prompt* ]] || PROMPT={prefix}$PROMPT\n",
+         [[ ${{HISTFILE-}} == {dir}/* ]] && HISTFILE=${{ZDOTDIR:-$HOME}}/${{HISTFILE#{dir}/}}\n\
+         [[ ${{SHELL_SESSION_DIR-}} == {dir}/* ]] && \
+         SHELL_SESSION_DIR=${{ZDOTDIR:-$HOME}}/${{SHELL_SESSION_DIR#{dir}/}}\n\
+         command rm -rf -- {dir}\n\
+         [[ -f ${{ZDOTDIR:-$HOME}}/.zshrc ]] && source \"${{ZDOTDIR:-$HOME}}/.zshrc\"\n\
+         __fintors_shell_prompt() {{\n\
+         [[ $PROMPT == *fintors_prompt* || $PROMPT == {prefix}* ]] || PROMPT={prefix}$PROMPT\n\
+         }}\n\
+         typeset -ga precmd_functions; precmd_functions+=(__fintors_shell_prompt)\n",
         dir = shell::quote(&dir.to_string_lossy()),
         // A role name holds no `%`; were it to, zsh would read it as a prompt escape.
         prefix = shell::quote(&prefix(role).replace('%', "%%")),

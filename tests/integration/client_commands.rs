@@ -292,30 +292,59 @@ fn env_gives_botocore_the_shells_aws_region_rather_than_another() {
     );
 }
 
-/// A region exported earlier (say by `fintors env`) stays in the shell when the active role
-/// changes; botocore would keep it, so `use` says so.
-#[test]
-fn use_says_when_the_new_roles_region_is_not_the_shells() {
-    require_venv!();
+/// The two example roles, example2 with a region of its own (eu-west-1, the daemon's being
+/// us-east-1).
+fn example2_in_eu_west_1() -> Daemon {
     let config = TWO_ROLES.replace(
         r#""session_name": "me""#,
         r#""session_name": "me", "region": "eu-west-1""#,
     );
-    let d = Daemon::builder(&config).start();
+    Daemon::builder(&config).start()
+}
+
+/// A region exported earlier (say by `fintors env`) stays in the shell when the active role
+/// changes; botocore (and the other SDKs but JS) would keep it, so `use` says so, both ways.
+#[test]
+fn use_says_when_a_switch_leaves_the_shells_region_behind() {
+    require_venv!();
+    let d = example2_in_eu_west_1();
     let endpoint = d.url();
-    let shell = [("AWS_DEFAULT_REGION", "us-east-1")];
-    let o = crate::support::fintors_cli_with(&endpoint, &["use", "example2"], &shell);
-    assert_eq!(stdout(&o), "active role: example2\n");
+    let use_in = |role: &str, shell: &[(&str, &str)]| {
+        let o = crate::support::fintors_cli_with(&endpoint, &["use", role], shell);
+        assert_eq!(stdout(&o), format!("active role: {role}\n"));
+        stderr(&o)
+    };
     assert_eq!(
-        stderr(&o),
-        "fintors: note: example2's region is eu-west-1, but botocore and the AWS CLI keep this \
-         shell's AWS_DEFAULT_REGION (us-east-1): export AWS_DEFAULT_REGION=eu-west-1\n"
+        use_in("example2", &[("AWS_DEFAULT_REGION", "us-east-1")]),
+        "fintors: note: this shell's AWS_DEFAULT_REGION is us-east-1, the instance's is now \
+         eu-west-1: export AWS_DEFAULT_REGION=eu-west-1\n"
     );
-    let o = crate::support::fintors_cli_with(&endpoint, &["use", "example2"], &[]);
-    assert_eq!(stderr(&o), "");
-    let shell = [("AWS_DEFAULT_REGION", "eu-west-1")];
-    let o = crate::support::fintors_cli_with(&endpoint, &["use", "example2"], &shell);
-    assert_eq!(stderr(&o), "");
+    assert_eq!(
+        use_in("example", &[("AWS_DEFAULT_REGION", "eu-west-1")]),
+        "fintors: note: this shell's AWS_DEFAULT_REGION is eu-west-1, the instance's is now \
+         us-east-1: export AWS_DEFAULT_REGION=us-east-1\n"
+    );
+}
+
+#[test]
+fn use_leaves_a_region_the_shell_did_not_take_from_the_instance_alone() {
+    require_venv!();
+    let d = example2_in_eu_west_1();
+    let endpoint = d.url();
+    for shell in [
+        &[][..],
+        &[("AWS_DEFAULT_REGION", "ap-south-1")][..],
+        // A pinned shell does not follow the active role.
+        &[
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("FINTORS_ROLE", "example"),
+        ][..],
+    ] {
+        let o = crate::support::fintors_cli_with(&endpoint, &["use", "example2"], shell);
+        assert_eq!(stderr(&o), "", "{shell:?}");
+        let o = crate::support::fintors_cli_with(&endpoint, &["use", "example"], shell);
+        assert_eq!(stderr(&o), "", "{shell:?}");
+    }
 }
 
 #[test]

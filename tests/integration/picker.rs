@@ -42,6 +42,25 @@ fn many_roles() -> String {
     )
 }
 
+/// A daemon with `config` (the two example roles if none), `active` its active role if
+/// named, and bash on a terminal pointed at it; none (the test skipped, saying why) without
+/// the Python venv or tmux.
+fn bash_on_a_terminal(config: Option<&str>, active: Option<&str>) -> Option<(Daemon, Terminal)> {
+    crate::support::venv()?;
+    if !tmux_available() {
+        return None;
+    }
+    let d = match config {
+        Some(config) => Daemon::builder(config).start(),
+        None => Daemon::start(),
+    };
+    if let Some(role) = active {
+        d.switch(role);
+    }
+    let t = Terminal::new(&d);
+    Some((d, t))
+}
+
 fn tmux_available() -> bool {
     let found = Command::new("tmux").arg("-V").output().is_ok();
     if !found {
@@ -206,12 +225,9 @@ fn active_role(daemon: &Daemon) -> String {
 
 #[test]
 fn typed_words_filter_1500_roles_and_enter_switches_to_the_one_picked() {
-    require_venv!();
-    if !tmux_available() {
+    let Some((d, t)) = bash_on_a_terminal(Some(&many_roles()), None) else {
         return;
-    }
-    let d = Daemon::builder(&many_roles()).start();
-    let t = Terminal::new(&d);
+    };
     t.run("fintors use; echo EXIT=$?");
     let listed = t.wait_for_text("1500 roles: type words to filter");
     // Every typed word must be found, in any field, in any order.
@@ -244,12 +260,9 @@ fn typed_words_filter_1500_roles_and_enter_switches_to_the_one_picked() {
 
 #[test]
 fn esc_cancels_the_picker_and_switches_nothing() {
-    require_venv!();
-    if !tmux_available() {
+    let Some((d, t)) = bash_on_a_terminal(None, None) else {
         return;
-    }
-    let d = Daemon::start();
-    let t = Terminal::new(&d);
+    };
     t.run("fintors use; echo EXIT=$?");
     t.wait_for_text("2 roles: type words to filter");
     t.type_text("example2");
@@ -264,12 +277,9 @@ fn esc_cancels_the_picker_and_switches_nothing() {
 
 #[test]
 fn the_roles_used_most_recently_are_listed_first() {
-    require_venv!();
-    if !tmux_available() {
+    let Some((d, t)) = bash_on_a_terminal(Some(&many_roles()), None) else {
         return;
-    }
-    let d = Daemon::builder(&many_roles()).start();
-    let t = Terminal::new(&d);
+    };
     // Named on a terminal, a role counts as used; twice beats once.
     for role in ["staging6-billing", "dev7-deploy", "dev7-deploy"] {
         t.run(&format!("fintors use {role}"));
@@ -293,13 +303,9 @@ fn the_roles_used_most_recently_are_listed_first() {
 
 #[test]
 fn creds_on_a_terminal_lists_the_active_role_first_and_prints_the_one_picked() {
-    require_venv!();
-    if !tmux_available() {
+    let Some((_d, t)) = bash_on_a_terminal(None, Some("example2")) else {
         return;
-    }
-    let d = Daemon::start();
-    d.switch("example2");
-    let t = Terminal::new(&d);
+    };
     t.run("fintors creds > creds.out; echo EXIT=$?");
     t.wait_for_text("2 roles: type words to filter");
     let rows = t.rows();
@@ -315,22 +321,39 @@ fn creds_on_a_terminal_lists_the_active_role_first_and_prints_the_one_picked() {
 }
 
 #[test]
-fn env_role_picks_inside_command_substitution_and_pins_the_shell() {
-    require_venv!();
-    if !tmux_available() {
+fn creds_for_credential_process_never_asks_even_on_a_terminal() {
+    let Some((d, t)) = bash_on_a_terminal(None, Some("example2")) else {
         return;
+    };
+    for format in ["credential-process", "json"] {
+        // A picker here would never finish: the wait fails, showing it.
+        t.run(&format!(
+            "fintors creds --format {format} > {format}.out; echo {format}=$?"
+        ));
+        t.wait_for_text(&format!("{format}=0"));
+        let creds = std::fs::read_to_string(t.home().join(format!("{format}.out"))).unwrap();
+        assert!(creds.contains("\"AccessKeyId\""), "{format}: {creds}");
     }
-    let d = Daemon::start();
-    let t = Terminal::new(&d);
+    assert!(!t.screen().contains("roles: type"), "it asked");
+    assert!(
+        !d.state_dir().join("history.json").exists(),
+        "a program's use is not the user's"
+    );
+}
+
+#[test]
+fn env_role_picks_inside_command_substitution_and_pins_the_shell() {
+    let Some((_d, t)) = bash_on_a_terminal(None, None) else {
+        return;
+    };
     t.run(r#"eval "$(fintors env --role)"; echo "PINNED=$FINTORS_ROLE""#);
     t.wait_for_text("2 roles: type words to filter");
     t.type_text("path/example2");
     t.wait_for("the filter", |s| !s.contains("> example "));
     t.press(&["Enter"]);
-    t.wait_for_text("PINNED=");
-    std::thread::sleep(Duration::from_millis(200));
+    // Not "PINNED=": the command line typed above holds that too.
+    t.wait_for_text("PINNED=example2");
     let screen = t.screen();
-    assert!(screen.contains("PINNED=example2"), "{screen}");
     assert!(
         screen.contains(r#"next time: eval "$(fintors env --role example2)""#),
         "{screen}"
@@ -357,6 +380,13 @@ fn without_a_terminal_exec_and_env_role_say_how_to_name_one() {
         );
         assert_eq!(o.status.code(), Some(1), "{args:?}: not the not-running 2");
     }
+    let o = fintors_cli(&d, &["exec", "example2"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "fintors: name a command: `fintors exec example2 COMMAND...` (a shell of its own needs a \
+         terminal)\n"
+    );
+    assert_eq!(o.status.code(), Some(1));
     // Where the active role was the default, it still is.
     let o = fintors_cli(&d, &["creds"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -385,6 +415,14 @@ fn exec_without_a_command_opens_a_pinned_shell(shell: &str, rc: &str, rc_text: &
     t.wait_for_text("[example2] mine> ");
     t.run(r#"echo "ROLE=$FINTORS_ROLE URI=$AWS_CONTAINER_CREDENTIALS_FULL_URI""#);
     t.wait_for_text("ROLE=example2 URI=http://127.0.0.1:");
+    t.wait_for("the prompt after a command", |screen| {
+        let mut after = screen
+            .lines()
+            .skip_while(|l| !l.starts_with("ROLE=example2"));
+        after
+            .nth(1)
+            .is_some_and(|l| l.starts_with("[example2] mine> "))
+    });
     let leftovers: Vec<PathBuf> = std::fs::read_dir(t.home().join("tmp"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -404,6 +442,20 @@ fn exec_without_a_command_opens_a_pinned_bash() {
 #[test]
 fn exec_without_a_command_opens_a_pinned_zsh() {
     exec_without_a_command_opens_a_pinned_shell("zsh", ".zshrc", "PROMPT='mine> '\n");
+}
+
+#[test]
+fn a_pinned_bash_keeps_the_role_in_a_prompt_rebuilt_before_each_command() {
+    exec_without_a_command_opens_a_pinned_shell(
+        "bash",
+        ".bashrc",
+        "PROMPT_COMMAND='PS1=\"mine> \"'\n",
+    );
+}
+
+#[test]
+fn a_pinned_zsh_keeps_the_role_in_a_prompt_rebuilt_before_each_command() {
+    exec_without_a_command_opens_a_pinned_shell("zsh", ".zshrc", "precmd() { PROMPT='mine> ' }\n");
 }
 
 #[test]
