@@ -1,9 +1,11 @@
 # fintors helpers for bash. Source from ~/.bashrc:   source /path/to/fintors/shell/fintors.bash
 #
 #   fintors_roles            list the roles, the active one marked with *
-#   fintors_use ROLE         switch the active role (TAB completes role names)
+#   fintors_use ROLE         switch the active role (TAB completes role names); with no ROLE,
+#                            `fintors use` picks one by typing
 #   fintors_use --here ROLE  pin this shell to ROLE; the active role and other shells stay as
-#                            they are (needs the fintors command: `fintors env --role ROLE`)
+#                            they are (needs the fintors command: `fintors env --role ROLE`);
+#                            with no ROLE, picked by typing
 #   fintors_unpin            this shell follows the active role again; what pinning changed in
 #                            its environment is put back
 #   fintors_current          print the active role
@@ -77,11 +79,16 @@ fintors_roles() {
 }
 
 fintors_use() {
-    if [ "${1-}" = --here ] && [ $# -eq 2 ]; then
-        _fintors_pin "$2"
+    if [ "${1-}" = --here ] && [ $# -le 2 ]; then
+        _fintors_pin "${2-}"
         return
     fi
-    if [ $# -ne 1 ] || [ "$1" = --here ]; then
+    # No role: the fintors command asks which (on a terminal) or says how to name one.
+    if [ $# -eq 0 ] && command -v fintors >/dev/null; then
+        command fintors use
+        return
+    fi
+    if [ $# -ne 1 ]; then
         echo "usage: fintors_use ROLE | fintors_use --here ROLE" >&2
         return 1
     fi
@@ -103,7 +110,7 @@ fintors_use() {
 # fintors_unpin can put them back.
 _fintors_pin() {
     local lines line name kept
-    lines=$(command fintors env --role "$1") || return
+    lines=$(command fintors env --role ${1:+"$1"}) || return
     while IFS= read -r line; do
         name=${line#export }
         name=${name#unset }
@@ -114,7 +121,7 @@ _fintors_pin() {
         if [ -n "${!name+x}" ]; then printf -v "$kept" '%s' "${!name}"; else unset "$kept"; fi
     done <<<"$lines"
     eval "$lines"
-    printf 'this shell: %s (the active role is unchanged)\n' "$1"
+    printf 'this shell: %s (the active role is unchanged)\n' "${FINTORS_ROLE-$1}"
 }
 
 fintors_unpin() {

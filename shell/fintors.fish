@@ -2,9 +2,11 @@
 #   source /path/to/fintors/shell/fintors.fish
 #
 #   fintors_roles            list the roles, the active one marked with *
-#   fintors_use ROLE         switch the active role (TAB completes role names)
+#   fintors_use ROLE         switch the active role (TAB completes role names); with no ROLE,
+#                            `fintors use` picks one by typing
 #   fintors_use --here ROLE  pin this shell to ROLE; the active role and other shells stay as
-#                            they are (needs the fintors command: `fintors env --role ROLE`)
+#                            they are (needs the fintors command: `fintors env --role ROLE`);
+#                            with no ROLE, picked by typing
 #   fintors_unpin            this shell follows the active role again; what pinning changed in
 #                            its environment is put back
 #   fintors_current          print the active role
@@ -85,11 +87,16 @@ function fintors_roles
 end
 
 function fintors_use
-    if test (count $argv) -eq 2; and test "$argv[1]" = --here
+    if test (count $argv) -ge 1; and test (count $argv) -le 2; and test "$argv[1]" = --here
         __fintors_pin $argv[2]
         return
     end
-    if test (count $argv) -ne 1; or test "$argv[1]" = --here
+    # No role: the fintors command asks which (on a terminal) or says how to name one.
+    if test (count $argv) -eq 0; and command -q fintors
+        command fintors use
+        return
+    end
+    if test (count $argv) -ne 1
         echo "usage: fintors_use ROLE | fintors_use --here ROLE" >&2
         return 1
     end
@@ -123,7 +130,7 @@ function __fintors_pin
         end
     end
     string join \n -- $lines | source
-    printf 'this shell: %s (the active role is unchanged)\n' $argv[1]
+    printf 'this shell: %s (the active role is unchanged)\n' $FINTORS_ROLE
 end
 
 function fintors_unpin

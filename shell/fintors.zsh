@@ -5,9 +5,11 @@
 #   source /path/to/fintors/shell/fintors.zsh
 #
 #   fintors_roles            list the roles, the active one marked with *
-#   fintors_use ROLE         switch the active role (TAB completes role names)
+#   fintors_use ROLE         switch the active role (TAB completes role names); with no ROLE,
+#                            `fintors use` picks one by typing
 #   fintors_use --here ROLE  pin this shell to ROLE; the active role and other shells stay as
-#                            they are (needs the fintors command: `fintors env --role ROLE`)
+#                            they are (needs the fintors command: `fintors env --role ROLE`);
+#                            with no ROLE, picked by typing
 #   fintors_unpin            this shell follows the active role again; what pinning changed in
 #                            its environment is put back
 #   fintors_current          print the active role
@@ -86,11 +88,16 @@ fintors_roles() {
 }
 
 fintors_use() {
-    if [[ "${1-}" == --here && $# -eq 2 ]]; then
-        _fintors_pin "$2"
+    if [[ "${1-}" == --here && $# -le 2 ]]; then
+        _fintors_pin "${2-}"
         return
     fi
-    if [[ $# -ne 1 || "$1" == --here ]]; then
+    # No role: the fintors command asks which (on a terminal) or says how to name one.
+    if [[ $# -eq 0 ]] && (( $+commands[fintors] )); then
+        command fintors use
+        return
+    fi
+    if [[ $# -ne 1 ]]; then
         print -r -- "usage: fintors_use ROLE | fintors_use --here ROLE" >&2
         return 1
     fi
@@ -112,7 +119,7 @@ fintors_use() {
 # fintors_unpin can put them back.
 _fintors_pin() {
     local lines line name kept
-    lines=$(command fintors env --role "$1") || return
+    lines=$(command fintors env --role ${1:+"$1"}) || return
     for line in "${(@f)lines}"; do
         name=${line#export }
         name=${name#unset }
@@ -123,7 +130,7 @@ _fintors_pin() {
         if (( ${(P)+name} )); then typeset -g "$kept=${(P)name}"; else unset "$kept"; fi
     done
     eval "$lines"
-    print -r -- "this shell: $1 (the active role is unchanged)"
+    print -r -- "this shell: ${FINTORS_ROLE-$1} (the active role is unchanged)"
 }
 
 fintors_unpin() {

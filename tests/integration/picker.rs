@@ -392,6 +392,69 @@ fn without_a_terminal_exec_and_env_role_say_how_to_name_one() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// Where `shell` is installed.
+fn program(shell: &str) -> String {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {shell}"))
+        .output()
+        .unwrap()
+        .stdout;
+    String::from_utf8(found).unwrap().trim().to_owned()
+}
+
+/// In `shell` with the helpers sourced, `fintors_use` with no role switches to the role picked,
+/// and `fintors_use --here` with none pins the shell to the one picked.
+fn the_helpers_pick_when_no_role_is_named(shell: &str, rc: &str, prompt: &str) {
+    require_venv!();
+    if !tmux_available() || !shell_available(shell) {
+        return;
+    }
+    let d = Daemon::start();
+    let helpers = crate::support::repo_path(&format!("shell/fintors.{shell}"));
+    let rc_text = format!("source {}\n{prompt}\n", helpers.display());
+    let t = Terminal::with_shell(&d, &program(shell), &[], &[(rc, &rc_text)]);
+    t.wait_for_text("mine> ");
+    t.run("fintors_use");
+    t.wait_for_text("? Switch to which role?");
+    t.type_text("example2");
+    t.wait_for("the filter", |s| !s.contains("> example "));
+    t.press(&["Enter"]);
+    t.wait_for_text("active role: example2");
+    assert_eq!(
+        d.get("/roles?status=active").body,
+        r#"{"roles":["example2"]}"#
+    );
+    t.run("fintors_use --here");
+    t.wait_for_text("? Pin this shell to which role?");
+    // Only example's ARN has "role/example" (example2's is role/path/example2).
+    t.type_text("role/example");
+    t.wait_for("the filter", |s| !s.contains("> example2 "));
+    t.press(&["Enter"]);
+    t.wait_for_text("this shell: example (the active role is unchanged)");
+    t.run(r#"echo "PINNED=$FINTORS_ROLE.""#);
+    t.wait_for_text("PINNED=example.");
+}
+
+#[test]
+fn the_bash_helpers_pick_when_no_role_is_named() {
+    the_helpers_pick_when_no_role_is_named("bash", ".bashrc", "PS1='mine> '");
+}
+
+#[test]
+fn the_zsh_helpers_pick_when_no_role_is_named() {
+    the_helpers_pick_when_no_role_is_named("zsh", ".zshrc", "PROMPT='mine> '");
+}
+
+#[test]
+fn the_fish_helpers_pick_when_no_role_is_named() {
+    the_helpers_pick_when_no_role_is_named(
+        "fish",
+        ".config/fish/config.fish",
+        "function fish_prompt; printf 'mine> '; end",
+    );
+}
+
 /// `fintors exec ROLE` alone in `shell`: a shell pinned to the role, its prompt prefixed after
 /// the user's start-up file set it, the start-up files of fintors's gone; `exit` comes back.
 fn exec_without_a_command_opens_a_pinned_shell(shell: &str, rc: &str, rc_text: &str) {
@@ -400,16 +463,7 @@ fn exec_without_a_command_opens_a_pinned_shell(shell: &str, rc: &str, rc_text: &
         return;
     }
     let d = Daemon::start();
-    let program = String::from_utf8(
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {shell}"))
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let t = Terminal::with_shell(&d, program.trim(), &[], &[(rc, rc_text)]);
+    let t = Terminal::with_shell(&d, &program(shell), &[], &[(rc, rc_text)]);
     t.wait_for_text("mine> ");
     t.run("fintors exec example2");
     t.wait_for_text("[example2] mine> ");
