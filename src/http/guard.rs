@@ -220,6 +220,10 @@ impl Guard {
     }
 }
 
+/// Not in `http`'s standard names. A constant, not a `&str` key: a string is parsed into a
+/// header name on every lookup, and every request to fintors is looked up for it.
+const SEC_FETCH_SITE: header::HeaderName = header::HeaderName::from_static("sec-fetch-site");
+
 /// What browsers send and no SDK does: `Origin` (on every cross-origin request, and on
 /// same-origin ones but GET and HEAD), and `Sec-Fetch-Site` (on every request, `none` only for
 /// one the user typed or bookmarked, which is no page's doing). Every `Sec-Fetch-Site` counts,
@@ -228,7 +232,7 @@ fn from_browser<B>(request: &axum::http::Request<B>) -> bool {
     let headers = request.headers();
     headers.contains_key(header::ORIGIN)
         || headers
-            .get_all("sec-fetch-site")
+            .get_all(&SEC_FETCH_SITE)
             .iter()
             .any(|site| site.as_bytes() != b"none")
 }
