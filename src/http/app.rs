@@ -256,10 +256,10 @@ impl FastPath {
         let route = FastRoute::of(request)?;
         self.guard.check(peer, request).ok()?;
         // The clock read once: the session check and the cache both judge by it.
-        let now = self.state.clock.now();
-        let remaining = imds::check_session(&self.state, request, now.timestamp()).ok()?;
+        let now = self.state.clock.seconds();
+        let remaining = imds::check_session(&self.state, request, now).ok()?;
         let mut response = match route {
-            FastRoute::Token => imds::token(&self.state, request.headers(), now.timestamp()),
+            FastRoute::Token => imds::token(&self.state, request.headers(), now),
             FastRoute::Listing => imds::listing(&self.state),
             FastRoute::Credentials { alias, extended } => {
                 let cache = self.state.registry.role(alias)?;

@@ -143,7 +143,7 @@ pub fn session<B>(
     state: &AppState,
     request: &http::Request<B>,
 ) -> Result<Option<u32>, Unauthorized> {
-    check_session(state, request, state.clock.now().timestamp()).map_err(|why| {
+    check_session(state, request, state.clock.seconds()).map_err(|why| {
         if let Some(why) = why {
             tracing::debug!("refused IMDS session token: {why}");
         }
@@ -187,7 +187,7 @@ pub fn report_token_ttl(response: &mut Response, remaining: u32) {
 }
 
 async fn issue_token(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    token(&state, &headers, state.clock.now().timestamp())
+    token(&state, &headers, state.clock.seconds())
 }
 
 /// `PUT /latest/api/token`'s answer to a request with `headers` at `now` (Unix seconds, the

@@ -25,6 +25,23 @@ impl Clock {
         }
     }
 
+    /// [`Clock::now`] in whole seconds since the Unix epoch (rounded down), without the
+    /// calendar: all the hot path needs. Converting to dates and back cost a cached credential
+    /// GET ~290 of its ~13,700 instructions (callgrind).
+    pub fn seconds(&self) -> i64 {
+        match self.anchor {
+            // Rounded down before the epoch too, as chrono's `timestamp()` is.
+            None => match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+                Ok(since) => since.as_secs() as i64,
+                Err(before) => {
+                    let before = before.duration();
+                    -(before.as_secs() as i64) - i64::from(before.subsec_nanos() > 0)
+                }
+            },
+            Some(_) => self.now().timestamp(),
+        }
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         match self.anchor {
             None => Utc::now(),

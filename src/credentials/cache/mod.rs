@@ -44,6 +44,8 @@ pub const NO_ANSWER_RETRY: TimeDelta = TimeDelta::seconds(3);
 #[derive(Debug)]
 pub struct Issued {
     pub credentials: Credentials,
+    /// `credentials.expiration` in seconds since the Unix epoch: what `servable()` compares.
+    pub expires_at: i64,
     pub fetched_at: DateTime<Utc>,
     pub refresh_at: DateTime<Utc>,
     /// `/latest/meta-data/iam/security-credentials/<alias>`.
@@ -181,15 +183,15 @@ impl RoleCache {
 
     /// The cached credentials if they can still be served.
     pub fn cached(&self) -> Option<Arc<Issued>> {
-        self.cached_at(self.clock.now())
+        self.cached_at(self.clock.seconds())
     }
 
-    fn cached_at(&self, now: DateTime<Utc>) -> Option<Arc<Issued>> {
+    fn cached_at(&self, now: i64) -> Option<Arc<Issued>> {
         self.current
             .read()
             .expect("poisoned")
             .as_ref()
-            .filter(|c| servable(c, now))
+            .filter(|c| servable(c.expires_at, now))
             .cloned()
     }
 
@@ -206,18 +208,14 @@ impl RoleCache {
     /// time) besides the door's counters, and reads the refresher flag before trying to set it,
     /// so concurrent requests on several cores do not fight over cache lines.
     pub fn serve_cached(self: &Arc<Self>, door: Door) -> Option<Arc<Issued>> {
-        self.serve_cached_at(door, self.clock.now())
+        self.serve_cached_at(door, self.clock.seconds())
     }
 
     /// [`RoleCache::serve_cached`] at `now` (this cache's clock's), for a caller that has read
     /// the clock already: a fast path reads it once per request.
-    pub fn serve_cached_at(
-        self: &Arc<Self>,
-        door: Door,
-        now: DateTime<Utc>,
-    ) -> Option<Arc<Issued>> {
+    pub fn serve_cached_at(self: &Arc<Self>, door: Door, now: i64) -> Option<Arc<Issued>> {
         let served = self.take_cached(now)?;
-        self.usage.record(door, now.timestamp());
+        self.usage.record(door, now);
         Some(served)
     }
 
@@ -232,10 +230,9 @@ impl RoleCache {
     }
 
     /// The cached credentials if they can be served, noting that they were asked for.
-    fn take_cached(self: &Arc<Self>, now: DateTime<Utc>) -> Option<Arc<Issued>> {
-        let seconds = now.timestamp();
-        if self.last_access.load(Ordering::Relaxed) != seconds {
-            self.last_access.store(seconds, Ordering::Relaxed);
+    fn take_cached(self: &Arc<Self>, now: i64) -> Option<Arc<Issued>> {
+        if self.last_access.load(Ordering::Relaxed) != now {
+            self.last_access.store(now, Ordering::Relaxed);
         }
         let cached = self.cached_at(now)?;
         if !self.refresher_running.load(Ordering::Acquire) {
@@ -259,7 +256,7 @@ impl RoleCache {
         self: &Arc<Self>,
         attempt: Attempt,
     ) -> Result<Arc<Issued>, Arc<Failure>> {
-        if let Some(c) = self.take_cached(self.clock.now()) {
+        if let Some(c) = self.take_cached(self.clock.seconds()) {
             return Ok(c);
         }
         // The fetch runs as its own task: a client that gives up (SDKs wait about a second) must
@@ -386,7 +383,7 @@ impl RoleCache {
         }
         let now = self.clock.now();
         match outcome {
-            Ok(credentials) if credentials.expiration - now >= MIN_SERVED_LIFETIME => {
+            Ok(credentials) if servable(credentials.expiration.timestamp(), now.timestamp()) => {
                 *failures = 0;
                 let issued = Arc::new(self.issue(credentials, now));
                 tracing::info!(
@@ -433,6 +430,7 @@ impl RoleCache {
             ))
             .expect("a credential document serializes")
             .into(),
+            expires_at: credentials.expiration.timestamp(),
             credentials,
             fetched_at: now,
             refresh_at,
@@ -491,8 +489,13 @@ impl RoleCache {
 /// `last_access` of a role nobody has asked for yet.
 const NEVER_ASKED: i64 = i64::MIN;
 
-fn servable(issued: &Issued, now: DateTime<Utc>) -> bool {
-    issued.credentials.expiration - now >= MIN_SERVED_LIFETIME
+/// Whether credentials expiring at `expires_at` may be served at `now` (both in seconds since
+/// the epoch, `now` rounded down, as the hot path reads the clock): they must have more than
+/// [`MIN_SERVED_LIFETIME`] left. Strictly more, in whole seconds, so that whatever fraction of
+/// a second `now` lost, what is served always has the full minute: at most a second stricter
+/// than judging to the nanosecond, never more lenient.
+fn servable(expires_at: i64, now: i64) -> bool {
+    expires_at - now > MIN_SERVED_LIFETIME.num_seconds()
 }
 
 /// Exponential backoff with jitter in [half, full] of the step, so many daemons behind one
@@ -719,6 +722,16 @@ mod tests {
             served.credentials.access_key_id,
             first.credentials.access_key_id
         );
+    }
+
+    #[test]
+    fn what_is_served_has_the_full_minimum_whatever_fraction_of_a_second_the_clock_dropped() {
+        let minimum = MIN_SERVED_LIFETIME.num_seconds();
+        let expires_at = 1_800_000_000;
+        // Read as this second, the clock may be up to a second later: 59.x s left at worst.
+        assert!(!servable(expires_at, expires_at - minimum));
+        // A second earlier, at least the full minimum is left.
+        assert!(servable(expires_at, expires_at - minimum - 1));
     }
 
     #[tokio::test(start_paused = true)]
