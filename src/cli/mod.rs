@@ -111,7 +111,8 @@ fn ask_the_daemon(command: Command) -> ExitCode {
             } => {
                 let choice = match (role, ecs) {
                     (Some(role), _) => commands::EnvChoice::Role(
-                        role.as_deref(),
+                        // `--role=` (as a script with an empty variable writes it) names none.
+                        role.as_deref().filter(|r| !r.is_empty()),
                         if *container {
                             pin::Place::Container
                         } else {

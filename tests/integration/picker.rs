@@ -370,6 +370,10 @@ fn without_a_terminal_exec_and_env_role_say_how_to_name_one() {
             &["env", "--role"][..],
             r#"`eval "$(fintors env --role ROLE)"`"#,
         ),
+        (
+            &["env", "--role="][..],
+            r#"`eval "$(fintors env --role ROLE)"`"#,
+        ),
     ] {
         let o = fintors_cli(&d, args);
         let err = String::from_utf8_lossy(&o.stderr);
