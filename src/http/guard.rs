@@ -387,6 +387,43 @@ mod tests {
     }
 
     #[test]
+    fn two_host_headers_are_a_bad_request_even_beside_an_absolute_form_target() {
+        let refused = check(
+            "http://169.254.169.254/latest/",
+            &[("Host", "169.254.169.254"), ("Host", "evil.example")],
+        );
+        assert_eq!(refused, Err(Refusal::BadHostHeader));
+    }
+
+    #[test]
+    fn a_host_header_that_is_not_text_names_no_known_host() {
+        let mut request = request("/latest/", &[]);
+        request.headers_mut().insert(
+            header::HOST,
+            HeaderValue::from_bytes(b"169.254.169.254\xff").unwrap(),
+        );
+        let verdict = guard("127.0.0.1:16925", false).check(LOCAL.parse().unwrap(), &request);
+        assert_eq!(verdict, Err(Refusal::UnknownHostHeader));
+    }
+
+    #[test]
+    fn a_browsers_request_is_refused_as_one_whatever_its_host_headers() {
+        let origin = ("Origin", "https://evil.example");
+        for hosts in [
+            &[][..],
+            &[("Host", "evil.example")][..],
+            &[("Host", "169.254.169.254"), ("Host", "evil.example")][..],
+        ] {
+            let headers: Vec<_> = hosts.iter().copied().chain([origin]).collect();
+            assert_eq!(
+                check("/latest/", &headers),
+                Err(Refusal::FromBrowser),
+                "{hosts:?}"
+            );
+        }
+    }
+
+    #[test]
     fn bound_address_is_allowed_with_or_without_port() {
         let g = guard("127.0.0.1:16925", false);
         for h in [
