@@ -14,11 +14,12 @@
 //! an error: it only orders a list.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::platform::files::{Own, create_private_dir, read_own, replace_private};
 
 /// The file's name in the state directory.
 pub const FILE: &str = "history.json";
@@ -65,22 +66,10 @@ impl History {
     /// plain file of this user's counts (not a link, not another user's, which could order the
     /// list to put their pick under the cursor), and only its first [`MAX_LEN`] bytes.
     pub fn load(dir: &Path) -> History {
-        let read = || -> std::io::Result<Vec<u8>> {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(dir.join(FILE))?;
-            if file.metadata()?.uid() != crate::platform::users::effective_uid() {
-                return Err(std::io::ErrorKind::PermissionDenied.into());
-            }
-            let mut bytes = Vec::new();
-            file.take(MAX_LEN).read_to_end(&mut bytes)?;
-            Ok(bytes)
-        };
-        read()
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+        match read_own(&dir.join(FILE), MAX_LEN) {
+            Ok(Own::Bytes(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            _ => History::default(),
+        }
     }
 
     /// Counts one use of `alias` at `now` (seconds since the epoch).
@@ -125,10 +114,7 @@ impl History {
     /// Writes the history into `dir` (created `0700` if missing) as a `0600` file; not into a
     /// directory of another user's.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        create_private_dir(dir)?;
         let owner = std::fs::metadata(dir)?.uid();
         if owner != crate::platform::users::effective_uid() {
             return Err(std::io::Error::new(
@@ -136,30 +122,11 @@ impl History {
                 format!("the directory belongs to uid {owner}"),
             ));
         }
-        let temporary = temporary_path(dir);
-        let written = (|| {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temporary)?;
-            file.write_all(&serde_json::to_vec(self).expect("a history serializes"))?;
-            std::fs::rename(&temporary, dir.join(FILE))
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temporary);
-        }
-        written
+        replace_private(
+            &dir.join(FILE),
+            &serde_json::to_vec(self).expect("a history serializes"),
+        )
     }
-}
-
-/// A name next to the history no other writer uses at the same time.
-fn temporary_path(dir: &Path) -> PathBuf {
-    dir.join(format!(
-        ".{FILE}.{}.{:08x}",
-        std::process::id(),
-        fastrand::u32(..)
-    ))
 }
 
 /// Counts one use of `alias` now in the history in `dir`. A history that cannot be written

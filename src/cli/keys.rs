@@ -4,13 +4,12 @@
 //! whoever answers on the daemon's port must not be able to make a client read a file and send
 //! its contents anywhere.
 
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use super::args::ClientArgs;
 use crate::config::default_state_dir;
 use crate::ec2::container_tokens::{ContainerKey, KEY_FILE, KEY_LEN};
+use crate::platform::files::{Own, read_own};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -45,20 +44,10 @@ pub fn container_key(args: &ClientArgs) -> Result<ContainerKey, KeyError> {
         path: path.clone(),
         reason,
     };
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(read)?;
-    let uid = file.metadata().map_err(read)?.uid();
-    if uid != crate::platform::users::effective_uid() {
-        return Err(KeyError::NotMine { path, uid });
-    }
-    let mut key = Vec::with_capacity(KEY_LEN + 1);
-    file.by_ref()
-        .take(KEY_LEN as u64 + 1)
-        .read_to_end(&mut key)
-        .map_err(read)?;
+    let key = match read_own(&path, KEY_LEN as u64 + 1).map_err(read)? {
+        Own::Bytes(key) => key,
+        Own::OtherUsers(uid) => return Err(KeyError::NotMine { path, uid }),
+    };
     let len = key.len();
     let key: [u8; KEY_LEN] = key.try_into().map_err(|_| KeyError::Damaged {
         path: path.clone(),

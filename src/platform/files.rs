@@ -65,6 +65,35 @@ fn sweep_stale_partials(file: &Path) {
     }
 }
 
+/// What [`read_own`] found at a path.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Own {
+    /// The file is this user's: its first bytes, at most the limit asked for (ask for one
+    /// more than the longest valid file to tell one that is too long).
+    Bytes(Vec<u8>),
+    /// The file belongs to this other user, and was not read.
+    OtherUsers(u32),
+}
+
+/// Reads `file` if it is a plain file of this process's user, opened without following a link
+/// (another user could plant one, or a file of their own, where the caller expects its own):
+/// at most `limit` bytes, so a huge file costs nothing.
+pub fn read_own(file: &Path, limit: u64) -> io::Result<Own> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(file)?;
+    let owner = opened.metadata()?.uid();
+    if owner != super::users::effective_uid() {
+        return Ok(Own::OtherUsers(owner));
+    }
+    let mut bytes = Vec::new();
+    opened.take(limit).read_to_end(&mut bytes)?;
+    Ok(Own::Bytes(bytes))
+}
+
 /// Creates `dir` and its missing parents, each new one 0700.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -114,6 +143,30 @@ mod tests {
         assert!(lock_exclusive(&file, false).unwrap().is_none(), "held");
         drop(held);
         assert!(lock_exclusive(&file, false).unwrap().is_some(), "released");
+    }
+
+    #[test]
+    fn an_own_file_is_read_up_to_the_limit_and_a_link_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        std::fs::write(&file, b"0123456789").unwrap();
+        assert_eq!(read_own(&file, 4).unwrap(), Own::Bytes(b"0123".to_vec()));
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(read_own(&link, 4).is_err(), "a link is not followed");
+    }
+
+    #[test]
+    fn another_users_file_is_not_read() {
+        if super::super::users::effective_uid() != 0 {
+            assert!(!fintors_testkit::in_ci(), "CI runs the tests as root");
+            return fintors_testkit::skipped("giving a file to another user needs root");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        std::fs::write(&file, b"secret").unwrap();
+        std::os::unix::fs::chown(&file, Some(4242), None).unwrap();
+        assert_eq!(read_own(&file, 64).unwrap(), Own::OtherUsers(4242));
     }
 
     #[test]
