@@ -65,38 +65,28 @@ pub struct Subshell {
 pub fn command(program: &OsString, role: &Alias) -> std::io::Result<Subshell> {
     let path = PathBuf::from(program);
     let mut command = Command::new(program);
-    let kind = Kind::of(&path);
-    let files = match kind {
-        Kind::Bash | Kind::Zsh => Some(private_dir()?),
-        Kind::Fish | Kind::Other => None,
-    };
-    let written = match (kind, &files) {
-        (Kind::Bash, Some(dir)) => write_new(&dir.join("bashrc"), &bashrc(dir, role)),
-        (Kind::Zsh, Some(dir)) => write_new(&dir.join(".zshenv"), ZSHENV)
-            .and_then(|()| write_new(&dir.join(".zshrc"), &zshrc(dir, role))),
-        _ => Ok(()),
-    };
-    if let Err(e) = written {
-        if let Some(dir) = &files {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        return Err(e);
-    }
-    match (kind, &files) {
-        (Kind::Bash, Some(dir)) => {
+    let mut files = None;
+    match Kind::of(&path) {
+        Kind::Bash => {
+            let dir = private_dir_with(|dir| vec![("bashrc", bashrc(dir, role))])?;
             command.arg("--rcfile").arg(dir.join("bashrc")).arg("-i");
+            files = Some(dir);
         }
-        (Kind::Zsh, Some(dir)) => {
+        Kind::Zsh => {
+            let dir = private_dir_with(|dir| {
+                vec![(".zshenv", ZSHENV.to_owned()), (".zshrc", zshrc(dir, role))]
+            })?;
             match std::env::var_os("ZDOTDIR") {
                 Some(user) => command.env("_FINTORS_USER_ZDOTDIR", user),
                 None => command.env_remove("_FINTORS_USER_ZDOTDIR"),
             };
-            command.env("ZDOTDIR", dir).arg("-i");
+            command.env("ZDOTDIR", &dir).arg("-i");
+            files = Some(dir);
         }
-        (Kind::Fish, _) => {
+        Kind::Fish => {
             command.arg("--init-command").arg(fish_init(role)).arg("-i");
         }
-        _ => {
+        Kind::Other => {
             command.env("PS1", format!("{}$ ", prefix(role))).arg("-i");
         }
     }
@@ -105,8 +95,9 @@ pub fn command(program: &OsString, role: &Alias) -> std::io::Result<Subshell> {
 
 /// bash: the user's `~/.bashrc`, then a `PROMPT_COMMAND` step (last, also when it is an
 /// array) that puts the prefix back in front of the prompt whenever it is missing: prompts
-/// such as starship's are rebuilt before each command. One that calls the helpers' `fintors_prompt` shows the pin already. The
-/// directory goes first: bash has read the whole file by then.
+/// such as starship's are rebuilt before each command. One that calls the helpers'
+/// `fintors_prompt` shows the pin already. The directory goes first: bash has read the whole
+/// file by then.
 fn bashrc(dir: &Path, role: &Alias) -> String {
     format!(
         "command rm -rf -- {dir}\n\
@@ -165,15 +156,28 @@ fn fish_init(role: &Alias) -> String {
     )
 }
 
-/// A new directory only this user can enter, for the shell's start-up files.
-fn private_dir() -> std::io::Result<PathBuf> {
+/// A new directory only this user can enter, holding the shell's start-up files (`files`
+/// gives each one's name and contents, which may name the directory); gone again if one cannot
+/// be written.
+fn private_dir_with(
+    files: impl FnOnce(&Path) -> Vec<(&'static str, String)>,
+) -> std::io::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "fintors-shell.{}.{:08x}",
         std::process::id(),
         fastrand::u32(..)
     ));
     std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-    Ok(dir)
+    let written = files(&dir)
+        .iter()
+        .try_for_each(|(name, contents)| write_new(&dir.join(name), contents));
+    match written {
+        Ok(()) => Ok(dir),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(e)
+        }
+    }
 }
 
 fn write_new(path: &Path, contents: &str) -> std::io::Result<()> {
