@@ -8,4 +8,4 @@ pub mod skip;
 
 pub use fake::{FakeServer, FakeSts, HANG_UP, Issued, Request, StsCall, issued, sts_error};
 pub use http::{Reply, http, raw_request, try_raw_request};
-pub use skip::{in_ci, skipped};
+pub use skip::{as_root, in_ci, skipped};

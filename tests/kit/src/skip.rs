@@ -26,3 +26,15 @@ pub fn skipped(why: &str) {
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
+
+/// Whether a test that needs root (to give a file to another user, say) can run with `euid`:
+/// elsewhere it is skipped, saying that `what` needs root; under CI, which runs as root, not
+/// being root fails it instead.
+pub fn as_root(euid: u32, what: &str) -> bool {
+    if euid == 0 {
+        return true;
+    }
+    assert!(!in_ci(), "CI runs the tests as root");
+    skipped(&format!("{what} needs root"));
+    false
+}
