@@ -5,7 +5,7 @@ CARGO   ?= cargo
 PREFIX  ?= $(HOME)/.cargo
 SHARE   := $(PREFIX)/share
 
-.PHONY: all build test lint install install-files uninstall uninstall-files demo venv clients bench bench-instructions bench-profile soak fuzz clean
+.PHONY: all build test lint install install-files uninstall uninstall-files demo venv clients bench bench-instructions bench-profile layout soak fuzz clean
 
 all: build
 
@@ -121,13 +121,23 @@ bench-instructions:
 # callgrind's dumps in target/callgrind for callgrind_annotate; the results stay out of bench/.
 bench-profile:
 	@command -v callgrind_control >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind; }
-	CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+	FINTORS_KEEP_SYMBOLS=1 CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
 		$(CARGO) build --release --target-dir target/profiling
 	$(CARGO) build --profile bench-tool -p fintors-bench
 	rm -rf target/callgrind
 	target/bench-tool/fintors-bench instructions --fintors target/profiling/release/fintors \
 		--out target/callgrind --dumps target/callgrind
 	@echo "annotate one with: callgrind_annotate --inclusive=yes target/callgrind/callgrind.fintors.PID.N"
+
+# The order the release build links fintors's functions in (bench/layout.order, read by build.rs):
+# those a daemon runs from exec to serving, side by side, so start-up maps few pages of code.
+# From a twin of the release build that keeps its symbols (the same names; not bench-profile's,
+# whose debug info changes them). Again after a dependency update: a stale list only costs memory.
+layout:
+	@command -v callgrind_control >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind; }
+	FINTORS_KEEP_SYMBOLS=1 $(CARGO) build --release --target-dir target/layout
+	$(CARGO) build --profile bench-tool -p fintors-bench
+	target/bench-tool/fintors-bench layout --fintors target/layout/release/fintors --out bench/layout.order
 
 # Token flood, 10,000 idle connections, then SOAK_MINUTES of mixed traffic with role switches and
 # forced refreshes; loopback only, bounded in time, exits non-zero if a verdict fails.

@@ -1,7 +1,8 @@
-//! Two things the binary gets at build time: the commit `fintors --version` names beside the
-//! version (what a bug report, or a client talking to a daemon built from other sources, needs
-//! to say; from git when building in a checkout, "unknown commit" from a source tarball), and
-//! on Linux its relative relocations packed, where the toolchain can.
+//! What the binary gets at build time: the commit `fintors --version` names beside the version
+//! (what a bug report, or a client talking to a daemon built from other sources, needs to say;
+//! from git when building in a checkout, "unknown commit" from a source tarball), and on Linux
+//! its relative relocations packed and, in a release build, the functions a daemon runs linked
+//! side by side (`bench/layout.order`), where the toolchain can.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,12 +20,8 @@ fn git(args: &[&str]) -> Option<String> {
 /// (2.36+) that applies it. Told by linking and running a small C program with it, so an older
 /// toolchain builds the binary as before instead of one its loader cannot start. Not when
 /// cross-compiling: the probe could not run.
-fn relative_relocations_pack() -> bool {
-    let var = |name: &str| std::env::var(name).unwrap_or_default();
-    if var("CARGO_CFG_TARGET_OS") != "linux"
-        || var("CARGO_CFG_TARGET_ENV") != "gnu"
-        || var("HOST") != var("TARGET")
-    {
+fn relative_relocations_pack(linker: &[String]) -> bool {
+    if !native_linux_gnu() {
         return false;
     }
     let dir = Path::new(&var("OUT_DIR")).join("relr-probe");
@@ -37,6 +34,7 @@ fn relative_relocations_pack() -> bool {
         return false;
     }
     let linked = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(linker)
         .args([
             "-pie",
             "-fPIE",
@@ -51,14 +49,81 @@ fn relative_relocations_pack() -> bool {
     linked && Command::new(&probe).status().is_ok_and(|s| s.success())
 }
 
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_default()
+}
+
+/// A glibc Linux target built on itself: where the probes below can run what they link.
+fn native_linux_gnu() -> bool {
+    var("CARGO_CFG_TARGET_OS") == "linux"
+        && var("CARGO_CFG_TARGET_ENV") == "gnu"
+        && var("HOST") == var("TARGET")
+}
+
+/// The cc flags that link with the toolchain's own lld (rust-lld, behind the `gcc-ld/ld.lld`
+/// wrapper a cc driver finds with `-B`), when rustup ships one: what rustc itself passes on
+/// x86_64 Linux, where lld is its default (since 1.90); asked for elsewhere, for lld's
+/// `--symbol-ordering-file`. None when RUSTFLAGS choose the linker.
+fn rust_lld() -> Option<Vec<String>> {
+    let flags = var("CARGO_ENCODED_RUSTFLAGS");
+    if !native_linux_gnu() || flags.contains("linker") || flags.contains("fuse-ld") {
+        return None;
+    }
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let sysroot = String::from_utf8(sysroot.stdout).ok()?;
+    let wrappers = Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(var("HOST"))
+        .join("bin/gcc-ld");
+    wrappers.join("ld.lld").is_file().then(|| {
+        vec![
+            format!("-B{}", wrappers.display()),
+            "-fuse-ld=lld".to_owned(),
+        ]
+    })
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=CC");
+    let lld = rust_lld();
     // 24,780 relocations of 24 bytes each become 6.5 KB: the binary 0.6 MB smaller, 580 KiB
     // less read at every start and kept resident (idle RSS 11.6 -> 11.2 MiB), with address
     // randomization as before.
-    if relative_relocations_pack() {
+    if relative_relocations_pack(lld.as_deref().unwrap_or_default()) {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
+    // The release binary without its symbol table (8 MB of names nothing reads at run time),
+    // unless a twin that keeps them is asked for (`make layout`, `make bench-profile`): here
+    // rather than the profile's `strip`, which would give the twin other symbol names.
+    println!("cargo:rerun-if-env-changed=FINTORS_KEEP_SYMBOLS");
+    if var("PROFILE") == "release"
+        && var("CARGO_CFG_TARGET_OS") == "linux"
+        && std::env::var_os("FINTORS_KEEP_SYMBOLS").is_none()
+    {
+        println!("cargo:rustc-link-arg-bins=-Wl,--strip-all");
+    }
+    // The functions a daemon runs, linked first and together (see bench/src/layout.rs): the
+    // kernel maps code 64 KiB around each page start-up faults in, and start-up runs code from
+    // all over the binary. Release builds only: the list names the release build's symbols.
+    let order = Path::new(&var("CARGO_MANIFEST_DIR")).join("bench/layout.order");
+    if order.is_file() {
+        println!("cargo:rerun-if-changed={}", order.display());
+        if let Some(lld) = lld.filter(|_| var("PROFILE") == "release") {
+            for flag in lld {
+                println!("cargo:rustc-link-arg-bins={flag}");
+            }
+            println!(
+                "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+                order.display()
+            );
+            println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+        }
     }
     // Only this source tree's own checkout: sources vendored into another repository (or a
     // registry under a home directory kept in git) must not name that repository's commit.

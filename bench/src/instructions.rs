@@ -24,7 +24,7 @@ const WARM_UP: u64 = 300;
 
 /// One way of asking, as a client does it.
 #[derive(Clone, Copy)]
-enum Scenario {
+pub enum Scenario {
     /// GET the credentials with a token, on one kept-alive connection.
     CredentialsKeptAlive,
     /// The same, each request on a connection of its own (every `aws` CLI invocation).
@@ -40,7 +40,7 @@ enum Scenario {
     SdkSequence,
 }
 
-const SCENARIOS: [Scenario; 6] = [
+pub const SCENARIOS: [Scenario; 6] = [
     Scenario::CredentialsKeptAlive,
     Scenario::CredentialsNewConnection,
     Scenario::TokenPut,
@@ -74,15 +74,15 @@ impl Scenario {
 }
 
 /// What the requests need: the IMDS token, the container endpoint's address and token.
-struct Credentials {
-    imds_token: String,
-    container: SocketAddr,
-    container_token: String,
+pub struct Credentials {
+    pub imds_token: String,
+    pub container: SocketAddr,
+    pub container_token: String,
 }
 
 /// The raw requests of one round of `scenario` against `imds` (or the container endpoint), and
 /// whether each round opens its own connection.
-fn requests(scenario: Scenario, imds: SocketAddr, c: &Credentials) -> (Vec<String>, bool) {
+pub fn requests(scenario: Scenario, imds: SocketAddr, c: &Credentials) -> (Vec<String>, bool) {
     let get = |path: &str, header: &str| {
         format!("GET {path} HTTP/1.1\r\nHost: {imds}\r\n{header}\r\n\r\n")
     };
@@ -143,7 +143,7 @@ fn read_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> u16 {
 
 /// Sends `rounds` rounds of `requests` to `addr`, one after another, each round on a new
 /// connection or all on one; every answer must be 200.
-fn drive(addr: SocketAddr, requests: &[String], new_connection: bool, rounds: u64) {
+pub fn drive(addr: SocketAddr, requests: &[String], new_connection: bool, rounds: u64) {
     let connect = || {
         let s = TcpStream::connect(addr).expect("connecting");
         s.set_nodelay(true).unwrap();
@@ -172,7 +172,7 @@ struct Counted {
 
 /// valgrind running callgrind, its dumps named `out.PID[.N]`, each readable alone (callgrind
 /// otherwise names a function only in the first dump that mentions it).
-fn callgrind(out: &Path) -> Vec<String> {
+pub fn callgrind(out: &Path) -> Vec<String> {
     vec![
         "valgrind".into(),
         "--tool=callgrind".into(),
@@ -265,23 +265,18 @@ pub async fn count(fintors: &Fintors, me: &Path, work: &Path, dumps: &Path) -> V
     let command = fintors.command_under(0, "0", &callgrind(&fintors_out));
     let daemon = Counted::start(command, &fintors_out, true).await;
     let imds = daemon.server.addr;
-    let imds_token = crate::token(imds).await;
-    let credentials = container_credentials(fintors, imds).await;
+    let creds = credentials(fintors, imds).await;
     let (_, document) = crate::http(imds, &crate::get(imds, &creds_path()))
         .await
         .expect("the credential document");
     let container_document = {
         let raw = format!(
             "GET /creds/{ROLE} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
-            credentials.1, credentials.0
+            creds.container, creds.container_token
         );
-        crate::http(credentials.1, &raw).await.expect("/creds").1
+        crate::http(creds.container, &raw).await.expect("/creds").1
     };
-    let creds = Credentials {
-        imds_token: imds_token.clone(),
-        container: credentials.1,
-        container_token: credentials.0,
-    };
+    let imds_token = creds.imds_token.clone();
     let mut fintors_counts = Vec::new();
     for scenario in SCENARIOS {
         eprintln!("instructions: fintors, {} ...", scenario.name());
@@ -333,6 +328,18 @@ pub async fn count(fintors: &Fintors, me: &Path, work: &Path, dumps: &Path) -> V
         });
     }
     counts
+}
+
+/// What the scenarios' requests carry, from the daemon at `imds`: an IMDS token, and the
+/// container endpoint's address and token for `ROLE`.
+pub async fn credentials(fintors: &Fintors, imds: SocketAddr) -> Credentials {
+    let imds_token = crate::token(imds).await;
+    let (container_token, container) = container_credentials(fintors, imds).await;
+    Credentials {
+        imds_token,
+        container,
+        container_token,
+    }
 }
 
 /// The container endpoint's token for `ROLE` and its address, as `fintors env --role` prints

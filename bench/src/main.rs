@@ -28,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
 mod instructions;
+mod layout;
 mod soak;
 
 const CONCURRENCIES: [u32; 4] = [1, 16, 64, 256];
@@ -44,9 +45,10 @@ async fn main() {
         Some("access-log") => access_log(&args[2..]).await,
         Some("instructions") => instructions::instructions(&args[2..]).await,
         Some("cold-start") => cold_start_only(&args[2..]).await,
+        Some("layout") => layout::layout(&args[2..]).await,
         _ => {
             eprintln!(
-                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S] | soak --fintors PATH [--minutes M] | compare --fintors PATH [--duration S] [--rounds N] | access-log --fintors PATH [--duration S] | instructions --fintors PATH [--out DIR] [--dumps DIR] | cold-start --fintors PATH [--starts N]"
+                "usage: fintors-bench ceiling BODY_FILE | run --fintors PATH [--duration S] [--refresh-duration S] | soak --fintors PATH [--minutes M] | compare --fintors PATH [--duration S] [--rounds N] | access-log --fintors PATH [--duration S] | instructions --fintors PATH [--out DIR] [--dumps DIR] | cold-start --fintors PATH [--starts N] | layout --fintors PATH [--out FILE]"
             );
             std::process::exit(2);
         }
