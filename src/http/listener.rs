@@ -145,6 +145,10 @@ pub async fn serve(listener: TcpListener, app: App, limits: Limits, shutdown: Ca
             let mut connection = std::pin::pin!(watcher.watch(connection));
             loop {
                 tokio::select! {
+                    // In a fixed order, without the random draw of which to poll first that
+                    // select! makes on every wake-up: both are polled each time, so an eviction
+                    // is seen as soon as it is signalled.
+                    biased;
                     result = &mut connection => {
                         if let Err(e) = result {
                             tracing::debug!(%peer, "connection closed: {e}");
