@@ -15,7 +15,6 @@
 //! log line pasted or appended anywhere runs nothing. `SIGHUP` reopens it (after logrotate moved
 //! it), and past `--log-max-bytes` it is rotated to `FILE.1`.
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -30,7 +29,7 @@ use axum::response::Response;
 use tokio::sync::{mpsc, oneshot};
 
 use super::throttle::{self, Throttle};
-use writer::{Stamp, Writer};
+use writer::{Texts, Writer};
 
 mod writer;
 
@@ -124,49 +123,114 @@ impl Entry {
         std::mem::size_of::<Entry>() + self.text.len()
     }
 
-    /// Writes the Common Log Format line plus the user agent; the path only, never the query.
-    fn write(&self, out: &mut impl Write, clock: &mut Stamp) -> std::io::Result<()> {
+    /// Appends the Common Log Format line plus the user agent to `line`; the path only, never
+    /// the query. Built as bytes rather than through `fmt`: this runs for every request, on a
+    /// thread that shares the cores with the requests.
+    fn line(&self, line: &mut Vec<u8>, texts: &mut Texts) {
         let (path, agent) = self.text.split_at(self.path_len);
-        write!(
-            out,
-            "{} - - [{}] \"{} {} {:?}\" {} ",
-            self.peer,
-            clock.of(self.at),
-            Clean(self.method.as_str().as_bytes()),
-            Clean(path),
-            self.version,
-            self.status,
-        )?;
+        line.extend_from_slice(texts.peer(self.peer).as_bytes());
+        line.extend_from_slice(b" - - [");
+        line.extend_from_slice(texts.stamp(self.at).as_bytes());
+        line.extend_from_slice(b"] \"");
+        clean(self.method.as_str().as_bytes(), line);
+        line.push(b' ');
+        clean(path, line);
+        line.push(b' ');
+        version(self.version, line);
+        line.extend_from_slice(b"\" ");
+        line.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
+        line.push(b' ');
         match self.size {
-            Some(n) => write!(out, "{n}")?,
-            None => out.write_all(b"-")?,
+            Some(n) => line.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            None => line.push(b'-'),
         }
+        line.extend_from_slice(b" \"");
         if self.has_agent {
-            writeln!(out, " \"{}\"", Clean(agent))
+            clean(agent, line);
         } else {
-            out.write_all(b" \"-\"\n")
+            line.push(b'-');
+        }
+        line.extend_from_slice(b"\"\n");
+    }
+}
+
+/// The request line's protocol, as `Version`'s `Debug` words it.
+fn version(version: Version, line: &mut Vec<u8>) {
+    let text = [
+        (Version::HTTP_11, "HTTP/1.1"),
+        (Version::HTTP_10, "HTTP/1.0"),
+        (Version::HTTP_09, "HTTP/0.9"),
+        (Version::HTTP_2, "HTTP/2.0"),
+        (Version::HTTP_3, "HTTP/3.0"),
+    ]
+    .into_iter()
+    .find_map(|(v, text)| (v == version).then_some(text));
+    match text {
+        Some(text) => line.extend_from_slice(text.as_bytes()),
+        None => line.extend_from_slice(format!("{version:?}").as_bytes()),
+    }
+}
+
+/// The characters [`clean`] encodes besides control characters.
+const ENCODED: &str = "\"$`\\!';&|<>%";
+
+/// The bytes [`clean`] keeps as they are: printable ASCII, but for [`ENCODED`].
+const PLAIN: [bool; 256] = {
+    let mut plain = [false; 256];
+    let mut b = b' ';
+    while b < 0x7f {
+        plain[b as usize] = true;
+        b += 1;
+    }
+    let encoded = ENCODED.as_bytes();
+    let mut i = 0;
+    while i < encoded.len() {
+        plain[encoded[i] as usize] = false;
+        i += 1;
+    }
+    plain
+};
+
+/// Appends request data to `line` as a line can hold it harmlessly: control characters (a line
+/// break would forge a line), the quote (it would end the field), what a shell reads inside
+/// double quotes or between words (`$`, `` ` ``, `\\`, `!`, `'`, `;`, `&`, `|`, `<`, `>`), and
+/// `%` itself (so an encoded byte is never taken for one the client sent) are percent-encoded,
+/// so the line runs nothing wherever it ends up; what is not UTF-8 is replaced.
+///
+/// Nearly every path and agent is printable ASCII: it is copied in runs, and only data with
+/// other bytes is decoded character by character ([`clean_chars`]), from the first of them.
+fn clean(bytes: &[u8], line: &mut Vec<u8>) {
+    let mut rest = bytes;
+    while let Some(at) = rest.iter().position(|&b| !PLAIN[usize::from(b)]) {
+        line.extend_from_slice(&rest[..at]);
+        if !rest[at].is_ascii() {
+            return clean_chars(&rest[at..], line);
+        }
+        percent(rest[at], line);
+        rest = &rest[at + 1..];
+    }
+    line.extend_from_slice(rest);
+}
+
+/// [`clean`], one character at a time: `bytes` as UTF-8, what is not replaced.
+fn clean_chars(bytes: &[u8], line: &mut Vec<u8>) {
+    for c in String::from_utf8_lossy(bytes).chars() {
+        match u8::try_from(c) {
+            // Every control character (C0, DEL, C1) and every encoded one is below U+00A0.
+            Ok(b) if c.is_control() || ENCODED.contains(c) => percent(b, line),
+            _ => line.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
         }
     }
 }
 
-/// Request data as a line can hold it harmlessly: control characters (a line break would forge
-/// a line), the quote (it would end the field), what a shell reads inside double quotes or
-/// between words (`$`, `` ` ``, `\\`, `!`, `'`, `;`, `&`, `|`, `<`, `>`), and `%` itself (so an
-/// encoded byte is never taken for one the client sent) are percent-encoded, so the line runs
-/// nothing wherever it ends up; what is not UTF-8 is replaced.
-struct Clean<'a>(&'a [u8]);
-
-impl std::fmt::Display for Clean<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for c in String::from_utf8_lossy(self.0).chars() {
-            if c.is_control() || "\"$`\\!';&|<>%".contains(c) {
-                write!(f, "%{:02X}", u32::from(c))?;
-            } else {
-                std::fmt::Write::write_char(f, c)?;
-            }
-        }
-        Ok(())
-    }
+/// `%XX`, the code in two upper-case hex digits.
+fn percent(code: u8, line: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    line.extend_from_slice(&[
+        b'%',
+        HEX[usize::from(code >> 4)],
+        HEX[usize::from(code & 0xf)],
+    ]);
 }
 
 #[derive(Debug)]
@@ -319,9 +383,7 @@ mod tests {
     /// The line `request` from `peer` is logged as.
     fn logged(request: &axum::http::Request<()>, peer: &str) -> String {
         let mut line = Vec::new();
-        Entry::of(request, peer.parse().unwrap())
-            .write(&mut line, &mut Stamp::default())
-            .unwrap();
+        Entry::of(request, peer.parse().unwrap()).line(&mut line, &mut Texts::default());
         String::from_utf8(line).unwrap()
     }
 
@@ -336,7 +398,7 @@ mod tests {
         entry.status = 200;
         entry.size = Some(42);
         let mut line = Vec::new();
-        entry.write(&mut line, &mut Stamp::default()).unwrap();
+        entry.line(&mut line, &mut Texts::default());
         assert_eq!(
             String::from_utf8(line).unwrap(),
             "127.0.0.1 - - [02/Dec/2026:10:11:12 +0000] \"GET /latest/meta-data/iam/x HTTP/1.1\" \
@@ -382,6 +444,50 @@ mod tests {
             .unwrap();
         let line = logged(&request, "127.0.0.1:5000");
         assert!(line.ends_with(" \"a%09b%9B2Jc\"\n"), "{line:?}");
+    }
+
+    /// The runs of plain ASCII are a shortcut, not another rule: every byte, alone or around
+    /// text in other scripts and bytes that are not UTF-8, is written as the character-by-
+    /// character encoding writes it.
+    #[test]
+    fn plain_ascii_runs_are_encoded_as_each_character_would_be() {
+        let cleaned = |bytes: &[u8], each: fn(&[u8], &mut Vec<u8>)| {
+            let mut line = Vec::new();
+            each(bytes, &mut line);
+            String::from_utf8(line).unwrap()
+        };
+        let mut samples: Vec<Vec<u8>> = (0..=255u8)
+            .map(|b| [b"/a".as_slice(), &[b], b"b%"].concat())
+            .collect();
+        samples.push("/caf\u{e9}/$x/\u{1F600}|y\u{9b}".as_bytes().to_vec());
+        samples.push(b"ok\xff\xfe$x\xc3".to_vec());
+        samples.push(b"\xe2\x82".to_vec());
+        samples.push(Vec::new());
+        for sample in samples {
+            assert_eq!(
+                cleaned(&sample, clean),
+                cleaned(&sample, clean_chars),
+                "{sample:?}"
+            );
+        }
+        assert_eq!(cleaned(b"ok\xff$x", clean), "ok\u{FFFD}%24x");
+        assert_eq!(cleaned(b"\x7f\x1b", clean), "%7F%1B");
+    }
+
+    /// Every protocol version hyper hands over is written as `Version`'s `Debug` words it.
+    #[test]
+    fn the_protocol_is_written_as_http_words_it() {
+        for v in [
+            Version::HTTP_09,
+            Version::HTTP_10,
+            Version::HTTP_11,
+            Version::HTTP_2,
+            Version::HTTP_3,
+        ] {
+            let mut line = Vec::new();
+            version(v, &mut line);
+            assert_eq!(String::from_utf8(line).unwrap(), format!("{v:?}"));
+        }
     }
 
     /// A writer that has fallen behind: the queue holds at most [`MAX_QUEUED_BYTES`] of

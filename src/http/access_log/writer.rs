@@ -2,6 +2,7 @@
 //! and reopens or rotates the file, so no request ever waits on the disk.
 
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,16 +30,20 @@ impl Writer {
     /// Takes the queue in batches, formats into a buffer and writes each batch at once, so a
     /// quiet log is on disk within [`BATCH_GATHER`] and a busy one costs one write per batch.
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Message>) {
-        let mut clock = Stamp::default();
+        let mut texts = Texts::default();
+        let mut line = Vec::with_capacity(512);
         while let Some(first) = rx.blocking_recv() {
             let mut next = Some(first);
             loop {
                 while let Some(message) = next.take().or_else(|| rx.try_recv().ok()) {
                     match message {
                         Message::Entry(entry) => {
-                            let mut counted = Counted(&mut self.out, 0);
-                            let wrote = entry.write(&mut counted, &mut clock);
-                            self.written += counted.1;
+                            line.clear();
+                            entry.line(&mut line, &mut texts);
+                            let wrote = self.out.write_all(&line);
+                            if wrote.is_ok() {
+                                self.written += line.len() as u64;
+                            }
                             self.report(wrote);
                             self.queued.fetch_sub(entry.weight(), Ordering::AcqRel);
                         }
@@ -106,34 +111,30 @@ impl Writer {
     }
 }
 
-/// A writer that counts what goes through it.
-struct Counted<'a, W>(&'a mut W, u64);
-
-impl<W: Write> Write for Counted<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.0.write(buf)?;
-        self.1 += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
-}
-
-/// The log's timestamp text, formatted once per second rather than once per line.
+/// Text the lines repeat, made once rather than once per line: the timestamp, once per second,
+/// and the peer's address, once per change of peer (nearly every line's is loopback).
 #[derive(Default)]
-pub(super) struct Stamp {
+pub(super) struct Texts {
     second: i64,
-    text: String,
+    stamp: String,
+    peer: Option<IpAddr>,
+    peer_text: String,
 }
 
-impl Stamp {
-    pub(super) fn of(&mut self, at: chrono::DateTime<chrono::Utc>) -> &str {
-        if self.text.is_empty() || at.timestamp() != self.second {
+impl Texts {
+    pub(super) fn stamp(&mut self, at: chrono::DateTime<chrono::Utc>) -> &str {
+        if self.stamp.is_empty() || at.timestamp() != self.second {
             self.second = at.timestamp();
-            self.text = at.format("%d/%b/%Y:%H:%M:%S %z").to_string();
+            self.stamp = at.format("%d/%b/%Y:%H:%M:%S %z").to_string();
         }
-        &self.text
+        &self.stamp
+    }
+
+    pub(super) fn peer(&mut self, peer: IpAddr) -> &str {
+        if self.peer != Some(peer) {
+            self.peer = Some(peer);
+            self.peer_text = peer.to_string();
+        }
+        &self.peer_text
     }
 }
