@@ -74,7 +74,8 @@ pub enum AccessLogError {
 /// write all happen on the writer's thread.
 #[derive(Debug)]
 pub struct Entry {
-    pub at: chrono::DateTime<chrono::Utc>,
+    /// Seconds since the Unix epoch: a line's time has no finer part.
+    pub at: i64,
     pub peer: IpAddr,
     pub method: Method,
     pub version: Version,
@@ -99,7 +100,7 @@ impl Entry {
         text.extend_from_slice(path);
         text.extend_from_slice(agent.unwrap_or_default());
         Entry {
-            at: chrono::Utc::now(),
+            at: crate::model::Clock::system().seconds(),
             peer: peer.ip(),
             method: request.method().clone(),
             version: request.version(),
@@ -235,7 +236,7 @@ fn percent(code: u8, line: &mut Vec<u8>) {
 
 #[derive(Debug)]
 enum Message {
-    Entry(Box<Entry>),
+    Entry(Entry),
     /// Write out and flush everything queued before this, then say so.
     Flush(oneshot::Sender<()>),
     /// Close the file and open the path again (`SIGHUP`, after logrotate moved it).
@@ -330,11 +331,7 @@ impl AccessLog {
     pub fn record(&self, entry: Entry) {
         let weight = entry.weight();
         let queued = self.queued.fetch_add(weight, Ordering::AcqRel);
-        if queued + weight > MAX_QUEUED_BYTES
-            || self
-                .lines
-                .try_send(Message::Entry(Box::new(entry)))
-                .is_err()
+        if queued + weight > MAX_QUEUED_BYTES || self.lines.try_send(Message::Entry(entry)).is_err()
         {
             self.queued.fetch_sub(weight, Ordering::AcqRel);
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -394,7 +391,10 @@ mod tests {
             .body(())
             .unwrap();
         let mut entry = Entry::of(&request, "127.0.0.1:5000".parse().unwrap());
-        entry.at = "2026-12-02T10:11:12Z".parse().unwrap();
+        entry.at = "2026-12-02T10:11:12Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            .timestamp();
         entry.status = 200;
         entry.size = Some(42);
         let mut line = Vec::new();

@@ -122,10 +122,14 @@ pub(super) struct Texts {
 }
 
 impl Texts {
-    pub(super) fn stamp(&mut self, at: chrono::DateTime<chrono::Utc>) -> &str {
-        if self.stamp.is_empty() || at.timestamp() != self.second {
-            self.second = at.timestamp();
-            self.stamp = at.format("%d/%b/%Y:%H:%M:%S %z").to_string();
+    /// The time `at` (seconds since the Unix epoch) as a line shows it.
+    pub(super) fn stamp(&mut self, at: i64) -> &str {
+        if self.stamp.is_empty() || at != self.second {
+            self.second = at;
+            self.stamp = chrono::DateTime::from_timestamp(at, 0)
+                .unwrap_or_default()
+                .format("%d/%b/%Y:%H:%M:%S %z")
+                .to_string();
         }
         &self.stamp
     }
