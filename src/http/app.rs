@@ -136,9 +136,18 @@ impl App {
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        collapse_slashes(&mut request);
-        dated_as_latest(&mut request);
-        let answer = match self.fast.as_ref().and_then(|f| f.answer(&request, peer)) {
+        // The fast path first, on the path as sent: a path it recognizes has no `//` and is
+        // `latest`'s (an alias holds no `/`), so only the other requests pay for normalizing,
+        // and are offered to it again when that changed their path.
+        let fast = |request: &hyper::Request<B>| self.fast.as_ref()?.answer(request, peer);
+        let mut fast_answer = fast(&request);
+        if fast_answer.is_none() {
+            let collapsed = collapse_slashes(&mut request);
+            if dated_as_latest(&mut request) || collapsed {
+                fast_answer = fast(&request);
+            }
+        }
+        let answer = match fast_answer {
             Some(response) => Answer::Fast(response),
             None => {
                 let mut request = request.map(Body::new);
@@ -161,10 +170,11 @@ impl App {
 /// Reads `//latest//api/token` as `/latest/api/token`, for every route and the fast path alike:
 /// Java v2 joins an endpoint that ends in `/` (as `fintors env` prints it, for AWS CLI v2.9) with
 /// `/latest/meta-data/...`, and path-joining clients elsewhere do the same.
-fn collapse_slashes<B>(request: &mut hyper::Request<B>) {
+/// Whether it changed the path.
+fn collapse_slashes<B>(request: &mut hyper::Request<B>) -> bool {
     let path = request.uri().path();
     if !path.contains("//") {
-        return;
+        return false;
     }
     let mut target = String::with_capacity(path.len());
     for c in path.chars() {
@@ -173,18 +183,23 @@ fn collapse_slashes<B>(request: &mut hyper::Request<B>) {
         }
     }
     set_path(request, target);
+    true
 }
 
 /// Reads a dated version's tree (`/2009-04-04/meta-data/...`) as `latest`'s, for every route
 /// and the fast path alike, with the same token rules: every version serves the same instance.
-/// The common case, `/latest/...`, costs one comparison.
-fn dated_as_latest<B>(request: &mut hyper::Request<B>) {
+/// The common case, `/latest/...`, costs one comparison. Whether it changed the path.
+fn dated_as_latest<B>(request: &mut hyper::Request<B>) -> bool {
     let path = request.uri().path();
     if path.starts_with("/latest/") {
-        return;
+        return false;
     }
-    if let Some(latest) = crate::ec2::as_latest(path) {
-        set_path(request, latest);
+    match crate::ec2::as_latest(path) {
+        Some(latest) => {
+            set_path(request, latest);
+            true
+        }
+        None => false,
     }
 }
 
