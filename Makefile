@@ -132,7 +132,8 @@ bench-profile:
 # The order the release build links fintors's functions in (bench/layout.order, read by build.rs):
 # those a daemon runs from exec to serving, side by side, so start-up maps few pages of code.
 # From a twin of the release build that keeps its symbols (the same names; not bench-profile's,
-# whose debug info changes them). Again after a dependency update: a stale list only costs memory.
+# whose debug info changes them). Again when a release build warns that the list was made for
+# another Cargo.lock or rustc: a stale list only costs memory.
 layout:
 	@command -v callgrind_control >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind; }
 	FINTORS_KEEP_SYMBOLS=1 $(CARGO) build --release --target-dir target/layout

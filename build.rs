@@ -88,6 +88,27 @@ fn rust_lld() -> Option<Vec<String>> {
     })
 }
 
+include!("bench/src/fingerprint.rs");
+
+/// Why the function order no longer fits this build, if it does not: it names the symbols of
+/// another lock file or compiler, so most of it is skipped and idle memory grows back.
+fn stale_layout(order: &Path) -> Option<String> {
+    let list = std::fs::read_to_string(order).ok()?;
+    let made_for = list
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(FINGERPRINT_LINE))?;
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = Command::new(rustc).arg("--version").output().ok()?;
+    let lock = std::fs::read(Path::new(&var("CARGO_MANIFEST_DIR")).join("Cargo.lock")).ok()?;
+    let now = layout_fingerprint(&lock, &String::from_utf8_lossy(&version.stdout));
+    (made_for.trim() != now).then(|| {
+        "bench/layout.order was made for another Cargo.lock or rustc: run `make layout` \
+         (idle memory grows until then)"
+            .to_owned()
+    })
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=CC");
@@ -114,7 +135,11 @@ fn main() {
     let order = Path::new(&var("CARGO_MANIFEST_DIR")).join("bench/layout.order");
     if order.is_file() {
         println!("cargo:rerun-if-changed={}", order.display());
+        println!("cargo:rerun-if-changed=Cargo.lock");
         if let Some(lld) = lld.filter(|_| var("PROFILE") == "release") {
+            if let Some(stale) = stale_layout(&order) {
+                println!("cargo:warning={stale}");
+            }
             for flag in lld {
                 println!("cargo:rustc-link-arg-bins={flag}");
             }

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::fingerprint::{FINGERPRINT_LINE, layout_fingerprint};
 use crate::instructions::{self, Credentials, Scenario};
 use crate::{Fintors, flag};
 
@@ -63,18 +64,22 @@ pub async fn layout(args: &[String]) {
         names.len(),
         fintors.binary.display()
     );
-    // Symbol names change with the compiler and with a dependency's version: the list says
-    // which it was made with.
+    // Symbol names change with the compiler and with the dependencies: the list says which it
+    // was made with, and build.rs warns when they are no longer the build's.
     let rustc = std::process::Command::new("rustc")
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
+    let lock = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"))
+        .expect("Cargo.lock");
     let header = format!(
         "# fintors's functions that a daemon runs from exec to serving and stopping, hottest\n\
          # first: the order lld links them in (build.rs), so that start-up maps few pages.\n\
          # Written by `make layout` with {rustc}; a stale line is skipped, a function\n\
-         # missing here is linked with the rest.\n"
+         # missing here is linked with the rest.\n\
+         {FINGERPRINT_LINE}{}\n",
+        layout_fingerprint(&lock, &rustc)
     );
     std::fs::write(&out, format!("{header}{}\n", names.join("\n"))).unwrap();
     eprintln!("{} functions -> {}", names.len(), out.display());
