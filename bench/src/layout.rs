@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::fingerprint::{FINGERPRINT_LINE, layout_fingerprint};
 use crate::instructions::{self, Credentials, Scenario};
 use crate::{Fintors, flag};
 
@@ -71,15 +70,19 @@ pub async fn layout(args: &[String]) {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
-    let lock = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"))
-        .expect("Cargo.lock");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let lock = std::process::Command::new("git")
+        .args(["hash-object", "Cargo.lock"])
+        .current_dir(&workspace)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .expect("git hash-object Cargo.lock");
     let header = format!(
         "# fintors's functions that a daemon runs from exec to serving and stopping, hottest\n\
          # first: the order lld links them in (build.rs), so that start-up maps few pages.\n\
-         # Written by `make layout` with {rustc}; a stale line is skipped, a function\n\
-         # missing here is linked with the rest.\n\
-         {FINGERPRINT_LINE}{}\n",
-        layout_fingerprint(&lock, &rustc)
+         # Written by `make layout`; a stale line is skipped, a function missing here is\n\
+         # linked with the rest. The names are those of this lock file and compiler:\n\
+         # made for: Cargo.lock {lock}, {rustc}\n"
     );
     std::fs::write(&out, format!("{header}{}\n", names.join("\n"))).unwrap();
     eprintln!("{} functions -> {}", names.len(), out.display());

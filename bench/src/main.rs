@@ -27,7 +27,6 @@ use tokio::io::AsyncBufReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
-mod fingerprint;
 mod instructions;
 mod layout;
 mod soak;
