@@ -83,20 +83,17 @@ pub struct Credentials {
 /// The raw requests of one round of `scenario` against `imds` (or the container endpoint), and
 /// whether each round opens its own connection.
 pub fn requests(scenario: Scenario, imds: SocketAddr, c: &Credentials) -> (Vec<String>, bool) {
-    let get = |path: &str, header: &str| {
-        format!("GET {path} HTTP/1.1\r\nHost: {imds}\r\n{header}\r\n\r\n")
-    };
-    let with_token = format!("X-aws-ec2-metadata-token: {}", c.imds_token);
+    let get = |path: &str| get_with_token(imds, path, c);
     let put = format!(
         "PUT /latest/api/token HTTP/1.1\r\nHost: {imds}\r\n\
          X-aws-ec2-metadata-token-ttl-seconds: 21600\r\nContent-Length: 0\r\n\r\n"
     );
     let listing = "/latest/meta-data/iam/security-credentials/";
     match scenario {
-        Scenario::CredentialsKeptAlive => (vec![get(&creds_path(), &with_token)], false),
-        Scenario::CredentialsNewConnection => (vec![get(&creds_path(), &with_token)], true),
+        Scenario::CredentialsKeptAlive => (vec![get(&creds_path())], false),
+        Scenario::CredentialsNewConnection => (vec![get(&creds_path())], true),
         Scenario::TokenPut => (vec![put], false),
-        Scenario::Listing => (vec![get(listing, &with_token)], false),
+        Scenario::Listing => (vec![get(listing)], false),
         Scenario::Container => (
             vec![format!(
                 "GET /creds/{ROLE} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\r\n",
@@ -104,15 +101,16 @@ pub fn requests(scenario: Scenario, imds: SocketAddr, c: &Credentials) -> (Vec<S
             )],
             false,
         ),
-        Scenario::SdkSequence => (
-            vec![
-                put,
-                get(listing, &with_token),
-                get(&creds_path(), &with_token),
-            ],
-            true,
-        ),
+        Scenario::SdkSequence => (vec![put, get(listing), get(&creds_path())], true),
     }
+}
+
+/// A raw GET of `path` from the IMDS at `imds`, with the IMDS token of `c`.
+pub fn get_with_token(imds: SocketAddr, path: &str, c: &Credentials) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {imds}\r\nX-aws-ec2-metadata-token: {}\r\n\r\n",
+        c.imds_token
+    )
 }
 
 /// Reads one HTTP/1.1 response (headers, then `Content-Length` bytes) from `stream`.

@@ -98,12 +98,7 @@ fn readers(imds: SocketAddr, c: &Credentials) -> Vec<String> {
         "/latest/dynamic/instance-identity/document",
     ]
     .iter()
-    .map(|path| {
-        format!(
-            "GET {path} HTTP/1.1\r\nHost: {imds}\r\nX-aws-ec2-metadata-token: {}\r\n\r\n",
-            c.imds_token
-        )
-    })
+    .map(|path| instructions::get_with_token(imds, path, c))
     .collect()
 }
 
