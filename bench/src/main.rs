@@ -222,6 +222,23 @@ impl Server {
         let _ = self.child.wait().await;
     }
 
+    /// Context switches of all the process's threads so far, voluntary or not: each is a
+    /// thread that woke up (or was made to yield).
+    fn context_switches(&self) -> u64 {
+        let pid = self.child.id().expect("running");
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        tasks
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
+            .flat_map(|status| {
+                status
+                    .lines()
+                    .filter(|l| l.contains("ctxt_switches:"))
+                    .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    }
+
     fn rss_kib(&self) -> u64 {
         let pid = self.child.id().expect("running");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -545,7 +562,12 @@ async fn run(args: &[String]) {
 
     // 4. Cold start, first (nothing warm): process start -> port accepts / first credential.
     eprintln!("cold start ...");
-    let cold = cold_start(&fintors, &sts, 5).await;
+    let cold = cold_starts(&fintors, &sts, &work, 21).await;
+
+    // 5. Footprint, first part: the wake-ups of a daemon nothing asks, beside the whole run.
+    let idle = fintors.start().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_since = (Instant::now(), idle.context_switches());
 
     // 1. and 2. Throughput and latency against the ceiling.
     let daemon = fintors.start().await;
@@ -617,6 +639,11 @@ async fn run(args: &[String]) {
 
     // 5. Footprint.
     let binary_size = std::fs::metadata(&binary).unwrap().len();
+    let wakeups = Wakeups {
+        switches: idle.context_switches() - idle_since.1,
+        seconds: idle_since.0.elapsed().as_secs_f64(),
+    };
+    drop(idle);
 
     // 6. Instructions per request under callgrind, which noise does not move.
     eprintln!("instructions per request under callgrind ...");
@@ -636,6 +663,7 @@ async fn run(args: &[String]) {
         &steady,
         &refreshing,
         &cold,
+        &wakeups,
         idle_rss,
         loaded_rss,
         served,
@@ -734,70 +762,166 @@ async fn refresh_run(
     }
 }
 
+/// Context switches of a daemon nobody asks, over `seconds`: the target is what the
+/// credential refresh needs, no timer of its own.
+struct Wakeups {
+    switches: u64,
+    seconds: f64,
+}
+
+impl Wakeups {
+    fn per_minute(&self) -> f64 {
+        self.switches as f64 * 60.0 / self.seconds
+    }
+}
+
 struct ColdStart {
     accept_ms: f64,
     first_credential_ms: f64,
     sts_ms: f64,
 }
 
-/// `cold-start`: the start-up table alone, the median of `--starts` (default 21) starts, for
-/// changes to what runs before the first credential (a full `run` takes five only).
+impl ColdStart {
+    fn own_ms(&self) -> f64 {
+        self.first_credential_ms - self.sts_ms
+    }
+}
+
+/// The start-up table: with the system's trust store, and where a system bundle is found, the
+/// same starts with a trust store of one certificate of it (`SSL_CERT_FILE`), alternating.
+///
+/// The difference is what the AWS SDK's HTTPS client spends reading the trust store before
+/// fintors's first STS call: it reads every file of the certificate directory as well as the
+/// bundle (rustls-native-certs), and fintors cannot hand it certificates read some other way.
+/// Real STS is https, so the one-certificate start is not a way to start: it only shows where
+/// the time goes.
+struct ColdStarts {
+    system: ColdStart,
+    /// `None` when no system bundle was found to take a certificate from.
+    one_certificate: Option<ColdStart>,
+}
+
+impl ColdStarts {
+    /// The system trust store's share of the first credential, in ms.
+    fn trust_store_ms(&self) -> Option<f64> {
+        self.one_certificate
+            .as_ref()
+            .map(|one| self.system.first_credential_ms - one.first_credential_ms)
+    }
+}
+
+/// Where the system's CA bundle usually is (openssl-probe's first choices, Debian's first).
+const SYSTEM_BUNDLES: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// A file in `dir` holding the first certificate of the system's bundle, if one is found.
+fn one_certificate(dir: &Path) -> Option<PathBuf> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let bundle = SYSTEM_BUNDLES
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())?;
+    let begin = bundle.find("-----BEGIN CERTIFICATE-----")?;
+    let end = begin + bundle[begin..].find(END)? + END.len();
+    let path = dir.join("one-certificate.pem");
+    std::fs::write(&path, format!("{}\n", &bundle[begin..end])).unwrap();
+    Some(path)
+}
+
+/// `cold-start`: the start-up table alone, the median of `--starts` (default 21) starts of each
+/// kind, for changes to what runs before the first credential.
 async fn cold_start_only(args: &[String]) {
     let starts: usize = flag(args, "--starts").map_or(21, |s| s.parse().unwrap());
     let (fintors, work, sts) = Fintors::for_subcommand(args, "cold-start").await;
-    let cold = cold_start(&fintors, &sts, starts).await;
+    let cold = cold_starts(&fintors, &sts, &work, starts).await;
     println!(
         "median of {starts} starts: accepts {:.1} ms, first credential {:.1} ms, of which STS {:.1} ms, fintors's own {:.1} ms",
-        cold.accept_ms,
-        cold.first_credential_ms,
-        cold.sts_ms,
-        cold.first_credential_ms - cold.sts_ms
+        cold.system.accept_ms,
+        cold.system.first_credential_ms,
+        cold.system.sts_ms,
+        cold.system.own_ms()
     );
+    match (&cold.one_certificate, cold.trust_store_ms()) {
+        (Some(one), Some(trust)) => println!(
+            "with a trust store of one certificate: first credential {:.1} ms, fintors's own {:.1} ms; \
+             the system trust store {trust:.1} ms",
+            one.first_credential_ms,
+            one.own_ms()
+        ),
+        _ => println!("no system CA bundle found: the trust store's share is not measured"),
+    }
     let _ = std::fs::remove_dir_all(work);
 }
 
-/// The median over `starts` starts.
-async fn cold_start(fintors: &Fintors, sts: &FakeSts, starts: usize) -> ColdStart {
-    sts.set(0, 3600);
-    let mut samples = Vec::new();
+/// The median over `starts` starts of each kind, alternating so that both see the same machine.
+async fn cold_starts(fintors: &Fintors, sts: &FakeSts, work: &Path, starts: usize) -> ColdStarts {
+    let one = one_certificate(work);
+    let mut system = Vec::new();
+    let mut one_certificate = Vec::new();
     for _ in 0..starts {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut command = fintors.command(port);
-        command
-            .kill_on_drop(true)
-            .stderr(Stdio::null())
-            .stdout(Stdio::null());
-        let start_us = sts.since_epoch_us();
-        let started = Instant::now();
-        let _child = command.spawn().unwrap();
-        let mut accept = None;
-        let first = loop {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "fintors did not start"
-            );
-            if accept.is_none() && TcpStream::connect(addr).await.is_ok() {
-                accept = Some(started.elapsed());
-            }
-            if accept.is_some()
-                && let Some((200, body)) = http(addr, &get(addr, &creds_path())).await
-                && body.contains("\"Success\"")
-            {
-                break started.elapsed();
-            }
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        };
-        let sts_us = sts
-            .last_answer_us
-            .load(Ordering::SeqCst)
-            .saturating_sub(sts.last_arrival_us.load(Ordering::SeqCst));
-        assert!(sts.last_arrival_us.load(Ordering::SeqCst) >= start_us);
-        samples.push((accept.unwrap(), first, Duration::from_micros(sts_us)));
+        system.push(start_once(fintors, sts, None).await);
+        if let Some(one) = &one {
+            one_certificate.push(start_once(fintors, sts, Some(one)).await);
+        }
     }
+    ColdStarts {
+        system: medians(&system),
+        one_certificate: one.map(|_| medians(&one_certificate)),
+    }
+}
+
+/// One start: (port accepts, first credential served, STS's own time), from process start.
+async fn start_once(
+    fintors: &Fintors,
+    sts: &FakeSts,
+    trust_store: Option<&Path>,
+) -> (Duration, Duration, Duration) {
+    sts.set(0, 3600);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut command = fintors.command(port);
+    if let Some(file) = trust_store {
+        command.env("SSL_CERT_FILE", file);
+    }
+    command
+        .kill_on_drop(true)
+        .stderr(Stdio::null())
+        .stdout(Stdio::null());
+    let start_us = sts.since_epoch_us();
+    let started = Instant::now();
+    let _child = command.spawn().unwrap();
+    let mut accept = None;
+    let first = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "fintors did not start"
+        );
+        if accept.is_none() && TcpStream::connect(addr).await.is_ok() {
+            accept = Some(started.elapsed());
+        }
+        if accept.is_some()
+            && let Some((200, body)) = http(addr, &get(addr, &creds_path())).await
+            && body.contains("\"Success\"")
+        {
+            break started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    };
+    let sts_us = sts
+        .last_answer_us
+        .load(Ordering::SeqCst)
+        .saturating_sub(sts.last_arrival_us.load(Ordering::SeqCst));
+    assert!(sts.last_arrival_us.load(Ordering::SeqCst) >= start_us);
+    (accept.unwrap(), first, Duration::from_micros(sts_us))
+}
+
+fn medians(samples: &[(Duration, Duration, Duration)]) -> ColdStart {
     let median = |f: &dyn Fn(&(Duration, Duration, Duration)) -> Duration| {
         let mut v: Vec<f64> = samples.iter().map(|s| f(s).as_secs_f64() * 1e3).collect();
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -824,7 +948,8 @@ fn markdown(
     access_log: &AccessLogRun,
     steady: &RefreshRun,
     refreshing: &RefreshRun,
-    cold: &ColdStart,
+    cold: &ColdStarts,
+    wakeups: &Wakeups,
     idle_rss: u64,
     loaded_rss: u64,
     served: u64,
@@ -918,21 +1043,31 @@ fn markdown(
     );
     s += &format!(
         "\nExpected calls: the start-up fetch of the default role, plus one per refresh.\n\n\
-         ## Cold start (median of 5)\n\n\
-         | process start -> port accepts | -> first credential served | of which STS | fintors's own |\n|---:|---:|---:|---:|\n\
-         | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |\n\n\
+         ## Cold start (median of 21)\n\n\
+         | process start -> port accepts | -> first credential served | of which STS | fintors's own | of which the system trust store |\n|---:|---:|---:|---:|---:|\n\
+         | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |\n\n\
+         The trust store's share is the difference to the same starts, alternating, with \
+         `SSL_CERT_FILE` naming a file of one certificate: what the AWS SDK's HTTPS client spends \
+         reading the bundle and every file of the certificate directory before the first STS call.\n\n\
          ## Footprint\n\n\
-         | idle RSS | RSS after {} requests | stripped release binary |\n|---:|---:|---:|\n\
-         | {:.1} MiB | {:.1} MiB | {:.1} MiB |\n\n\
+         | idle RSS | RSS after {} requests | stripped release binary | idle wake-ups |\n|---:|---:|---:|---:|\n\
+         | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} a minute ({} context switches in {:.0} s) |\n\n\
          ![latency]({})\n",
-        cold.accept_ms,
-        cold.first_credential_ms,
-        cold.sts_ms,
-        cold.first_credential_ms - cold.sts_ms,
+        cold.system.accept_ms,
+        cold.system.first_credential_ms,
+        cold.system.sts_ms,
+        cold.system.own_ms(),
+        cold.trust_store_ms().map_or(
+            "not measured (no system CA bundle)".to_owned(),
+            |ms| format!("{ms:.1} ms")
+        ),
         served,
         idle_rss as f64 / 1024.0,
         loaded_rss as f64 / 1024.0,
         binary_size as f64 / 1048576.0,
+        wakeups.per_minute(),
+        wakeups.switches,
+        wakeups.seconds,
         plot.file_name().unwrap().to_string_lossy(),
     );
     s
