@@ -230,6 +230,10 @@ pub struct StatusReport {
     /// The configuration file it reads (and re-reads on reload).
     #[serde(default)]
     pub config: String,
+    /// It serves on a socket systemd passed in (`LISTEN_FDS`): stopping the process does not
+    /// stop the serving, since systemd starts it again at the next connection.
+    #[serde(default)]
+    pub socket_activated: bool,
     /// How far this machine's clock was from STS's at STS's last answer (`None`: no answer
     /// since the daemon started).
     #[serde(default)]

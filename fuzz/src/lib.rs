@@ -193,6 +193,7 @@ fn build() -> Daemon {
         config_path,
         aws_profiles: false,
         imdsv2_required: false,
+        socket_activated: false,
         federation_endpoint: None,
     };
     let v1 = build_state(

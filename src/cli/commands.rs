@@ -167,6 +167,14 @@ pub async fn stop(args: &ClientArgs) -> Output {
             "it is not on this machine's loopback: stop it where it runs".into(),
         ));
     }
+    // The socket outlives the process: systemd would start fintors again at the next
+    // connection, the wait below's own included, and the stop would seem to fail.
+    if daemon.socket_activated {
+        return Err(failed(
+            "systemd's socket started it and starts it again: stop the socket unit with systemctl"
+                .into(),
+        ));
+    }
     // The pid is the daemon's word: signal it only if it names a fintors of this user (a
     // daemon of root's, or of FINTORS_DAEMON_UID, passes the client's check too), never init,
     // never this command.

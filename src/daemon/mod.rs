@@ -144,6 +144,7 @@ async fn start_engine(
         sts_clock: Some(sts.clock_watch.clone()),
         aws_profiles: args.aws_profiles,
         imdsv2_required: args.imdsv2_required,
+        socket_activated: listeners.inherited,
         federation_endpoint: federation_endpoint()?,
     };
     let mfa = sts.mfa.clone();
@@ -324,6 +325,8 @@ pub struct Settings {
     pub sts_clock: Option<crate::credentials::ClockWatch>,
     pub aws_profiles: bool,
     pub imdsv2_required: bool,
+    /// The IMDS listener came from systemd's socket (`LISTEN_FDS`).
+    pub socket_activated: bool,
     /// `FINTORS_FEDERATION_ENDPOINT`, if set: where console sign-ins go instead of the role
     /// partition's federation endpoint.
     pub federation_endpoint: Option<FederationEndpoint>,
@@ -363,6 +366,7 @@ pub fn build_state(
         tokens,
         clock,
         imdsv2_required: settings.imdsv2_required,
+        socket_activated: settings.socket_activated,
         federation: Federation::new(settings.federation_endpoint.clone()),
         handoffs: Arc::new(Handoffs::new(clock)),
         sts_clock: settings.sts_clock.clone(),

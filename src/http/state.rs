@@ -32,6 +32,8 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub clock: Clock,
     pub imdsv2_required: bool,
+    /// It serves on a socket systemd passed in, which outlives the process.
+    pub socket_activated: bool,
     /// Console sign-in (`fintors console`), and the sign-ins waiting for the browser.
     pub federation: Federation,
     pub handoffs: Arc<Handoffs>,

@@ -88,6 +88,7 @@ pub(super) fn report(state: &AppState) -> StatusReport {
             }),
         config: state.reloader.config_path().display().to_string(),
         imdsv2_required: state.imdsv2_required,
+        socket_activated: state.socket_activated,
         container_endpoint: state.container.as_ref().map(|c| c.url.clone()),
         mfa: state
             .registry

@@ -177,6 +177,31 @@ fn stop_ends_the_daemon_gracefully_and_waits_for_it() {
     assert_eq!(fintors_cli(&d, &["stop"]).status.code(), Some(2));
 }
 
+/// A daemon on systemd's socket is not signalled: the socket would start it again at the next
+/// connection (the wait for the port to close included), so `stop` says which unit to stop.
+#[test]
+fn stop_leaves_a_socket_activated_daemon_to_systemd_and_says_so() {
+    let sts = FakeSts::issuing();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut d = Daemon::builder(TWO_ROLES)
+        .sts(&sts.url)
+        .socket(listener)
+        .start();
+    let o = fintors_cli(&d, &["stop"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert_eq!(
+        stderr(&o).trim_end(),
+        format!(
+            "fintors: cannot stop fintors (pid {}) at http://{}: systemd's socket started it and \
+             starts it again: stop the socket unit with systemctl",
+            d.pid(),
+            d.addr
+        )
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(d.exited().is_none(), "the daemon was signalled");
+}
+
 /// Whatever answers at the endpoint names the pid `stop` signals: a server of this user's that
 /// names another process of this user (here a `sleep`) is refused, and the process lives.
 #[test]

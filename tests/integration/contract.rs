@@ -89,6 +89,7 @@ fn daemon() -> Daemon {
         config_path: path,
         aws_profiles: false,
         imdsv2_required: false,
+        socket_activated: false,
         federation_endpoint: None,
     };
     // AssumeRole without STS: `broken` is refused, `mfa` waits for its session.
