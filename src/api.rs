@@ -227,6 +227,11 @@ pub struct StatusReport {
     /// The daemon's process id, for `fintors stop` (0 from a daemon too old to say).
     #[serde(default)]
     pub pid: u32,
+    /// When that process started (Linux: `/proc/PID/stat`'s clock ticks after boot; `None`
+    /// elsewhere and from older daemons). With `pid` it names the daemon's process even after
+    /// the pid is used again, so `fintors stop` signals that process or none.
+    #[serde(default)]
+    pub process_started: Option<u64>,
     /// The configuration file it reads (and re-reads on reload).
     #[serde(default)]
     pub config: String,

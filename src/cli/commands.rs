@@ -177,19 +177,28 @@ pub async fn stop(args: &ClientArgs) -> Output {
     }
     // The pid is the daemon's word: signal it only if it names a fintors of this user (a
     // daemon of root's, or of FINTORS_DAEMON_UID, passes the client's check too), never init,
-    // never this command.
+    // never this command, and (where the daemon says when it started) only the process that
+    // started then. Held before it is looked at, so that the signal reaches what was looked at
+    // or, if that has exited and its pid is another process's by now, nothing.
+    if daemon.pid <= 1 || daemon.pid == std::process::id() {
+        return Err(failed("that is not a daemon's process id".into()));
+    }
+    let held = crate::platform::processes::Held::open(daemon.pid).map_err(|e| failed(gone(&e)))?;
     let me = crate::platform::users::effective_uid();
-    match crate::platform::processes::owner_and_name(daemon.pid) {
-        _ if daemon.pid <= 1 || daemon.pid == std::process::id() => {
-            return Err(failed("that is not a daemon's process id".into()));
-        }
-        Some((uid, name)) if uid == me && name == "fintors" => {}
-        Some((uid, name)) => {
+    match crate::platform::processes::describe(daemon.pid) {
+        Some(p) if p.uid != me || p.name != "fintors" => {
             return Err(failed(format!(
-                "process {} is {name:?} of uid {uid}, not a fintors of yours",
+                "process {} is {:?} of uid {}, not a fintors of yours",
+                daemon.pid, p.name, p.uid
+            )));
+        }
+        Some(p) if daemon.process_started.is_some_and(|s| s != p.started) => {
+            return Err(failed(format!(
+                "process {} is not the fintors that answered (it started at another time)",
                 daemon.pid
             )));
         }
+        Some(_) => {}
         None => {
             return Err(failed(
                 "cannot tell what that process is here: stop it with kill or the service manager"
@@ -197,12 +206,7 @@ pub async fn stop(args: &ClientArgs) -> Output {
             ));
         }
     }
-    crate::platform::processes::terminate(daemon.pid).map_err(|e| {
-        failed(match e.raw_os_error() {
-            Some(libc::EPERM) => "it runs as another user (root?): stop it as that user".into(),
-            _ => e.to_string(),
-        })
-    })?;
+    held.terminate().map_err(|e| failed(gone(&e)))?;
     let asked = std::time::Instant::now();
     loop {
         match report(&endpoint).await {
@@ -220,6 +224,15 @@ pub async fn stop(args: &ClientArgs) -> Output {
         "stopped fintors (pid {}) at {endpoint}\n",
         daemon.pid
     ))
+}
+
+/// Why a process could not be held or signalled, in `stop`'s words.
+fn gone(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EPERM) => "it runs as another user (root?): stop it as that user".into(),
+        Some(libc::ESRCH) => "that process has exited (is another daemon answering?)".into(),
+        _ => e.to_string(),
+    }
 }
 
 /// `fintors current`

@@ -78,6 +78,7 @@ pub(super) fn report(state: &AppState) -> StatusReport {
         version: crate::VERSION.to_owned(),
         active_role: active.map(|a| a.role().alias.to_string()),
         pid: std::process::id(),
+        process_started: crate::platform::processes::own_start(),
         clock_skew: state
             .sts_clock
             .as_ref()

@@ -235,6 +235,41 @@ fn stop_signals_only_a_fintors() {
     );
 }
 
+/// A pid names a process only with its start: a server that names this user's fintors by pid
+/// but another start time (as a pid used again after the daemon exited would look) is refused,
+/// and the fintors lives.
+#[test]
+fn stop_signals_only_the_process_that_started_when_the_daemon_says() {
+    let sts = FakeSts::issuing();
+    let mut d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
+    let status: serde_json::Value =
+        serde_json::from_slice(&fintors_cli(&d, &["status", "--json"]).stdout).unwrap();
+    let started = status["process_started"]
+        .as_u64()
+        .expect("a start time on Linux");
+    let pid = d.pid();
+    let liar = crate::support::FakeServer::start(move |_| {
+        (
+            200,
+            "application/json",
+            format!(
+                r#"{{"version":"0","pid":{pid},"process_started":{},"active_role":null,"imdsv2_required":false,"container_endpoint":null,"roles":[]}}"#,
+                started + 1
+            ),
+        )
+    });
+    let o = fintors_cli_at(&liar.url, &["stop"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        stderr(&o).contains(&format!(
+            "process {pid} is not the fintors that answered (it started at another time)"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert!(d.exited().is_none(), "the daemon was signalled");
+}
+
 #[test]
 fn env_prints_the_same_lines_whether_or_not_the_daemon_is_running_yet() {
     let d = Daemon::start();
