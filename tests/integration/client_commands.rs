@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 use crate::require_venv;
 use crate::support::{
     Daemon, FakeSts, TWO_ROLES, fintors_cli, fintors_cli_at, free_port, moto, run_client,
+    status_json,
 };
 
 fn stdout(o: &Output) -> String {
@@ -149,8 +150,7 @@ fn daemon_not_running_is_one_line_and_exit_2() {
 fn stop_ends_the_daemon_gracefully_and_waits_for_it() {
     let sts = FakeSts::issuing();
     let mut d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
-    let status: serde_json::Value =
-        serde_json::from_slice(&fintors_cli(&d, &["status", "--json"]).stdout).unwrap();
+    let status = status_json(&d);
     assert_eq!(status["pid"], d.pid());
     assert!(status["config"].as_str().unwrap().ends_with("fintorc.json"));
     let o = fintors_cli(&d, &["stop"]);
@@ -242,8 +242,7 @@ fn stop_signals_only_a_fintors() {
 fn stop_signals_only_the_process_that_started_when_the_daemon_says() {
     let sts = FakeSts::issuing();
     let mut d = Daemon::builder(TWO_ROLES).sts(&sts.url).start();
-    let status: serde_json::Value =
-        serde_json::from_slice(&fintors_cli(&d, &["status", "--json"]).stdout).unwrap();
+    let status = status_json(&d);
     let started = status["process_started"]
         .as_u64()
         .expect("a start time on Linux");

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use crate::require_venv;
 
 use crate::support::{
-    Daemon, FakeSts, HANG_UP, Moto, Reply, StsCall, fintors_cli, free_port, issued, sts_error,
+    Daemon, FakeSts, HANG_UP, Moto, Reply, StsCall, fintors_cli, free_port, issued, status_json,
+    sts_error,
 };
 
 const CREDS: &str = "/latest/meta-data/iam/security-credentials/";
@@ -63,12 +64,6 @@ fn error_code(r: &Reply) -> String {
     let doc = r.json();
     assert!(doc.get("AccessKeyId").is_none(), "{}", r.body);
     doc["Code"].as_str().unwrap().to_owned()
-}
-
-fn status_json(d: &Daemon) -> serde_json::Value {
-    let out = fintors_cli(d, &["status", "--json"]);
-    assert!(out.status.success(), "{out:?}");
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn last_error_code(status: &serde_json::Value, alias: &str) -> Option<String> {

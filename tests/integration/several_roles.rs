@@ -10,7 +10,7 @@ use crate::require_venv;
 use crate::support::clients::{ClientRun, Via, aws_cli_v2};
 use crate::support::{
     Daemon, FakeSts, StsCall, TWO_ROLES, container_token, fintors_cli, http, issued, moto,
-    rust_whoami,
+    rust_whoami, status_json,
 };
 
 const EXAMPLE_ARN: &str = "arn:aws:sts::123456789012:assumed-role/example/finto-example";
@@ -328,8 +328,7 @@ fn status_and_roles_show_who_uses_each_role_through_which_door() {
     }
     let path = "/latest/meta-data/iam/security-credentials/example";
     assert_eq!(d.get(path).status, 200);
-    let report = fintors_cli(&d, &["status", "--json"]);
-    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let report = status_json(&d);
     let served =
         |role: usize, door: &str| report["roles"][role]["served"][door]["last_15_minutes"].as_u64();
     assert_eq!(report["roles"][1]["alias"], "example2");

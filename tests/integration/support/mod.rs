@@ -604,6 +604,13 @@ pub fn write_script(path: &Path, script: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
+/// `fintors status --json` of `daemon`, which must succeed.
+pub fn status_json(daemon: &Daemon) -> serde_json::Value {
+    let out = fintors_cli(daemon, &["status", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Runs `fintors ARGS` as a client of `daemon` (via FINTORS_ENDPOINT, and FINTORS_STATE_DIR for
 /// the container key) and returns its output.
 pub fn fintors_cli(daemon: &Daemon, args: &[&str]) -> std::process::Output {
