@@ -56,6 +56,15 @@ pub fn own_start() -> Option<u64> {
     describe(std::process::id()).map(|info| info.started)
 }
 
+/// Whether a pidfd call failed for want of the call itself: `ENOSYS` before Linux 5.3, `EPERM`
+/// from a seccomp filter that does not know it (older container runtimes). A signal not
+/// permitted is `EPERM` too; `kill` then says the same of that pid, whose process is alive
+/// (one that exited gives `ESRCH`), so falling back reaches no other process.
+#[cfg(target_os = "linux")]
+fn unavailable(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM))
+}
+
 /// A process held so that a signal reaches it or nothing: on Linux a pidfd (5.3 and later),
 /// through which a signal to a process that has exited fails, even if its pid is some other
 /// process's by then. Open it before looking at the process in `/proc`: if the signal then
@@ -82,7 +91,7 @@ impl Held {
             let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
             let pidfd = match fd {
                 -1 => match std::io::Error::last_os_error() {
-                    e if e.raw_os_error() == Some(libc::ENOSYS) => None,
+                    e if unavailable(&e) => None,
                     e => return Err(e),
                 },
                 // SAFETY: a descriptor pidfd_open just returned, owned by nothing else.
@@ -97,7 +106,7 @@ impl Held {
     }
 
     /// Asks the process to stop (SIGTERM), as systemd and a shell's `kill` do. `ESRCH` if it
-    /// has exited since it was held.
+    /// has exited since it was held. Where the pidfd call is refused, `kill` with the pid.
     pub fn terminate(&self) -> std::io::Result<()> {
         #[cfg(target_os = "linux")]
         if let Some(pidfd) = &self.pidfd {
@@ -113,10 +122,13 @@ impl Held {
                     0,
                 )
             };
-            return match sent {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            };
+            match sent {
+                0 => return Ok(()),
+                _ => match std::io::Error::last_os_error() {
+                    e if unavailable(&e) => {}
+                    e => return Err(e),
+                },
+            }
         }
         // SAFETY: kill(2) with a positive pid signals that one process; it touches no memory.
         match unsafe { libc::kill(self.pid, libc::SIGTERM) } {
@@ -179,6 +191,17 @@ mod tests {
         child.wait().unwrap();
         let e = held.terminate().unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ESRCH));
+    }
+
+    /// A kernel or a seccomp filter without pidfds falls back to `kill`; a process that exited
+    /// does not.
+    #[test]
+    fn only_a_missing_or_filtered_pidfd_call_falls_back_to_kill() {
+        let errno = std::io::Error::from_raw_os_error;
+        assert!(unavailable(&errno(libc::ENOSYS)));
+        assert!(unavailable(&errno(libc::EPERM)));
+        assert!(!unavailable(&errno(libc::ESRCH)));
+        assert!(!unavailable(&errno(libc::EMFILE)));
     }
 
     #[test]
