@@ -12,8 +12,8 @@ use hyper::{Method, StatusCode};
 use super::args::{ClientArgs, CredsFormat, EnvFormat};
 use super::client::{ClientError, Endpoint};
 use super::daemon::{
-    CommandError, Output, active_alias, error_text, parse, post_ok, report, role_or_active,
-    unknown_role,
+    CommandError, Output, active_alias, error_text, parse, post_ok, printable, report,
+    role_or_active, unknown_role,
 };
 use super::keys;
 use super::picker::{self, Purpose, named_or_picked};
@@ -159,7 +159,7 @@ pub async fn stop(args: &ClientArgs) -> Output {
     if daemon.pid == 0 {
         return Err(failed(format!(
             "fintors {} does not say its process id; stop it with kill or systemctl",
-            daemon.version
+            printable(&daemon.version.chars().take(24).collect::<String>())
         )));
     }
     if !endpoint.is_loopback() {
@@ -171,8 +171,7 @@ pub async fn stop(args: &ClientArgs) -> Output {
     // connection, the wait below's own included, and the stop would seem to fail.
     if daemon.socket_activated {
         return Err(failed(
-            "systemd's socket started it and starts it again: stop the socket unit with systemctl"
-                .into(),
+            "systemd's socket would start it again: stop the socket unit with systemctl".into(),
         ));
     }
     // The pid is the daemon's word: signal it only if it names a fintors of this user (a
@@ -187,9 +186,12 @@ pub async fn stop(args: &ClientArgs) -> Output {
     let me = crate::platform::users::effective_uid();
     match crate::platform::processes::describe(daemon.pid) {
         Some(p) if p.uid != me || p.name != "fintors" => {
+            // The name is the process's own choice (15 bytes at most, the kernel's limit).
             return Err(failed(format!(
                 "process {} is {:?} of uid {}, not a fintors of yours",
-                daemon.pid, p.name, p.uid
+                daemon.pid,
+                printable(&p.name),
+                p.uid
             )));
         }
         Some(p) if daemon.process_started.is_some_and(|s| s != p.started) => {

@@ -11,6 +11,14 @@ use super::keys::KeyError;
 use crate::api::{ApiError, RoleList, StatusReport, paths};
 use crate::model::suggest::closest;
 
+/// A daemon's words (or another process's name) on the user's terminal: no control characters,
+/// so no escape sequences.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// Why a client subcommand failed, one variant per cause; each is one line for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {

@@ -18,7 +18,7 @@ use std::io::IsTerminal;
 
 use super::args::ClientArgs;
 use super::client::Endpoint;
-use super::daemon::{CommandError, report, role_or_active};
+use super::daemon::{CommandError, printable, report, role_or_active};
 use super::history::{self, History};
 use super::keys;
 use crate::api::RoleReport;
@@ -235,13 +235,6 @@ pub fn choices(
 
 fn width(s: &str) -> usize {
     s.chars().count()
-}
-
-/// A daemon's words on the user's terminal: no control characters (escape sequences).
-fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 /// The account column: "name (id)", or the id.

@@ -31,7 +31,7 @@ pub fn describe(pid: u32) -> Option<ProcessInfo> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     Some(ProcessInfo {
         uid,
-        name: name.trim_end().to_owned(),
+        name: name.strip_suffix('\n').unwrap_or(&name).to_owned(),
         started: start_ticks(&stat)?,
     })
 }
@@ -51,15 +51,26 @@ fn start_ticks(stat: &str) -> Option<u64> {
     after_name.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
-/// When this process started, as [`describe`] gives it to others.
+/// When this process started, as [`describe`] gives it to others: read once.
+#[cfg(target_os = "linux")]
 pub fn own_start() -> Option<u64> {
-    describe(std::process::id()).map(|info| info.started)
+    static STARTED: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        start_ticks(&stat)
+    })
 }
 
-/// Whether a pidfd call failed for want of the call itself: `ENOSYS` before Linux 5.3, `EPERM`
-/// from a seccomp filter that does not know it (older container runtimes). A signal not
-/// permitted is `EPERM` too; `kill` then says the same of that pid, whose process is alive
-/// (one that exited gives `ESRCH`), so falling back reaches no other process.
+/// Elsewhere there is no `/proc` to ask.
+#[cfg(not(target_os = "linux"))]
+pub fn own_start() -> Option<u64> {
+    None
+}
+
+/// Whether `pidfd_open` failed for want of the call itself: `ENOSYS` before Linux 5.3, `EPERM`
+/// from a seccomp filter that does not know it (older container runtimes); it has no `EPERM`
+/// of its own. Once a pidfd is held, a refused signal is an error, never a `kill` of the pid,
+/// which by then may be another process's.
 #[cfg(target_os = "linux")]
 fn unavailable(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM))
@@ -106,7 +117,7 @@ impl Held {
     }
 
     /// Asks the process to stop (SIGTERM), as systemd and a shell's `kill` do. `ESRCH` if it
-    /// has exited since it was held. Where the pidfd call is refused, `kill` with the pid.
+    /// has exited since it was held. Without a pidfd, `kill` with the pid.
     pub fn terminate(&self) -> std::io::Result<()> {
         #[cfg(target_os = "linux")]
         if let Some(pidfd) = &self.pidfd {
@@ -122,13 +133,10 @@ impl Held {
                     0,
                 )
             };
-            match sent {
-                0 => return Ok(()),
-                _ => match std::io::Error::last_os_error() {
-                    e if unavailable(&e) => {}
-                    e => return Err(e),
-                },
-            }
+            return match sent {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            };
         }
         // SAFETY: kill(2) with a positive pid signals that one process; it touches no memory.
         match unsafe { libc::kill(self.pid, libc::SIGTERM) } {
@@ -188,15 +196,19 @@ mod tests {
     fn a_held_process_that_exited_is_not_signalled_again() {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let held = Held::open(child.id()).unwrap();
+        assert!(
+            held.pidfd.is_some(),
+            "no pidfd_open here (Linux before 5.3, or a seccomp filter): this test needs one"
+        );
         child.wait().unwrap();
         let e = held.terminate().unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ESRCH));
     }
 
-    /// A kernel or a seccomp filter without pidfds falls back to `kill`; a process that exited
-    /// does not.
+    /// A kernel or a seccomp filter without `pidfd_open` holds the pid alone; a process that
+    /// is gone is an error.
     #[test]
-    fn only_a_missing_or_filtered_pidfd_call_falls_back_to_kill() {
+    fn only_a_missing_or_filtered_pidfd_open_falls_back_to_the_pid() {
         let errno = std::io::Error::from_raw_os_error;
         assert!(unavailable(&errno(libc::ENOSYS)));
         assert!(unavailable(&errno(libc::EPERM)));
