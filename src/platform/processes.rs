@@ -27,13 +27,18 @@ pub fn describe(pid: u32) -> Option<ProcessInfo> {
         .next()?
         .parse()
         .ok()?;
-    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     Some(ProcessInfo {
         uid,
-        name: name.strip_suffix('\n').unwrap_or(&name).to_owned(),
+        name: stat_name(&stat)?.to_owned(),
         started: start_ticks(&stat)?,
     })
+}
+
+/// The name in a `/proc/PID/stat` line: `comm`, between the first `(` and the last `)`.
+#[cfg(target_os = "linux")]
+fn stat_name(stat: &str) -> Option<&str> {
+    stat.get(stat.find('(')? + 1..stat.rfind(')')?)
 }
 
 /// Elsewhere there is no `/proc` to ask.
@@ -172,9 +177,10 @@ mod tests {
     }
 
     #[test]
-    fn the_start_is_counted_from_the_last_parenthesis() {
+    fn the_name_and_start_are_read_around_the_last_parenthesis() {
         let stat = "42 (a) b) c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1 2";
         assert_eq!(start_ticks(stat), Some(987_654));
+        assert_eq!(stat_name(stat), Some("a) b) c"));
         assert_eq!(start_ticks("42 (no closing"), None);
     }
 
